@@ -1,0 +1,105 @@
+/**
+ * The contracts of the cache layer: what a download cache must do, and the
+ * identity of the remote revision a cache holds bytes of.
+ */
+import type { ByteRange } from '../ranges/byte-range.js';
+
+/**
+ * Who the cached bytes belong to: the remote file and the revision of it.
+ * Stored in the index file so that a later run can tell whether the remote
+ * is still the same file. Fields the remote did not provide are left out.
+ */
+export interface RemoteIdentity {
+  /** The URL (or path) the download was started from, credentials removed. */
+  readonly url: string;
+  /** The size in bytes. */
+  readonly size: number;
+  /** The ETag exactly as the server sent it, quotes and `W/` included. */
+  readonly etag?: string;
+  /** The Last-Modified header exactly as the server sent it. */
+  readonly lastModified?: string;
+  /** A whole-file digest the remote advertised, if any. */
+  readonly digest?: ExpectedDigest;
+}
+
+/** Hash algorithms blockfetch can verify a whole file with. */
+export type DigestAlgorithm = 'sha256' | 'sha512' | 'sha1' | 'md5';
+
+/** A whole-file digest to verify against. */
+export interface ExpectedDigest {
+  /** The algorithm, as `node:crypto` names it. */
+  readonly algorithm: DigestAlgorithm;
+  /** The digest, lower-case hex. */
+  readonly hex: string;
+}
+
+/**
+ * A cache of the blocks of one remote file: the Go `DownloadCache` contract,
+ * made asynchronous where it does I/O.
+ *
+ * Durability contract: a block becomes cached (visible to `nextCached`,
+ * `tail`, `readAt`) only after all of its bytes were written; the index on
+ * disk never records a block before that block's bytes are fsynced.
+ */
+export interface DownloadCache {
+  /** The file's size and the cache's block size, in bytes. */
+  contentLengthAndBlockSize(): { contentLength: number; blockSize: number };
+  /** How many bytes and blocks are cached now. */
+  cachedBytesAndBlocks(): { bytes: number; blocks: number };
+  /**
+   * Fills `out` with the next block at or after block index `start` that is
+   * not cached, and returns the index to continue from (the block after it),
+   * or -1 when there is none (then `out` is left as it was).
+   *
+   * @example
+   * ```ts
+   * const br = { from: -1, to: -1 };
+   * for (let i = cache.nextOutstanding(0, br); i !== -1; i = cache.nextOutstanding(i, br)) fetch(br);
+   * ```
+   */
+  nextOutstanding(start: number, out: ByteRange): number;
+  /** As {@link DownloadCache.nextOutstanding}, for blocks that are cached. */
+  nextCached(start: number, out: ByteRange): number;
+  /**
+   * The contiguous cached prefix `{ from: 0, to }`. If it has not grown since
+   * the previous call (on this cache), waits until it does. Returns at once
+   * when the cache is complete. Returns `{ from: -1, to: -1 }` when `signal`
+   * aborts first (and for an empty file). No wake-up is ever missed.
+   */
+  tail(signal?: AbortSignal): Promise<ByteRange>;
+  /** True when every block is cached. */
+  complete(): boolean;
+  /**
+   * Writes one whole block at block-aligned `offset` and marks it cached.
+   * `data` must be exactly the block's length (the last block is
+   * `contentLength % blockSize` bytes when that is not 0).
+   * Resolves to the number of bytes written.
+   */
+  writeAt(data: Uint8Array, offset: number): Promise<number>;
+  /**
+   * Writes bytes at any offset inside the file WITHOUT marking anything
+   * cached: how a downloader streams a body into place chunk by chunk.
+   * Follow with {@link DownloadCache.markCached} once a block is whole.
+   */
+  writeData(data: Uint8Array, offset: number): Promise<void>;
+  /**
+   * Marks block `index` cached. The caller promises that every byte of the
+   * block was written with `writeData`/`writeAt` and that those writes
+   * resolved. The index on disk records it at the next (batched) flush,
+   * after the data file is fsynced.
+   */
+  markCached(index: number): void;
+  /**
+   * Reads `data.length` bytes at `offset` (any offset). Rejects with a
+   * `BLOCKFETCH_UNCACHED_RANGE` error if ANY byte asked for is not cached.
+   */
+  readAt(data: Uint8Array, offset: number): Promise<number>;
+  /** The identity of the remote recorded in the index, if any. */
+  remoteIdentity(): RemoteIdentity | undefined;
+  /** Records the remote's identity in the index (written durably before this resolves). */
+  setRemoteIdentity(identity: RemoteIdentity): Promise<void>;
+  /** Writes the index now: fsync data, then the index (temp file, fsync, rename, fsync dir). */
+  flush(): Promise<void>;
+  /** Flushes, releases the lock and closes the files. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,158 @@
+/**
+ * Retry timing: a pure backoff function, a per-block retry budget, and a
+ * sleep that ends the moment its AbortSignal fires.
+ *
+ * Unlike the Go seed (which retried immediately and forever by default),
+ * blockfetch always waits between attempts and always has a limit.
+ */
+import { InvalidArgumentError } from '../errors.js';
+
+/** The knobs of {@link backoffDelay} and {@link RetryBudget}. */
+export interface RetryOptions {
+  /** Attempts per block before giving up on it, counting the first. @default 6 */
+  readonly attemptsPerBlock?: number;
+  /** Retries across the whole run before giving up on the run. @default 200 */
+  readonly totalRetries?: number;
+  /** The first delay, in ms; doubled on each further attempt. @default 250 */
+  readonly baseDelayMs?: number;
+  /** The largest exponential delay, in ms. @default 30000 */
+  readonly maxDelayMs?: number;
+  /** The largest delay a server may ask for with Retry-After, in ms. @default 120000 */
+  readonly maxRetryAfterMs?: number;
+  /**
+   * Fraction of each exponential delay that is random, 0 (none) to 1 (full
+   * jitter), so that many clients do not retry in lock step. @default 0.5
+   */
+  readonly jitter?: number;
+}
+
+/** {@link RetryOptions} with every default filled in. */
+export const defaultRetryOptions: Required<RetryOptions> = Object.freeze({
+  attemptsPerBlock: 6,
+  totalRetries: 200,
+  baseDelayMs: 250,
+  maxDelayMs: 30_000,
+  maxRetryAfterMs: 120_000,
+  jitter: 0.5,
+});
+
+/** Fills in defaults and checks every field, naming a bad one. */
+export function resolveRetryOptions(options: RetryOptions = {}): Required<RetryOptions> {
+  const resolved = { ...defaultRetryOptions, ...stripUndefined(options) };
+  for (const key of ['attemptsPerBlock', 'totalRetries', 'baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs'] as const) {
+    const value = resolved[key];
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new InvalidArgumentError(`retry option ${key} must be a whole number >= 0, got ${String(value)} (${typeof value})`);
+    }
+  }
+  if (resolved.attemptsPerBlock < 1) {
+    throw new InvalidArgumentError(`retry option attemptsPerBlock must be at least 1, got ${resolved.attemptsPerBlock}`);
+  }
+  if (typeof resolved.jitter !== 'number' || !(resolved.jitter >= 0 && resolved.jitter <= 1)) {
+    throw new InvalidArgumentError(`retry option jitter must be a number from 0 to 1, got ${String(resolved.jitter)}`);
+  }
+  return resolved;
+}
+
+/**
+ * The delay before retry number `attempt` (1 for the first retry), in ms.
+ *
+ * A delay the server asked for (`retryAfterMs`, from Retry-After) is honoured
+ * as given but capped at `maxRetryAfterMs`. Otherwise the delay is
+ * `min(maxDelayMs, baseDelayMs * 2^(attempt-1))`, of which the fraction
+ * `jitter` is replaced by a random share (`random()` in [0, 1)).
+ * Pure: pass `random` to make it deterministic in tests.
+ *
+ * @example
+ * ```ts
+ * backoffDelay(3, { baseDelayMs: 100, jitter: 0 }) // 400
+ * backoffDelay(1, { maxRetryAfterMs: 5000 }, 10_000) // 5000
+ * ```
+ */
+export function backoffDelay(
+  attempt: number,
+  options: RetryOptions = {},
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+): number {
+  const o = { ...defaultRetryOptions, ...stripUndefined(options) };
+  if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0) {
+    return Math.min(Math.round(retryAfterMs), o.maxRetryAfterMs);
+  }
+  const exponent = Math.max(0, Math.min(attempt - 1, 52));
+  const exponential = Math.min(o.maxDelayMs, o.baseDelayMs * 2 ** exponent);
+  const fixed = exponential * (1 - o.jitter);
+  return Math.round(fixed + exponential * o.jitter * random());
+}
+
+/** What {@link RetryBudget.onFailure} decided. */
+export type RetryDecision =
+  | { readonly retry: true; readonly delayMs: number; readonly attempt: number }
+  | { readonly retry: false; readonly reason: 'not-retryable' | 'block-attempts' | 'total-retries'; readonly attempt: number };
+
+/**
+ * Counts failures per key (a block index) and across a run, and decides
+ * whether to retry and after how long. A key's count resets when its work
+ * made progress, so a block that fails after moving some bytes is not
+ * punished like one that fails at once.
+ */
+export class RetryBudget {
+  readonly #options: Required<RetryOptions>;
+  readonly #attempts = new Map<number, number>();
+  readonly #random: () => number;
+  #retries = 0;
+
+  /** @param random the source of jitter; `Math.random` unless testing. */
+  constructor(options: RetryOptions = {}, random: () => number = Math.random) {
+    this.#options = resolveRetryOptions(options);
+    this.#random = random;
+  }
+
+  /** Retries granted so far in this run. */
+  get retries(): number {
+    return this.#retries;
+  }
+
+  /**
+   * Records a failure of `key` and decides. `retryable` and `retryAfterMs`
+   * come from the error's RetryResponse.
+   */
+  onFailure(key: number, retryable: boolean, retryAfterMs?: number): RetryDecision {
+    const attempt = (this.#attempts.get(key) ?? 0) + 1;
+    this.#attempts.set(key, attempt);
+    if (!retryable) return { retry: false, reason: 'not-retryable', attempt };
+    if (attempt >= this.#options.attemptsPerBlock) return { retry: false, reason: 'block-attempts', attempt };
+    if (this.#retries >= this.#options.totalRetries) return { retry: false, reason: 'total-retries', attempt };
+    this.#retries++;
+    return { retry: true, delayMs: backoffDelay(attempt, this.#options, retryAfterMs, this.#random), attempt };
+  }
+
+  /** Records that `key` made progress: its failure count starts again. */
+  onProgress(key: number): void {
+    this.#attempts.delete(key);
+  }
+}
+
+/**
+ * Waits `ms` milliseconds, or less: rejects with `signal.reason` the moment
+ * `signal` aborts (at once if it already has). Leaves no timer or listener
+ * behind either way.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

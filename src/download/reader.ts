@@ -1,0 +1,59 @@
+/**
+ * The `Reader` contract: where bytes come from. The core (cache, downloaders)
+ * knows nothing of HTTP; HTTP is one implementation (`src/http/`), a local
+ * file another (`./file-reader.ts`).
+ */
+import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
+
+export type { RetryResponse } from '../errors.js';
+
+/** What a reader found out about the remote when it first looked. */
+export interface ContentInfo {
+  /** Total size in bytes. */
+  readonly contentLength: number;
+  /** The block size the reader prefers for downloading, in bytes. */
+  readonly blockSize: number;
+  /** The remote's identity (URL, size, ETag, Last-Modified, digest). */
+  readonly identity: RemoteIdentity;
+  /**
+   * False when the remote cannot serve byte ranges: then only one request
+   * for the whole file (`getReader(0, contentLength - 1)`) is valid, and the
+   * downloader fetches it as one sequential stream.
+   */
+  readonly rangesSupported: boolean;
+  /**
+   * True when every ranged request is pinned to one revision (a strong ETag
+   * in If-Match, or Last-Modified in If-Unmodified-Since). False when the
+   * remote gave nothing to pin to; then only the size is checked.
+   */
+  readonly pinned: boolean;
+}
+
+/**
+ * A source of a large file's bytes, read by inclusive byte ranges.
+ *
+ * Failures are thrown (or emitted by the body) as errors; each answers the
+ * `RetryResponse` questions through {@link retryResponseOf}: a
+ * `BlockfetchError` says whether it is retryable and whether the remote asked
+ * for a delay; any other error is treated as transient.
+ */
+export interface Reader {
+  /** A name for messages: the URL (credentials removed) or the path. */
+  readonly name: string;
+  /**
+   * Looks at the remote (once; later calls return the same answer) and
+   * tells its size, the preferred block size and its identity.
+   */
+  contentLengthAndBlockSize(signal?: AbortSignal): Promise<ContentInfo>;
+  /** A whole-file digest the remote advertised, once known; else undefined. */
+  digest(): ExpectedDigest | undefined;
+  /**
+   * Opens a body of exactly the bytes `from..to` (inclusive) of the revision
+   * found by `contentLengthAndBlockSize`. The body must yield exactly
+   * `to - from + 1` bytes; the caller checks and treats anything else as a
+   * retryable failure. Aborting `signal` must end the request and the body.
+   */
+  getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+}
+
+export { retryResponseOf } from '../errors.js';
