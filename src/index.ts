@@ -26,6 +26,9 @@ export type { ErrorCode, RetryResponse, RemoteChange, BlockfetchErrorOptions } f
 // ranges
 export { NO_RANGE, rangeLength, validateSizes, numBlocks, rangeForIndex, ranges } from './ranges/byte-range.js';
 export type { ByteRange } from './ranges/byte-range.js';
+export { ByteRanges } from './ranges/byte-ranges.js';
+export { ByteRangesTracker } from './ranges/byte-ranges-tracker.js';
+export type { BlockBitmap } from './ranges/block-bitmap.js';
 
 // cache
 export type { DownloadCache, RemoteIdentity, ExpectedDigest, DigestAlgorithm } from './cache/types.js';
