@@ -1,0 +1,102 @@
+/**
+ * The `blockfetch` command's exit codes, in one place.
+ *
+ * These numbers are a stable interface: scripts branch on them (retry on 3,
+ * alert on 5). They are documented in `docs/cli.md` and, per error code, in
+ * `docs/errors.md`. Add new ones at the end; never renumber.
+ */
+import { BlockfetchError, type ErrorCode } from '../errors.js';
+
+/** Every exit code the command uses, by meaning. */
+export const ExitCode = Object.freeze({
+  /** The download (or inspect, or verify) succeeded. */
+  SUCCESS: 0,
+  /** Something failed that has no more specific code (a disk write error, an unexpected bug). */
+  FAILURE: 1,
+  /** The command line was wrong: unknown option, bad value, missing URL, target exists without --force. */
+  USAGE: 2,
+  /** The network or the server failed and retries ran out. What was downloaded is kept: run it again to resume. */
+  NETWORK: 3,
+  /** The remote file changed since the download started. Use --restart to fetch the new revision. */
+  REMOTE_CHANGED: 4,
+  /** The downloaded (or verified) file does not have the expected digest. */
+  INTEGRITY: 5,
+  /** Not enough free space on the target's filesystem. */
+  NO_SPACE: 6,
+  /** Another blockfetch process is downloading to the same target. */
+  LOCKED: 7,
+  /** The partial download's index file is corrupt, foreign or of another version. */
+  INDEX: 8,
+  /** Interrupted by SIGINT (Ctrl-C); progress was saved. 128 + 2, as shells do. */
+  INTERRUPTED: 130,
+  /** Stopped by SIGTERM; progress was saved. 128 + 15, as shells do. */
+  TERMINATED: 143,
+} as const);
+
+/** One of the numbers in {@link ExitCode}. */
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/**
+ * The exit code for each error code. A `Record` over the whole `ErrorCode`
+ * union, so adding a code to `src/errors.ts` without deciding its exit code
+ * here fails to type-check.
+ */
+export const exitCodeByErrorCode: Readonly<Record<ErrorCode, ExitCodeValue>> = Object.freeze({
+  BLOCKFETCH_INVALID_ARGUMENT: ExitCode.USAGE,
+  BLOCKFETCH_TARGET_EXISTS: ExitCode.USAGE,
+
+  BLOCKFETCH_NOT_ENOUGH_SPACE: ExitCode.NO_SPACE,
+  BLOCKFETCH_ALLOCATION_FAILED: ExitCode.NO_SPACE,
+  BLOCKFETCH_INDEX_CORRUPT: ExitCode.INDEX,
+  BLOCKFETCH_INDEX_FOREIGN: ExitCode.INDEX,
+  BLOCKFETCH_INDEX_VERSION: ExitCode.INDEX,
+  BLOCKFETCH_INDEX_MISMATCH: ExitCode.INDEX,
+  BLOCKFETCH_CACHE_MISSING: ExitCode.INDEX,
+  BLOCKFETCH_CACHE_CLOSED: ExitCode.FAILURE,
+  BLOCKFETCH_LOCKED: ExitCode.LOCKED,
+  BLOCKFETCH_UNCACHED_RANGE: ExitCode.FAILURE,
+  BLOCKFETCH_INVALID_WRITE: ExitCode.FAILURE,
+  BLOCKFETCH_DISK_WRITE: ExitCode.FAILURE,
+
+  BLOCKFETCH_REMOTE_CHANGED: ExitCode.REMOTE_CHANGED,
+  BLOCKFETCH_RANGE_NOT_SUPPORTED: ExitCode.NETWORK,
+  BLOCKFETCH_BAD_RESPONSE: ExitCode.NETWORK,
+  BLOCKFETCH_HTTP_STATUS: ExitCode.NETWORK,
+  BLOCKFETCH_NETWORK: ExitCode.NETWORK,
+  BLOCKFETCH_BODY_LENGTH: ExitCode.NETWORK,
+  BLOCKFETCH_TIMEOUT: ExitCode.NETWORK,
+  BLOCKFETCH_REDIRECT: ExitCode.NETWORK,
+
+  BLOCKFETCH_RETRIES_EXHAUSTED: ExitCode.NETWORK,
+  BLOCKFETCH_DIGEST_MISMATCH: ExitCode.INTEGRITY,
+  BLOCKFETCH_ABORTED: ExitCode.INTERRUPTED,
+});
+
+/**
+ * The exit code for a thrown value. A {@link BlockfetchError} maps by its
+ * code; `RETRIES_EXHAUSTED` is looked through to its cause, so that a run
+ * whose last failure was "remote changed" or "disk full" says so. A Node
+ * `ENOSPC`/`EDQUOT` anywhere in the cause chain is {@link ExitCode.NO_SPACE}.
+ * Anything else is {@link ExitCode.FAILURE}.
+ */
+export function exitCodeFor(err: unknown): ExitCodeValue {
+  if (hasNoSpaceCause(err)) return ExitCode.NO_SPACE;
+  if (!(err instanceof BlockfetchError)) return ExitCode.FAILURE;
+  if (err.code === 'BLOCKFETCH_RETRIES_EXHAUSTED' && err.cause instanceof BlockfetchError) {
+    const inner = exitCodeFor(err.cause);
+    // A cause that is itself a transient failure still means "network".
+    if (inner !== ExitCode.FAILURE && inner !== ExitCode.USAGE) return inner;
+  }
+  return exitCodeByErrorCode[err.code];
+}
+
+function hasNoSpaceCause(err: unknown): boolean {
+  // Bounded walk: a cause chain is short; a cycle must not hang the CLI.
+  let current: unknown = err;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    const code = (current as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    current = current.cause;
+  }
+  return false;
+}
