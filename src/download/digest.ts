@@ -1,0 +1,174 @@
+/**
+ * Whole-file digests: choosing the algorithm and the expected value,
+ * hashing bytes strictly in file order, and checking the result.
+ *
+ * Both downloaders hash in order while they run (the CachingDownloader over
+ * the cache's growing contiguous prefix, the StreamingDownloader over the
+ * bytes it delivers), so a finished file is verified without a second pass.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { DigestAlgorithm, ExpectedDigest } from '../cache/types.js';
+import { DigestMismatchError, InvalidArgumentError } from '../errors.js';
+
+/** The algorithm used when nobody names one. */
+export const defaultDigestAlgorithm: DigestAlgorithm = 'sha256';
+
+/** Hex digits in a digest of each algorithm. */
+const HEX_LENGTH: Readonly<Record<DigestAlgorithm, number>> = Object.freeze({
+  md5: 32,
+  sha1: 40,
+  sha256: 64,
+  sha512: 128,
+});
+
+/** True when `value` names an algorithm blockfetch can verify with. */
+export function isDigestAlgorithm(value: unknown): value is DigestAlgorithm {
+  return typeof value === 'string' && Object.hasOwn(HEX_LENGTH, value);
+}
+
+/**
+ * Checks an {@link ExpectedDigest} and returns it with its hex lower-cased.
+ * Throws an {@link InvalidArgumentError} naming `what` when the algorithm is
+ * unknown or the hex is not the algorithm's length.
+ */
+export function normalizeExpectedDigest(digest: ExpectedDigest, what = 'expectedDigest'): ExpectedDigest {
+  if (typeof digest !== 'object' || digest === null) {
+    throw new InvalidArgumentError(`${what} must be an object { algorithm, hex }, got ${String(digest)} (${typeof digest})`);
+  }
+  if (!isDigestAlgorithm(digest.algorithm)) {
+    throw new InvalidArgumentError(
+      `${what}.algorithm must be one of ${Object.keys(HEX_LENGTH).join(', ')}, got ${String(digest.algorithm)} (${typeof digest.algorithm})`,
+    );
+  }
+  const hex = typeof digest.hex === 'string' ? digest.hex.trim().toLowerCase() : '';
+  const length = HEX_LENGTH[digest.algorithm];
+  if (!new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
+    throw new InvalidArgumentError(
+      `${what}.hex must be ${length} hex digits for ${digest.algorithm}, got ${JSON.stringify(digest.hex)} (${typeof digest.hex})`,
+    );
+  }
+  return Object.freeze({ algorithm: digest.algorithm, hex });
+}
+
+/**
+ * Parses `algorithm:hex` (as a person would type it, e.g. `sha256:9f86d0…`).
+ *
+ * @example
+ * ```ts
+ * parseExpectedDigest('SHA256:' + 'AB'.repeat(32)) // { algorithm: 'sha256', hex: 'abab…' }
+ * ```
+ */
+export function parseExpectedDigest(text: string): ExpectedDigest {
+  const match = /^\s*([a-z0-9-]+)[:=](\S+)\s*$/i.exec(text);
+  if (match === null) {
+    throw new InvalidArgumentError(`a digest must look like sha256:<hex>, got ${JSON.stringify(text)}`);
+  }
+  const algorithm = match[1]!.toLowerCase().replace('-', '');
+  return normalizeExpectedDigest({ algorithm: algorithm as DigestAlgorithm, hex: match[2]! }, 'digest');
+}
+
+/**
+ * Builds an {@link ExpectedDigest} from a base64 value (as in an HTTP
+ * `Repr-Digest: sha-256=:…:` or `Digest: SHA-256=…` header).
+ */
+export function expectedDigestFromBase64(algorithm: DigestAlgorithm, base64: string): ExpectedDigest {
+  const hex = Buffer.from(base64.replace(/^:|:$/g, ''), 'base64').toString('hex');
+  return normalizeExpectedDigest({ algorithm, hex }, 'digest');
+}
+
+/**
+ * Decides what to hash with and what to expect: the caller's digest wins
+ * over the one the remote advertised (the caller may know better, e.g. from
+ * a signed manifest); with neither, hash with {@link defaultDigestAlgorithm}
+ * and expect nothing (the result is still reported).
+ */
+export function chooseDigest(
+  fromCaller: ExpectedDigest | undefined,
+  fromRemote: ExpectedDigest | undefined,
+): { readonly algorithm: DigestAlgorithm; readonly expected: ExpectedDigest | undefined } {
+  const expected =
+    fromCaller !== undefined
+      ? normalizeExpectedDigest(fromCaller, 'expectedDigest')
+      : fromRemote !== undefined
+        ? normalizeExpectedDigest(fromRemote, 'the remote digest')
+        : undefined;
+  return { algorithm: expected?.algorithm ?? defaultDigestAlgorithm, expected };
+}
+
+/** The outcome of hashing a whole file. */
+export interface DigestResult {
+  /** The algorithm used. */
+  readonly algorithm: DigestAlgorithm;
+  /** The digest of the bytes, lower-case hex. */
+  readonly hex: string;
+  /** The digest that was expected, if any. */
+  readonly expected?: string;
+  /** True when an expected digest was given and matched. */
+  readonly verified: boolean;
+}
+
+/**
+ * Hashes bytes that must arrive strictly in order, and knows how many it
+ * has seen, so a caller can feed it from wherever it left off.
+ *
+ * @example
+ * ```ts
+ * const d = new InOrderDigest('sha256');
+ * d.update(new TextEncoder().encode('abc'));
+ * d.finish(expected) // DigestResult, or throws DigestMismatchError
+ * ```
+ */
+export class InOrderDigest {
+  /** The algorithm. */
+  readonly algorithm: DigestAlgorithm;
+  readonly #hash: Hash;
+  #bytes = 0;
+  #hex: string | undefined;
+
+  constructor(algorithm: DigestAlgorithm = defaultDigestAlgorithm) {
+    if (!isDigestAlgorithm(algorithm)) {
+      throw new InvalidArgumentError(
+        `digest algorithm must be one of ${Object.keys(HEX_LENGTH).join(', ')}, got ${String(algorithm)} (${typeof algorithm})`,
+      );
+    }
+    this.algorithm = algorithm;
+    this.#hash = createHash(algorithm);
+  }
+
+  /** Bytes hashed so far: the file offset the next `update` must start at. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Adds the next bytes of the file. */
+  update(chunk: Uint8Array): void {
+    if (this.#hex !== undefined) throw new InvalidArgumentError('InOrderDigest.update called after finish');
+    this.#hash.update(chunk);
+    this.#bytes += chunk.length;
+  }
+
+  /**
+   * Ends hashing and compares with `expected` (if given; its algorithm must
+   * be this one). Returns the result, or throws a {@link DigestMismatchError}.
+   * May be called again: it returns or throws the same.
+   */
+  finish(expected?: ExpectedDigest): DigestResult {
+    this.#hex ??= this.#hash.digest('hex');
+    return checkDigest(this.algorithm, this.#hex, expected);
+  }
+}
+
+/**
+ * Compares a computed digest with the expected one. Returns the
+ * {@link DigestResult}, or throws a {@link DigestMismatchError} when they
+ * differ. With no `expected`, returns an unverified result.
+ */
+export function checkDigest(algorithm: DigestAlgorithm, hex: string, expected?: ExpectedDigest): DigestResult {
+  if (expected === undefined) return Object.freeze({ algorithm, hex, verified: false });
+  const want = normalizeExpectedDigest(expected);
+  if (want.algorithm !== algorithm) {
+    throw new InvalidArgumentError(`expected a ${want.algorithm} digest but hashed with ${algorithm}`);
+  }
+  if (want.hex !== hex.toLowerCase()) throw new DigestMismatchError(algorithm, want.hex, hex);
+  return Object.freeze({ algorithm, hex, expected: want.hex, verified: true });
+}

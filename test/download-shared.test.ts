@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { RateLimiter, type RateClock } from '../src/download/rate-limiter.js';
+import {
+  InOrderDigest,
+  checkDigest,
+  chooseDigest,
+  expectedDigestFromBase64,
+  normalizeExpectedDigest,
+  parseExpectedDigest,
+} from '../src/download/digest.js';
+import { StatsRecorder } from '../src/download/stats.js';
+import { DigestMismatchError, InvalidArgumentError } from '../src/errors.js';
+
+/** A clock whose sleeps advance time instantly: rate tests count bytes, not wall time. */
+function steppedClock(): RateClock & { slept: number[] } {
+  let now = 0;
+  const slept: number[] = [];
+  return {
+    slept,
+    now: () => now,
+    sleep: async (ms, signal) => {
+      signal?.throwIfAborted();
+      slept.push(ms);
+      now += ms;
+      await Promise.resolve();
+    },
+  };
+}
+
+describe('RateLimiter', () => {
+  it('never grants more than burst + rate x elapsed, whatever the chunk sizes', async () => {
+    const clock = steppedClock();
+    const limiter = new RateLimiter({ bytesPerSecond: 1000, burstBytes: 100, clock });
+    const sizes = [1, 50, 99, 100, 101, 250, 7, 1000, 3, 64];
+    for (const size of sizes) {
+      await limiter.takeBytes(size);
+      expect(limiter.grantedBytes).toBeLessThanOrEqual(100 + clock.now() + 1e-9);
+    }
+    const total = sizes.reduce((a, b) => a + b, 0);
+    expect(limiter.grantedBytes).toBe(total);
+    // ...and it did not wait much longer than the rate requires either.
+    expect(clock.now()).toBeGreaterThanOrEqual(total - 100);
+    expect(clock.now()).toBeLessThanOrEqual(total - 100 + sizes.length * 2 + 10);
+  });
+
+  it('keeps the bound with several concurrent takers, served in order', async () => {
+    const clock = steppedClock();
+    const limiter = new RateLimiter({ bytesPerSecond: 10_000, burstBytes: 500, clock });
+    const order: number[] = [];
+    const violations: number[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, worker) => {
+        for (let i = 0; i < 5; i++) {
+          await limiter.takeBytes(300 + worker * 10);
+          order.push(worker);
+          const allowed = 500 + (clock.now() * 10_000) / 1000;
+          if (limiter.grantedBytes > allowed + 1e-6) violations.push(limiter.grantedBytes - allowed);
+        }
+      }),
+    );
+    expect(violations).toEqual([]);
+    expect(order).toHaveLength(40);
+    // FIFO: every worker got its first grant before any got its third.
+    expect(new Set(order.slice(0, 8)).size).toBe(8);
+  });
+
+  it('limits requests per second', async () => {
+    const clock = steppedClock();
+    const limiter = new RateLimiter({ requestsPerSecond: 4, clock });
+    for (let i = 0; i < 9; i++) await limiter.takeRequest();
+    // burst of 1, then one every 250 ms
+    expect(clock.now()).toBe(2000);
+  });
+
+  it('is unlimited without rates and validates options', async () => {
+    const limiter = new RateLimiter();
+    expect(limiter.unlimited).toBe(true);
+    await limiter.takeBytes(1 << 30);
+    expect(limiter.grantedBytes).toBe(1 << 30);
+    expect(() => new RateLimiter({ bytesPerSecond: -1 })).toThrow(/bytesPerSecond must be a finite number > 0, got -1 \(number\)/);
+    expect(() => new RateLimiter({ bytesPerSecond: 10, burstBytes: 0 })).toThrow(InvalidArgumentError);
+    await expect(limiter.takeBytes(1.5)).rejects.toThrow(/takeBytes: bytes/);
+  });
+
+  it('ends a wait at once when the signal aborts (real clock)', async () => {
+    const limiter = new RateLimiter({ bytesPerSecond: 10, burstBytes: 10 });
+    await limiter.takeBytes(10); // empties the bucket
+    const ac = new AbortController();
+    const started = performance.now();
+    const waiting = limiter.takeBytes(10, ac.signal); // would take ~1 s
+    const queued = limiter.takeBytes(1, ac.signal); // waits behind it
+    setTimeout(() => ac.abort(new Error('stop')), 20);
+    await expect(waiting).rejects.toThrow('stop');
+    await expect(queued).rejects.toThrow('stop');
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+});
+
+describe('digest helpers', () => {
+  const abc = new TextEncoder().encode('abc');
+  const sha256abc = createHash('sha256').update(abc).digest('hex');
+
+  it('hashes in order and verifies', () => {
+    const d = new InOrderDigest();
+    d.update(abc.subarray(0, 1));
+    d.update(abc.subarray(1));
+    expect(d.bytes).toBe(3);
+    expect(d.finish({ algorithm: 'sha256', hex: sha256abc.toUpperCase() })).toEqual({
+      algorithm: 'sha256',
+      hex: sha256abc,
+      expected: sha256abc,
+      verified: true,
+    });
+    expect(d.finish()).toMatchObject({ verified: false, hex: sha256abc });
+  });
+
+  it('throws DigestMismatchError on a mismatch', () => {
+    const d = new InOrderDigest('sha256');
+    d.update(abc);
+    const wrong = { algorithm: 'sha256' as const, hex: '0'.repeat(64) };
+    expect(() => d.finish(wrong)).toThrow(DigestMismatchError);
+    expect(() => checkDigest('sha256', sha256abc, wrong)).toThrow(/sha256 mismatch: expected 0{64}, got/);
+  });
+
+  it('parses and validates expected digests, naming the bad value', () => {
+    expect(parseExpectedDigest(`SHA-256:${sha256abc}`)).toEqual({ algorithm: 'sha256', hex: sha256abc });
+    expect(() => parseExpectedDigest('sha256:abc')).toThrow(/digest.hex must be 64 hex digits for sha256, got "abc"/);
+    expect(() => normalizeExpectedDigest({ algorithm: 'crc32' as 'md5', hex: '00' })).toThrow(/expectedDigest.algorithm must be one of/);
+    const b64 = createHash('sha256').update(abc).digest('base64');
+    expect(expectedDigestFromBase64('sha256', `:${b64}:`)).toEqual({ algorithm: 'sha256', hex: sha256abc });
+  });
+
+  it('prefers the caller, then the remote, else plain sha256', () => {
+    const remote = { algorithm: 'md5' as const, hex: 'a'.repeat(32) };
+    const caller = { algorithm: 'sha1' as const, hex: 'b'.repeat(40) };
+    expect(chooseDigest(caller, remote)).toEqual({ algorithm: 'sha1', expected: caller });
+    expect(chooseDigest(undefined, remote)).toEqual({ algorithm: 'md5', expected: remote });
+    expect(chooseDigest(undefined, undefined)).toEqual({ algorithm: 'sha256', expected: undefined });
+  });
+});
+
+describe('StatsRecorder', () => {
+  it('keeps done = at start + downloaded, and freezes snapshots', () => {
+    let t = 0;
+    const rec = new StatsRecorder({ size: 25, blockSize: 10, doneBytes: 10, doneBlocks: 1 }, () => t);
+    rec.passStarted();
+    rec.requestStarted();
+    rec.received(7);
+    rec.error();
+    rec.retry();
+    rec.requestEnded();
+    rec.requestStarted();
+    rec.received(10);
+    rec.blockDone(10);
+    t = 42;
+    const s = rec.snapshot();
+    expect(s).toMatchObject({
+      size: 25,
+      blocks: 3,
+      doneBytesAtStart: 10,
+      doneBytes: 20,
+      doneBlocks: 2,
+      downloadedBytes: 10,
+      downloadedBlocks: 1,
+      receivedBytes: 17,
+      requests: 2,
+      inFlight: 1,
+      retries: 1,
+      errors: 1,
+      passes: 1,
+      elapsedMs: 42,
+    });
+    expect(Object.isFrozen(s)).toBe(true);
+  });
+});
