@@ -1,0 +1,98 @@
+/**
+ * Reading the index file, and replacing it atomically and durably.
+ *
+ * The index is never rewritten in place: a crash in the middle of an
+ * in-place write would leave a torn file. Instead each save writes a temp
+ * file in the same directory, fsyncs it, renames it over the index and
+ * fsyncs the directory. At every instant the path names either the old
+ * complete index or the new complete one.
+ */
+import { basename, join } from 'node:path';
+import { BlockfetchError } from '../errors.js';
+import { errnoCode, nodeFileSystem, parentDir, type CacheFileSystem } from './file.js';
+import { decodeIndex, encodeIndex, type IndexContents } from './index-format.js';
+
+/**
+ * The index file of a cache, at `path`, read and written through a
+ * {@link CacheFileSystem} (the real one unless a test passes a fake).
+ *
+ * @example
+ * ```ts
+ * const index = new IndexFile('/data/big.iso.bfindex');
+ * const contents = await index.load();   // IndexError if it cannot be trusted
+ * await index.save({ ...contents, updatedAt: new Date().toISOString() });
+ * ```
+ */
+export class IndexFile {
+  /** The index file's path. */
+  readonly path: string;
+  /** The temp file each save writes first: `<dir>/.<name>.tmp`, in the same directory so the rename is atomic. */
+  readonly tempPath: string;
+  readonly #fs: CacheFileSystem;
+
+  constructor(path: string, fs: CacheFileSystem = nodeFileSystem) {
+    this.path = path;
+    this.tempPath = join(parentDir(path), `.${basename(path)}.tmp`);
+    this.#fs = fs;
+  }
+
+  /**
+   * Reads and checks the index. Rejects with `BLOCKFETCH_CACHE_MISSING` when
+   * there is no index file, an `IndexError` when it cannot be trusted.
+   */
+  async load(): Promise<IndexContents> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#fs.readFile(this.path);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') {
+        throw new BlockfetchError('BLOCKFETCH_CACHE_MISSING', `${this.path}: the index file does not exist`, {
+          cause: err,
+          hint: 'create the cache first (a new download), or check the index path',
+        });
+      }
+      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot read index ${this.path}: ${messageOf(err)}`, { cause: err });
+    }
+    return decodeIndex(bytes, this.path);
+  }
+
+  /**
+   * Replaces the index with `contents`, durably: write temp → fsync temp →
+   * rename over the index → fsync the directory. When this resolves the new
+   * index survives a power cut; if it rejects, the old index is still whole.
+   */
+  async save(contents: IndexContents): Promise<void> {
+    await this.replace(encodeIndex(contents));
+  }
+
+  /** As {@link IndexFile.save}, for bytes that are already encoded. */
+  async replace(bytes: Uint8Array): Promise<void> {
+    try {
+      const temp = await this.#fs.create(this.tempPath);
+      try {
+        await temp.write(bytes, 0);
+        // Without this fsync the rename could reach the disk before the
+        // temp file's contents, and a crash would leave an empty index.
+        await temp.sync();
+      } finally {
+        await temp.close();
+      }
+      await this.#fs.rename(this.tempPath, this.path);
+      // The rename is a change to the directory: durable only once the
+      // directory is fsynced. Until then a crash may bring back the old index
+      // (which is still correct, only older).
+      await this.#fs.syncDir(parentDir(this.path));
+    } catch (err) {
+      await this.#fs.remove(this.tempPath).catch(() => undefined);
+      if (err instanceof BlockfetchError) throw err;
+      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot write index ${this.path}: ${messageOf(err)}`, {
+        cause: err,
+        retryable: true,
+      });
+    }
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

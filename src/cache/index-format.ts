@@ -1,0 +1,265 @@
+/**
+ * The index file's format: JSON a person can read with `jq`, with a format
+ * marker, a version and a SHA-256 checksum, so that a torn, edited, foreign
+ * or newer file is recognised and refused with a typed error instead of
+ * being trusted. The format is documented field by field in
+ * `docs/index-format.md`.
+ *
+ * This module only turns bytes into checked values and back; it does no I/O.
+ */
+import { createHash } from 'node:crypto';
+import { IndexError, InvalidArgumentError } from '../errors.js';
+import { validateSizes } from '../ranges/byte-range.js';
+import { ByteRanges } from '../ranges/byte-ranges.js';
+import type { DigestAlgorithm, ExpectedDigest, RemoteIdentity } from './types.js';
+
+/** The value of the index's `format` field: "this JSON is a blockfetch index". */
+export const INDEX_FORMAT = 'blockfetch-index';
+
+/** The version of the index format this code writes, and the newest it reads. */
+export const INDEX_VERSION = 1;
+
+/** Everything an index file records, decoded and checked. */
+export interface IndexContents {
+  /** The size of the remote file and of the data file, in bytes. */
+  readonly contentLength: number;
+  /** The block size, in bytes. */
+  readonly blockSize: number;
+  /** `ceil(contentLength / blockSize)`. */
+  readonly numBlocks: number;
+  /** Blocks marked cached in `bitmap`. */
+  readonly cachedBlocks: number;
+  /** Bytes in those blocks (the last block may be short). */
+  readonly cachedBytes: number;
+  /** The remote revision the bytes belong to; undefined until a reader has looked. */
+  readonly remote: RemoteIdentity | undefined;
+  /** The cached blocks: a roaring bitmap in its portable serialization. */
+  readonly bitmap: Uint8Array;
+  /** When the index was written, ISO 8601 (for people; not used by the code). */
+  readonly updatedAt: string;
+}
+
+const HINTS = {
+  corrupt:
+    'the data file was not changed; restore the index from a backup, or start the download over (--restart) to fetch everything again',
+  foreign: 'this file was not written by blockfetch: check the index path; nothing was changed',
+} as const;
+
+/**
+ * Serializes `contents` as the index file's bytes: pretty-printed JSON
+ * ending in a newline, with the checksum computed over the canonical form of
+ * every other field (see {@link canonicalJson}).
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeIndex({ contentLength: 10, blockSize: 4, numBlocks: 3, cachedBlocks: 0,
+ *   cachedBytes: 0, remote: undefined, bitmap: ranges.serialize(), updatedAt: new Date().toISOString() });
+ * ```
+ */
+export function encodeIndex(contents: IndexContents): Uint8Array {
+  const body: Record<string, unknown> = {
+    format: INDEX_FORMAT,
+    version: INDEX_VERSION,
+    contentLength: contents.contentLength,
+    blockSize: contents.blockSize,
+    numBlocks: contents.numBlocks,
+    cachedBlocks: contents.cachedBlocks,
+    cachedBytes: contents.cachedBytes,
+    remote: contents.remote === undefined ? null : identityToJson(contents.remote),
+    updatedAt: contents.updatedAt,
+    bitmap: Buffer.from(contents.bitmap.buffer, contents.bitmap.byteOffset, contents.bitmap.byteLength).toString('base64'),
+  };
+  body['checksum'] = checksumOf(body);
+  return new TextEncoder().encode(`${JSON.stringify(body, null, 2)}\n`);
+}
+
+/**
+ * Parses and checks an index file's bytes. `path` is only used in messages.
+ *
+ * Throws an {@link IndexError}: `BLOCKFETCH_INDEX_CORRUPT` for an empty,
+ * truncated or damaged file (bad JSON, bad checksum, a field of the wrong
+ * type or value), `BLOCKFETCH_INDEX_FOREIGN` for JSON that is not a
+ * blockfetch index, `BLOCKFETCH_INDEX_VERSION` for a newer format version.
+ * It never throws anything else for bad input.
+ */
+export function decodeIndex(bytes: Uint8Array, path: string): IndexContents {
+  const corrupt = (what: string): IndexError =>
+    new IndexError('BLOCKFETCH_INDEX_CORRUPT', path, `index file is corrupt: ${what}`, { hint: HINTS.corrupt });
+
+  if (bytes.length === 0) throw corrupt('it is empty (truncated)');
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw corrupt('it is not UTF-8 text');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(`it is not valid JSON (${err instanceof Error ? err.message : String(err)}); it may be truncated`);
+  }
+  if (!isPlainObject(parsed) || parsed['format'] !== INDEX_FORMAT) {
+    throw new IndexError(
+      'BLOCKFETCH_INDEX_FOREIGN',
+      path,
+      `not a blockfetch index: the JSON has no "format": "${INDEX_FORMAT}" field`,
+      { hint: HINTS.foreign },
+    );
+  }
+
+  // The version decides how the rest is read, the checksum included, so it
+  // is checked before the checksum.
+  const version = parsed['version'];
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw corrupt(`"version" must be a whole number >= 1, got ${JSON.stringify(version) ?? 'nothing'}`);
+  }
+  if (version > INDEX_VERSION) {
+    throw new IndexError(
+      'BLOCKFETCH_INDEX_VERSION',
+      path,
+      `index format version ${version} is newer than this blockfetch reads (${INDEX_VERSION})`,
+      { hint: 'upgrade blockfetch to resume this download; nothing was changed' },
+    );
+  }
+
+  const { checksum, ...rest } = parsed;
+  if (typeof checksum !== 'string') throw corrupt('the "checksum" field is missing');
+  const expected = checksumOf(rest);
+  if (checksum !== expected) {
+    throw corrupt(`checksum mismatch (recorded ${checksum}, content hashes to ${expected}): the file was edited or damaged`);
+  }
+
+  const contentLength = wholeNumber(rest, 'contentLength', corrupt);
+  const blockSize = wholeNumber(rest, 'blockSize', corrupt);
+  try {
+    validateSizes(contentLength, blockSize);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw corrupt(err.message);
+    throw err;
+  }
+  const numBlocks = wholeNumber(rest, 'numBlocks', corrupt);
+  if (numBlocks !== Math.ceil(contentLength / blockSize)) {
+    throw corrupt(`"numBlocks" is ${numBlocks} but ${contentLength} bytes in blocks of ${blockSize} make ${Math.ceil(contentLength / blockSize)}`);
+  }
+  const cachedBlocks = wholeNumber(rest, 'cachedBlocks', corrupt);
+  const cachedBytes = wholeNumber(rest, 'cachedBytes', corrupt);
+  if (cachedBlocks > numBlocks || cachedBytes > contentLength) {
+    throw corrupt(`"cachedBlocks" ${cachedBlocks} / "cachedBytes" ${cachedBytes} exceed the file's ${numBlocks} blocks / ${contentLength} bytes`);
+  }
+  const updatedAt = rest['updatedAt'];
+  if (typeof updatedAt !== 'string') throw corrupt('"updatedAt" must be a string');
+  const bitmapText = rest['bitmap'];
+  if (typeof bitmapText !== 'string' || bitmapText.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(bitmapText)) {
+    throw corrupt('"bitmap" must be a base64 string');
+  }
+  const remote = identityFromJson(rest['remote'], corrupt);
+  return {
+    contentLength,
+    blockSize,
+    numBlocks,
+    cachedBlocks,
+    cachedBytes,
+    remote,
+    bitmap: new Uint8Array(Buffer.from(bitmapText, 'base64')),
+    updatedAt,
+  };
+}
+
+/**
+ * The canonical serialization the checksum is computed over: JSON with no
+ * whitespace and the keys of every object in sorted order. It depends only
+ * on the values, not on how a writer ordered or indented them, so a reader
+ * can recompute it from the parsed file.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** `sha256:` and the hex SHA-256 of the canonical JSON of `body` (which must not contain `checksum`). */
+function checksumOf(body: Record<string, unknown>): string {
+  return `sha256:${createHash('sha256').update(canonicalJson(body)).digest('hex')}`;
+}
+
+function identityToJson(identity: RemoteIdentity): Record<string, unknown> {
+  const out: Record<string, unknown> = { url: identity.url, size: identity.size };
+  if (identity.etag !== undefined) out['etag'] = identity.etag;
+  if (identity.lastModified !== undefined) out['lastModified'] = identity.lastModified;
+  if (identity.digest !== undefined) out['digest'] = { algorithm: identity.digest.algorithm, hex: identity.digest.hex };
+  return out;
+}
+
+const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512', 'sha1', 'md5'];
+
+function identityFromJson(value: unknown, corrupt: (what: string) => IndexError): RemoteIdentity | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (!isPlainObject(value)) throw corrupt('"remote" must be an object or null');
+  const { url, size, etag, lastModified, digest } = value;
+  if (typeof url !== 'string') throw corrupt('"remote.url" must be a string');
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw corrupt('"remote.size" must be a whole number >= 0');
+  if (etag !== undefined && typeof etag !== 'string') throw corrupt('"remote.etag" must be a string');
+  if (lastModified !== undefined && typeof lastModified !== 'string') throw corrupt('"remote.lastModified" must be a string');
+  let parsedDigest: ExpectedDigest | undefined;
+  if (digest !== undefined) {
+    if (
+      !isPlainObject(digest) ||
+      !DIGEST_ALGORITHMS.includes(digest['algorithm'] as DigestAlgorithm) ||
+      typeof digest['hex'] !== 'string' ||
+      !/^[0-9a-f]+$/.test(digest['hex'])
+    ) {
+      throw corrupt(`"remote.digest" must be { "algorithm": one of ${DIGEST_ALGORITHMS.join('/')}, "hex": lower-case hex }`);
+    }
+    parsedDigest = { algorithm: digest['algorithm'] as DigestAlgorithm, hex: digest['hex'] };
+  }
+  return {
+    url,
+    size,
+    ...(etag === undefined ? {} : { etag }),
+    ...(lastModified === undefined ? {} : { lastModified }),
+    ...(parsedDigest === undefined ? {} : { digest: parsedDigest }),
+  };
+}
+
+function wholeNumber(obj: Record<string, unknown>, key: string, corrupt: (what: string) => IndexError): number {
+  const value = obj[key];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw corrupt(`"${key}" must be a whole number >= 0, got ${JSON.stringify(value) ?? 'nothing'}`);
+  }
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The bitmap of a decoded index as {@link ByteRanges}, checked against the
+ * index's own counts. A bitmap that is not roaring's portable format, sets a
+ * block past the end of the file, or disagrees with `cachedBlocks` /
+ * `cachedBytes` gives `BLOCKFETCH_INDEX_CORRUPT`.
+ */
+export function rangesFromIndex(contents: IndexContents, path: string): ByteRanges {
+  const corrupt = (what: string, cause?: unknown): IndexError =>
+    new IndexError('BLOCKFETCH_INDEX_CORRUPT', path, `index file is corrupt: ${what}`, {
+      hint: HINTS.corrupt,
+      ...(cause === undefined ? {} : { cause }),
+    });
+  let ranges: ByteRanges;
+  try {
+    ranges = ByteRanges.deserialize(contents.bitmap, contents.contentLength, contents.blockSize);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw corrupt(`"bitmap": ${err.message}`, err);
+    throw err;
+  }
+  if (ranges.setCount !== contents.cachedBlocks || ranges.setBytes !== contents.cachedBytes) {
+    throw corrupt(
+      `the bitmap holds ${ranges.setCount} blocks / ${ranges.setBytes} bytes but "cachedBlocks" / "cachedBytes" say ${contents.cachedBlocks} / ${contents.cachedBytes}`,
+    );
+  }
+  return ranges;
+}
