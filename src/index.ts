@@ -32,6 +32,19 @@ export type { BlockBitmap } from './ranges/block-bitmap.js';
 
 // cache
 export type { DownloadCache, RemoteIdentity, ExpectedDigest, DigestAlgorithm } from './cache/types.js';
+export { reserveSpace, defaultReserveSpaceOptions } from './cache/reserve-space.js';
+export type { ReserveSpaceOptions, ReserveSpaceResult, ReserveMethod } from './cache/reserve-space.js';
+export { NodeCacheFile, nodeFileSystem } from './cache/file.js';
+export type { CacheFileReadWriter, CacheFileSystem } from './cache/file.js';
+export { INDEX_FORMAT, INDEX_VERSION, encodeIndex, decodeIndex, canonicalJson, rangesFromIndex } from './cache/index-format.js';
+export type { IndexContents } from './cache/index-format.js';
+export { IndexFile } from './cache/index-file.js';
+export { CacheLock, defaultCacheLockOptions } from './cache/lock.js';
+export type { CacheLockOptions } from './cache/lock.js';
+export { createNewFilesForCache, cacheFilesExist, openCacheFiles } from './cache/cache-files.js';
+export type { CreateCacheFilesOptions, CacheFilesPresence, OpenedCacheFiles } from './cache/cache-files.js';
+export { LocalDownloadCache, defaultLocalDownloadCacheOptions } from './cache/local-download-cache.js';
+export type { LocalDownloadCacheOptions, OpenLocalDownloadCacheOptions } from './cache/local-download-cache.js';
 
 // download
 export type { Reader, ContentInfo } from './download/reader.js';

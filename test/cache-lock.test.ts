@@ -1,0 +1,134 @@
+import { mkdir, mkdtemp, rm, stat, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createNewFilesForCache } from '../src/cache/cache-files.js';
+import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
+import { CacheLock } from '../src/cache/lock.js';
+import { BlockfetchError, LockHeldError } from '../src/errors.js';
+import { payload } from './helpers/payload.js';
+
+let dir: string;
+let path: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'bf-lock-'));
+  path = join(dir, 'data.bin');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('CacheLock', () => {
+  it('a second holder is refused at once with LockHeldError; after release it succeeds', async () => {
+    const first = await CacheLock.acquire(path);
+    const started = Date.now();
+    const err = await CacheLock.acquire(path).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(err).toBeInstanceOf(LockHeldError);
+    expect((err as LockHeldError).code).toBe('BLOCKFETCH_LOCKED');
+    expect((err as LockHeldError).path).toBe(path);
+    await first.release();
+    await first.release(); // idempotent
+    const second = await CacheLock.acquire(path);
+    await second.release();
+  });
+
+  it("'wait' gets the lock when the holder releases it", async () => {
+    const first = await CacheLock.acquire(path);
+    const waiting = CacheLock.acquire(path, { mode: 'wait', pollMs: 20 });
+    setTimeout(() => void first.release(), 150);
+    const second = await waiting;
+    expect(second.compromised).toBeUndefined();
+    await second.release();
+  });
+
+  it("'wait' gives up after waitTimeoutMs, and stops at once on abort", async () => {
+    const first = await CacheLock.acquire(path);
+    try {
+      await expect(CacheLock.acquire(path, { mode: 'wait', waitTimeoutMs: 200, pollMs: 50 })).rejects.toBeInstanceOf(LockHeldError);
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      const err = await CacheLock.acquire(path, { mode: 'wait', signal: ac.signal, pollMs: 1000 }).catch((e: unknown) => e);
+      expect((err as BlockfetchError).code).toBe('BLOCKFETCH_ABORTED');
+    } finally {
+      await first.release();
+    }
+  });
+
+  it('takes over a stale lock left by a dead process', async () => {
+    // What a process killed with -9 leaves behind: the lock directory, no longer refreshed.
+    await mkdir(`${path}.lock`);
+    const past = new Date(Date.now() - 10_000);
+    await utimes(`${path}.lock`, past, past);
+    const lock = await CacheLock.acquire(path, { staleMs: 5000 });
+    await lock.release();
+    // A fresh one is respected.
+    await mkdir(`${path}.lock`);
+    await expect(CacheLock.acquire(path, { staleMs: 5000 })).rejects.toBeInstanceOf(LockHeldError);
+  });
+
+  it('a compromised lock is recorded, reported once, and never thrown from a timer', async () => {
+    const reported: BlockfetchError[] = [];
+    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000, onCompromised: (e) => reported.push(e) });
+    // Someone removes the lock while we hold it: the next refresh notices.
+    await rm(`${path}.lock`, { recursive: true });
+    const deadline = Date.now() + 5000;
+    while (lock.compromised === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(lock.compromised?.code).toBe('BLOCKFETCH_LOCKED');
+    expect(lock.compromised?.message).toMatch(/lost while held/);
+    expect(reported).toHaveLength(1);
+    await lock.release(); // does not throw for a lost lock
+  });
+
+  it('rejects bad options naming them', async () => {
+    await expect(CacheLock.acquire(path, { staleMs: 100 })).rejects.toThrow(/staleMs .* >= 2000, got 100 \(number\)/);
+    await expect(CacheLock.acquire(path, { staleMs: 4000, updateMs: 3000 })).rejects.toThrow(/updateMs \(3000\) must be at most half/);
+    // @ts-expect-error not a mode
+    await expect(CacheLock.acquire(path, { mode: 'maybe' })).rejects.toThrow(/mode must be 'fail' or 'wait', got maybe/);
+    await expect(stat(`${path}.lock`)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('LocalDownloadCache and the lock', () => {
+  const indexPath = (): string => `${path}.bfindex`;
+
+  it('one cache per files: a second open in the same process is refused, and allowed after close', async () => {
+    await createNewFilesForCache(path, indexPath(), 100, 10);
+    const a = await LocalDownloadCache.open(path, indexPath());
+    await expect(LocalDownloadCache.open(path, indexPath())).rejects.toMatchObject({ code: 'BLOCKFETCH_LOCKED' });
+    // Creating over it is refused too, even with overwrite.
+    await expect(createNewFilesForCache(path, indexPath(), 100, 10, { overwrite: true })).rejects.toMatchObject({ code: 'BLOCKFETCH_LOCKED' });
+    await a.close();
+    const b = await LocalDownloadCache.open(path, indexPath());
+    await b.close();
+  });
+
+  it("lock: 'wait' opens once the holder closes", async () => {
+    await createNewFilesForCache(path, indexPath(), 100, 10);
+    const a = await LocalDownloadCache.open(path, indexPath());
+    const waiting = LocalDownloadCache.open(path, indexPath(), { lock: 'wait', lockOptions: { pollMs: 20 } });
+    await a.writeAt(payload(0, 9), 0);
+    setTimeout(() => void a.close(), 100);
+    const b = await waiting;
+    // It sees what the first holder wrote (close flushed it).
+    expect(b.cachedBytesAndBlocks()).toEqual({ bytes: 10, blocks: 1 });
+    await b.close();
+  });
+
+  it('a lost lock turns into BLOCKFETCH_LOCKED on the next write, and close writes no index', async () => {
+    await createNewFilesForCache(path, indexPath(), 100, 10);
+    const cache = await LocalDownloadCache.open(path, indexPath(), { lockOptions: { staleMs: 2000, updateMs: 1000 } });
+    await rm(`${path}.lock`, { recursive: true });
+    const deadline = Date.now() + 5000;
+    let err: unknown;
+    while (err === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      err = await cache.writeAt(payload(0, 9), 0).then(() => undefined, (e: unknown) => e);
+    }
+    expect((err as BlockfetchError).code).toBe('BLOCKFETCH_LOCKED');
+    expect(() => cache.markCached(1)).toThrow(/lost while held/);
+    const indexBefore = await stat(indexPath());
+    await cache.close();
+    expect((await stat(indexPath())).mtimeMs).toBe(indexBefore.mtimeMs);
+  });
+});
