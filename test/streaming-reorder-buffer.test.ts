@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { ReorderBuffer } from '../src/download/reorder-buffer.js';
+import { InvalidArgumentError } from '../src/errors.js';
+
+const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
+
+describe('ReorderBuffer', () => {
+  it('emits in block order whatever the arrival order', () => {
+    const rb = new ReorderBuffer(3, 3);
+    const [a, b, c] = [rb.open(), rb.open(), rb.open()];
+    rb.append(c, bytes(5));
+    rb.finish(c);
+    rb.append(b, bytes(3));
+    rb.append(b, bytes(4));
+    rb.finish(b);
+    expect(rb.take()).toBeUndefined();
+    rb.append(a, bytes(1, 2));
+    expect(rb.take()).toEqual(bytes(1, 2)); // the head streams before it is whole
+    rb.finish(a);
+    expect([rb.take(), rb.take(), rb.take(), rb.take()]).toEqual([bytes(3), bytes(4), bytes(5), undefined]);
+    expect(rb.ended()).toBe(true);
+    expect(rb.bufferedBytes).toBe(0);
+    expect(rb.maxBufferedBytes).toBe(5);
+  });
+
+  it('opens nothing outside the window, and taking the head makes room', () => {
+    const rb = new ReorderBuffer(10, 2);
+    expect([rb.open(), rb.open()]).toEqual([0, 1]);
+    expect(rb.canOpen()).toBe(false);
+    expect(() => rb.open()).toThrow(/outside the window/);
+    rb.append(1, bytes(9));
+    rb.finish(1);
+    expect(rb.canOpen()).toBe(false); // block 0 still holds the head
+    rb.append(0, bytes(8));
+    rb.finish(0);
+    rb.take();
+    expect(rb.canOpen()).toBe(false); // block 0 is taken only when the next take moves past it
+    rb.take();
+    expect(rb.head).toBe(1);
+    expect(rb.canOpen()).toBe(true);
+    expect(rb.open()).toBe(2);
+    expect(rb.openBlocks).toBe(2);
+  });
+
+  it('counts out-of-order blocks and the most waiting at once', () => {
+    const rb = new ReorderBuffer(5, 5);
+    for (let i = 0; i < 5; i++) rb.open();
+    rb.finish(2); // waits for 0 and 1
+    rb.finish(4); // waits too: 2 waiting
+    rb.finish(0); // in order; 1 is still missing
+    rb.finish(1); // releases 2; 3 missing so 4 still waits
+    rb.finish(3); // in order
+    expect(rb.outOfOrder).toBe(2);
+    expect(rb.maxOutOfOrder).toBe(2);
+  });
+
+  it('dropAfter keeps the bytes before a failure and drops the rest', () => {
+    const rb = new ReorderBuffer(4, 4);
+    for (let i = 0; i < 4; i++) rb.open();
+    rb.append(0, bytes(1));
+    rb.append(1, bytes(2));
+    rb.append(2, bytes(3));
+    rb.finish(2);
+    rb.append(3, bytes(4));
+    rb.dropAfter(1);
+    expect(rb.bufferedBytes).toBe(2);
+    rb.append(3, bytes(5)); // a late chunk of a dropped block is ignored
+    expect(rb.bufferedBytes).toBe(2);
+    rb.finish(0);
+    expect([rb.take(), rb.take(), rb.take()]).toEqual([bytes(1), bytes(2), undefined]);
+    rb.clear();
+    expect(rb.bufferedBytes).toBe(0);
+  });
+
+  it('rejects a bad window or block count, naming it', () => {
+    expect(() => new ReorderBuffer(3, 0)).toThrow(InvalidArgumentError);
+    expect(() => new ReorderBuffer(-1, 2)).toThrow(/blockCount must be a whole number >= 0, got -1 \(number\)/);
+    expect(new ReorderBuffer(0, 1).ended()).toBe(true);
+  });
+});
