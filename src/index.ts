@@ -50,5 +50,21 @@ export type { LocalDownloadCacheOptions, OpenLocalDownloadCacheOptions } from '.
 export type { Reader, ContentInfo } from './download/reader.js';
 export { backoffDelay, RetryBudget, sleep, defaultRetryOptions, resolveRetryOptions } from './download/backoff.js';
 export type { RetryOptions, RetryDecision } from './download/backoff.js';
+export { StreamingDownloader, defaultStreamingOptions } from './download/streaming-downloader.js';
+export type { StreamingDownloaderOptions, StreamingStatus } from './download/streaming-downloader.js';
+export { ReorderBuffer } from './download/reorder-buffer.js';
 
 // http
+export { HttpReader } from './http/http-reader.js';
+export { defaultHttpReaderOptions } from './http/options.js';
+export type { HttpReaderOptions } from './http/options.js';
+export { createDefaultDispatcher, defaultAgentOptions } from './http/dispatcher.js';
+export { digestFromHeaders, parseReprDigest, parseLegacyDigest } from './http/digest-headers.js';
+export { followRedirect, DEFAULT_SENSITIVE_HEADERS, REDIRECT_STATUSES } from './http/redirect.js';
+export type { RedirectTarget } from './http/redirect.js';
+export { RETRYABLE_STATUSES } from './http/failures.js';
+export { parseContentRange, parseRetryAfter } from './http/headers.js';
+export type { ContentRange } from './http/headers.js';
+export { pinHeaders, pinKind } from './http/identity.js';
+export type { PinKind } from './http/identity.js';
+export { BLOCKFETCH_VERSION, DEFAULT_USER_AGENT } from './http/version.js';
