@@ -1,0 +1,113 @@
+/**
+ * The guard between a response body and the downloader: it yields exactly the
+ * bytes that were asked for, or throws. A body that ends early (the server
+ * closed the connection) or runs long (it sent more than asked) must never
+ * reach the file as if it were the block.
+ */
+import type { Readable } from 'node:stream';
+import { BlockfetchError, redactUrl } from '../errors.js';
+import { networkError } from './failures.js';
+
+/** How {@link exactBody} reads one body. */
+export interface ExactBodyOptions {
+  /** The number of bytes to yield. */
+  readonly length: number;
+  /**
+   * Bytes at the start of the body to discard before yielding (when a body
+   * that starts earlier than the asked range is reused). @default 0
+   */
+  readonly skip?: number;
+  /**
+   * What bytes after `skip + length` mean: `'error'` (the body was supposed
+   * to end there: throw before yielding them) or `'discard'` (the body
+   * legitimately goes on; stop reading and close it).
+   */
+  readonly beyond: 'error' | 'discard';
+  /** The URL, for messages (redacted here). */
+  readonly url: string;
+  /** Aborting it destroys the body at once; the iterator then throws its reason. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * Wraps `source` so that it yields exactly `length` bytes (after skipping
+ * `skip`). A body that ends or fails before that throws a retryable
+ * `BLOCKFETCH_BODY_LENGTH` (a stall throws the retryable
+ * `BLOCKFETCH_TIMEOUT` from the dispatcher's body timeout); with
+ * `beyond: 'error'`, a chunk that would take the total past `length` throws
+ * `BLOCKFETCH_BODY_LENGTH` before any of it is yielded. The source is
+ * destroyed when iteration ends for any reason, including the consumer
+ * stopping early.
+ */
+export async function* exactBody(source: Readable, options: ExactBodyOptions): AsyncGenerator<Uint8Array, void, undefined> {
+  const { length, beyond, url, signal } = options;
+  let skip = options.skip ?? 0;
+  let received = 0;
+  const onAbort = (): void => {
+    source.destroy(signal?.reason instanceof Error ? signal.reason : undefined);
+  };
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (length === 0 && beyond === 'discard') return;
+    for await (const raw of source as AsyncIterable<Buffer>) {
+      let chunk: Uint8Array = raw;
+      if (skip > 0) {
+        if (chunk.length <= skip) {
+          skip -= chunk.length;
+          continue;
+        }
+        chunk = chunk.subarray(skip);
+        skip = 0;
+      }
+      if (received + chunk.length > length) {
+        if (beyond === 'error') {
+          throw new BlockfetchError(
+            'BLOCKFETCH_BODY_LENGTH',
+            `${redactUrl(url)}: the body is longer than the ${length} bytes asked for`,
+            { retryable: true },
+          );
+        }
+        chunk = chunk.subarray(0, length - received);
+      }
+      received += chunk.length;
+      yield chunk;
+      if (received === length && beyond === 'discard') return;
+    }
+  } catch (err) {
+    throw bodyFailure(err, url, received, length, signal);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    // A no-op after a clean end; otherwise it releases the socket at once.
+    release(source);
+  }
+  if (received < length) {
+    throw new BlockfetchError(
+      'BLOCKFETCH_BODY_LENGTH',
+      `${redactUrl(url)}: the body ended after ${received} of ${length} bytes`,
+      { retryable: true },
+    );
+  }
+}
+
+/** A body that failed part-way: an abort, a timeout, or a truncation. */
+function bodyFailure(err: unknown, url: string, received: number, length: number, signal: AbortSignal | undefined): unknown {
+  const mapped = networkError(err, url, signal);
+  if (!(mapped instanceof BlockfetchError) || mapped.code !== 'BLOCKFETCH_NETWORK') return mapped;
+  return new BlockfetchError(
+    'BLOCKFETCH_BODY_LENGTH',
+    `${redactUrl(url)}: the body broke off after ${received} of ${length} bytes (${mapped.message})`,
+    { cause: err, retryable: true },
+  );
+}
+
+/**
+ * Destroys a body we no longer want. undici's body emits an `AbortError`
+ * when destroyed before its end; nobody is listening any more, and an
+ * unhandled 'error' event would crash the process, so one is swallowed here.
+ */
+export function release(body: Readable): void {
+  if (body.destroyed) return;
+  body.on('error', () => undefined);
+  body.destroy();
+}

@@ -1,0 +1,52 @@
+/**
+ * The undici dispatcher the HTTP reader uses when the caller passes none:
+ * an `Agent` tuned for many long ranged GETs to one origin, or, when the
+ * standard proxy variables are set, an `EnvHttpProxyAgent` with the same
+ * tuning (it reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY, upper or lower case).
+ */
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+
+/** The connection settings of the default dispatcher. */
+export const defaultAgentOptions = Object.freeze({
+  /**
+   * Sockets per origin. Above any sensible download concurrency, so the
+   * downloader's own limit is what counts, but bounded so a bug cannot open
+   * thousands.
+   */
+  connections: 64,
+  /**
+   * One request per socket at a time: a pipelined request would wait behind
+   * a 16 MiB body, and a reset would fail every request queued on the socket.
+   */
+  pipelining: 1,
+  /** Keep idle sockets this long, so block after block reuses them. */
+  keepAliveTimeout: 10_000,
+  /** The most a server's `Keep-Alive: timeout` can stretch that to. */
+  keepAliveMaxTimeout: 60_000,
+  /** Time to establish a connection (TCP + TLS). */
+  connectTimeoutMs: 10_000,
+});
+
+/** True when any proxy variable (HTTP_PROXY, HTTPS_PROXY, either case) is set and not empty. */
+export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'].some((name) => (env[name] ?? '') !== '');
+}
+
+/**
+ * Creates the default dispatcher: an `EnvHttpProxyAgent` when a proxy is
+ * configured in `env` (then NO_PROXY is honoured by undici), else an `Agent`.
+ * The caller owns it and should `close()` it when done.
+ */
+export function createDefaultDispatcher(env: NodeJS.ProcessEnv = process.env): Dispatcher {
+  const { connectTimeoutMs, ...pool } = defaultAgentOptions;
+  const options = { ...pool, connect: { timeout: connectTimeoutMs } };
+  if (!proxyConfigured(env)) return new Agent(options);
+  // Every value is passed explicitly ('' for "none") so that `env`, not
+  // process.env behind undici's back, decides.
+  return new EnvHttpProxyAgent({
+    ...options,
+    httpProxy: env['HTTP_PROXY'] || env['http_proxy'] || '',
+    httpsProxy: env['HTTPS_PROXY'] || env['https_proxy'] || '',
+    noProxy: env['NO_PROXY'] ?? env['no_proxy'] ?? '',
+  });
+}

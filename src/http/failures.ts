@@ -1,0 +1,85 @@
+/**
+ * How the reader turns what went wrong (an HTTP status, a socket error, a
+ * timeout, an abort) into a `BlockfetchError` that tells the downloader
+ * whether to retry and after how long. The reader never retries by itself.
+ */
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import { AbortedError, BlockfetchError, HttpStatusError, InvalidArgumentError, redactUrl } from '../errors.js';
+import { headerValue, parseRetryAfter } from './headers.js';
+
+/**
+ * Statuses that are worth retrying: request timeout, too many requests, and
+ * the server-side failures that are usually transient. Every other 4xx is the
+ * request's fault and fatal; 501 and 505 (and the rest of 5xx) say the server
+ * cannot do this at all.
+ */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
+
+/**
+ * The error for a response with an unusable status. Retryable statuses carry
+ * the `Retry-After` delay, if any. A server asking for more than
+ * `maxRetryAfterMs` gets a non-retryable error instead of a long sleep (as
+ * got's `maxRetryAfter` does): waiting an hour inside a download is worse
+ * than failing and letting a person resume later.
+ */
+export function statusError(
+  status: number,
+  headers: IncomingHttpHeaders,
+  url: string,
+  maxRetryAfterMs: number,
+  now: number = Date.now(),
+): HttpStatusError {
+  const reason = STATUS_CODES[status] ?? 'unexpected status';
+  if (!RETRYABLE_STATUSES.has(status)) return new HttpStatusError(status, url, reason);
+  const retryAfterMs = parseRetryAfter(headerValue(headers, 'retry-after'), now);
+  if (retryAfterMs !== undefined && retryAfterMs > maxRetryAfterMs) {
+    return new HttpStatusError(status, url, `${reason}; the server asked to retry after ${retryAfterMs} ms, more than maxRetryAfterMs ${maxRetryAfterMs}`, {
+      hint: 'try again later; the download resumes from what is on disk',
+    });
+  }
+  return new HttpStatusError(status, url, reason, {
+    retryable: true,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
+}
+
+/** The `code` of an error object, if it has a string one. */
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+/**
+ * The error to throw for something that failed while talking to `url`
+ * (connecting, waiting for headers, reading a body). In order:
+ * - `signal` aborted: its reason (an {@link AbortedError} if it has none),
+ *   so the caller sees its own abort, never a retryable network error;
+ * - a `BlockfetchError`: itself;
+ * - an undici timeout: retryable `BLOCKFETCH_TIMEOUT`;
+ * - an undici argument error (e.g. a bad header from the caller):
+ *   `BLOCKFETCH_INVALID_ARGUMENT`;
+ * - anything else (reset, refused, closed, DNS): retryable `BLOCKFETCH_NETWORK`.
+ */
+export function networkError(err: unknown, url: string, signal?: AbortSignal): unknown {
+  if (signal?.aborted) return signal.reason ?? new AbortedError();
+  if (err instanceof BlockfetchError) return err;
+  const code = codeOf(err) ?? codeOf((err as { cause?: unknown } | null | undefined)?.cause);
+  const detail = err instanceof Error ? err.message : String(err);
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
+    return new BlockfetchError('BLOCKFETCH_TIMEOUT', `${redactUrl(url)}: ${detail} (${code})`, { cause: err, retryable: true });
+  }
+  if (code === 'UND_ERR_INVALID_ARG') {
+    return new InvalidArgumentError(`request to ${redactUrl(url)} is invalid: ${detail}`, { cause: err });
+  }
+  return new BlockfetchError('BLOCKFETCH_NETWORK', `${redactUrl(url)}: ${detail}${code ? ` (${code})` : ''}`, {
+    cause: err,
+    retryable: true,
+  });
+}

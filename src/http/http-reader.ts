@@ -1,0 +1,411 @@
+/**
+ * `HttpReader`: the `Reader` for http(s) URLs. Ranged GETs over undici, each
+ * pinned to the revision the first request saw, each response checked
+ * before a byte of it is handed on.
+ *
+ * One request per block, plus none for discovery: the first request is
+ * already the GET of block 0 (`Range: bytes=0-(blockSize-1)`); its headers
+ * give the size and identity, and its body is kept (for a few seconds, with
+ * undici's buffer of 64 KiB, the rest in the socket) for the first
+ * `getReader` that falls inside it.
+ */
+import type { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
+import type { ContentInfo, Reader } from '../download/reader.js';
+import { BlockfetchError, InvalidArgumentError, RemoteChangedError, redactUrl, type RemoteChange } from '../errors.js';
+import { exactBody, release } from './body.js';
+import { digestFromHeaders } from './digest-headers.js';
+import { createDefaultDispatcher } from './dispatcher.js';
+import { networkError, statusError } from './failures.js';
+import { headerValue, parseContentLength, parseContentRange } from './headers.js';
+import { compareIdentity, pinHeaders, pinKind } from './identity.js';
+import { resolveHttpReaderOptions, type HttpReaderOptions, type ResolvedHttpReaderOptions } from './options.js';
+import { followRedirect, REDIRECT_STATUSES } from './redirect.js';
+
+/** A URL and the request headers that go with it (credentials dropped after a cross-origin redirect). */
+interface Target {
+  readonly url: URL;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** One request's outcome after redirects: where it ended and the response there. */
+interface Exchange extends Target {
+  readonly response: Dispatcher.ResponseData;
+}
+
+/** The first response's body, kept for the first `getReader` inside it. */
+interface HeldBody {
+  /** Last byte the body covers (it starts at 0). */
+  readonly to: number;
+  readonly body: Readable;
+  readonly url: string;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** Reads a body we do not want, so its connection can be reused; never throws. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.dump().catch(() => undefined);
+}
+
+/**
+ * A {@link Reader} for an http or https URL.
+ *
+ * - The first request (in {@link HttpReader.contentLengthAndBlockSize}) is a
+ *   GET of `bytes=0-(blockSize-1)`: the size comes from `Content-Range`, the
+ *   identity from `ETag` and `Last-Modified`, a whole-file digest from
+ *   `Repr-Digest`, `Digest`, `x-amz-checksum-sha256` or `x-goog-hash`.
+ * - Every later request is pinned: `If-Match` with a strong ETag, else
+ *   `If-Unmodified-Since` with Last-Modified; a 412 or a response naming
+ *   another ETag or size is a {@link RemoteChangedError}, never retried.
+ * - Every 206 must carry exactly the range asked for, and its body must be
+ *   exactly that long; anything else is a retryable error, never data.
+ * - A server that answers 200 to a Range request is read as one stream
+ *   (`rangesSupported: false`); it must then send a Content-Length, since a
+ *   file of unknown size cannot be preallocated or resumed.
+ * - Redirects are followed by hand (http/https only, no https→http,
+ *   credentials dropped across origins); ranged requests go to the final
+ *   URL, and when that expires (403/410) the original URL is resolved again.
+ * - The reader never retries: it throws errors that say whether and when a
+ *   retry may succeed (`isRetryable()`, `backoffDuration()`).
+ *
+ * @example
+ * ```ts
+ * const reader = new HttpReader({ url: 'https://example.com/big.iso', headers: { authorization: 'Bearer …' } });
+ * const { contentLength, blockSize, identity } = await reader.contentLengthAndBlockSize();
+ * for await (const chunk of await reader.getReader(0, blockSize - 1, AbortSignal.timeout(60_000))) write(chunk);
+ * await reader.close();
+ * ```
+ */
+export class HttpReader implements Reader {
+  /** The URL with credentials removed, for messages. */
+  readonly name: string;
+  readonly #options: ResolvedHttpReaderOptions;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  /** The URL every request starts from before redirects are followed. */
+  readonly #origin: Target;
+  /** Where the latest request ended after redirects: ranged requests go straight there. */
+  #resolved: Target;
+  #info: Promise<ContentInfo> | undefined;
+  #held: HeldBody | undefined;
+  #digest: ExpectedDigest | undefined;
+
+  /** @throws InvalidArgumentError when an option is not acceptable (the message names it). */
+  constructor(options: HttpReaderOptions) {
+    this.#options = resolveHttpReaderOptions(options);
+    this.name = redactUrl(this.#options.url.href);
+    this.#ownsDispatcher = this.#options.dispatcher === undefined;
+    this.#dispatcher = this.#options.dispatcher ?? createDefaultDispatcher();
+    this.#origin = { url: this.#options.url, headers: this.#options.headers };
+    this.#resolved = this.#origin;
+  }
+
+  /**
+   * Sends the first request (once; concurrent and later calls share its
+   * answer, and a failed attempt is forgotten so the next call tries again).
+   * With the `expected` option, throws a {@link RemoteChangedError} when the
+   * remote's size, ETag, Last-Modified or digest differ from it.
+   */
+  contentLengthAndBlockSize(signal?: AbortSignal): Promise<ContentInfo> {
+    if (this.#info) return this.#info;
+    const info = this.#discover(signal);
+    this.#info = info;
+    info.catch(() => {
+      if (this.#info === info) this.#info = undefined;
+    });
+    return info;
+  }
+
+  /** {@inheritDoc Reader.digest} Known once `contentLengthAndBlockSize` has answered. */
+  digest(): ExpectedDigest | undefined {
+    return this.#digest;
+  }
+
+  /**
+   * Opens a body of exactly the bytes `from..to` (inclusive) of the pinned
+   * revision. The first call inside the first response's range is served
+   * from that response. When ranges are not supported only
+   * `getReader(0, contentLength - 1)` is valid.
+   */
+  async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    if (signal?.aborted) throw signal.reason;
+    const info = await this.contentLengthAndBlockSize(signal);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= info.contentLength) {
+      throw new InvalidArgumentError(
+        `getReader range ${String(from)}-${String(to)} is not inside ${this.name} (0-${info.contentLength - 1}, ${info.contentLength} bytes)`,
+      );
+    }
+    if (!info.rangesSupported && (from !== 0 || to !== info.contentLength - 1)) {
+      throw new BlockfetchError(
+        'BLOCKFETCH_RANGE_NOT_SUPPORTED',
+        `${this.name} does not serve byte ranges; only the whole file (0-${info.contentLength - 1}) can be read, not ${from}-${to}`,
+      );
+    }
+    const held = this.#takeHeld();
+    if (held && to <= held.to) {
+      // Bytes past `to` are the rest of block 0's response: expected, dropped.
+      return exactBody(held.body, {
+        length: to - from + 1,
+        skip: from,
+        beyond: to === held.to ? 'error' : 'discard',
+        url: held.url,
+        signal,
+      });
+    }
+    if (held) release(held.body);
+    return this.#fetch(from, to, info, signal);
+  }
+
+  /**
+   * Drops the kept first body and, if the reader created its own dispatcher,
+   * closes it (waiting for requests in flight). Idempotent.
+   */
+  async close(): Promise<void> {
+    const held = this.#takeHeld();
+    if (held) release(held.body);
+    if (this.#ownsDispatcher && !(this.#dispatcher as { closed?: boolean }).closed) await this.#dispatcher.close();
+  }
+
+  /** One GET, following redirects by the policy in `./redirect.ts`. */
+  async #send(start: Target, extra: Readonly<Record<string, string>>, signal: AbortSignal | undefined): Promise<Exchange> {
+    let target = start;
+    for (let hops = 0; ; hops++) {
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await request(target.url, {
+          method: 'GET',
+          headers: { ...target.headers, ...extra },
+          dispatcher: this.#dispatcher,
+          signal: signal ?? null,
+          headersTimeout: this.#options.requestTimeoutMs,
+          // undici's body timeout is exactly "idle": it runs while waiting for
+          // bytes and is suspended while the consumer is not reading.
+          bodyTimeout: this.#options.idleTimeoutMs,
+        });
+      } catch (err) {
+        throw networkError(err, target.url.href, signal);
+      }
+      if (!REDIRECT_STATUSES.has(response.statusCode)) return { ...target, response };
+      discard(response.body);
+      if (hops >= this.#options.maxRedirects) {
+        throw new BlockfetchError(
+          'BLOCKFETCH_REDIRECT',
+          `${this.name}: more than ${this.#options.maxRedirects} redirects (maxRedirects)`,
+        );
+      }
+      target = followRedirect(target.url, headerValue(response.headers, 'location'), target.headers, this.#options.sensitiveHeaders);
+    }
+  }
+
+  async #discover(signal: AbortSignal | undefined): Promise<ContentInfo> {
+    if (signal?.aborted) throw signal.reason;
+    const blockSize = this.#options.blockSize;
+    const exchange = await this.#send(this.#origin, { range: `bytes=0-${blockSize - 1}` }, signal);
+    const { response } = exchange;
+    const url = exchange.url.href;
+    try {
+      const { size, rangesSupported, bodyTo } = this.#firstResponseSize(response, url, blockSize);
+      const digest = digestFromHeaders(response.headers);
+      const identity = this.#identityOf(response.headers, size, digest);
+      const expected = this.#options.expected;
+      if (expected !== undefined) {
+        const changes = compareIdentity(expected, identity);
+        if (changes.length > 0) throw new RemoteChangedError(this.#origin.url.href, changes, this.#options.bytesAtRisk);
+      }
+      this.#resolved = exchange;
+      this.#digest = digest;
+      if (bodyTo >= 0) this.#hold(response.body, bodyTo, url);
+      else discard(response.body);
+      return Object.freeze({
+        contentLength: size,
+        blockSize,
+        identity,
+        rangesSupported,
+        pinned: pinKind(identity) !== 'none',
+      });
+    } catch (err) {
+      release(response.body);
+      throw err;
+    }
+  }
+
+  /** Size, range support and the last byte the body covers (-1: no body worth keeping) of the first response. */
+  #firstResponseSize(
+    response: Dispatcher.ResponseData,
+    url: string,
+    blockSize: number,
+  ): { size: number; rangesSupported: boolean; bodyTo: number } {
+    const { statusCode: status, headers } = response;
+    if (status !== 200 && status !== 206 && status !== 416) {
+      throw statusError(status, headers, url, this.#options.maxRetryAfterMs);
+    }
+    this.#checkEncoding(headers, url);
+    const range = parseContentRange(headerValue(headers, 'content-range'));
+    if (status === 200) {
+      const size = parseContentLength(headerValue(headers, 'content-length'));
+      if (size === undefined) {
+        throw new BlockfetchError(
+          'BLOCKFETCH_RANGE_NOT_SUPPORTED',
+          `${redactUrl(url)} ignores Range requests and does not send a Content-Length: its size is unknown`,
+          { hint: 'blockfetch needs the size to preallocate and resume; use a server that supports byte ranges' },
+        );
+      }
+      return { size, rangesSupported: false, bodyTo: size - 1 };
+    }
+    // 206 or 416: either the range we asked for, or an empty file (`bytes */0`).
+    if (range !== undefined && range.from === -1 && range.size === 0) {
+      return { size: 0, rangesSupported: true, bodyTo: -1 };
+    }
+    if (status === 206 && range !== undefined && range.from === 0 && range.size === undefined) {
+      throw new BlockfetchError('BLOCKFETCH_BAD_RESPONSE', `${redactUrl(url)} does not tell the file's size (Content-Range ${headerValue(headers, 'content-range')})`);
+    }
+    if (status !== 206 || range === undefined || range.size === undefined || range.from !== 0 || range.to !== Math.min(blockSize, range.size) - 1) {
+      throw this.#badResponse(url, `answered ${status} with Content-Range ${headerValue(headers, 'content-range') ?? '(none)'} to bytes=0-${blockSize - 1}`);
+    }
+    this.#checkContentLength(headers, range.to + 1, url);
+    return { size: range.size, rangesSupported: true, bodyTo: range.to };
+  }
+
+  #identityOf(headers: IncomingHttpHeaders, size: number, digest: ExpectedDigest | undefined): RemoteIdentity {
+    const etag = headerValue(headers, 'etag');
+    const lastModified = headerValue(headers, 'last-modified');
+    return Object.freeze({
+      url: this.name,
+      size,
+      ...(etag === undefined ? {} : { etag }),
+      ...(lastModified === undefined ? {} : { lastModified }),
+      ...(digest === undefined ? {} : { digest }),
+    });
+  }
+
+  /** Keeps the first body for a while; see {@link HttpReaderOptions.firstBodyHoldMs}. */
+  #hold(body: Readable, to: number, url: string): void {
+    const timer = setTimeout(() => {
+      if (this.#held?.body === body && this.#takeHeld()) release(body);
+    }, this.#options.firstBodyHoldMs);
+    timer.unref();
+    this.#held = { to, body, url, timer };
+  }
+
+  /** Takes the kept body out (so no one else gets it), or undefined. */
+  #takeHeld(): HeldBody | undefined {
+    const held = this.#held;
+    if (held === undefined) return undefined;
+    this.#held = undefined;
+    clearTimeout(held.timer);
+    return held.body.destroyed ? undefined : held;
+  }
+
+  /** A pinned, validated request for `from..to`. */
+  async #fetch(from: number, to: number, info: ContentInfo, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const extra = {
+      ...(info.rangesSupported ? { range: `bytes=${from}-${to}` } : {}),
+      ...pinHeaders(info.identity),
+    };
+    let exchange = await this.#send(this.#resolved, extra, signal);
+    const status = exchange.response.statusCode;
+    if ((status === 403 || status === 410) && exchange.url.href !== this.#origin.url.href) {
+      // A signed URL we were redirected to has probably expired: ask the
+      // original URL again. The pin headers go along, so a new revision
+      // behind it answers 412 (or a different ETag) and fails closed.
+      discard(exchange.response.body);
+      exchange = await this.#send(this.#origin, extra, signal);
+    }
+    const { response } = exchange;
+    try {
+      this.#validate(response, exchange.url.href, from, to, info);
+    } catch (err) {
+      release(response.body);
+      throw err;
+    }
+    this.#resolved = { url: exchange.url, headers: exchange.headers };
+    return exactBody(response.body, { length: to - from + 1, beyond: 'error', url: exchange.url.href, signal });
+  }
+
+  /** Throws unless `response` is exactly `from..to` of the pinned revision. */
+  #validate(response: Dispatcher.ResponseData, url: string, from: number, to: number, info: ContentInfo): void {
+    const { statusCode: status, headers } = response;
+    const identity = info.identity;
+    const expectedStatus = info.rangesSupported ? 206 : 200;
+    if (status === 412) {
+      throw new RemoteChangedError(this.#origin.url.href, this.#preconditionChanges(headers, identity), this.#options.bytesAtRisk);
+    }
+    const range = parseContentRange(headerValue(headers, 'content-range'));
+    if ((status === 206 || status === 416) && range?.size !== undefined && range.size !== identity.size) {
+      throw this.#changed([{ field: 'size', before: String(identity.size), after: String(range.size) }]);
+    }
+    if (status !== expectedStatus) {
+      if (status >= 200 && status < 300 || status === 416) {
+        throw this.#badResponse(url, `answered ${status} to ${info.rangesSupported ? `bytes=${from}-${to}` : 'a GET of the whole file'}`);
+      }
+      throw statusError(status, headers, url, this.#options.maxRetryAfterMs);
+    }
+    this.#checkEncoding(headers, url);
+    const etag = headerValue(headers, 'etag');
+    if (etag !== undefined && identity.etag !== undefined && etag !== identity.etag) {
+      throw this.#changed([{ field: 'etag', before: identity.etag, after: etag }]);
+    }
+    if (pinKind(identity) !== 'etag') {
+      // Without a strong ETag, Last-Modified is the best evidence left.
+      const lastModified = headerValue(headers, 'last-modified');
+      if (lastModified !== undefined && identity.lastModified !== undefined && lastModified !== identity.lastModified) {
+        throw this.#changed([{ field: 'lastModified', before: identity.lastModified, after: lastModified }]);
+      }
+    }
+    if (status === 200) {
+      const length = parseContentLength(headerValue(headers, 'content-length'));
+      if (length !== undefined && length !== identity.size) {
+        throw this.#changed([{ field: 'size', before: String(identity.size), after: String(length) }]);
+      }
+      return;
+    }
+    if (range === undefined || range.from !== from || range.to !== to || range.size === undefined) {
+      throw this.#badResponse(url, `answered Content-Range ${headerValue(headers, 'content-range') ?? '(none)'} to bytes=${from}-${to}`);
+    }
+    this.#checkContentLength(headers, to - from + 1, url);
+  }
+
+  /** What a 412 tells: the pinned value, and the current one if the server sent it. */
+  #preconditionChanges(headers: IncomingHttpHeaders, identity: RemoteIdentity): RemoteChange[] {
+    if (pinKind(identity) === 'etag') {
+      return [{ field: 'etag', before: identity.etag ?? '', after: headerValue(headers, 'etag') ?? '(412 Precondition Failed)' }];
+    }
+    return [
+      {
+        field: 'lastModified',
+        before: identity.lastModified ?? '',
+        after: headerValue(headers, 'last-modified') ?? '(412 Precondition Failed)',
+      },
+    ];
+  }
+
+  #changed(changes: RemoteChange[]): RemoteChangedError {
+    return new RemoteChangedError(this.#origin.url.href, changes, this.#options.bytesAtRisk);
+  }
+
+  #badResponse(url: string, what: string): BlockfetchError {
+    return new BlockfetchError('BLOCKFETCH_BAD_RESPONSE', `${redactUrl(url)} ${what}`, { retryable: true });
+  }
+
+  /** A Content-Length, when sent, must be exactly the range's length. */
+  #checkContentLength(headers: IncomingHttpHeaders, expected: number, url: string): void {
+    const raw = headerValue(headers, 'content-length');
+    if (raw === undefined) return;
+    if (parseContentLength(raw) !== expected) {
+      throw this.#badResponse(url, `sent Content-Length ${raw} for a range of ${expected} bytes`);
+    }
+  }
+
+  /** A compressed body has other offsets and another length than the file: refuse it. */
+  #checkEncoding(headers: IncomingHttpHeaders, url: string): void {
+    const encoding = headerValue(headers, 'content-encoding')?.trim().toLowerCase();
+    if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
+      throw new BlockfetchError(
+        'BLOCKFETCH_BAD_RESPONSE',
+        `${redactUrl(url)} sent a ${encoding}-encoded body although only identity was accepted; byte ranges of it are not the file's`,
+      );
+    }
+  }
+}

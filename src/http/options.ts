@@ -1,0 +1,229 @@
+/**
+ * The options of {@link HttpReader}: one readonly object, every field
+ * documented with its default, and one function that fills the defaults in
+ * and rejects bad values with a message naming the option, value and type.
+ */
+import type { Dispatcher } from 'undici';
+import type { RemoteIdentity } from '../cache/types.js';
+import { defaultRetryOptions } from '../download/backoff.js';
+import { InvalidArgumentError } from '../errors.js';
+import { DEFAULT_SENSITIVE_HEADERS } from './redirect.js';
+import { DEFAULT_USER_AGENT } from './version.js';
+
+/** What an {@link HttpReader} reads and how. Only `url` is required. */
+export interface HttpReaderOptions {
+  /**
+   * The http or https URL of the file. User info in it
+   * (`https://user:pass@host/f`) becomes a Basic `Authorization` header and
+   * is never sent in the URL nor shown in messages.
+   */
+  readonly url: string | URL;
+  /**
+   * Extra request headers sent with every request, e.g.
+   * `{ authorization: 'Bearer …' }`. The headers the reader controls
+   * (`range`, `if-match`, `if-unmodified-since`, `if-range`, `if-none-match`,
+   * `if-modified-since`, `accept-encoding`, `host`) may not be set here.
+   * @default {}
+   */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Names of further request headers that carry credentials: like
+   * `Authorization` and `Cookie`, they are dropped when a redirect leaves
+   * the origin. Case-insensitive.
+   * @default []
+   */
+  readonly sensitiveHeaders?: readonly string[];
+  /**
+   * The block size the reader prefers, in bytes, and the size of the first
+   * request (`Range: bytes=0-(blockSize-1)`), whose body is reused for
+   * block 0.
+   * @default 16 MiB (16777216)
+   */
+  readonly blockSize?: number;
+  /**
+   * The undici dispatcher to send requests through (an `Agent`, `Pool`,
+   * `ProxyAgent`, …). The caller keeps ownership of it.
+   * @default a new Agent (connections 64, pipelining 1, keep-alive), or an
+   * EnvHttpProxyAgent when HTTP_PROXY/HTTPS_PROXY are set; closed by {@link HttpReader.close}
+   */
+  readonly dispatcher?: Dispatcher;
+  /** Time to wait for a response's headers, in ms; then a retryable `BLOCKFETCH_TIMEOUT`. @default 30000 */
+  readonly requestTimeoutMs?: number;
+  /**
+   * Time a body may go without delivering a byte, in ms (while the consumer
+   * is waiting for one): then the request is aborted with a retryable
+   * `BLOCKFETCH_TIMEOUT`. A consumer that is slow to read does not count.
+   * @default 30000
+   */
+  readonly idleTimeoutMs?: number;
+  /** Redirects followed per request, at most. @default 10 */
+  readonly maxRedirects?: number;
+  /** The `User-Agent` header. @default `blockfetch/<version>` */
+  readonly userAgent?: string;
+  /**
+   * The longest `Retry-After` the reader passes on as a retryable delay, in
+   * ms; a server asking for longer gets a non-retryable error.
+   * @default 120000 (as `RetryOptions.maxRetryAfterMs`)
+   */
+  readonly maxRetryAfterMs?: number;
+  /**
+   * The identity recorded when the download began (from the cache's index),
+   * when resuming. `contentLengthAndBlockSize` compares it with what the
+   * remote says now and throws a `RemoteChangedError` listing every change,
+   * before any byte is fetched.
+   */
+  readonly expected?: RemoteIdentity;
+  /**
+   * The bytes already downloaded that a change of the remote would discard,
+   * reported in a `RemoteChangedError`. The caller knows it; the reader does not.
+   * @default 0
+   */
+  readonly bytesAtRisk?: number;
+  /**
+   * How long the body of the first response is kept for the first
+   * `getReader` that falls inside it, in ms. It is dropped (its socket
+   * closed) after this, or as soon as another range is asked for first.
+   * While kept, undici buffers at most its highWaterMark (64 KiB) of it;
+   * the rest waits in the socket.
+   * @default 5000
+   */
+  readonly firstBodyHoldMs?: number;
+}
+
+/** The defaults of {@link HttpReaderOptions}. */
+export const defaultHttpReaderOptions = Object.freeze({
+  headers: Object.freeze({}) as Readonly<Record<string, string>>,
+  sensitiveHeaders: Object.freeze([]) as readonly string[],
+  blockSize: 16 * 1024 * 1024,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 30_000,
+  maxRedirects: 10,
+  userAgent: DEFAULT_USER_AGENT,
+  maxRetryAfterMs: defaultRetryOptions.maxRetryAfterMs,
+  bytesAtRisk: 0,
+  firstBodyHoldMs: 5_000,
+});
+
+/** Request headers only the reader may set. */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'range',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'accept-encoding',
+  'host',
+]);
+
+/** {@link HttpReaderOptions} checked, with defaults filled in and the URL split from its credentials. */
+export interface ResolvedHttpReaderOptions {
+  /** The URL to request, without user info. */
+  readonly url: URL;
+  /** Every request header, lower-case names, caller's and the reader's fixed ones. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Lower-case names of headers dropped on a cross-origin redirect. */
+  readonly sensitiveHeaders: readonly string[];
+  readonly blockSize: number;
+  readonly dispatcher: Dispatcher | undefined;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxRedirects: number;
+  readonly maxRetryAfterMs: number;
+  readonly expected: RemoteIdentity | undefined;
+  readonly bytesAtRisk: number;
+  readonly firstBodyHoldMs: number;
+}
+
+function describe(value: unknown): string {
+  return `${typeof value === 'string' ? JSON.stringify(value) : String(value)} (${typeof value})`;
+}
+
+function wholeNumber(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidArgumentError(`HttpReader option ${name} must be a whole number >= ${min}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Parses and checks the URL; a bad one is an {@link InvalidArgumentError} that shows no credentials. */
+function parseUrl(value: unknown): URL {
+  if (typeof value !== 'string' && !(value instanceof URL)) {
+    throw new InvalidArgumentError(`HttpReader option url must be a string or URL, got ${typeof value}`);
+  }
+  let url: URL;
+  try {
+    url = new URL(String(value));
+  } catch {
+    throw new InvalidArgumentError(`HttpReader option url must be an absolute http(s) URL, got an unparsable string`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidArgumentError(`HttpReader option url must be http or https, got a ${url.protocol} URL`);
+  }
+  return url;
+}
+
+/** Fills in defaults and checks every option, naming a bad one. */
+export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHttpReaderOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError(`HttpReader options must be an object with a url, got ${describe(options)}`);
+  }
+  const url = parseUrl(options.url);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    const lower = name.toLowerCase();
+    if (RESERVED_HEADERS.has(lower)) {
+      throw new InvalidArgumentError(`HttpReader option headers may not set ${JSON.stringify(name)}: the reader controls it`);
+    }
+    if (typeof value !== 'string') {
+      throw new InvalidArgumentError(`HttpReader option headers[${JSON.stringify(name)}] must be a string, got ${typeof value}`);
+    }
+    headers[lower] = value;
+  }
+  if (url.username !== '' || url.password !== '') {
+    if (headers['authorization'] === undefined) {
+      const user = decodeURIComponent(url.username);
+      const pass = decodeURIComponent(url.password);
+      headers['authorization'] = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+    }
+    url.username = '';
+    url.password = '';
+  }
+  const userAgent = options.userAgent ?? defaultHttpReaderOptions.userAgent;
+  if (typeof userAgent !== 'string') {
+    throw new InvalidArgumentError(`HttpReader option userAgent must be a string, got ${describe(userAgent)}`);
+  }
+  headers['user-agent'] ??= userAgent;
+  // Byte ranges only make sense on the stored bytes: a compressed
+  // representation would have other offsets and another length.
+  headers['accept-encoding'] = 'identity';
+
+  const sensitive = options.sensitiveHeaders ?? defaultHttpReaderOptions.sensitiveHeaders;
+  if (!Array.isArray(sensitive) || sensitive.some((h) => typeof h !== 'string')) {
+    throw new InvalidArgumentError(`HttpReader option sensitiveHeaders must be an array of header names, got ${describe(sensitive)}`);
+  }
+  const d = defaultHttpReaderOptions;
+  const blockSize = wholeNumber('blockSize', options.blockSize ?? d.blockSize, 1);
+  const dispatcher = options.dispatcher;
+  if (dispatcher !== undefined && (dispatcher === null || typeof (dispatcher as { dispatch?: unknown }).dispatch !== 'function')) {
+    throw new InvalidArgumentError(`HttpReader option dispatcher must be an undici Dispatcher, got ${describe(dispatcher)}`);
+  }
+  const expected = options.expected;
+  if (expected !== undefined && (expected === null || typeof expected !== 'object' || typeof expected.size !== 'number')) {
+    throw new InvalidArgumentError(`HttpReader option expected must be a RemoteIdentity with a numeric size, got ${describe(expected)}`);
+  }
+  return {
+    url,
+    headers,
+    sensitiveHeaders: [...new Set([...DEFAULT_SENSITIVE_HEADERS, ...sensitive.map((h) => h.toLowerCase())])],
+    blockSize,
+    dispatcher,
+    requestTimeoutMs: wholeNumber('requestTimeoutMs', options.requestTimeoutMs ?? d.requestTimeoutMs, 1),
+    idleTimeoutMs: wholeNumber('idleTimeoutMs', options.idleTimeoutMs ?? d.idleTimeoutMs, 1),
+    maxRedirects: wholeNumber('maxRedirects', options.maxRedirects ?? d.maxRedirects, 0),
+    maxRetryAfterMs: wholeNumber('maxRetryAfterMs', options.maxRetryAfterMs ?? d.maxRetryAfterMs, 0),
+    expected,
+    bytesAtRisk: wholeNumber('bytesAtRisk', options.bytesAtRisk ?? d.bytesAtRisk, 0),
+    firstBodyHoldMs: wholeNumber('firstBodyHoldMs', options.firstBodyHoldMs ?? d.firstBodyHoldMs, 0),
+  };
+}
