@@ -1,0 +1,642 @@
+/**
+ * The CachingDownloader: fetches the blocks a {@link DownloadCache} is
+ * missing from a {@link Reader}, many at once, streaming every body straight
+ * into its place in the data file, and verifies the whole file's digest in
+ * order while it runs.
+ *
+ * One run, step by step:
+ * 1. Look at the remote (`reader.contentLengthAndBlockSize`, retried) and
+ *    check it is the revision the cache holds bytes of (size, ETag,
+ *    Last-Modified); a cache with no identity yet records it.
+ * 2. Plan requests over the outstanding blocks (adjacent ones coalesced up
+ *    to `maxRequestBytes`) and run them with at most `concurrency` open.
+ *    Each body is written chunk by chunk (`writeData`), rate limited chunk by
+ *    chunk, and each block is marked (`markCached`) only once exactly its
+ *    bytes were written. A failed attempt resumes at the first unwritten
+ *    byte, after a backoff (`RetryBudget`).
+ * 3. Meanwhile one loop follows `cache.tail()` and feeds the growing prefix
+ *    to the in-order digest and to any tail streams, reading the data file
+ *    in bounded chunks.
+ * 4. With `waitForCompletion`, blocks whose attempts ran out get further
+ *    passes. At the end the index is flushed, whatever happened.
+ */
+import type { Readable } from 'node:stream';
+import PQueue from 'p-queue';
+import type { DownloadCache, ExpectedDigest } from '../cache/types.js';
+import {
+  AbortedError,
+  BlockfetchError,
+  DigestMismatchError,
+  InvalidArgumentError,
+  RemoteChangedError,
+  RetriesExhaustedError,
+  retryResponseOf,
+} from '../errors.js';
+import { numBlocks, type ByteRange } from '../ranges/byte-range.js';
+import { backoffDelay, RetryBudget, sleep } from './backoff.js';
+import {
+  resolveCachingOptions,
+  type CachingDownloaderOptions,
+  type DownloadEvent,
+  type DownloadStatus,
+  type ResolvedCachingOptions,
+} from './caching-options.js';
+import { chooseDigest, InOrderDigest, type DigestResult } from './digest.js';
+import { debug, EventReporter } from './events.js';
+import { compareIdentity } from './identity.js';
+import { PrefixWatcher } from './prefix-watcher.js';
+import { RateLimiter } from './rate-limiter.js';
+import type { ContentInfo, Reader } from './reader.js';
+import { blocksPerRequest, planRequests, type PlannedRequest } from './request-planner.js';
+import { StatsRecorder, type DownloadStats } from './stats.js';
+import { createTailStream, type TailStreamOptions } from './tail-stream.js';
+
+/** The state of one `run()`. */
+interface RunState {
+  /** Aborted by the caller's signal or by the first fatal error. */
+  readonly signal: AbortSignal;
+  readonly abort: (reason: unknown) => void;
+  readonly stats: StatsRecorder;
+  /** The first error that must stop the whole run. */
+  fatal: unknown;
+  /** The last failure of a block, for the message when attempts run out. */
+  lastFailure: unknown;
+  /** Errors raised by the cache's writes: they make the run not resumable. */
+  readonly internal: WeakSet<object>;
+  /** The `stats.version` of the last progress event. */
+  progressVersion: number;
+}
+
+/** Where a request stands between its attempts. */
+interface Transfer {
+  /** The next byte to ask for and write. */
+  position: number;
+  /** The first block of the request not yet marked cached. */
+  nextToMark: number;
+  /** True when this attempt marked at least one block. */
+  progressed: boolean;
+}
+
+/**
+ * Downloads what a cache is missing, resumably and verified.
+ *
+ * `run()` RESOLVES with a {@link DownloadStatus} for every outcome of the
+ * download itself: complete, failed (`status.error`, a typed
+ * `BlockfetchError`), or aborted (`BLOCKFETCH_ABORTED`). It REJECTS only
+ * for programming errors: calling `run()` while a run is in progress. Bad
+ * options throw from the constructor. The caller owns the cache (and closes it).
+ *
+ * @example
+ * ```ts
+ * const cache = await LocalDownloadCache.open(...);
+ * const dl = new CachingDownloader(new FileReader('/data/big.iso'), cache, { concurrency: 16 });
+ * const tail = dl.createTailStream();           // optional: the bytes in order, as they arrive
+ * tail.pipe(createHash('sha1'));
+ * const status = await dl.run(AbortSignal.timeout(3_600_000));
+ * await cache.close();
+ * if (!status.complete) throw status.error;
+ * ```
+ */
+export class CachingDownloader {
+  readonly #reader: Reader;
+  readonly #cache: DownloadCache;
+  readonly #options: ResolvedCachingOptions;
+  readonly #limiter: RateLimiter;
+  readonly #events: EventReporter<DownloadEvent>;
+  readonly #prefix: PrefixWatcher;
+  readonly #contentLength: number;
+  readonly #blockSize: number;
+  readonly #numBlocks: number;
+  /** Open tail streams, and the error each must end with once its run failed. */
+  readonly #tails = new Map<Readable, Error | undefined>();
+  #running = false;
+  /** True once a run ended with the file complete and verified. */
+  #verified = false;
+  #lastStats: StatsRecorder | undefined;
+
+  /**
+   * @param reader where the bytes come from.
+   * @param cache where they go; its size and block size rule (the reader's
+   *   preferred block size is only a suggestion for creating a cache).
+   * @param options see {@link CachingDownloaderOptions}; checked here.
+   * @throws InvalidArgumentError for a bad option.
+   */
+  constructor(reader: Reader, cache: DownloadCache, options: CachingDownloaderOptions = {}) {
+    if (typeof reader !== 'object' || reader === null || typeof reader.getReader !== 'function') {
+      throw new InvalidArgumentError(`CachingDownloader reader must be a Reader, got ${String(reader)} (${typeof reader})`);
+    }
+    if (typeof cache !== 'object' || cache === null || typeof cache.writeData !== 'function') {
+      throw new InvalidArgumentError(`CachingDownloader cache must be a DownloadCache, got ${String(cache)} (${typeof cache})`);
+    }
+    this.#reader = reader;
+    this.#cache = cache;
+    this.#options = resolveCachingOptions(options);
+    const o = this.#options;
+    this.#limiter =
+      o.rateLimiter ??
+      new RateLimiter({
+        ...(o.bytesPerSecond === undefined ? {} : { bytesPerSecond: o.bytesPerSecond }),
+        ...(o.requestsPerSecond === undefined ? {} : { requestsPerSecond: o.requestsPerSecond }),
+      });
+    this.#events = new EventReporter<DownloadEvent>('blockfetch:download', o.onEvent);
+    const { contentLength, blockSize } = cache.contentLengthAndBlockSize();
+    this.#contentLength = contentLength;
+    this.#blockSize = blockSize;
+    this.#numBlocks = numBlocks(contentLength, blockSize);
+    this.#prefix = new PrefixWatcher(cache);
+  }
+
+  /** A snapshot of the current (or last) run's statistics, or undefined before the first run. */
+  stats(): DownloadStats | undefined {
+    return this.#lastStats?.snapshot();
+  }
+
+  /**
+   * A Readable of the file's bytes in order, yielded as the contiguous cached
+   * prefix grows (read back from the data file, so a slow reader never slows
+   * the download). It ends once a run finished with the file complete and its
+   * digest verified, and errors with the run's error when the run it follows
+   * fails. Created before or during `run()`; created between runs it follows
+   * the next one (or ends at once if the last run completed).
+   *
+   * @example
+   * ```ts
+   * const tail = dl.createTailStream();
+   * const copying = pipeline(tail, createWriteStream('/dev/stdout'));
+   * await dl.run();
+   * await copying;
+   * ```
+   */
+  createTailStream(options: TailStreamOptions = {}): Readable {
+    const stream = createTailStream(
+      {
+        cache: this.#cache,
+        prefix: this.#prefix,
+        outcome: (s) => this.#tails.get(s) ?? (this.#verified && !this.#running ? 'done' : 'pending'),
+        release: (s) => void this.#tails.delete(s),
+      },
+      options,
+    );
+    this.#tails.set(stream, undefined);
+    return stream;
+  }
+
+  /**
+   * Runs the download until it is complete or cannot go on, and reports how
+   * it ended. Aborting `signal` stops every request and wait at once, flushes
+   * the index and resolves with a resumable status whose error is
+   * `BLOCKFETCH_ABORTED`.
+   *
+   * @throws InvalidArgumentError (rejects) when a run is already in progress.
+   */
+  async run(signal?: AbortSignal): Promise<DownloadStatus> {
+    if (this.#running) {
+      throw new InvalidArgumentError('CachingDownloader.run: a run is already in progress; await it before starting another');
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new InvalidArgumentError(`CachingDownloader.run: signal must be an AbortSignal, got ${typeof signal}`);
+    }
+    this.#running = true;
+    this.#verified = false;
+    try {
+      return await this.#run(signal);
+    } finally {
+      this.#running = false;
+      this.#prefix.poke();
+    }
+  }
+
+  async #run(outer: AbortSignal | undefined): Promise<DownloadStatus> {
+    const controller = new AbortController();
+    const cached = this.#cache.cachedBytesAndBlocks();
+    const run: RunState = {
+      signal: controller.signal,
+      abort: (reason) => controller.abort(reason),
+      stats: new StatsRecorder({
+        size: this.#contentLength,
+        blockSize: this.#blockSize,
+        doneBytes: cached.bytes,
+        doneBlocks: cached.blocks,
+      }),
+      fatal: undefined,
+      lastFailure: undefined,
+      internal: new WeakSet(),
+      progressVersion: -1,
+    };
+    this.#lastStats = run.stats;
+    const onOuterAbort = (): void =>
+      controller.abort(new AbortedError('the download was aborted', { cause: outer?.reason }));
+    if (outer?.aborted) onOuterAbort();
+    else outer?.addEventListener('abort', onOuterAbort, { once: true });
+    // Stops the prefix follower and the digest loop when the run ends.
+    const followers = new AbortController();
+    const ticker = setInterval(() => this.#progress(run), this.#options.progressIntervalMs);
+    ticker.unref();
+
+    let error: BlockfetchError | undefined;
+    let resumable = true;
+    let digest: DigestResult | undefined;
+    let flushed = false;
+    try {
+      const info = await this.#look(run);
+      this.#events.emit({ type: 'start', info, stats: run.stats.snapshot() });
+      void this.#prefix.follow(followers.signal);
+      const hashing = this.#hashInOrder(run, info, followers.signal);
+      // A failed read of the data file stops the run at once, not at the end.
+      hashing.catch((err: unknown) => this.#fail(run, err));
+
+      await this.#passes(run, info);
+      this.#prefix.refresh();
+      const hashed = await hashing;
+      if (hashed !== undefined) {
+        digest = hashed.result;
+        if (hashed.mismatch !== undefined) throw hashed.mismatch;
+      }
+      await this.#flush(run);
+      flushed = true;
+    } catch (err) {
+      ({ error, resumable } = this.#classify(run, err));
+    } finally {
+      followers.abort();
+      clearInterval(ticker);
+      outer?.removeEventListener('abort', onOuterAbort);
+    }
+    if (!flushed) {
+      // Whatever ended the run, the blocks that did land must reach the index.
+      try {
+        await this.#flush(run);
+      } catch (err) {
+        const classified = this.#classify(run, err);
+        error ??= classified.error;
+        resumable = false;
+      }
+    }
+
+    const complete = error === undefined && this.#cache.complete();
+    const status: DownloadStatus = Object.freeze({
+      stats: run.stats.snapshot(),
+      complete,
+      resumable,
+      durationMs: Math.round(run.stats.snapshot().elapsedMs),
+      ...(error === undefined ? {} : { error }),
+      ...(digest === undefined ? {} : { digest }),
+    });
+    this.#settleTails(complete, error);
+    debug('download %s ended: complete=%s resumable=%s %s', this.#reader.name, complete, resumable, error?.message ?? '');
+    this.#events.emit({ type: 'done', status });
+    return status;
+  }
+
+  /** Looks at the remote (retrying transient failures) and checks it is the cached revision. */
+  async #look(run: RunState): Promise<ContentInfo> {
+    const budget = new RetryBudget(this.#options.retry, this.#options.random);
+    let info: ContentInfo;
+    for (;;) {
+      try {
+        info = await this.#reader.contentLengthAndBlockSize(run.signal);
+        break;
+      } catch (err) {
+        await this.#afterFailure(run, budget, -1, { from: -1, to: -1 }, err);
+      }
+    }
+    const atRisk = this.#cache.cachedBytesAndBlocks().bytes;
+    if (info.contentLength !== this.#contentLength) {
+      throw new RemoteChangedError(
+        this.#reader.name,
+        [{ field: 'size', before: String(this.#contentLength), after: String(info.contentLength) }],
+        atRisk,
+      );
+    }
+    const stored = this.#cache.remoteIdentity();
+    if (stored === undefined) {
+      await this.#cacheCall(run, 'recording the remote identity', () => this.#cache.setRemoteIdentity(info.identity));
+    } else {
+      const changes = compareIdentity(stored, info.identity);
+      if (changes.length > 0) throw new RemoteChangedError(this.#reader.name, changes, atRisk);
+    }
+    return info;
+  }
+
+  /** Passes over the outstanding blocks until complete, or until it is time to give up. */
+  async #passes(run: RunState, info: ContentInfo): Promise<void> {
+    const o = this.#options;
+    for (let pass = 1; ; pass++) {
+      run.stats.passStarted();
+      await this.#pass(run, info);
+      if (run.fatal !== undefined) throw run.fatal;
+      run.signal.throwIfAborted();
+      if (this.#cache.complete()) return;
+      const missing = this.#numBlocks - this.#cache.cachedBytesAndBlocks().blocks;
+      if (!o.waitForCompletion || pass >= o.maxPasses) {
+        const last = run.lastFailure instanceof Error ? `; last error: ${run.lastFailure.message}` : '';
+        throw new RetriesExhaustedError(
+          `${missing} block(s) of ${this.#reader.name} still missing after ${pass} pass(es)${last}`,
+          run.stats.snapshot().errors,
+          { cause: run.lastFailure },
+        );
+      }
+      const delayMs = backoffDelay(pass, o.retry, undefined, o.random);
+      this.#events.emit({ type: 'pass', pass: pass + 1, outstandingBlocks: missing, delayMs, stats: run.stats.snapshot() });
+      debug('%s: %d block(s) outstanding after pass %d; next pass in %d ms', this.#reader.name, missing, pass, delayMs);
+      await sleep(delayMs, run.signal);
+    }
+  }
+
+  /** One pass: every outstanding block is requested once (with retries). */
+  async #pass(run: RunState, info: ContentInfo): Promise<void> {
+    const o = this.#options;
+    const spent = run.stats.snapshot().retries;
+    // Attempts per block start afresh each pass; the total limit is for the whole run.
+    const budget = new RetryBudget({ ...o.retry, totalRetries: Math.max(0, o.retry.totalRetries - spent) }, o.random);
+    const queue = new PQueue({ concurrency: info.rangesSupported ? o.concurrency : 1 });
+    const onAbort = (): void => queue.clear();
+    run.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const requests: Iterable<PlannedRequest> = info.rangesSupported
+        ? planRequests(
+            this.#cache,
+            blocksPerRequest({
+              blockSize: this.#blockSize,
+              maxRequestBytes: o.maxRequestBytes,
+              outstandingBytes: this.#contentLength - this.#cache.cachedBytesAndBlocks().bytes,
+              concurrency: o.concurrency,
+            }),
+          )
+        : this.#cache.complete()
+          ? []
+          : [{ firstBlock: 0, lastBlock: this.#numBlocks - 1, from: 0, to: this.#contentLength - 1 }];
+      for (const request of requests) {
+        if (run.signal.aborted) break;
+        void queue.add(() => this.#fetch(run, budget, request, info.rangesSupported));
+        // Plan lazily: only a few requests wait in the queue at any time.
+        if (queue.size >= o.concurrency) await queue.onSizeLessThan(o.concurrency);
+      }
+      await queue.onIdle();
+    } finally {
+      run.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Fetches one request, retrying; never rejects (a fatal error stops the run instead). */
+  async #fetch(run: RunState, budget: RetryBudget, request: PlannedRequest, ranged: boolean): Promise<void> {
+    const t: Transfer = { position: request.from, nextToMark: request.firstBlock, progressed: false };
+    try {
+      for (;;) {
+        run.signal.throwIfAborted();
+        const attemptFrom = t.position;
+        t.progressed = false;
+        try {
+          await this.#transfer(run, request, t, ranged);
+          return;
+        } catch (err) {
+          if (t.progressed) budget.onProgress(request.firstBlock);
+          const retried = await this.#afterFailure(run, budget, request.firstBlock, { from: attemptFrom, to: request.to }, err);
+          if (!retried) return; // attempts for this block ran out: left for the next pass
+          if (!ranged) {
+            // Without ranges the only request there is starts at byte 0.
+            t.position = 0;
+            t.nextToMark = 0;
+          }
+        }
+      }
+    } catch (err) {
+      this.#fail(run, err);
+    }
+  }
+
+  /**
+   * Decides what a failure means: waits and returns true to retry, returns
+   * false when the block's attempts ran out (it stays outstanding), or throws
+   * when the run must stop (an abort, a cache write, a non-retryable error,
+   * the run's retries spent).
+   */
+  async #afterFailure(run: RunState, budget: RetryBudget, key: number, range: ByteRange, err: unknown): Promise<boolean> {
+    if (run.signal.aborted) throw run.signal.reason;
+    if (typeof err === 'object' && err !== null && run.internal.has(err)) throw err;
+    run.stats.error();
+    run.lastFailure = err;
+    const response = retryResponseOf(err);
+    const decision = budget.onFailure(key, response.isRetryable(), response.backoffDuration());
+    if (!decision.retry) {
+      if (decision.reason === 'not-retryable') throw err;
+      if (decision.reason === 'total-retries' || key < 0) {
+        throw new RetriesExhaustedError(
+          `${this.#reader.name}: gave up after ${run.stats.snapshot().retries} retries; last error: ${messageOf(err)}`,
+          run.stats.snapshot().errors,
+          { cause: err },
+        );
+      }
+      debug('%s: bytes %d-%d: attempts ran out: %s', this.#reader.name, range.from, range.to, messageOf(err));
+      return false;
+    }
+    run.stats.retry();
+    this.#events.emit({
+      type: 'retry',
+      range: { from: range.from, to: range.to },
+      attempt: decision.attempt,
+      delayMs: decision.delayMs,
+      error: { code: err instanceof BlockfetchError ? err.code : errorCode(err), message: messageOf(err) },
+      stats: run.stats.snapshot(),
+    });
+    debug('%s: bytes %d-%d failed (attempt %d), retrying in %d ms: %s', this.#reader.name, range.from, range.to, decision.attempt, decision.delayMs, messageOf(err));
+    await sleep(decision.delayMs, run.signal);
+    return true;
+  }
+
+  /** One attempt: one body from `t.position` to the request's end, streamed into the cache. */
+  async #transfer(run: RunState, request: PlannedRequest, t: Transfer, ranged: boolean): Promise<void> {
+    const signal = run.signal;
+    await this.#limiter.takeRequest(signal);
+    run.stats.requestStarted();
+    try {
+      const body = await this.#reader.getReader(t.position, request.to, signal);
+      for await (const chunk of body) {
+        if (chunk.length === 0) continue;
+        if (t.position + chunk.length - 1 > request.to) {
+          // Longer than asked: keep none of it, and fetch the first unmarked
+          // block again whole (its bytes so far came from a confused body).
+          const over = t.position + chunk.length - 1 - request.to;
+          t.position = t.nextToMark * this.#blockSize;
+          throw new BlockfetchError(
+            'BLOCKFETCH_BODY_LENGTH',
+            `${this.#reader.name}: body for bytes ${request.from}-${request.to} ran ${over} byte(s) past its end`,
+            { retryable: true },
+          );
+        }
+        // Throttle BEFORE the bytes are handed on: pausing here stops reading
+        // the body, and the socket's window does the rest.
+        await this.#limiter.takeBytes(chunk.length, signal);
+        await this.#write(run, chunk, t.position, ranged);
+        t.position += chunk.length;
+        run.stats.received(chunk.length);
+        // Mark every block that is now whole, except the request's last: only
+        // the end of the body shows that it was not longer than asked.
+        while (t.nextToMark < request.lastBlock && this.#blockEnd(t.nextToMark) < t.position) {
+          this.#mark(run, t.nextToMark++, ranged);
+          t.progressed = true;
+        }
+      }
+      if (t.position !== request.to + 1) {
+        throw new BlockfetchError(
+          'BLOCKFETCH_BODY_LENGTH',
+          `${this.#reader.name}: body for bytes ${request.from}-${request.to} ended after byte ${t.position - 1}`,
+          { retryable: true },
+        );
+      }
+      while (t.nextToMark <= request.lastBlock) {
+        this.#mark(run, t.nextToMark++, ranged);
+        t.progressed = true;
+      }
+    } finally {
+      run.stats.requestEnded();
+    }
+  }
+
+  /** Writes a chunk at its offset; without ranges, skips the parts of blocks already cached. */
+  async #write(run: RunState, chunk: Uint8Array, offset: number, ranged: boolean): Promise<void> {
+    if (ranged) {
+      await this.#cacheCall(run, `writing bytes at ${offset}`, () => this.#cache.writeData(chunk, offset));
+      return;
+    }
+    const end = offset + chunk.length;
+    for (let from = offset; from < end; ) {
+      const block = Math.floor(from / this.#blockSize);
+      const to = Math.min(end, (block + 1) * this.#blockSize);
+      if (this.#isOutstanding(block)) {
+        const piece = chunk.subarray(from - offset, to - offset);
+        await this.#cacheCall(run, `writing bytes at ${from}`, () => this.#cache.writeData(piece, from));
+      }
+      from = to;
+    }
+  }
+
+  /** Marks a block cached and counts it (a block already cached, without ranges, is skipped). */
+  #mark(run: RunState, index: number, ranged: boolean): void {
+    if (!ranged && !this.#isOutstanding(index)) return;
+    try {
+      this.#cache.markCached(index);
+    } catch (err) {
+      throw this.#internal(run, `marking block ${index} cached`, err);
+    }
+    run.stats.blockDone(this.#blockEnd(index) - index * this.#blockSize + 1);
+  }
+
+  #isOutstanding(index: number): boolean {
+    return this.#cache.nextOutstanding(index, { from: -1, to: -1 }) === index + 1;
+  }
+
+  #blockEnd(index: number): number {
+    return Math.min((index + 1) * this.#blockSize, this.#contentLength) - 1;
+  }
+
+  /**
+   * Hashes the cached prefix in order as it grows: catching up from disk
+   * first after a resume, then following the download. Resolves when the
+   * whole file is hashed (or undefined when hashing is off or the run ended first).
+   */
+  async #hashInOrder(
+    run: RunState,
+    info: ContentInfo,
+    stop: AbortSignal,
+  ): Promise<{ result: DigestResult; mismatch?: DigestMismatchError } | undefined> {
+    if (!this.#options.computeDigest) return undefined;
+    const remote: ExpectedDigest | undefined = this.#reader.digest() ?? info.identity.digest;
+    const { algorithm, expected } = chooseDigest(this.#options.expectedDigest, remote);
+    const digest = new InOrderDigest(algorithm);
+    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(this.#options.readChunkBytes, this.#contentLength)));
+    while (digest.bytes < this.#contentLength) {
+      if (stop.aborted || run.signal.aborted) return undefined;
+      const end = this.#prefix.end;
+      if (end > digest.bytes) {
+        const view = buffer.subarray(0, Math.min(buffer.length, end - digest.bytes));
+        await this.#cache.readAt(view, digest.bytes);
+        digest.update(view);
+        continue;
+      }
+      await this.#prefix.changed(stop);
+    }
+    try {
+      return { result: digest.finish(expected) };
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError)) throw err;
+      return { result: Object.freeze({ algorithm, hex: err.actual, expected: err.expected, verified: false }), mismatch: err };
+    }
+  }
+
+  async #flush(run: RunState): Promise<void> {
+    await this.#cacheCall(run, 'flushing the index', () => this.#cache.flush());
+  }
+
+  /** Runs a cache write; its failure becomes a `BLOCKFETCH_DISK_WRITE` error that ends the run unresumable. */
+  async #cacheCall(run: RunState, what: string, call: () => Promise<void>): Promise<void> {
+    try {
+      await call();
+    } catch (err) {
+      throw this.#internal(run, what, err);
+    }
+  }
+
+  #internal(run: RunState, what: string, err: unknown): BlockfetchError {
+    const wrapped =
+      err instanceof BlockfetchError
+        ? err
+        : new BlockfetchError('BLOCKFETCH_DISK_WRITE', `${what} failed: ${messageOf(err)}`, {
+            cause: err,
+            hint: 'check the disk (space, permissions, health); the blocks already recorded are kept',
+          });
+    run.internal.add(wrapped);
+    return wrapped;
+  }
+
+  /** Records the first fatal error and stops everything else. */
+  #fail(run: RunState, err: unknown): void {
+    if (run.signal.aborted) return;
+    run.fatal = err;
+    run.abort(err);
+  }
+
+  /** Turns whatever ended the run into a typed error, and says whether a later run can continue. */
+  #classify(run: RunState, err: unknown): { error: BlockfetchError; resumable: boolean } {
+    const cause = run.fatal ?? err;
+    if (typeof cause === 'object' && cause !== null && run.internal.has(cause)) {
+      return { error: cause as BlockfetchError, resumable: false };
+    }
+    if (cause instanceof RemoteChangedError) {
+      const atRisk = this.#cache.cachedBytesAndBlocks().bytes;
+      const error =
+        cause.bytesAtRisk === atRisk ? cause : new RemoteChangedError(this.#reader.name, cause.changes, atRisk, { cause });
+      return { error, resumable: false };
+    }
+    if (cause instanceof DigestMismatchError) return { error: cause, resumable: false };
+    if (cause instanceof BlockfetchError) return { error: cause, resumable: true };
+    return {
+      error: new BlockfetchError('BLOCKFETCH_NETWORK', `${this.#reader.name}: ${messageOf(cause)}`, { cause }),
+      resumable: true,
+    };
+  }
+
+  #progress(run: RunState): void {
+    const version = run.stats.version;
+    if (version === run.progressVersion) return;
+    run.progressVersion = version;
+    this.#events.emit({ type: 'progress', stats: run.stats.snapshot() });
+  }
+
+  #settleTails(complete: boolean, error: BlockfetchError | undefined): void {
+    this.#verified = complete;
+    if (!complete) {
+      const reason = error ?? new BlockfetchError('BLOCKFETCH_ABORTED', 'the download ended incomplete');
+      for (const stream of this.#tails.keys()) this.#tails.set(stream, reason);
+    }
+    this.#prefix.poke();
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'UNKNOWN';
+}

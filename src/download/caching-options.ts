@@ -1,0 +1,234 @@
+/**
+ * The options of the CachingDownloader, their defaults and their checks,
+ * and the types it reports with (status and events).
+ */
+import type { ExpectedDigest } from '../cache/types.js';
+import type { BlockfetchError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { ByteRange } from '../ranges/byte-range.js';
+import { resolveRetryOptions, type RetryOptions } from './backoff.js';
+import { normalizeExpectedDigest, type DigestResult } from './digest.js';
+import type { EventListener } from './events.js';
+import type { RateLimiter } from './rate-limiter.js';
+import type { ContentInfo } from './reader.js';
+import type { DownloadStats } from './stats.js';
+
+/** Options of `new CachingDownloader(reader, cache, options)`. */
+export interface CachingDownloaderOptions {
+  /** Requests open at once. @default 8 */
+  readonly concurrency?: number;
+  /**
+   * Adjacent outstanding blocks are fetched in one request of up to this many
+   * bytes (never fewer requests than workers while there is enough to do);
+   * each block is still marked cached on its own as its bytes land. Set it to
+   * the block size or less to fetch one block per request.
+   * @default 8388608 (8 MiB)
+   */
+  readonly maxRequestBytes?: number;
+  /** Retry limits and backoff timing (see `RetryOptions`). @default defaultRetryOptions */
+  readonly retry?: RetryOptions;
+  /**
+   * When a pass ends with blocks still outstanding (their attempts ran out),
+   * wait (with backoff) and make another pass over what is left, up to
+   * `maxPasses`, instead of returning an incomplete status.
+   * @default false
+   */
+  readonly waitForCompletion?: boolean;
+  /** The most passes a run makes when `waitForCompletion` is set. @default 10 */
+  readonly maxPasses?: number;
+  /** Limit the download to this many bytes per second. @default undefined (no limit) */
+  readonly bytesPerSecond?: number;
+  /** Limit the download to this many new requests per second. @default undefined (no limit) */
+  readonly requestsPerSecond?: number;
+  /**
+   * A rate limiter to use instead of one built from `bytesPerSecond` and
+   * `requestsPerSecond` (share one to limit several downloads together).
+   * @default undefined
+   */
+  readonly rateLimiter?: RateLimiter;
+  /**
+   * The whole-file digest the result must have. Wins over the one the reader
+   * reports. With neither, a sha256 is still computed and reported.
+   * @default undefined
+   */
+  readonly expectedDigest?: ExpectedDigest;
+  /**
+   * Hash the file in order while it downloads. Turning it off skips the
+   * reads of the data file that hashing needs, and with them any check of a
+   * digest the reader advertised; it cannot be combined with `expectedDigest`.
+   * @default true
+   */
+  readonly computeDigest?: boolean;
+  /** Bytes read from the data file at a time when hashing the prefix. @default 1048576 (1 MiB) */
+  readonly readChunkBytes?: number;
+  /** Least time between two `progress` events, in ms. @default 250 */
+  readonly progressIntervalMs?: number;
+  /**
+   * Receives typed events (`start`, `progress`, `retry`, `pass`, `done`).
+   * Called synchronously from timers and state changes, never awaited; a
+   * listener that throws is ignored. The `done` event is always delivered.
+   * @default undefined
+   */
+  readonly onEvent?: EventListener<DownloadEvent>;
+  /** The random source of backoff jitter; for tests. @default Math.random */
+  readonly random?: () => number;
+}
+
+/** The defaults of {@link CachingDownloaderOptions}. */
+export const defaultCachingDownloaderOptions = Object.freeze({
+  concurrency: 8,
+  maxRequestBytes: 8 * 1024 * 1024,
+  waitForCompletion: false,
+  maxPasses: 10,
+  computeDigest: true,
+  readChunkBytes: 1024 * 1024,
+  progressIntervalMs: 250,
+});
+
+/** The options after defaults and checks. */
+export interface ResolvedCachingOptions {
+  readonly concurrency: number;
+  readonly maxRequestBytes: number;
+  readonly retry: Required<RetryOptions>;
+  readonly waitForCompletion: boolean;
+  readonly maxPasses: number;
+  readonly bytesPerSecond: number | undefined;
+  readonly requestsPerSecond: number | undefined;
+  readonly rateLimiter: RateLimiter | undefined;
+  readonly expectedDigest: ExpectedDigest | undefined;
+  readonly computeDigest: boolean;
+  readonly readChunkBytes: number;
+  readonly progressIntervalMs: number;
+  readonly onEvent: EventListener<DownloadEvent> | undefined;
+  readonly random: () => number;
+}
+
+/** Fills in defaults and checks every option, naming a bad one, its value and its type. */
+export function resolveCachingOptions(options: CachingDownloaderOptions = {}): ResolvedCachingOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(`CachingDownloader options must be an object, got ${String(options)} (${typeof options})`);
+  }
+  const d = defaultCachingDownloaderOptions;
+  const concurrency = integer('concurrency', options.concurrency ?? d.concurrency, 1, 1024);
+  const maxRequestBytes = integer('maxRequestBytes', options.maxRequestBytes ?? d.maxRequestBytes, 0, Number.MAX_SAFE_INTEGER);
+  const maxPasses = integer('maxPasses', options.maxPasses ?? d.maxPasses, 1, 1_000_000);
+  const readChunkBytes = integer('readChunkBytes', options.readChunkBytes ?? d.readChunkBytes, 1, 1 << 30);
+  const progressIntervalMs = integer('progressIntervalMs', options.progressIntervalMs ?? d.progressIntervalMs, 1, 2 ** 31 - 1);
+  const waitForCompletion = boolean('waitForCompletion', options.waitForCompletion ?? d.waitForCompletion);
+  const computeDigest = boolean('computeDigest', options.computeDigest ?? d.computeDigest);
+  const expectedDigest =
+    options.expectedDigest === undefined ? undefined : normalizeExpectedDigest(options.expectedDigest, 'expectedDigest');
+  if (expectedDigest !== undefined && !computeDigest) {
+    throw new InvalidArgumentError('CachingDownloader option expectedDigest cannot be checked with computeDigest: false');
+  }
+  for (const name of ['bytesPerSecond', 'requestsPerSecond'] as const) {
+    const v = options[name];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
+      throw new InvalidArgumentError(`CachingDownloader option ${name} must be a finite number > 0, got ${String(v)} (${typeof v})`);
+    }
+  }
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+    throw new InvalidArgumentError(`CachingDownloader option onEvent must be a function, got ${typeof options.onEvent}`);
+  }
+  if (options.random !== undefined && typeof options.random !== 'function') {
+    throw new InvalidArgumentError(`CachingDownloader option random must be a function, got ${typeof options.random}`);
+  }
+  return Object.freeze({
+    concurrency,
+    maxRequestBytes,
+    retry: resolveRetryOptions(options.retry),
+    waitForCompletion,
+    maxPasses,
+    bytesPerSecond: options.bytesPerSecond,
+    requestsPerSecond: options.requestsPerSecond,
+    rateLimiter: options.rateLimiter,
+    expectedDigest,
+    computeDigest,
+    readChunkBytes,
+    progressIntervalMs,
+    onEvent: options.onEvent,
+    random: options.random ?? Math.random,
+  });
+}
+
+/**
+ * How a run ended. `run()` resolves with one of these for every outcome of
+ * the download itself (success, failure, abort); it rejects only for
+ * programming errors (a second concurrent `run()`).
+ *
+ * @example
+ * ```ts
+ * const status = await dl.run(signal);
+ * if (status.complete) console.log('done', status.digest?.hex);
+ * else if (status.resumable) console.log('run again to continue:', status.error?.message);
+ * else console.error('cannot continue:', status.error?.code, status.error?.hint);
+ * ```
+ */
+export interface DownloadStatus {
+  /** The final statistics of the run. */
+  readonly stats: DownloadStats;
+  /** True when every block is cached and the digest (if one was expected) matched. */
+  readonly complete: boolean;
+  /**
+   * True when the cache was left consistent (index flushed, no failed disk
+   * write) and running again can make progress: after an abort, exhausted
+   * retries or a transient remote failure. False after a failed disk write
+   * or flush, a changed remote (restart needed) or a digest mismatch. True
+   * for a complete download.
+   */
+  readonly resumable: boolean;
+  /** How long the run took, in ms. */
+  readonly durationMs: number;
+  /** The error that ended the run, when it did not complete. */
+  readonly error?: BlockfetchError;
+  /** The whole-file digest, when the file was hashed to its end. */
+  readonly digest?: DigestResult;
+}
+
+/** An error's code and message, as events carry them. */
+export interface EventError {
+  readonly code: string;
+  readonly message: string;
+}
+
+/**
+ * What a CachingDownloader reports while it runs, discriminated by `type`.
+ * Also published on `node:diagnostics_channel` as
+ * `blockfetch:download:<type>`.
+ */
+export type DownloadEvent =
+  /** The remote was looked at and accepted; fetching begins. */
+  | { readonly type: 'start'; readonly info: ContentInfo; readonly stats: DownloadStats }
+  /** Routine progress, at most every `progressIntervalMs`, only when something changed. */
+  | { readonly type: 'progress'; readonly stats: DownloadStats }
+  /** A request failed and will be tried again after `delayMs`. */
+  | {
+      readonly type: 'retry';
+      /** The bytes the failed request was for (inclusive). */
+      readonly range: ByteRange;
+      /** The failed attempt's number for this block (1 for the first failure). */
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly error: EventError;
+      readonly stats: DownloadStats;
+    }
+  /** Another pass over the outstanding blocks starts after `delayMs` (`waitForCompletion`). */
+  | { readonly type: 'pass'; readonly pass: number; readonly outstandingBlocks: number; readonly delayMs: number; readonly stats: DownloadStats }
+  /** The run ended; always delivered, before `run()` resolves. */
+  | { readonly type: 'done'; readonly status: DownloadStatus };
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(
+      `CachingDownloader option ${name} must be a whole number from ${min} to ${max}, got ${String(value)} (${typeof value})`,
+    );
+  }
+  return value;
+}
+
+function boolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') {
+    throw new InvalidArgumentError(`CachingDownloader option ${name} must be true or false, got ${String(value)} (${typeof value})`);
+  }
+  return value;
+}

@@ -1,0 +1,187 @@
+/**
+ * A scripted {@link Reader} for the downloader's tests: serves a
+ * self-describing payload (or any content) in chunks, and fails on purpose —
+ * a seeded random share of requests refused, bodies cut short, bodies that
+ * run long, Retry-After hints, per-request delays — while recording every
+ * request it was asked for.
+ */
+import type { ExpectedDigest, RemoteIdentity } from '../../src/cache/types.js';
+import { sleep } from '../../src/download/backoff.js';
+import type { ContentInfo, Reader } from '../../src/download/reader.js';
+import { BlockfetchError } from '../../src/errors.js';
+import { payload } from './payload.js';
+
+/** What one request should suffer. Anything left out: served normally. */
+export interface FakeFault {
+  /** Refuse the request with this error (thrown from getReader). */
+  readonly refuse?: Error;
+  /** Wait this long (abortable) before the body starts. */
+  readonly delayMs?: number;
+  /** End the body cleanly after this many bytes (a short body). */
+  readonly endAfter?: number;
+  /** Throw this error from the body after `endAfter` bytes (a reset connection). */
+  readonly errorAfterEnd?: Error;
+  /** Send this many extra bytes after the range (a long body). */
+  readonly extraBytes?: number;
+}
+
+/** One request the reader was asked for. */
+export interface FakeRequest {
+  readonly from: number;
+  readonly to: number;
+  /** `performance.now()` when it was made. */
+  readonly at: number;
+  /** Bytes the body delivered. */
+  delivered: number;
+  /** How the request ended: served whole, failed on purpose, or aborted. */
+  outcome: 'open' | 'ok' | 'fault' | 'aborted';
+}
+
+export interface FakeReaderOptions {
+  readonly size: number;
+  readonly blockSize?: number;
+  /** The bytes of the file; the self-describing payload by default. */
+  readonly content?: (from: number, to: number) => Uint8Array;
+  /** Bytes per chunk yielded. @default 4096 */
+  readonly chunkSize?: number;
+  readonly identity?: Partial<RemoteIdentity>;
+  readonly rangesSupported?: boolean;
+  readonly digest?: ExpectedDigest;
+  /** Seed of the RNG deciding random failures. @default 1 */
+  readonly seed?: number;
+  /** Share of requests that fail at random (half refused, half cut part way). @default 0 */
+  readonly failureRatio?: number;
+  /** Delay before every body, ms. @default 0 */
+  readonly delayMs?: number;
+  /** Delay between chunks, ms. @default 0 */
+  readonly chunkDelayMs?: number;
+  /** Per-request script, consulted first; `n` counts requests from 0. */
+  readonly script?: (request: { from: number; to: number; n: number }) => FakeFault | undefined;
+  /** Failures of contentLengthAndBlockSize before it answers. @default 0 */
+  readonly lookFailures?: number;
+}
+
+/** mulberry32: a tiny seeded PRNG, so "random" failures repeat exactly. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A transient failure, as a network error would be. */
+export function transient(message = 'connection reset (scripted)', retryAfterMs?: number): BlockfetchError {
+  return new BlockfetchError('BLOCKFETCH_NETWORK', message, {
+    retryable: true,
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+  });
+}
+
+export class FakeReader implements Reader {
+  readonly name = 'fake://payload';
+  readonly requests: FakeRequest[] = [];
+  /** Requests open right now, and the most ever open at once. */
+  open = 0;
+  maxOpen = 0;
+  looks = 0;
+  readonly #o: FakeReaderOptions;
+  readonly #random: () => number;
+  #failureRatio: number;
+  #lookFailures: number;
+
+  constructor(options: FakeReaderOptions) {
+    this.#o = options;
+    this.#random = seededRandom(options.seed ?? 1);
+    this.#failureRatio = options.failureRatio ?? 0;
+    this.#lookFailures = options.lookFailures ?? 0;
+  }
+
+  /** Changes the random failure share (for restart rounds). */
+  setFailureRatio(ratio: number): void {
+    this.#failureRatio = ratio;
+  }
+
+  async contentLengthAndBlockSize(signal?: AbortSignal): Promise<ContentInfo> {
+    signal?.throwIfAborted();
+    this.looks++;
+    if (this.#lookFailures > 0) {
+      this.#lookFailures--;
+      throw transient('first look failed (scripted)');
+    }
+    return {
+      contentLength: this.#o.size,
+      blockSize: this.#o.blockSize ?? 1024,
+      identity: { url: this.name, size: this.#o.size, etag: '"v1"', ...this.#o.identity },
+      rangesSupported: this.#o.rangesSupported ?? true,
+      pinned: true,
+    };
+  }
+
+  digest(): ExpectedDigest | undefined {
+    return this.#o.digest;
+  }
+
+  async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    signal.throwIfAborted();
+    if (from < 0 || to < from || to >= this.#o.size) throw new Error(`FakeReader: bad range ${from}-${to} of ${this.#o.size}`);
+    const n = this.requests.length;
+    const request: FakeRequest = { from, to, at: performance.now(), delivered: 0, outcome: 'open' };
+    this.requests.push(request);
+    let fault = this.#o.script?.({ from, to, n });
+    if (fault === undefined && this.#failureRatio > 0 && this.#random() < this.#failureRatio) {
+      const length = to - from + 1;
+      fault =
+        this.#random() < 0.5
+          ? { refuse: transient('refused (random)') }
+          : { endAfter: Math.floor(this.#random() * length), errorAfterEnd: transient('cut (random)') };
+    }
+    if (fault?.refuse !== undefined) {
+      request.outcome = 'fault';
+      throw fault.refuse;
+    }
+    return this.#body(request, fault ?? {}, signal);
+  }
+
+  async *#body(request: FakeRequest, fault: FakeFault, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    this.open++;
+    this.maxOpen = Math.max(this.maxOpen, this.open);
+    try {
+      const delay = fault.delayMs ?? this.#o.delayMs ?? 0;
+      if (delay > 0) await sleep(delay, signal);
+      const chunk = this.#o.chunkSize ?? 4096;
+      const stopAt = fault.endAfter === undefined ? request.to + 1 : request.from + fault.endAfter;
+      const last = Math.min(request.to + 1, stopAt) + (fault.extraBytes ?? 0);
+      for (let pos = request.from; pos < last; ) {
+        signal.throwIfAborted();
+        if ((this.#o.chunkDelayMs ?? 0) > 0) await sleep(this.#o.chunkDelayMs ?? 0, signal);
+        const end = Math.min(pos + chunk, last);
+        const bytes =
+          end - 1 < this.#o.size
+            ? this.#content(pos, end - 1)
+            : Buffer.concat([this.#content(pos, this.#o.size - 1), Buffer.alloc(end - Math.max(pos, this.#o.size), 0xee)]);
+        request.delivered += bytes.length;
+        pos = end;
+        yield bytes;
+      }
+      if (fault.errorAfterEnd !== undefined) {
+        request.outcome = 'fault';
+        throw fault.errorAfterEnd;
+      }
+      request.outcome = fault.endAfter !== undefined || fault.extraBytes !== undefined ? 'fault' : 'ok';
+    } catch (err) {
+      if (signal.aborted) request.outcome = 'aborted';
+      throw err;
+    } finally {
+      this.open--;
+    }
+  }
+
+  #content(from: number, to: number): Uint8Array {
+    if (to < from) return new Uint8Array(0);
+    return this.#o.content?.(from, to) ?? payload(from, to);
+  }
+}
