@@ -8,7 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { StreamingDownloader } from '../src/download/streaming-downloader.js';
 import { AbortedError, RemoteChangedError } from '../src/errors.js';
 import { HttpReader } from '../src/http/http-reader.js';
-import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { startFaultServer, type FaultServer, type RecordedRequest } from './helpers/fault-server.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
 const BS = 64 * 1024;
@@ -77,7 +77,7 @@ describe('StreamingDownloader over HttpReader (fault server)', () => {
     // Every request after discovery is pinned to the revision discovery saw.
     for (const req of server.requests.slice(1)) expect(req.headers['if-match']).toBe(server.etag);
     // A cut block is resumed after the bytes it got, not re-fetched from its start.
-    const rangeOf = (r: { headers: { range?: string } }): [number, number] =>
+    const rangeOf = (r: RecordedRequest): [number, number] =>
       (/bytes=(\d+)-(\d+)/.exec(String(r.headers.range))?.slice(1).map(Number) as [number, number]) ?? [-1, -1];
     const cut = server.requests.filter((r) => r.index > 2 && r.index % 7 === 3 && rangeOf(r)[1] - rangeOf(r)[0] + 1 > 10_000);
     expect(cut.length).toBeGreaterThan(2);
