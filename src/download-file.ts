@@ -1,14 +1,33 @@
 /**
  * `downloadFile(url, target, options)`: the library entry that downloads one
  * URL to one file, resumably, exactly as the `blockfetch` command does (the
- * command is a thin layer over it).
+ * command is a thin layer over it). It composes the layers:
+ * {@link HttpReader} → {@link LocalDownloadCache} → {@link CachingDownloader}.
  *
  * While a download is in progress its data and index sit NEXT TO the target,
  * in the same directory (never in /tmp): the final rename is then atomic
  * (same filesystem), the space check is made on the filesystem that will hold
  * the file, and a reboot that clears /tmp does not lose the download.
  */
+import type { Stats } from 'node:fs';
+import { open, rename, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+
+import type { Dispatcher } from 'undici';
+
+import { cacheFilesExist, createNewFilesForCache } from './cache/cache-files.js';
+import { nodeFileSystem } from './cache/file.js';
+import { LocalDownloadCache } from './cache/local-download-cache.js';
+import { CacheLock, defaultCacheLockOptions } from './cache/lock.js';
+import type { ExpectedDigest } from './cache/types.js';
+import type { RetryOptions } from './download/backoff.js';
+import { CachingDownloader } from './download/caching-downloader.js';
+import type { DownloadEvent } from './download/caching-options.js';
+import type { DigestResult } from './download/digest.js';
+import type { Reader } from './download/reader.js';
+import type { DownloadStats } from './download/stats.js';
+import { AbortedError, BlockfetchError, InvalidArgumentError, hasCode } from './errors.js';
+import { HttpReader } from './http/http-reader.js';
 
 /** The suffix of the partial data file: `big.iso` downloads into `big.iso.blockfetch`. */
 export const PARTIAL_SUFFIX = '.blockfetch';
@@ -16,7 +35,7 @@ export const PARTIAL_SUFFIX = '.blockfetch';
 /** The suffix of the index file: `big.iso.blockfetch.json`. */
 export const INDEX_SUFFIX = `${PARTIAL_SUFFIX}.json`;
 
-/** The three paths of one download. */
+/** The paths of one download. */
 export interface DownloadPaths {
   /** The finished file (absolute). */
   readonly target: string;
@@ -24,12 +43,13 @@ export interface DownloadPaths {
   readonly partial: string;
   /** The index of `partial`: which blocks are done, and of which remote revision. */
   readonly index: string;
-  /** The directory all three live in (fsynced after the final rename). */
+  /** The directory all of them live in (fsynced after the final rename). */
   readonly directory: string;
 }
 
 /**
- * The paths for downloading to `target`.
+ * The paths for downloading to `target`. The cross-process lock is a
+ * directory next to them, `<partial>.lock`, while a process holds it.
  *
  * @example
  * ```ts
@@ -57,4 +77,330 @@ export function pathsFromAnyName(path: string): DownloadPaths {
   if (path.endsWith(INDEX_SUFFIX)) return downloadPaths(path.slice(0, -INDEX_SUFFIX.length));
   if (path.endsWith(PARTIAL_SUFFIX)) return downloadPaths(path.slice(0, -PARTIAL_SUFFIX.length));
   return downloadPaths(path);
+}
+
+/** Options of {@link downloadFile}. Every field is optional. */
+export interface DownloadFileOptions {
+  /** Requests open at once. @default 8 */
+  readonly concurrency?: number;
+  /**
+   * The block size of a NEW download, in bytes: the unit of resumption and of
+   * the index. A resumed download keeps the block size it was started with.
+   * @default 16777216 (16 MiB; see `defaultDownloadFileOptions`)
+   */
+  readonly blockSize?: number;
+  /** Limit the transfer to this many bytes per second. @default undefined (no limit) */
+  readonly bytesPerSecond?: number;
+  /** Extra request headers, e.g. `{ authorization: 'Bearer …' }`. @default {} */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * The digest the file must have. Checked (in order, while downloading)
+   * before the partial file is renamed to the target; on a mismatch the
+   * partial file and its index are kept and a `DigestMismatchError` thrown.
+   * @default undefined (a digest the server advertised is still checked)
+   */
+  readonly expectedDigest?: ExpectedDigest;
+  /**
+   * Discard a partial download that cannot be continued and start over: when
+   * the remote changed since it began (before or during this run), or when
+   * its index is corrupt or does not match its data file. Without it those
+   * are errors and nothing on disk is touched.
+   * @default false
+   */
+  readonly restart?: boolean;
+  /** Replace `target` if it exists. Without it an existing target is a `BLOCKFETCH_TARGET_EXISTS` error. @default false */
+  readonly overwrite?: boolean;
+  /** Retry limits and backoff. @default defaultRetryOptions (6 attempts per block) */
+  readonly retry?: RetryOptions;
+  /** How long to wait for response headers, and for the next body bytes, before a request fails (and is retried), in ms. @default 30000 */
+  readonly timeoutMs?: number;
+  /**
+   * How long to wait for another process's lock on the same download. The
+   * lock of a process that was killed goes stale after 5 s, so the default
+   * lets a re-run right after a `kill -9` proceed instead of failing.
+   * @default 7000
+   */
+  readonly lockWaitMs?: number;
+  /** Stops the download; the index is saved and an `AbortedError` thrown. Run again to resume. */
+  readonly signal?: AbortSignal;
+  /** Receives typed events (see {@link DownloadFileEvent}); a listener that throws is ignored. */
+  readonly onEvent?: (event: DownloadFileEvent) => void;
+  /**
+   * The undici dispatcher the HTTP reader uses (a proxy agent, an agent with
+   * other limits, one with interceptors). The caller keeps ownership.
+   * @default a new Agent per call (or a proxy agent when HTTP(S)_PROXY is set)
+   */
+  readonly dispatcher?: Dispatcher;
+}
+
+/** The defaults of {@link DownloadFileOptions}. */
+export const defaultDownloadFileOptions = Object.freeze({
+  concurrency: 8,
+  /**
+   * 16 MiB: per-request overhead (a round trip plus headers) is small next to
+   * a 16 MiB transfer even across continents, while a block lost to a
+   * `kill -9` costs little to fetch again. See docs/cli.md.
+   */
+  blockSize: 16 * 1024 * 1024,
+  restart: false,
+  overwrite: false,
+  timeoutMs: 30_000,
+  lockWaitMs: defaultCacheLockOptions.staleMs + 2000,
+});
+
+/**
+ * What {@link downloadFile} reports: the {@link CachingDownloader}'s events
+ * (`start`, `progress`, `retry`, `pass`, `done`) plus its own steps.
+ */
+export type DownloadFileEvent =
+  | DownloadEvent
+  /** The cache is open: `resumedBytes` were already on disk from an earlier run. */
+  | {
+      readonly type: 'open';
+      readonly paths: DownloadPaths;
+      readonly size: number;
+      readonly blockSize: number;
+      readonly resumedBytes: number;
+    }
+  /** A partial download was discarded (`restart`), for `reason`. */
+  | { readonly type: 'discard'; readonly paths: DownloadPaths; readonly reason: BlockfetchError }
+  /** The download is complete and verified; the partial file is being renamed to the target. */
+  | { readonly type: 'finish'; readonly paths: DownloadPaths };
+
+/** What a successful {@link downloadFile} did. */
+export interface DownloadFileResult {
+  /** The finished file (absolute path). */
+  readonly target: string;
+  /** Its size in bytes. */
+  readonly size: number;
+  /** Bytes that were already on disk from earlier runs when this run started. */
+  readonly resumedBytes: number;
+  /** The digest of the file (verified when one was expected or advertised). */
+  readonly digest: DigestResult | undefined;
+  /** The final statistics of the last run. */
+  readonly stats: DownloadStats;
+  /** Milliseconds this call took, from start to rename. */
+  readonly durationMs: number;
+}
+
+/**
+ * Downloads `url` to `target`, resuming a partial download of it if there is
+ * one, and renames the verified result into place.
+ *
+ * Steps: take the download's cross-process lock; refuse an existing target
+ * (unless `overwrite`); open the partial download, or look at the remote and
+ * create one (space is reserved first: `NotEnoughSpaceError` before a byte
+ * is fetched); run a {@link CachingDownloader}; when complete and verified,
+ * fsync the data, rename it over the target, fsync the directory and remove
+ * the index.
+ *
+ * Every failure is a typed {@link BlockfetchError} (its `code` says which:
+ * see docs/errors.md); whatever was downloaded stays on disk and the same
+ * call resumes it.
+ *
+ * @example
+ * ```ts
+ * import { downloadFile } from 'blockfetch';
+ * const result = await downloadFile('https://example.com/big.iso', 'big.iso', {
+ *   expectedDigest: { algorithm: 'sha256', hex: '…' },
+ *   onEvent: (e) => { if (e.type === 'progress') console.log(e.stats.doneBytes); },
+ * });
+ * ```
+ */
+export async function downloadFile(url: string, target: string, options: DownloadFileOptions = {}): Promise<DownloadFileResult> {
+  const o = resolveDownloadFileOptions(options);
+  const started = performance.now();
+  const paths = downloadPaths(target);
+  const emit = (event: DownloadFileEvent): void => {
+    try {
+      o.onEvent?.(event);
+    } catch {
+      // A listener must not break the download; see DownloadFileOptions.onEvent.
+    }
+  };
+  const lockLost = new AbortController();
+  const signal = o.signal === undefined ? lockLost.signal : AbortSignal.any([o.signal, lockLost.signal]);
+  const lock = await CacheLock.acquire(paths.partial, {
+    mode: 'wait',
+    waitTimeoutMs: o.lockWaitMs,
+    signal,
+    onCompromised: (err) => lockLost.abort(err),
+  });
+  try {
+    await checkTarget(paths, o.overwrite);
+    // Once through, and once more after a discard (restart) at most: a
+    // remote that changes on every attempt is not chased forever.
+    for (let attempt = 0; ; attempt++) {
+      const reader = newReader(url, o);
+      let cache: LocalDownloadCache | undefined;
+      try {
+        cache = await openOrCreateCache(paths, reader, o, signal, emit);
+        const { contentLength, blockSize } = cache.contentLengthAndBlockSize();
+        const resumedBytes = cache.cachedBytesAndBlocks().bytes;
+        emit({ type: 'open', paths, size: contentLength, blockSize, resumedBytes });
+        const downloader = new CachingDownloader(reader, cache, {
+          concurrency: o.concurrency,
+          ...(o.retry === undefined ? {} : { retry: o.retry }),
+          ...(o.bytesPerSecond === undefined ? {} : { bytesPerSecond: o.bytesPerSecond }),
+          ...(o.expectedDigest === undefined ? {} : { expectedDigest: o.expectedDigest }),
+          onEvent: emit,
+        });
+        const status = await downloader.run(signal);
+        await cache.close();
+        if (status.complete) {
+          emit({ type: 'finish', paths });
+          await finish(paths);
+          return {
+            target: paths.target,
+            size: contentLength,
+            resumedBytes,
+            digest: status.digest,
+            stats: status.stats,
+            durationMs: Math.round(performance.now() - started),
+          };
+        }
+        const error = status.error ?? new BlockfetchError('BLOCKFETCH_NETWORK', `${reader.name}: the download ended incomplete`);
+        if (lockLost.signal.aborted && lockLost.signal.reason instanceof BlockfetchError) throw lockLost.signal.reason;
+        if (o.restart && attempt === 0 && hasCode(error, 'BLOCKFETCH_REMOTE_CHANGED')) {
+          await discard(paths);
+          emit({ type: 'discard', paths, reason: error });
+          continue;
+        }
+        throw error;
+      } finally {
+        await cache?.close().catch(() => undefined);
+        await reader.close().catch(() => undefined);
+      }
+    }
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
+
+type ResolvedOptions = Required<Pick<DownloadFileOptions, 'concurrency' | 'blockSize' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>> &
+  Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>;
+
+function resolveDownloadFileOptions(options: DownloadFileOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(`downloadFile options must be an object, got ${String(options)} (${typeof options})`);
+  }
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as DownloadFileOptions;
+  const o = { ...defaultDownloadFileOptions, ...defined };
+  const whole = (name: 'concurrency' | 'blockSize' | 'timeoutMs' | 'lockWaitMs', min: number): void => {
+    const value: unknown = o[name];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+      throw new InvalidArgumentError(`downloadFile option ${name} must be a whole number >= ${min}, got ${String(value)} (${typeof value})`);
+    }
+  };
+  whole('concurrency', 1);
+  whole('blockSize', 1);
+  whole('timeoutMs', 1);
+  whole('lockWaitMs', 0);
+  if (o.onEvent !== undefined && typeof o.onEvent !== 'function') {
+    throw new InvalidArgumentError(`downloadFile option onEvent must be a function, got ${typeof o.onEvent}`);
+  }
+  return o;
+}
+
+function newReader(url: string, o: ResolvedOptions): HttpReader {
+  return new HttpReader({
+    url,
+    blockSize: o.blockSize,
+    requestTimeoutMs: o.timeoutMs,
+    idleTimeoutMs: o.timeoutMs,
+    ...(o.headers === undefined ? {} : { headers: o.headers }),
+    ...(o.dispatcher === undefined ? {} : { dispatcher: o.dispatcher }),
+  });
+}
+
+/**
+ * Refuses an existing target unless `overwrite`. First removes an index left
+ * by a run that was killed between its final rename and removing the index
+ * (target present, partial file gone): it describes a finished download.
+ */
+async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<void> {
+  const target = await statOrUndefined(paths.target);
+  if (target === undefined) return;
+  const partial = await statOrUndefined(paths.partial);
+  if (partial === undefined) await nodeFileSystem.remove(paths.index);
+  if (overwrite) return;
+  throw new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${paths.target} already exists`, {
+    hint: 'pass --force (overwrite) to replace it, or choose another name with -o',
+  });
+}
+
+/** Index errors that `restart` may resolve by starting over. A foreign or newer index is never deleted. */
+const RESTARTABLE_INDEX_ERRORS = ['BLOCKFETCH_INDEX_CORRUPT', 'BLOCKFETCH_INDEX_MISMATCH'] as const;
+
+/**
+ * Opens the partial download at `paths`, or creates it. The lock is held by
+ * the caller, so neither takes it again.
+ */
+async function openOrCreateCache(
+  paths: DownloadPaths,
+  reader: Reader,
+  o: ResolvedOptions,
+  signal: AbortSignal,
+  emit: (event: DownloadFileEvent) => void,
+): Promise<LocalDownloadCache> {
+  const present = await cacheFilesExist(paths.partial, paths.index);
+  if (present.data && present.index) {
+    try {
+      return await LocalDownloadCache.open(paths.partial, paths.index, { lock: false });
+    } catch (err) {
+      if (!o.restart || !RESTARTABLE_INDEX_ERRORS.some((code) => hasCode(err, code))) throw err;
+      await discard(paths);
+      emit({ type: 'discard', paths, reason: err as BlockfetchError });
+    }
+  } else if (present.data || present.index) {
+    // One without the other records nothing usable: a data file without its
+    // index has no block known to be complete (a run killed while creating
+    // it), an index without its data file describes bytes that are gone.
+    // Starting over loses nothing.
+    await discard(paths);
+  }
+  if (signal.aborted) throw new AbortedError('the download was aborted', { cause: signal.reason });
+  const info = await reader.contentLengthAndBlockSize(signal);
+  await createNewFilesForCache(paths.partial, paths.index, info.contentLength, info.blockSize, {
+    identity: info.identity,
+    lock: false,
+    signal,
+  });
+  return LocalDownloadCache.open(paths.partial, paths.index, { lock: false });
+}
+
+/** Removes a partial download: index first, so a crash in between never leaves an index describing missing data. */
+async function discard(paths: DownloadPaths): Promise<void> {
+  await nodeFileSystem.remove(paths.index);
+  await nodeFileSystem.remove(paths.partial);
+  await nodeFileSystem.syncDir(paths.directory);
+}
+
+/**
+ * Puts the finished file in place, durably and in an order that survives a
+ * crash at any step: fsync the data → rename it over the target → fsync the
+ * directory (the rename is now durable) → remove the index. A crash before
+ * the rename leaves a complete partial download (the next run just renames
+ * it); after it, a finished target and a stale index (removed by the next run).
+ */
+async function finish(paths: DownloadPaths): Promise<void> {
+  const handle = await open(paths.partial, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(paths.partial, paths.target);
+  await nodeFileSystem.syncDir(paths.directory);
+  await nodeFileSystem.remove(paths.index);
+  await nodeFileSystem.syncDir(paths.directory);
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }

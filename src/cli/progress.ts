@@ -204,7 +204,8 @@ export class TerminalView implements ProgressView {
 export class LineView implements ProgressView {
   readonly #stream: NodeJS.WritableStream;
   readonly #intervalMs: number;
-  #lastLineAt = -Infinity;
+  // The first line comes one interval in: a line of zeros at the start says nothing.
+  #lastLineAt = 0;
 
   /** @param intervalMs the least time between two progress lines. @default 5000 */
   constructor(stream: NodeJS.WritableStream, intervalMs = 5000) {
@@ -213,9 +214,8 @@ export class LineView implements ProgressView {
   }
 
   start(notice: StartNotice): void {
-    const resumed = notice.resumedBytes > 0 ? `, resuming with ${formatBytes(notice.resumedBytes)} on disk` : '';
     this.#stream.write(
-      `${notice.url} -> ${notice.target}: ${formatBytes(notice.totalBytes)} in ${formatBytes(notice.blockSize)} blocks, ${notice.concurrency} connections${resumed}\n`,
+      `${notice.url} -> ${notice.target}: ${formatBytes(notice.totalBytes)} in ${formatBytes(notice.blockSize)} blocks, ${notice.concurrency} connections\n`,
     );
   }
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/**
+ * The `blockfetch` executable: wires the process (argv, stdout, stderr,
+ * signals) to {@link runCli} and exits with its code.
+ *
+ * Signals: the first SIGINT or SIGTERM aborts the download, which stops
+ * every request at once, saves the index and prints how to resume (exit 130
+ * or 143). A second one exits immediately: the index on disk is consistent
+ * at every moment (it is replaced atomically), so at most the blocks since
+ * the last save (about a second's worth) are fetched again.
+ */
+import { AbortedError } from '../errors.js';
+import { Interrupted, runCli } from './run.js';
+import { ExitCode } from './exit-codes.js';
+
+const controller = new AbortController();
+let interruptedBy: 'SIGINT' | 'SIGTERM' | undefined;
+
+function onSignal(signal: 'SIGINT' | 'SIGTERM'): void {
+  if (interruptedBy !== undefined) {
+    process.stderr.write(`\nblockfetch: ${signal} again: exiting now\n`);
+    process.exit(signal === 'SIGTERM' ? ExitCode.TERMINATED : ExitCode.INTERRUPTED);
+  }
+  interruptedBy = signal;
+  controller.abort(new Interrupted(signal));
+}
+process.on('SIGINT', () => onSignal('SIGINT'));
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+// A closed stdout (`blockfetch URL --stdout | head -c 10`) is the reader's
+// choice, not a crash: stop downloading instead of throwing EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') controller.abort(new AbortedError('stdout was closed before the end of the file'));
+});
+
+const code = await runCli({
+  argv: process.argv.slice(2),
+  stdout: process.stdout,
+  stderr: process.stderr,
+  signal: controller.signal,
+});
+process.exitCode = code;
+// Everything the command opened is closed by now; this only guards against
+// a stray handle (a keep-alive socket, a timer) keeping the process alive.
+setTimeout(() => process.exit(code), 2000).unref();
