@@ -57,6 +57,23 @@ const TIMEOUT_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Certificate failures: retrying cannot fix them, and a person must act
+ * (trust the CA, fix the clock, use the right host name).
+ */
+const TLS_CODES: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
  * The error to throw for something that failed while talking to `url`
  * (connecting, waiting for headers, reading a body). In order:
  * - `signal` aborted: its reason (an {@link AbortedError} if it has none),
@@ -65,6 +82,7 @@ const TIMEOUT_CODES: ReadonlySet<string> = new Set([
  * - an undici timeout: retryable `BLOCKFETCH_TIMEOUT`;
  * - an undici argument error (e.g. a bad header from the caller):
  *   `BLOCKFETCH_INVALID_ARGUMENT`;
+ * - a certificate the platform does not trust: `BLOCKFETCH_NETWORK`, NOT retryable;
  * - anything else (reset, refused, closed, DNS): retryable `BLOCKFETCH_NETWORK`.
  */
 export function networkError(err: unknown, url: string, signal?: AbortSignal): unknown {
@@ -77,6 +95,12 @@ export function networkError(err: unknown, url: string, signal?: AbortSignal): u
   }
   if (code === 'UND_ERR_INVALID_ARG') {
     return new InvalidArgumentError(`request to ${redactUrl(url)} is invalid: ${detail}`, { cause: err });
+  }
+  if (code !== undefined && TLS_CODES.has(code)) {
+    return new BlockfetchError('BLOCKFETCH_NETWORK', `${redactUrl(url)}: TLS certificate rejected: ${detail} (${code})`, {
+      cause: err,
+      hint: 'trust the issuing CA (NODE_EXTRA_CA_CERTS=ca.pem) or check the host name and the clock',
+    });
   }
   return new BlockfetchError('BLOCKFETCH_NETWORK', `${redactUrl(url)}: ${detail}${code ? ` (${code})` : ''}`, {
     cause: err,

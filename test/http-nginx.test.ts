@@ -1,0 +1,131 @@
+/**
+ * The core HttpReader behaviour against a real nginx: its own Range, ETag,
+ * If-Match and If-Unmodified-Since handling, not our fault server's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RemoteChangedError } from '../src/errors.js';
+import { HttpReader } from '../src/http/http-reader.js';
+import { startNginx, type NginxServer } from './helpers/nginx.js';
+import { firstMisplaced, payload } from './helpers/payload.js';
+
+const BS = 64 * 1024;
+const SIZE = 4 * BS + 777;
+
+async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of body) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+async function readAll(reader: HttpReader, size: number): Promise<Buffer> {
+  const blocks: Buffer[] = [];
+  for (let from = 0; from < size; from += BS) {
+    blocks.push(await collect(await reader.getReader(from, Math.min(from + BS, size) - 1, new AbortController().signal)));
+  }
+  return Buffer.concat(blocks);
+}
+
+describe('HttpReader against nginx', () => {
+  let nginx: NginxServer;
+  const readers: HttpReader[] = [];
+  const open = (name: string, extra: { expected?: import('../src/cache/types.js').RemoteIdentity } = {}): HttpReader => {
+    const reader = new HttpReader({ url: nginx.url(name), blockSize: BS, ...extra });
+    readers.push(reader);
+    return reader;
+  };
+
+  beforeAll(async () => {
+    nginx = await startNginx({
+      files: {
+        'a.bin': payload(0, SIZE - 1),
+        'b.bin': payload(0, SIZE - 1),
+        'c.bin': payload(0, SIZE - 1),
+        'small.bin': payload(0, 99),
+        'empty.bin': Buffer.alloc(0),
+      },
+      serverConfig: 'location = /moved { return 302 /a.bin; }',
+    });
+  });
+  afterAll(async () => {
+    await Promise.all(readers.map((r) => r.close()));
+    await nginx?.stop();
+  });
+
+  it('discovers size and a strong "mtime-size" ETag, and reads every block byte-identical', async () => {
+    const reader = open('a.bin');
+    const info = await reader.contentLengthAndBlockSize();
+    expect(info).toMatchObject({ contentLength: SIZE, blockSize: BS, rangesSupported: true, pinned: true });
+    expect(info.identity.etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
+    expect(info.identity.etag?.endsWith(`-${SIZE.toString(16)}"`)).toBe(true);
+    expect(info.identity.lastModified).toMatch(/GMT$/);
+    const all = await readAll(reader, SIZE);
+    expect(all.length).toBe(SIZE);
+    expect(firstMisplaced(all, 0)).toBe(-1);
+  });
+
+  it('reads a range inside block 0 from the first response, and odd ranges exactly', async () => {
+    const reader = open('a.bin');
+    await reader.contentLengthAndBlockSize();
+    expect(firstMisplaced(await collect(await reader.getReader(4, 1003, new AbortController().signal)), 4)).toBe(-1);
+    const tail = await collect(await reader.getReader(SIZE - 3, SIZE - 1, new AbortController().signal));
+    expect(tail.equals(payload(SIZE - 3, SIZE - 1))).toBe(true);
+  });
+
+  it('nginx answers 412 to If-Match once the file changed: RemoteChangedError, no mixed bytes', async () => {
+    const reader = open('b.bin');
+    const info = await reader.contentLengthAndBlockSize();
+    const block1 = await collect(await reader.getReader(BS, 2 * BS - 1, new AbortController().signal));
+    expect(firstMisplaced(block1, BS)).toBe(-1);
+    await nginx.writeFile('b.bin', Buffer.alloc(SIZE, 0x5a)); // same size, new mtime: a new ETag
+    const err = await reader.getReader(2 * BS, 3 * BS - 1, new AbortController().signal).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect((err as RemoteChangedError).changes[0]).toMatchObject({ field: 'etag', before: info.identity.etag });
+    expect((err as RemoteChangedError).retryable).toBe(false);
+  });
+
+  it('detects the change on resume, before any byte is fetched', async () => {
+    const first = open('c.bin');
+    const { identity } = await first.contentLengthAndBlockSize();
+    await nginx.writeFile('c.bin', payload(0, SIZE + 3));
+    const err = await open('c.bin', { expected: identity }).contentLengthAndBlockSize().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect((err as RemoteChangedError).changes.map((c) => c.field)).toEqual(['size', 'etag', 'lastModified']);
+  });
+
+  it('reads a file smaller than one block with one request', async () => {
+    const reader = open('small.bin');
+    expect((await reader.contentLengthAndBlockSize()).contentLength).toBe(100);
+    expect((await collect(await reader.getReader(0, 99, new AbortController().signal))).equals(payload(0, 99))).toBe(true);
+  });
+
+  it('reads an empty file as contentLength 0', async () => {
+    const info = await open('empty.bin').contentLengthAndBlockSize();
+    expect(info.contentLength).toBe(0);
+  });
+
+  it('follows nginx redirects', async () => {
+    const reader = open('moved');
+    const info = await reader.contentLengthAndBlockSize();
+    expect(info.contentLength).toBe(SIZE);
+    expect(info.identity.url).toBe(nginx.url('moved'));
+    expect(firstMisplaced(await collect(await reader.getReader(BS, 2 * BS - 1, new AbortController().signal)), BS)).toBe(-1);
+  });
+
+  it('the helper fails loudly (never skips) when nginx is missing', async () => {
+    await expect(startNginx({ binary: '/nonexistent/sbin/nginx' })).rejects.toThrow(/nginx is required for this test but \/nonexistent\/sbin\/nginx is missing/);
+  });
+
+  it('turns a missing file into a fatal 404', async () => {
+    const err = await open('nope.bin').contentLengthAndBlockSize().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'BLOCKFETCH_HTTP_STATUS', status: 404, retryable: false });
+  });
+});
