@@ -355,8 +355,9 @@ describe('abort', () => {
     const t0 = performance.now();
     ac.abort();
     const status = await running;
-    expect(performance.now() - t0).toBeLessThan(100);
     expect(reader.open).toBe(0);
+    const lastEnd = Math.max(...reader.requests.map((r) => r.endedAt ?? Number.POSITIVE_INFINITY));
+    expect(lastEnd - t0).toBeLessThan(100);
     expect(status.error?.code).toBe('BLOCKFETCH_ABORTED');
     expect(status.resumable).toBe(true);
     // Everything marked reached the (flushed) index.

@@ -33,6 +33,8 @@ export interface FakeRequest {
   readonly at: number;
   /** Bytes the body delivered. */
   delivered: number;
+  /** `performance.now()` when the body ended (served, failed or aborted); undefined while open. */
+  endedAt: number | undefined;
   /** How the request ended: served whole, failed on purpose, or aborted. */
   outcome: 'open' | 'ok' | 'fault' | 'aborted';
 }
@@ -129,7 +131,7 @@ export class FakeReader implements Reader {
     signal.throwIfAborted();
     if (from < 0 || to < from || to >= this.#o.size) throw new Error(`FakeReader: bad range ${from}-${to} of ${this.#o.size}`);
     const n = this.requests.length;
-    const request: FakeRequest = { from, to, at: performance.now(), delivered: 0, outcome: 'open' };
+    const request: FakeRequest = { from, to, at: performance.now(), delivered: 0, outcome: 'open', endedAt: undefined };
     this.requests.push(request);
     let fault = this.#o.script?.({ from, to, n });
     if (fault === undefined && this.#failureRatio > 0 && this.#random() < this.#failureRatio) {
@@ -141,6 +143,7 @@ export class FakeReader implements Reader {
     }
     if (fault?.refuse !== undefined) {
       request.outcome = 'fault';
+      request.endedAt = performance.now();
       throw fault.refuse;
     }
     return this.#body(request, fault ?? {}, signal);
@@ -177,6 +180,7 @@ export class FakeReader implements Reader {
       throw err;
     } finally {
       this.open--;
+      request.endedAt = performance.now();
     }
   }
 
