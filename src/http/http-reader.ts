@@ -20,7 +20,8 @@ import { digestFromHeaders } from './digest-headers.js';
 import { createDefaultDispatcher } from './dispatcher.js';
 import { networkError, statusError } from './failures.js';
 import { headerValue, parseContentLength, parseContentRange } from './headers.js';
-import { compareIdentity, pinHeaders, pinKind } from './identity.js';
+import { compareIdentity } from '../download/identity.js';
+import { pinHeaders, pinKind } from './identity.js';
 import { resolveHttpReaderOptions, type HttpReaderOptions, type ResolvedHttpReaderOptions } from './options.js';
 import { followRedirect, REDIRECT_STATUSES } from './redirect.js';
 
