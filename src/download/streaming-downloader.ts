@@ -540,6 +540,15 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
         return;
       } catch (err) {
         if (signal.aborted) return;
+        if (block.received === length && !hasCode(err, 'BLOCKFETCH_REMOTE_CHANGED')) {
+          // Every byte of the block arrived (each inside its range) before the
+          // body failed, e.g. by running long or a reset after the last byte:
+          // the block is whole. A changed remote is still fatal, below.
+          this.#stats.error();
+          buffer.finish(block.index);
+          this.#notify();
+          return;
+        }
         try {
           await this.#afterFailure(block.index, err, signal);
         } catch (fatal) {
