@@ -1,14 +1,17 @@
 /**
  * StreamingDownloader through the real HttpReader, against the scripted
  * loopback fault server (test/helpers/fault-server.ts): faults mid-stream,
- * a remote that changes, a server that ignores Range, abort.
+ * a remote that changes, a server that ignores Range, abort; and against a
+ * real nginx (test/helpers/nginx.ts): exact bytes, and a file replaced
+ * mid-stream answered with 412 to the pinned If-Match.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StreamingDownloader } from '../src/download/streaming-downloader.js';
 import { AbortedError, RemoteChangedError } from '../src/errors.js';
 import { HttpReader } from '../src/http/http-reader.js';
 import { startFaultServer, type FaultServer, type RecordedRequest } from './helpers/fault-server.js';
+import { startNginx, type NginxServer } from './helpers/nginx.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
 const BS = 64 * 1024;
@@ -129,5 +132,64 @@ describe('StreamingDownloader over HttpReader (fault server)', () => {
     await expect(run).rejects.toBeInstanceOf(AbortedError);
     expect(dl.status().inFlight).toBe(0);
     expect(dl.status().bufferedBytes).toBe(0);
+  });
+});
+
+describe('StreamingDownloader over HttpReader (nginx)', () => {
+  const NBS = 256 * 1024;
+  const NSIZE = 12 * NBS + 4321;
+  const file = payload(0, NSIZE - 1);
+  let nginx: NginxServer;
+
+  beforeAll(async () => {
+    nginx = await startNginx({ files: { 'a.bin': file, 'b.bin': file } });
+  });
+
+  afterAll(async () => {
+    await nginx?.stop();
+  });
+
+  it('streams a file exactly, in order, with a verified digest', async () => {
+    const reader = new HttpReader({ url: nginx.url('a.bin'), blockSize: NBS });
+    readers.push(reader);
+    const dl = new StreamingDownloader(reader, {
+      concurrency: 4,
+      expectedDigest: { algorithm: 'sha256', hex: createHash('sha256').update(file).digest('hex') },
+    });
+    const { bytes, error } = await collect(dl);
+    expect(error).toBeUndefined();
+    expect(bytes.length).toBe(NSIZE);
+    expect(firstMisplaced(bytes, 0)).toBe(-1);
+    const status = await dl.run();
+    expect(status).toMatchObject({ complete: true, mode: 'windowed', blocks: 13, downloadedBlocks: 13, requests: 13 });
+    expect(status.digest?.verified).toBe(true);
+    expect(status.maxBufferedBytes).toBeLessThanOrEqual(8 * NBS);
+  });
+
+  it('a file replaced mid-stream: nginx answers 412 to If-Match, the stream errors, no new byte is emitted', async () => {
+    const reader = new HttpReader({ url: nginx.url('b.bin'), blockSize: NBS });
+    readers.push(reader);
+    const dl = new StreamingDownloader(reader, { concurrency: 4 }); // window 8 of 13 blocks
+    const parts: Uint8Array[] = [];
+    let error: unknown;
+    try {
+      for await (const chunk of dl) {
+        if (parts.length === 0) {
+          // Let the first window arrive whole (so no response is being read
+          // while the file is rewritten), then replace the file.
+          while (dl.status().inFlight > 0 || dl.status().bufferedBytes + chunk.byteLength < 8 * NBS) {
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          await nginx.writeFile('b.bin', Buffer.alloc(NSIZE, 0x5a));
+        }
+        parts.push(chunk);
+      }
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(RemoteChangedError);
+    const bytes = Buffer.concat(parts);
+    expect(bytes.length).toBeLessThan(NSIZE);
+    expect(firstMisplaced(bytes, 0)).toBe(-1); // only the first revision's bytes
   });
 });
