@@ -53,6 +53,31 @@ export type { RetryOptions, RetryDecision } from './download/backoff.js';
 export { StreamingDownloader, defaultStreamingOptions } from './download/streaming-downloader.js';
 export type { StreamingDownloaderOptions, StreamingStatus } from './download/streaming-downloader.js';
 export { ReorderBuffer } from './download/reorder-buffer.js';
+export { CachingDownloader } from './download/caching-downloader.js';
+export { defaultCachingDownloaderOptions, resolveCachingOptions } from './download/caching-options.js';
+export type { CachingDownloaderOptions, DownloadStatus, DownloadEvent, EventError } from './download/caching-options.js';
+export { FileReader, defaultFileReaderOptions } from './download/file-reader.js';
+export type { FileReaderOptions } from './download/file-reader.js';
+export { compareIdentity } from './download/identity.js';
+export { RateLimiter, systemClock } from './download/rate-limiter.js';
+export type { RateLimiterOptions, RateClock } from './download/rate-limiter.js';
+export {
+  InOrderDigest,
+  checkDigest,
+  chooseDigest,
+  defaultDigestAlgorithm,
+  expectedDigestFromBase64,
+  isDigestAlgorithm,
+  normalizeExpectedDigest,
+  parseExpectedDigest,
+} from './download/digest.js';
+export type { DigestResult } from './download/digest.js';
+export { StatsRecorder } from './download/stats.js';
+export type { DownloadStats, StatsStart } from './download/stats.js';
+export { EventReporter } from './download/events.js';
+export type { EventListener } from './download/events.js';
+export { defaultTailStreamOptions } from './download/tail-stream.js';
+export type { TailStreamOptions } from './download/tail-stream.js';
 
 // http
 export { HttpReader } from './http/http-reader.js';
