@@ -5,11 +5,12 @@
  * download-contract.test.ts.)
  */
 import { createHash } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { CachingDownloader } from '../src/download/caching-downloader.js';
 import type { DownloadEvent } from '../src/download/caching-options.js';
 import { RateLimiter, type RateClock } from '../src/download/rate-limiter.js';
-import { BlockfetchError, InvalidArgumentError } from '../src/errors.js';
+import { BlockfetchError, InvalidArgumentError, RemoteChangedError } from '../src/errors.js';
 import { FakeReader, transient } from './helpers/fake-reader.js';
 import { MemoryCache } from './helpers/memory-cache.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
@@ -253,6 +254,89 @@ describe('retries, passes and stats', () => {
     }).run();
     expect(status.complete).toBe(true);
     expect(calls).toBeGreaterThan(2);
+  });
+});
+
+describe('progress, hints and events', () => {
+  it('a block that gains bytes on every cut attempt is not given up on (attempts reset on progress)', async () => {
+    const size = 10_000;
+    const cache = MemoryCache.create(size, size); // one block
+    const reader = new FakeReader({
+      size,
+      chunkSize: 500,
+      // Every attempt delivers 1000 bytes and is cut.
+      script: ({ from }) => (size - from > 1000 ? { endAfter: 1000, errorAfterEnd: transient() } : undefined),
+    });
+    const status = await new CachingDownloader(reader, cache, { retry: { ...fast, attemptsPerBlock: 2 } }).run();
+    expect(status.complete).toBe(true);
+    expect(reader.requests.map((r) => r.from)).toEqual([0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000]);
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+  });
+
+  it('honours a Retry-After hint but caps it at maxRetryAfterMs', async () => {
+    const cache = MemoryCache.create(100, 100);
+    const reader = new FakeReader({ size: 100, script: ({ n }) => (n === 0 ? { refuse: transient('busy', 3_600_000) } : undefined) });
+    const delays: number[] = [];
+    const status = await new CachingDownloader(reader, cache, {
+      retry: { ...fast, maxRetryAfterMs: 7 },
+      onEvent: (e) => void (e.type === 'retry' && delays.push(e.delayMs)),
+    }).run();
+    expect(status.complete).toBe(true);
+    expect(delays).toEqual([7]);
+  });
+
+  it('a remote that changes mid-run stops everything, with the cached bytes at risk', async () => {
+    const size = 100 * 1000;
+    const cache = MemoryCache.create(size, 1000);
+    const changed = new RemoteChangedError('fake://payload', [{ field: 'etag', before: '"v1"', after: '"v2"' }], 0);
+    const reader = new FakeReader({ size, delayMs: 2, script: ({ n }) => (n === 30 ? { refuse: changed } : undefined) });
+    const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 0 }).run();
+    expect(status).toMatchObject({ complete: false, resumable: false });
+    expect(status.error).toBeInstanceOf(RemoteChangedError);
+    expect(status.error).toMatchObject({ bytesAtRisk: cache.cachedBytesAndBlocks().bytes, changes: changed.changes });
+    expect(cache.cachedBytesAndBlocks().bytes).toBeGreaterThan(0);
+    // Promptly: at most the requests already open when it failed were started after it.
+    expect(reader.requests.length).toBeLessThanOrEqual(31 + 4);
+    expect(reader.open).toBe(0);
+  });
+
+  it('emits throttled progress events and publishes on diagnostics_channel', async () => {
+    const seen: string[] = [];
+    const onDone = (message: unknown): void => void seen.push((message as DownloadEvent).type);
+    diagnosticsChannel.subscribe('blockfetch:download:done', onDone);
+    try {
+      const events: DownloadEvent[] = [];
+      const size = 64 * 1024;
+      const status = await new CachingDownloader(new FakeReader({ size, chunkSize: 512, chunkDelayMs: 1 }), MemoryCache.create(size, 4096), {
+        concurrency: 2,
+        progressIntervalMs: 5,
+        onEvent: (e) => void events.push(e),
+      }).run();
+      const progress = events.filter((e) => e.type === 'progress');
+      expect(progress.length).toBeGreaterThan(1);
+      // Monotonic, and never the same snapshot twice in a row.
+      const done = progress.map((e) => (e.type === 'progress' ? e.stats.receivedBytes : 0));
+      expect([...done].sort((a, b) => a - b)).toEqual(done);
+      expect(events.at(-1)).toEqual({ type: 'done', status });
+      expect(seen).toEqual(['done']);
+    } finally {
+      diagnosticsChannel.unsubscribe('blockfetch:download:done', onDone);
+    }
+  });
+
+  it('a tail stream created after a complete run yields the file and ends; computeDigest:false skips hashing', async () => {
+    const size = 5000;
+    const cache = MemoryCache.create(size, 1000);
+    const dl = new CachingDownloader(new FakeReader({ size }), cache, { computeDigest: false });
+    const status = await dl.run();
+    expect(status.complete).toBe(true);
+    expect(status.digest).toBeUndefined();
+    const parts: Buffer[] = [];
+    for await (const chunk of dl.createTailStream({ chunkBytes: 999 })) parts.push(chunk as Buffer);
+    expect(Buffer.concat(parts).equals(payload(0, size - 1))).toBe(true);
+    expect(() => new CachingDownloader(new FakeReader({ size }), cache, { computeDigest: false, expectedDigest: { algorithm: 'md5', hex: '0'.repeat(32) } })).toThrow(
+      /expectedDigest cannot be checked with computeDigest: false/,
+    );
   });
 });
 

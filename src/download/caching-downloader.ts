@@ -73,7 +73,7 @@ interface Transfer {
   position: number;
   /** The first block of the request not yet marked cached. */
   nextToMark: number;
-  /** True when this attempt marked at least one block. */
+  /** True when this attempt marked at least one block (what counts as progress without ranges). */
   progressed: boolean;
 }
 
@@ -389,7 +389,10 @@ export class CachingDownloader {
           await this.#transfer(run, request, t, ranged);
           return;
         } catch (err) {
-          if (t.progressed) budget.onProgress(request.firstBlock);
+          // Progress resets the block's attempt count. With ranges an attempt
+          // resumes where the last one stopped, so any byte gained counts;
+          // without, only blocks newly marked do (the next attempt starts at 0).
+          if (ranged ? t.position > attemptFrom : t.progressed) budget.onProgress(request.firstBlock);
           const retried = await this.#afterFailure(run, budget, request.firstBlock, { from: attemptFrom, to: request.to }, err);
           if (!retried) return; // attempts for this block ran out: left for the next pass
           if (!ranged) {
