@@ -157,6 +157,15 @@ describe('discovery: the first request is block 0', () => {
     }
   });
 
+  it('answers an empty range (to = from - 1) with no bytes and no request', async () => {
+    const server = await serve();
+    const reader = open(server.url);
+    await reader.contentLengthAndBlockSize();
+    expect((await readRange(reader, BS, BS - 1)).length).toBe(0);
+    expect((await readRange(reader, SIZE, SIZE - 1)).length).toBe(0);
+    expect(server.requests).toHaveLength(1);
+  });
+
   it('calls discovery itself when getReader comes first, and retries a failed discovery', async () => {
     const server = await serve();
     server.script((req) => (req.index === 0 ? { kind: 'status', status: 503 } : undefined));

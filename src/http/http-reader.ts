@@ -128,11 +128,17 @@ export class HttpReader implements Reader {
    * Opens a body of exactly the bytes `from..to` (inclusive) of the pinned
    * revision. The first call inside the first response's range is served
    * from that response. When ranges are not supported only
-   * `getReader(0, contentLength - 1)` is valid.
+   * `getReader(0, contentLength - 1)` is valid. An empty range
+   * (`to === from - 1`) yields nothing and sends no request.
    */
   async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     if (signal?.aborted) throw signal.reason;
     const info = await this.contentLengthAndBlockSize(signal);
+    if (Number.isSafeInteger(from) && to === from - 1 && from >= 0 && from <= info.contentLength) {
+      // An empty range (a retry after every byte already arrived, say) is
+      // exactly zero bytes: no request needed.
+      return (async function* empty(): AsyncGenerator<Uint8Array, void, undefined> {})();
+    }
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= info.contentLength) {
       throw new InvalidArgumentError(
         `getReader range ${String(from)}-${String(to)} is not inside ${this.name} (0-${info.contentLength - 1}, ${info.contentLength} bytes)`,
