@@ -32,7 +32,10 @@ function scenario(seed: number): Scenario {
   const contentLength = blocks * blockSize - Math.floor(random() * (blockSize - 1)); // short last block most of the time
   const flushIntervalMs = random() < 0.5 ? 0 : 60_000; // 0: a flush after every mark; 60 s: only by bytes or flush()
   const flushBytes = blockSize * (1 + Math.floor(random() * 6));
-  return { contentLength, blockSize, options: { flushIntervalMs, flushBytes }, seed };
+  // Mostly without the time budget, so that background flushes happen often
+  // enough for cuts to land in them; sometimes with it (real timers then).
+  const flushTimeBudget = random() < 0.75 ? 1 : 0.01;
+  return { contentLength, blockSize, options: { flushIntervalMs, flushBytes, flushTimeBudget }, seed };
 }
 
 /** A fresh fs holding a newly created, fully durable, empty cache. */

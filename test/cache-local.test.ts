@@ -269,6 +269,7 @@ describe('LocalDownloadCache: flushing', () => {
     };
     const cache = await LocalDownloadCache.fromFiles(await NodeCacheFile.open(dataPath), new IndexFile(indexPath, flaky), {
       flushIntervalMs: 0,
+      flushTimeBudget: 1,
     });
     open.push(cache);
     failNext = true;
@@ -280,6 +281,54 @@ describe('LocalDownloadCache: flushing', () => {
     await cache.writeAt(payload(4, 7), 4);
     await cache.flush();
     expect((await onDisk()).cachedBlocks).toBe(2);
+  });
+
+  it('flushTimeBudget: after a slow flush, background flushes wait; an explicit flush() does not', async () => {
+    await createNewFilesForCache(dataPath, indexPath, 40, 4);
+    let saves = 0;
+    const slow: CacheFileSystem = {
+      ...nodeFileSystem,
+      syncDir: async (d) => {
+        saves++;
+        await new Promise((r) => setTimeout(r, 30)); // a slow disk: the index work takes >= 30 ms
+        await nodeFileSystem.syncDir(d);
+      },
+    };
+    const cache = await LocalDownloadCache.fromFiles(await NodeCacheFile.open(dataPath), new IndexFile(indexPath, slow), {
+      flushIntervalMs: 0,
+      flushTimeBudget: 0.01, // >= 30 ms of work buys a pause of >= 2.97 s
+    });
+    open.push(cache);
+    await cache.writeAt(payload(0, 3), 0);
+    for (let i = 0; i < 100 && (await onDisk()).cachedBlocks < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(saves).toBe(1);
+    await cache.writeAt(payload(4, 7), 4);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(saves).toBe(1); // still inside the pause
+    await cache.flush();
+    expect(saves).toBe(2);
+    expect((await onDisk()).cachedBlocks).toBe(2);
+  });
+
+  it('a failing disk is retried in the background after a pause, not in a loop', async () => {
+    await createNewFilesForCache(dataPath, indexPath, 40, 4);
+    let attempts = 0;
+    const broken: CacheFileSystem = {
+      ...nodeFileSystem,
+      syncDir: async () => {
+        attempts++;
+        throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      },
+    };
+    const cache = await LocalDownloadCache.fromFiles(await NodeCacheFile.open(dataPath), new IndexFile(indexPath, broken), {
+      flushIntervalMs: 0,
+      flushTimeBudget: 1,
+    });
+    await cache.writeAt(payload(0, 3), 0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(attempts).toBe(1);
+    await expect(cache.close()).rejects.toMatchObject({ code: 'BLOCKFETCH_DISK_WRITE' });
+    expect(attempts).toBe(2); // close tried once more, then still closed the file
   });
 
   it('setRemoteIdentity is on disk when it resolves, and survives reopening', async () => {
@@ -396,6 +445,7 @@ describe('LocalDownloadCache: close', () => {
   it('rejects bad options naming them', async () => {
     await createNewFilesForCache(dataPath, indexPath, 10, 4);
     await expect(LocalDownloadCache.open(dataPath, indexPath, { flushIntervalMs: -1 })).rejects.toThrow(/flushIntervalMs .* got -1 \(number\)/);
+    await expect(LocalDownloadCache.open(dataPath, indexPath, { flushTimeBudget: 0 })).rejects.toThrow(/flushTimeBudget .* got 0 \(number\)/);
     // @ts-expect-error a string where a number belongs
     await expect(LocalDownloadCache.open(dataPath, indexPath, { flushBytes: '1' })).rejects.toThrow(/flushBytes .* got 1 \(string\)/);
     // @ts-expect-error not a lock mode

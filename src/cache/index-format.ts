@@ -70,7 +70,8 @@ export function encodeIndex(contents: IndexContents): Uint8Array {
     bitmap: Buffer.from(contents.bitmap.buffer, contents.bitmap.byteOffset, contents.bitmap.byteLength).toString('base64'),
   };
   body['checksum'] = checksumOf(body);
-  return new TextEncoder().encode(`${JSON.stringify(body, null, 2)}\n`);
+  // Buffer.from is several times faster than TextEncoder for megabytes of ASCII.
+  return Buffer.from(`${JSON.stringify(body, null, 2)}\n`, 'utf8');
 }
 
 /**
@@ -173,17 +174,42 @@ export function decodeIndex(bytes: Uint8Array, path: string): IndexContents {
  * can recompute it from the parsed file.
  */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (isPlainObject(value)) {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  const parts: string[] = [];
+  writeCanonical(value, (part) => parts.push(part));
+  return parts.join('');
+}
+
+/**
+ * Emits the canonical JSON of `value` piece by piece, so the checksum of a
+ * multi-megabyte bitmap is hashed without building the whole string again.
+ */
+function writeCanonical(value: unknown, out: (part: string) => void): void {
+  if (Array.isArray(value)) {
+    out('[');
+    value.forEach((item, i) => {
+      if (i > 0) out(',');
+      writeCanonical(item, out);
+    });
+    out(']');
+  } else if (isPlainObject(value)) {
+    out('{');
+    Object.keys(value)
+      .sort()
+      .forEach((key, i) => {
+        out(`${i > 0 ? ',' : ''}${JSON.stringify(key)}:`);
+        writeCanonical(value[key], out);
+      });
+    out('}');
+  } else {
+    out(JSON.stringify(value) ?? 'null');
   }
-  return JSON.stringify(value) ?? 'null';
 }
 
 /** `sha256:` and the hex SHA-256 of the canonical JSON of `body` (which must not contain `checksum`). */
 function checksumOf(body: Record<string, unknown>): string {
-  return `sha256:${createHash('sha256').update(canonicalJson(body)).digest('hex')}`;
+  const hash = createHash('sha256');
+  writeCanonical(body, (part) => hash.update(part));
+  return `sha256:${hash.digest('hex')}`;
 }
 
 function identityToJson(identity: RemoteIdentity): Record<string, unknown> {

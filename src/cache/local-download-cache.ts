@@ -26,6 +26,17 @@ export interface LocalDownloadCacheOptions {
    * @default 268435456 (256 MiB)
    */
   readonly flushBytes?: number;
+  /**
+   * The largest share of wall time background flushes may spend on the index
+   * (serialize, encode, write, fsync, rename, fsync dir; the data fsync is
+   * not counted, it is writeback the OS owes anyway). After a flush whose
+   * index work took `d` ms, the next background flush waits at least
+   * `d * (1 / flushTimeBudget - 1)` ms, whatever `flushIntervalMs` and
+   * `flushBytes` say. Explicit `flush()`, `setRemoteIdentity` and `close` are
+   * never delayed. 1 disables the limit.
+   * @default 0.01
+   */
+  readonly flushTimeBudget?: number;
   /** Refuse (`BLOCKFETCH_INDEX_MISMATCH`) a cache whose content length differs from this. */
   readonly expectedContentLength?: number;
   /** Refuse (`BLOCKFETCH_INDEX_MISMATCH`) a cache whose block size differs from this. */
@@ -53,9 +64,15 @@ export interface OpenLocalDownloadCacheOptions extends LocalDownloadCacheOptions
 export const defaultLocalDownloadCacheOptions = Object.freeze({
   flushIntervalMs: 1000,
   flushBytes: 256 * 1024 * 1024,
+  flushTimeBudget: 0.01,
 });
 
+type ResolvedOptions = Required<Pick<LocalDownloadCacheOptions, 'flushIntervalMs' | 'flushBytes' | 'flushTimeBudget'>>;
+
 const NONE: ByteRange = Object.freeze({ from: -1, to: -1 });
+
+/** The least time between a failed background flush and the next try, in ms. */
+const RETRY_FAILED_FLUSH_MS = 1000;
 
 /**
  * A {@link DownloadCache} backed by a preallocated data file and an index
@@ -63,7 +80,8 @@ const NONE: ByteRange = Object.freeze({ from: -1, to: -1 });
  *
  * Durability: a block is marked in memory only after its bytes were written.
  * Flushes are batched (every `flushIntervalMs`, or every `flushBytes` marked,
- * whichever comes first; at most one in flight, requests coalesced). Each
+ * whichever comes first, and never more than `flushTimeBudget` of the wall
+ * time; at most one in flight, requests coalesced). Each
  * flush takes a snapshot of the bitmap, THEN fsyncs the data file, then
  * replaces the index atomically (temp, fsync, rename, fsync dir). Because the
  * snapshot comes first, every block it names had its write resolve before the
@@ -95,6 +113,7 @@ export class LocalDownloadCache implements DownloadCache {
   readonly #lock: CacheLock | undefined;
   readonly #flushIntervalMs: number;
   readonly #flushBytes: number;
+  readonly #flushTimeBudget: number;
   #identity: RemoteIdentity | undefined;
 
   /** Aborted by close(), to wake every waiting tail(). */
@@ -111,7 +130,16 @@ export class LocalDownloadCache implements DownloadCache {
   #savedGeneration = 0;
   /** Bytes marked since the last snapshot. */
   #pendingBytes = 0;
+  /** When the first mark since the last snapshot was made (Date.now()). */
+  #firstPendingAt = 0;
+  /** The background flush timer, and when it fires (Date.now()). */
   #timer: NodeJS.Timeout | undefined;
+  #timerAt = 0;
+  /** When the last flush ended, and the pause its cost buys under flushTimeBudget (ms). */
+  #lastFlushEnd = 0;
+  #flushGapMs = 0;
+  /** True when the last flush failed: background retries then wait a while, not spin. */
+  #lastFlushFailed = false;
   /** The flush that is writing now. */
   #inFlight: Promise<void> | undefined;
   /** The flush that will start when the one in flight ends; joined by every request until it takes its snapshot. */
@@ -125,7 +153,7 @@ export class LocalDownloadCache implements DownloadCache {
     ranges: ByteRanges,
     identity: RemoteIdentity | undefined,
     lock: CacheLock | undefined,
-    options: Required<Pick<LocalDownloadCacheOptions, 'flushIntervalMs' | 'flushBytes'>>,
+    options: ResolvedOptions,
   ) {
     this.#data = data;
     this.#index = index;
@@ -134,6 +162,7 @@ export class LocalDownloadCache implements DownloadCache {
     this.#lock = lock;
     this.#flushIntervalMs = options.flushIntervalMs;
     this.#flushBytes = options.flushBytes;
+    this.#flushTimeBudget = options.flushTimeBudget;
   }
 
   /**
@@ -189,7 +218,7 @@ export class LocalDownloadCache implements DownloadCache {
     data: CacheFileReadWriter,
     index: IndexFile,
     lock: CacheLock | undefined,
-    resolved: Required<Pick<LocalDownloadCacheOptions, 'flushIntervalMs' | 'flushBytes'>>,
+    resolved: ResolvedOptions,
     options: LocalDownloadCacheOptions,
   ): Promise<LocalDownloadCache> {
     const contents = await index.load();
@@ -433,23 +462,46 @@ export class LocalDownloadCache implements DownloadCache {
     if (this.#ranges.isBlockSet(index)) return;
     this.#ranges.setBlock(index);
     this.#generation++;
+    if (this.#pendingBytes === 0) this.#firstPendingAt = Date.now();
     this.#pendingBytes += this.#blockLength(index);
     // A write that resolved while close() was starting: close()'s own final
     // flush records it; arm nothing that would outlive the cache.
     if (this.#closing !== undefined) return;
-    if (this.#pendingBytes >= this.#flushBytes || this.#flushIntervalMs === 0) {
-      this.#flushInBackground();
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.#flushInBackground();
-      }, this.#flushIntervalMs);
-      // A pending flush must not keep a process alive on its own; close() flushes.
-      this.#timer.unref();
-    }
+    this.#scheduleFlush();
   }
 
+  /**
+   * Arms the background flush for the earliest moment batching allows: at
+   * once when `flushBytes` were marked, else `flushIntervalMs` after the
+   * first unsaved mark; in both cases no sooner than the time budget allows
+   * after the previous flush. Keeps an earlier timer that is already armed.
+   */
+  #scheduleFlush(): void {
+    if (this.#generation === this.#savedGeneration || this.#closing !== undefined) return;
+    const now = Date.now();
+    const byBytes = this.#pendingBytes >= this.#flushBytes;
+    let at = Math.max(byBytes ? now : this.#firstPendingAt + this.#flushIntervalMs, this.#lastFlushEnd + this.#flushGapMs);
+    // A failing disk must not be hammered in a loop: retry after the interval, at least a second.
+    if (this.#lastFlushFailed) at = Math.max(at, this.#lastFlushEnd + Math.max(this.#flushIntervalMs, RETRY_FAILED_FLUSH_MS));
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (at <= now) {
+      this.#flushInBackground();
+      return;
+    }
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#flushInBackground();
+    }, at - now);
+    // A pending flush must not keep a process alive on its own; close() flushes.
+    this.#timer.unref();
+  }
+
+  /** Starts a background flush unless one is running or queued (its end reschedules); a failure is reported by the next operation. */
   #flushInBackground(): void {
+    if (this.#inFlight !== undefined || this.#queued !== undefined) return;
     this.#requestFlush().catch((err: unknown) => {
       this.#backgroundError = asBlockfetchError(err, 'cannot flush the cache index');
     });
@@ -472,6 +524,8 @@ export class LocalDownloadCache implements DownloadCache {
         await flight;
       } finally {
         if (this.#inFlight === flight) this.#inFlight = undefined;
+        // Marks made while this flush ran (or a failed flush) need another one.
+        this.#scheduleFlush();
       }
     })();
     this.#queued = queued;
@@ -481,6 +535,7 @@ export class LocalDownloadCache implements DownloadCache {
   async #flushOnce(): Promise<void> {
     if (this.#generation === this.#savedGeneration) return;
     // 1. Snapshot, synchronously: only blocks whose writes already resolved are in it.
+    const snapshotStarted = performance.now();
     const generation = this.#generation;
     const contents = {
       contentLength: this.#ranges.contentLength,
@@ -492,21 +547,34 @@ export class LocalDownloadCache implements DownloadCache {
       bitmap: this.#ranges.serialize(),
       updatedAt: new Date().toISOString(),
     };
+    let indexWorkMs = performance.now() - snapshotStarted;
+    let saveStarted: number | undefined;
     this.#pendingBytes = 0;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    // 2. fsync the data: after this, every block in the snapshot is on disk.
     try {
-      await this.#data.sync();
+      // 2. fsync the data: after this, every block in the snapshot is on disk.
+      try {
+        await this.#data.sync();
+      } catch (err) {
+        throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot fsync ${this.#data.name}: ${messageOf(err)}`, {
+          cause: err,
+          retryable: true,
+        });
+      }
+      // 3. Only now may the index name those blocks: temp, fsync, rename, fsync dir.
+      saveStarted = performance.now();
+      await this.#index.save(contents);
+      this.#savedGeneration = Math.max(this.#savedGeneration, generation);
+      this.#lastFlushFailed = false;
     } catch (err) {
-      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot fsync ${this.#data.name}: ${messageOf(err)}`, {
-        cause: err,
-        retryable: true,
-      });
+      this.#lastFlushFailed = true;
+      throw err;
+    } finally {
+      if (saveStarted !== undefined) indexWorkMs += performance.now() - saveStarted;
+      this.#lastFlushEnd = Date.now();
+      this.#flushGapMs = indexWorkMs * (1 / this.#flushTimeBudget - 1);
     }
-    // 3. Only now may the index name those blocks: temp, fsync, rename, fsync dir.
-    await this.#index.save(contents);
-    this.#savedGeneration = Math.max(this.#savedGeneration, generation);
   }
 
   async #writeData(data: Uint8Array, offset: number): Promise<void> {
@@ -551,7 +619,7 @@ export class LocalDownloadCache implements DownloadCache {
   }
 }
 
-function resolveOptions(options: LocalDownloadCacheOptions): Required<Pick<LocalDownloadCacheOptions, 'flushIntervalMs' | 'flushBytes'>> {
+function resolveOptions(options: LocalDownloadCacheOptions): ResolvedOptions {
   const flushIntervalMs = options.flushIntervalMs ?? defaultLocalDownloadCacheOptions.flushIntervalMs;
   const flushBytes = options.flushBytes ?? defaultLocalDownloadCacheOptions.flushBytes;
   if (!Number.isSafeInteger(flushIntervalMs) || flushIntervalMs < 0) {
@@ -566,7 +634,13 @@ function resolveOptions(options: LocalDownloadCacheOptions): Required<Pick<Local
       throw new InvalidArgumentError(`cache option ${key} must be a whole number of bytes, got ${String(value)} (${typeof value})`);
     }
   }
-  return { flushIntervalMs, flushBytes };
+  const flushTimeBudget = options.flushTimeBudget ?? defaultLocalDownloadCacheOptions.flushTimeBudget;
+  if (typeof flushTimeBudget !== 'number' || !(flushTimeBudget > 0 && flushTimeBudget <= 1)) {
+    throw new InvalidArgumentError(
+      `cache option flushTimeBudget must be a number above 0 and at most 1, got ${String(flushTimeBudget)} (${typeof flushTimeBudget})`,
+    );
+  }
+  return { flushIntervalMs, flushBytes, flushTimeBudget };
 }
 
 /**
