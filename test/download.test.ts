@@ -47,6 +47,23 @@ describe('CachingDownloader basics', () => {
     expect(cache.store.flushes).toBeGreaterThanOrEqual(2);
   });
 
+  it('streams bodies into place chunk by chunk: no write is ever bigger than a chunk', async () => {
+    const size = 4 * 1024 * 1024;
+    let biggest = 0;
+    let writes = 0;
+    const cache = MemoryCache.create(size, 1024 * 1024, {
+      writeData: (_offset, length) => {
+        biggest = Math.max(biggest, length);
+        writes++;
+        return undefined;
+      },
+    });
+    const status = await new CachingDownloader(new FakeReader({ size, chunkSize: 16 * 1024 }), cache, { concurrency: 4 }).run();
+    expect(status.complete).toBe(true);
+    expect(biggest).toBe(16 * 1024);
+    expect(writes).toBe(size / (16 * 1024));
+  });
+
   it('coalesces adjacent blocks into fewer requests but marks each block', async () => {
     const size = 64 * 1024;
     const cache = MemoryCache.create(size, 1024);
