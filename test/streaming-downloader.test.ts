@@ -507,6 +507,9 @@ describe('StreamingDownloader: digests and options', () => {
     await expect(collect(dl)).rejects.toBeInstanceOf(RetriesExhaustedError);
     expect(reader.looks).toBe(2);
     const patient = new FakeReader({ size: 10_000, blockSize: 1000, lookFailures: 2 });
-    expectExact(await collect(new StreamingDownloader(patient, { retry: fastRetry })), 10_000);
+    const ok = new StreamingDownloader(patient, { retry: fastRetry });
+    expectExact(await collect(ok), 10_000);
+    expect(ok.status()).toMatchObject({ errors: 2, retries: 2, complete: true });
+    expect(ok.status().elapsedMs).toBe(ok.status().durationMs);
   });
 });

@@ -405,10 +405,26 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     return readable;
   }
 
-  #newStats(size: number, blockSize: number): StatsRecorder {
-    // The clock stops when the download ends, so a final status stays final.
-    const stats = new StatsRecorder({ size, blockSize }, () => this.#endedAt || performance.now());
+  /**
+   * A recorder for an object of `size` bytes, carrying over the errors and
+   * retries counted so far (while asking the Reader for the size). Its clock
+   * starts at the download's start and stops at its end, so `elapsedMs`
+   * equals `durationMs` and a final status stays final.
+   */
+  #newStats(size: number, blockSize: number, previous?: StatsRecorder): StatsRecorder {
+    let first = true;
+    const now = (): number => {
+      if (first) {
+        first = false;
+        return this.#startedAt || performance.now();
+      }
+      return this.#endedAt || performance.now();
+    };
+    const stats = new StatsRecorder({ size, blockSize }, now);
     stats.passStarted();
+    const before = previous?.snapshot();
+    for (let i = 0; i < (before?.errors ?? 0); i++) stats.error();
+    for (let i = 0; i < (before?.retries ?? 0); i++) stats.retry();
     return stats;
   }
 
@@ -441,7 +457,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
       throw this.#failure ?? err;
     }
     this.#info = info;
-    this.#stats = this.#newStats(info.contentLength, this.#blockSize);
+    this.#stats = this.#newStats(info.contentLength, this.#blockSize, this.#stats);
     const blocks = numBlocks(info.contentLength, this.#blockSize);
     if (this.#concurrency === 1 || !info.rangesSupported || blocks <= 1) {
       // One plain request: nothing to reorder, and the consumer's pace is the
