@@ -9,9 +9,17 @@
  * at every moment (it is replaced atomically), so at most the blocks since
  * the last save (about a second's worth) are fetched again.
  */
+import { setMaxListeners } from 'node:events';
+
 import { AbortedError } from '../errors.js';
 import { Interrupted, runCli } from './run.js';
 import { ExitCode } from './exit-codes.js';
+
+// Each open request listens on its run's AbortSignal (and the body on its
+// request's), so a download at -c 8 passes Node's default of 10 listeners
+// per signal without leaking anything; the warning would only alarm the
+// user. 4 per connection at the largest -c (256), plus slack.
+setMaxListeners(1100);
 
 const controller = new AbortController();
 let interruptedBy: 'SIGINT' | 'SIGTERM' | undefined;

@@ -33,7 +33,9 @@ export interface FailureReport {
 export function describeFailure(err: unknown): FailureReport {
   const exitCode = exitCodeFor(err);
   if (err instanceof BlockfetchError) {
-    return { exitCode, code: err.code, message: oneLine(err.message), hint: err.hint === undefined ? undefined : oneLine(err.hint) };
+    // Every usage error gets a hint, even one raised deep in an options check.
+    const hint = err.hint ?? (err.code === 'BLOCKFETCH_INVALID_ARGUMENT' ? 'run `blockfetch --help` for usage' : undefined);
+    return { exitCode, code: err.code, message: oneLine(err.message), hint: hint === undefined ? undefined : oneLine(hint) };
   }
   const message = err instanceof Error ? err.message : String(err);
   const errno = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
