@@ -116,13 +116,14 @@ export interface StreamingStatus extends DownloadStats {
   readonly complete: boolean;
 }
 
-/** The body of one block's request, and whether it is to be thrown away. */
+/** One block with a request (or its backoff) under way. */
 interface Block {
   readonly index: number;
   readonly from: number;
   readonly to: number;
-  /** Bytes of this block received so far (and kept). */
+  /** Bytes of this block received so far (and kept): a retry asks for the rest. */
   received: number;
+  /** Aborts this block's request and backoff alone (when a block before it failed for good). */
   readonly controller: AbortController;
 }
 
@@ -169,7 +170,14 @@ function deferred<T>(): Deferred<T> {
  * last failure as `cause`; or a non-retryable error, passed on as is), every
  * byte before it is still delivered, then the stream errors. A
  * `RemoteChangedError` errors the stream at once: no byte of another
- * revision is ever emitted (pinning itself is the Reader's job).
+ * revision is ever emitted (pinning itself is the Reader's job). The bytes
+ * are hashed in order on the way out; if an expected digest is known and
+ * does not match, the stream errors with a `DigestMismatchError` instead of
+ * ending.
+ *
+ * **Abort.** The `signal` option, `pipeTo`'s signal, leaving a `for await`
+ * early or destroying `readable` abort every request and backoff and drop
+ * every buffered byte; the stream errors with an `AbortedError`.
  *
  * **Single use.** The bytes are streamed once: use one of `readable`,
  * iteration or `pipeTo`.
@@ -178,7 +186,7 @@ function deferred<T>(): Deferred<T> {
  * ```ts
  * const dl = new StreamingDownloader(reader, { concurrency: 8 });
  * const status = await dl.pipeTo(createWriteStream('out.bin'));
- * console.log(status.streamedBytes, status.maxOutOfOrder);
+ * console.log(status.downloadedBytes, status.maxOutOfOrder, status.maxBufferedBytes <= status.memoryBound);
  *
  * // or
  * for await (const chunk of new StreamingDownloader(reader)) hash.update(chunk);
