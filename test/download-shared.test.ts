@@ -10,7 +10,10 @@ import {
   parseExpectedDigest,
 } from '../src/download/digest.js';
 import { StatsRecorder } from '../src/download/stats.js';
+import { compareIdentity } from '../src/download/identity.js';
+import { blocksPerRequest, planRequests } from '../src/download/request-planner.js';
 import { DigestMismatchError, InvalidArgumentError } from '../src/errors.js';
+import { MemoryCache } from './helpers/memory-cache.js';
 
 /** A clock whose sleeps advance time instantly: rate tests count bytes, not wall time. */
 function steppedClock(): RateClock & { slept: number[] } {
@@ -172,5 +175,54 @@ describe('StatsRecorder', () => {
       elapsedMs: 42,
     });
     expect(Object.isFrozen(s)).toBe(true);
+  });
+});
+
+describe('compareIdentity', () => {
+  const base = { url: 'https://a/f', size: 10, etag: '"a"', lastModified: 'Mon, 01 Jan 2026 00:00:00 GMT' };
+  it('agrees with itself, ignores the URL, and names each change', () => {
+    expect(compareIdentity(base, { ...base, url: 'https://mirror/f' })).toEqual([]);
+    expect(compareIdentity(base, { ...base, size: 11, etag: '"b"' })).toEqual([
+      { field: 'size', before: '10', after: '11' },
+      { field: 'etag', before: '"a"', after: '"b"' },
+    ]);
+  });
+  it('treats a recorded field that vanished as a change, a new field as none', () => {
+    const { etag: _, ...noEtag } = base;
+    expect(compareIdentity(base, noEtag)).toEqual([{ field: 'etag', before: '"a"', after: '' }]);
+    expect(compareIdentity(noEtag, base)).toEqual([]);
+  });
+  it('compares digests of the same algorithm only', () => {
+    const d1 = { ...base, digest: { algorithm: 'sha256' as const, hex: 'AA' } };
+    expect(compareIdentity(d1, { ...base, digest: { algorithm: 'sha256', hex: 'aa' } })).toEqual([]);
+    expect(compareIdentity(d1, { ...base, digest: { algorithm: 'md5', hex: 'bb' } })).toEqual([]);
+    expect(compareIdentity(d1, { ...base, digest: { algorithm: 'sha256', hex: 'bb' } })).toEqual([
+      { field: 'digest', before: 'sha256:AA', after: 'sha256:bb' },
+    ]);
+  });
+});
+
+describe('request planning', () => {
+  it('coalesces up to the byte cap, but never into fewer requests than workers', () => {
+    const MiB = 1 << 20;
+    expect(blocksPerRequest({ blockSize: MiB, maxRequestBytes: 8 * MiB, outstandingBytes: 1024 * MiB, concurrency: 8 })).toBe(8);
+    expect(blocksPerRequest({ blockSize: MiB, maxRequestBytes: 8 * MiB, outstandingBytes: 16 * MiB, concurrency: 8 })).toBe(2);
+    expect(blocksPerRequest({ blockSize: MiB, maxRequestBytes: 8 * MiB, outstandingBytes: 3 * MiB, concurrency: 8 })).toBe(1);
+    expect(blocksPerRequest({ blockSize: 64 * MiB, maxRequestBytes: 8 * MiB, outstandingBytes: 1e12, concurrency: 8 })).toBe(1);
+    expect(blocksPerRequest({ blockSize: MiB, maxRequestBytes: 0, outstandingBytes: 1e12, concurrency: 1 })).toBe(1);
+  });
+
+  it('plans runs of adjacent outstanding blocks, skipping cached ones, lazily', async () => {
+    const cache = MemoryCache.create(10 * 100 + 7, 100); // 11 blocks, the last 7 bytes
+    for (const b of [2, 3, 7]) await cache.writeAt(new Uint8Array(100), b * 100);
+    const plan = planRequests(cache, 3);
+    expect(plan.next().value).toEqual({ firstBlock: 0, lastBlock: 1, from: 0, to: 199 });
+    // Marking block 5 meanwhile is seen by the rest of the plan.
+    await cache.writeAt(new Uint8Array(100), 500);
+    expect([...plan]).toEqual([
+      { firstBlock: 4, lastBlock: 4, from: 400, to: 499 },
+      { firstBlock: 6, lastBlock: 6, from: 600, to: 699 },
+      { firstBlock: 8, lastBlock: 10, from: 800, to: 1006 },
+    ]);
   });
 });

@@ -2,9 +2,11 @@ import { mkdtemp, rm, utimes, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CachingDownloader } from '../src/download/caching-downloader.js';
 import { FileReader } from '../src/download/file-reader.js';
 import { InvalidArgumentError, RemoteChangedError } from '../src/errors.js';
 import { rangeForIndex } from '../src/ranges/byte-range.js';
+import { MemoryCache } from './helpers/memory-cache.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
 let dir: string;
@@ -114,5 +116,24 @@ describe('FileReader', () => {
     expect(n).toBe(2048);
     await expect(new FileReader(join(dir, 'nope')).contentLengthAndBlockSize()).rejects.toThrow(/does not exist/);
     expect(() => new FileReader(path, { chunkSize: 0 })).toThrow(/chunkSize must be a whole number >= 1, got 0 \(number\)/);
+  });
+});
+
+describe('FileReader with the CachingDownloader', () => {
+  it('copies a file, and a later run refuses the file once its mtime changed', async () => {
+    const path = join(dir, 'copy-src.bin');
+    const size = 300_001;
+    await writeFile(path, payload(0, size - 1));
+    const cache = MemoryCache.create(size, 16_384);
+    const first = await new CachingDownloader(new FileReader(path, { chunkSize: 4096 }), cache, { concurrency: 4 }).run();
+    expect(first.complete).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+    expect(cache.store.identity).toMatchObject({ url: path, size });
+
+    await utimes(path, new Date('2020-01-01T00:00:00Z'), new Date('2020-01-01T00:00:00Z'));
+    const second = await new CachingDownloader(new FileReader(path), MemoryCache.reopen(cache.store)).run();
+    expect(second).toMatchObject({ complete: false, resumable: false });
+    expect(second.error).toBeInstanceOf(RemoteChangedError);
+    expect(second.error).toMatchObject({ bytesAtRisk: size, changes: [{ field: 'lastModified' }] });
   });
 });
