@@ -238,6 +238,38 @@ describe('StreamingDownloader: failures', () => {
     expect(status.receivedBytes).toBe(size); // nothing fetched twice
   });
 
+  it('the head block failing part-way, after its first bytes were emitted, resumes without emitting any twice', async () => {
+    const blockSize = 16 * 1024;
+    const size = 10 * blockSize;
+    const reader = new FakeReader({
+      size,
+      blockSize,
+      chunkSize: 1000,
+      script: ({ from, n }) => (n === 0 && from === 0 ? { endAfter: 5000, errorAfterEnd: transient() } : undefined),
+    });
+    const dl = new StreamingDownloader(reader, { concurrency: 4, retry: { ...fastRetry, baseDelayMs: 30 } });
+    let emittedBeforeRetry = 0;
+    const parts: Uint8Array[] = [];
+    for await (const chunk of dl) {
+      parts.push(chunk);
+      if (reader.requests.filter((r) => r.from === 5000).length === 0) emittedBeforeRetry += chunk.byteLength;
+    }
+    expect(emittedBeforeRetry).toBeGreaterThanOrEqual(5000); // the head streamed before its retry began
+    expectExact(Buffer.concat(parts), size);
+    expect(reader.requests.filter((r) => r.to === blockSize - 1).map((r) => r.from)).toEqual([0, 5000]);
+    expect(dl.status().receivedBytes).toBe(size);
+  });
+
+  it('random refusals and cuts on a fifth of the requests, at concurrency 8: exact output', async () => {
+    const blockSize = 16 * 1024;
+    const size = 150 * blockSize + 3;
+    const reader = new FakeReader({ size, blockSize, chunkSize: 2500, failureRatio: 0.2, seed: 7 });
+    const dl = new StreamingDownloader(reader, { concurrency: 8, retry: { ...fastRetry, baseDelayMs: 1, totalRetries: 1000 } });
+    expectExact(await collect(dl), size);
+    expect(dl.status().retries).toBeGreaterThan(10);
+    expect(dl.status().maxBufferedBytes).toBeLessThanOrEqual(16 * blockSize);
+  });
+
   it('when retries run out, every byte before the failure is delivered, then RetriesExhaustedError with the cause', async () => {
     const blockSize = 8192;
     const size = 20 * blockSize;
