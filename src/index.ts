@@ -32,7 +32,7 @@ export type { BlockBitmap } from './ranges/block-bitmap.js';
 
 // cache
 export type { DownloadCache, RemoteIdentity, ExpectedDigest, DigestAlgorithm } from './cache/types.js';
-export { reserveSpace, defaultReserveSpaceOptions } from './cache/reserve-space.js';
+export { reserveSpace, checkFreeSpace, defaultReserveSpaceOptions } from './cache/reserve-space.js';
 export type { ReserveSpaceOptions, ReserveSpaceResult, ReserveMethod } from './cache/reserve-space.js';
 export { NodeCacheFile, nodeFileSystem } from './cache/file.js';
 export type { CacheFileReadWriter, CacheFileSystem } from './cache/file.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, statfs, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { IndexFile } from '../src/cache/index-file.js';
 import { canonicalJson, decodeIndex, encodeIndex, INDEX_FORMAT, type IndexContents } from '../src/cache/index-format.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
 import type { RemoteIdentity } from '../src/cache/types.js';
-import { BlockfetchError, IndexError, type ErrorCode } from '../src/errors.js';
+import { BlockfetchError, IndexError, NotEnoughSpaceError, type ErrorCode } from '../src/errors.js';
 import { ByteRanges } from '../src/ranges/byte-ranges.js';
 import { payload } from './helpers/payload.js';
 
@@ -185,6 +185,17 @@ describe('createNewFilesForCache / cacheFilesExist / openCacheFiles', () => {
     await createNewFilesForCache(dataPath, indexPath, 20_000, 4096, { overwrite: true });
     expect((await readFile(dataPath)).length).toBe(20_000);
     expect(await indexJson()).toMatchObject({ contentLength: 20_000, cachedBlocks: 0 });
+  });
+
+  it('an overwrite that does not fit is refused before the old cache is touched', async () => {
+    await createNewFilesForCache(dataPath, indexPath, 10_000, 4096);
+    const before = { data: await fileHash(dataPath), index: await readFile(indexPath) };
+    const free = await statfs(dir);
+    const tooBig = free.bavail * free.bsize + 1024 ** 4;
+    const err = await createNewFilesForCache(dataPath, indexPath, tooBig, 1024 ** 2, { overwrite: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotEnoughSpaceError);
+    expect(await fileHash(dataPath)).toBe(before.data);
+    expect(await readFile(indexPath)).toEqual(before.index);
   });
 
   it('an empty file makes a valid, complete cache', async () => {

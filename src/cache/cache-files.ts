@@ -9,7 +9,7 @@ import { ByteRanges } from '../ranges/byte-ranges.js';
 import { errnoCode, NodeCacheFile, nodeFileSystem, parentDir, type CacheFileReadWriter } from './file.js';
 import { IndexFile } from './index-file.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
-import { reserveSpace, type ReserveSpaceOptions } from './reserve-space.js';
+import { checkFreeSpace, reserveSpace, type ReserveSpaceOptions } from './reserve-space.js';
 import type { RemoteIdentity } from './types.js';
 
 /** Options of {@link createNewFilesForCache}. */
@@ -75,6 +75,9 @@ export async function createNewFilesForCache(
       });
     }
     const index = new IndexFile(indexPath);
+    // Refuse for lack of space BEFORE removing anything: an overwrite that
+    // cannot complete must not have destroyed the old download.
+    await checkFreeSpace(dataPath, contentLength);
     if (exists.index) await nodeFileSystem.remove(indexPath);
     if (exists.data) await nodeFileSystem.remove(dataPath);
     try {

@@ -86,10 +86,7 @@ export async function reserveSpace(path: string, size: number, options: ReserveS
   throwIfAborted(o.signal);
 
   const existing = await statIfExists(path);
-  const alreadyAllocated = existing === undefined ? 0 : existing.blocks * 512;
-  const needed = Math.max(0, size - alreadyAllocated);
-  const available = await availableBytes(path);
-  if (needed > available) throw new NotEnoughSpaceError(path, needed, available);
+  const { needed, available } = await spaceCheck(path, size, existing);
 
   const file = await wrapIo(path, 'open', () => NodeCacheFile.open(path, { create: true }));
   try {
@@ -112,6 +109,33 @@ export async function reserveSpace(path: string, size: number, options: ReserveS
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Throws a {@link NotEnoughSpaceError} unless the filesystem holding `path`
+ * has room for a file of `size` bytes there, counting the blocks a file
+ * already at `path` has (they are reused, or freed when it is replaced).
+ * Writes nothing. {@link reserveSpace} calls it first; call it yourself
+ * before removing an old file you mean to replace, so that a refusal leaves
+ * the old file in place.
+ */
+export async function checkFreeSpace(path: string, size: number): Promise<void> {
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new InvalidArgumentError(`checkFreeSpace size must be a whole number of bytes >= 0, got ${String(size)} (${typeof size})`);
+  }
+  await spaceCheck(path, size, await statIfExists(path));
+}
+
+async function spaceCheck(
+  path: string,
+  size: number,
+  existing: { size: number; blocks: number } | undefined,
+): Promise<{ needed: number; available: number }> {
+  const alreadyAllocated = existing === undefined ? 0 : existing.blocks * 512;
+  const needed = Math.max(0, size - alreadyAllocated);
+  const available = await availableBytes(path);
+  if (needed > available) throw new NotEnoughSpaceError(path, needed, available);
+  return { needed, available };
 }
 
 interface ResolvedOptions {
