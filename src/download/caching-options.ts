@@ -85,7 +85,10 @@ export const defaultCachingDownloaderOptions = Object.freeze({
   progressIntervalMs: 250,
 });
 
-/** The options after defaults and checks. */
+/**
+ * {@link CachingDownloaderOptions} after defaults and checks (each field means
+ * the same as there); what `resolveCachingOptions` returns.
+ */
 export interface ResolvedCachingOptions {
   readonly concurrency: number;
   readonly maxRequestBytes: number;
@@ -204,7 +207,10 @@ export type DownloadEvent =
   /** A request failed and will be tried again after `delayMs`. */
   | {
       readonly type: 'retry';
-      /** The bytes the failed request was for (inclusive). */
+      /**
+       * The bytes the failed attempt asked for (inclusive); `{ from: -1, to: -1 }`
+       * when it was the first look at the remote (`contentLengthAndBlockSize`).
+       */
       readonly range: ByteRange;
       /** The failed attempt's number for this block (1 for the first failure). */
       readonly attempt: number;
