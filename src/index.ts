@@ -93,3 +93,14 @@ export type { ContentRange } from './http/headers.js';
 export { pinHeaders, pinKind } from './http/identity.js';
 export type { PinKind } from './http/identity.js';
 export { BLOCKFETCH_VERSION, DEFAULT_USER_AGENT } from './http/version.js';
+
+// downloading a URL to a file (what the blockfetch command uses)
+export {
+  downloadFile,
+  downloadPaths,
+  pathsFromAnyName,
+  defaultDownloadFileOptions,
+  PARTIAL_SUFFIX,
+  INDEX_SUFFIX,
+} from './download-file.js';
+export type { DownloadFileOptions, DownloadFileEvent, DownloadFileResult, DownloadPaths } from './download-file.js';
