@@ -637,6 +637,41 @@ describe('cancellation', () => {
     await expect(collect(body)).rejects.toThrow('stop now');
   });
 
+  it('aborting before reading the kept first body still ends it', async () => {
+    const server = await serve();
+    const reader = open(server.url);
+    await reader.contentLengthAndBlockSize();
+    const controller = new AbortController();
+    const body = await reader.getReader(0, BS - 1, controller.signal);
+    controller.abort(new Error('stop early'));
+    await expect(collect(body)).rejects.toThrow('stop early');
+  });
+
+  it('close() ends bodies that were handed out but never read', async () => {
+    const server = await serve();
+    const reader = new HttpReader({ url: server.url, blockSize: BS });
+    await reader.contentLengthAndBlockSize();
+    const unread = await reader.getReader(BS, 2 * BS - 1, new AbortController().signal);
+    // Would wait forever for the unread body's request if close() did not end it.
+    await reader.close();
+    await expect(collect(unread)).rejects.toThrow();
+  });
+
+  it('adds no abort listener per body to a shared signal beyond undici\'s own', async () => {
+    const server = await serve();
+    const reader = open(server.url);
+    await reader.contentLengthAndBlockSize();
+    const controller = new AbortController();
+    const { EventEmitter } = await import('node:events');
+    const getEventListeners = (t: EventTarget, name: string): unknown[] => (EventEmitter as unknown as { getEventListeners(t: EventTarget, n: string): unknown[] }).getEventListeners(t, name);
+    const bodies = [];
+    for (let i = 1; i <= 4; i++) bodies.push(await reader.getReader(i * BS, (i + 1) * BS - 1, controller.signal));
+    const whileOpen = getEventListeners(controller.signal, 'abort').length;
+    expect(whileOpen).toBeLessThanOrEqual(4);
+    for (const body of bodies) await collect(body);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
   it('an already aborted signal rejects at once, without a request', async () => {
     const server = await serve();
     const reader = open(server.url);

@@ -25,7 +25,13 @@ export interface ExactBodyOptions {
   readonly beyond: 'error' | 'discard';
   /** The URL, for messages (redacted here). */
   readonly url: string;
-  /** Aborting it destroys the body at once; the iterator then throws its reason. */
+  /**
+   * The caller's signal: when it has aborted, a failing body throws its
+   * reason. Aborting does not destroy `source` here (undici's request
+   * already does that for the signal it was given; see {@link destroyOnAbort}
+   * for a body requested under another signal), so each body adds no
+   * listener of its own to a signal many requests share.
+   */
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -37,18 +43,14 @@ export interface ExactBodyOptions {
  * `beyond: 'error'`, a chunk that would take the total past `length` throws
  * `BLOCKFETCH_BODY_LENGTH` before any of it is yielded. The source is
  * destroyed when iteration ends for any reason, including the consumer
- * stopping early.
+ * stopping early. After `signal` aborted, the error thrown is its reason.
  */
 export async function* exactBody(source: Readable, options: ExactBodyOptions): AsyncGenerator<Uint8Array, void, undefined> {
   const { length, beyond, url, signal } = options;
   let skip = options.skip ?? 0;
   let received = 0;
-  const onAbort = (): void => {
-    source.destroy(signal?.reason instanceof Error ? signal.reason : undefined);
-  };
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    if (signal?.aborted) throw signal.reason;
     if (length === 0 && beyond === 'discard') return;
     for await (const raw of source as AsyncIterable<Buffer>) {
       let chunk: Uint8Array = raw;
@@ -77,7 +79,6 @@ export async function* exactBody(source: Readable, options: ExactBodyOptions): A
   } catch (err) {
     throw bodyFailure(err, url, received, length, signal);
   } finally {
-    signal?.removeEventListener('abort', onAbort);
     // A no-op after a clean end; otherwise it releases the socket at once.
     release(source);
   }
@@ -110,4 +111,23 @@ export function release(body: Readable): void {
   if (body.destroyed) return;
   body.on('error', () => undefined);
   body.destroy();
+}
+
+/**
+ * Destroys `body` the moment `signal` aborts, until the body closes: for a
+ * body whose request was sent under a different signal (the kept first
+ * response), so that the caller's abort still ends it promptly, even if it
+ * never starts reading.
+ */
+export function destroyOnAbort(body: Readable, signal: AbortSignal): void {
+  const onAbort = (): void => {
+    body.on('error', () => undefined);
+    body.destroy(signal.reason instanceof Error ? signal.reason : undefined);
+  };
+  if (signal.aborted) {
+    onAbort();
+    return;
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  body.once('close', () => signal.removeEventListener('abort', onAbort));
 }

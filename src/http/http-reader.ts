@@ -15,7 +15,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { BlockfetchError, InvalidArgumentError, RemoteChangedError, redactUrl, type RemoteChange } from '../errors.js';
-import { exactBody, release } from './body.js';
+import { destroyOnAbort, exactBody, release } from './body.js';
 import { digestFromHeaders } from './digest-headers.js';
 import { createDefaultDispatcher } from './dispatcher.js';
 import { networkError, statusError } from './failures.js';
@@ -92,6 +92,8 @@ export class HttpReader implements Reader {
   #info: Promise<ContentInfo> | undefined;
   #held: HeldBody | undefined;
   #digest: ExpectedDigest | undefined;
+  /** Bodies handed to consumers and not yet closed, for {@link HttpReader.close}. */
+  readonly #open = new Set<Readable>();
 
   /** @throws InvalidArgumentError when an option is not acceptable (the message names it). */
   constructor(options: HttpReaderOptions) {
@@ -152,6 +154,8 @@ export class HttpReader implements Reader {
     }
     const held = this.#takeHeld();
     if (held && to <= held.to) {
+      destroyOnAbort(held.body, signal);
+      this.#track(held.body);
       // Bytes past `to` are the rest of block 0's response: expected, dropped.
       return exactBody(held.body, {
         length: to - from + 1,
@@ -166,12 +170,15 @@ export class HttpReader implements Reader {
   }
 
   /**
-   * Drops the kept first body and, if the reader created its own dispatcher,
-   * closes it (waiting for requests in flight). Idempotent.
+   * Drops the kept first body, destroys every body handed out that is still
+   * open (a consumer that never read one would otherwise hold its socket),
+   * and, if the reader created its own dispatcher, closes it. Idempotent.
    */
   async close(): Promise<void> {
     const held = this.#takeHeld();
     if (held) release(held.body);
+    for (const body of this.#open) release(body);
+    this.#open.clear();
     if (this.#ownsDispatcher && !(this.#dispatcher as { closed?: boolean }).closed) await this.#dispatcher.close();
   }
 
@@ -287,6 +294,12 @@ export class HttpReader implements Reader {
     });
   }
 
+  /** Remembers a body handed out until it closes. */
+  #track(body: Readable): void {
+    this.#open.add(body);
+    body.once('close', () => this.#open.delete(body));
+  }
+
   /** Keeps the first body for a while; see {@link HttpReaderOptions.firstBodyHoldMs}. */
   #hold(body: Readable, to: number, url: string): void {
     const timer = setTimeout(() => {
@@ -328,6 +341,7 @@ export class HttpReader implements Reader {
       throw err;
     }
     this.#resolved = { url: exchange.url, headers: exchange.headers };
+    this.#track(response.body);
     return exactBody(response.body, { length: to - from + 1, beyond: 'error', url: exchange.url.href, signal });
   }
 
