@@ -41,9 +41,10 @@ import {
   type DownloadStatus,
   type ResolvedCachingOptions,
 } from './caching-options.js';
-import { chooseDigest, InOrderDigest, type DigestResult } from './digest.js';
+import { chooseDigest, type DigestResult } from './digest.js';
 import { debug, EventReporter } from './events.js';
 import { compareIdentity } from './identity.js';
+import { digestPrefix, type PrefixDigestOutcome } from './prefix-digest.js';
 import { PrefixWatcher } from './prefix-watcher.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
@@ -241,7 +242,7 @@ export class CachingDownloader {
       const info = await this.#look(run);
       this.#events.emit({ type: 'start', info, stats: run.stats.snapshot() });
       void this.#prefix.follow(followers.signal);
-      const hashing = this.#hashInOrder(run, info, followers.signal);
+      const hashing = this.#hashInOrder(info, followers.signal);
       // A failed read of the data file stops the run at once, not at the end.
       hashing.catch((err: unknown) => this.#fail(run, err));
 
@@ -533,37 +534,22 @@ export class CachingDownloader {
   }
 
   /**
-   * Hashes the cached prefix in order as it grows: catching up from disk
-   * first after a resume, then following the download. Resolves when the
-   * whole file is hashed (or undefined when hashing is off or the run ended first).
+   * Starts hashing the file in order (see {@link digestPrefix}), with the
+   * caller's expected digest, else the remote's; resolves undefined when
+   * hashing is off or the run ends first.
    */
-  async #hashInOrder(
-    run: RunState,
-    info: ContentInfo,
-    stop: AbortSignal,
-  ): Promise<{ result: DigestResult; mismatch?: DigestMismatchError } | undefined> {
-    if (!this.#options.computeDigest) return undefined;
+  #hashInOrder(info: ContentInfo, stop: AbortSignal): Promise<PrefixDigestOutcome | undefined> {
+    if (!this.#options.computeDigest) return Promise.resolve(undefined);
     const remote: ExpectedDigest | undefined = this.#reader.digest() ?? info.identity.digest;
     const { algorithm, expected } = chooseDigest(this.#options.expectedDigest, remote);
-    const digest = new InOrderDigest(algorithm);
-    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(this.#options.readChunkBytes, this.#contentLength)));
-    while (digest.bytes < this.#contentLength) {
-      if (stop.aborted || run.signal.aborted) return undefined;
-      const end = this.#prefix.end;
-      if (end > digest.bytes) {
-        const view = buffer.subarray(0, Math.min(buffer.length, end - digest.bytes));
-        await this.#cache.readAt(view, digest.bytes);
-        digest.update(view);
-        continue;
-      }
-      await this.#prefix.changed(stop);
-    }
-    try {
-      return { result: digest.finish(expected) };
-    } catch (err) {
-      if (!(err instanceof DigestMismatchError)) throw err;
-      return { result: Object.freeze({ algorithm, hex: err.actual, expected: err.expected, verified: false }), mismatch: err };
-    }
+    return digestPrefix({
+      cache: this.#cache,
+      prefix: this.#prefix,
+      algorithm,
+      expected,
+      readChunkBytes: this.#options.readChunkBytes,
+      stop,
+    });
   }
 
   async #flush(run: RunState): Promise<void> {
