@@ -20,6 +20,7 @@
  * 4. With `waitForCompletion`, blocks whose attempts ran out get further
  *    passes. At the end the index is flushed, whatever happened.
  */
+import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { DownloadCache, ExpectedDigest } from '../cache/types.js';
@@ -209,6 +210,10 @@ export class CachingDownloader {
 
   async #run(outer: AbortSignal | undefined): Promise<DownloadStatus> {
     const controller = new AbortController();
+    // Every open request legitimately listens on the run's signal (the
+    // reader's request, a backoff sleep, a rate-limiter wait), each removing
+    // its listener when done: raise Node's leak warning threshold to match.
+    setMaxListeners(4 * this.#options.concurrency + 16, controller.signal);
     const cached = this.#cache.cachedBytesAndBlocks();
     const run: RunState = {
       signal: controller.signal,
