@@ -209,8 +209,8 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
   readonly #controller = new AbortController();
   /** Every piece of work that may hold a request open; run() waits for all. */
   readonly #tasks = new Set<Promise<void>>();
-  /** Resolved (and replaced) whenever the consumer may have something new to look at. */
-  #changed = deferred<void>();
+  /** Resolved (and dropped) when the consumer may have something new to look at; only while it waits. */
+  #changed: Deferred<void> | undefined;
   #started: Promise<void> | undefined;
   #startedAt = 0;
   #endedAt = 0;
@@ -544,7 +544,8 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
               { retryable: true },
             );
           }
-          await this.#limiter?.takeBytes(chunk.byteLength, signal);
+          // No await at all without a limiter: this loop runs once per chunk.
+          if (this.#limiter !== undefined) await this.#limiter.takeBytes(chunk.byteLength, signal);
           block.received += chunk.byteLength;
           this.#stats.received(chunk.byteLength);
           buffer.append(block.index, chunk);
@@ -617,7 +618,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
         this.#cancel(fatal.error);
         throw fatal.error;
       }
-      await this.#changed.promise;
+      await (this.#changed ??= deferred<void>()).promise;
     }
   }
 
@@ -659,7 +660,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
           );
         }
         let chunk = next.value;
-        await this.#limiter?.takeBytes(chunk.byteLength, controller.signal);
+        if (this.#limiter !== undefined) await this.#limiter.takeBytes(chunk.byteLength, controller.signal);
         this.#stats.received(chunk.byteLength);
         if (this.#skip > 0) {
           const skipped = Math.min(this.#skip, chunk.byteLength);
@@ -751,7 +752,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
   /** The next in-order chunk for the consumer, or null at the (verified) end. */
   async #read(): Promise<Uint8Array | null> {
     if (this.#complete) return null;
-    await this.#start();
+    if (this.#mode === undefined) await this.#start();
     let chunk: Uint8Array | null;
     if (this.#mode === 'single') {
       // Tracked like a block's task, so run() settles only after this
@@ -819,8 +820,8 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
 
   #notify(): void {
     const changed = this.#changed;
-    this.#changed = deferred<void>();
-    changed.resolve();
+    this.#changed = undefined;
+    changed?.resolve();
   }
 }
 
