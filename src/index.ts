@@ -45,6 +45,8 @@ export { createNewFilesForCache, cacheFilesExist, openCacheFiles } from './cache
 export type { CreateCacheFilesOptions, CacheFilesPresence, OpenedCacheFiles } from './cache/cache-files.js';
 export { LocalDownloadCache, defaultLocalDownloadCacheOptions } from './cache/local-download-cache.js';
 export type { LocalDownloadCacheOptions, OpenLocalDownloadCacheOptions } from './cache/local-download-cache.js';
+export { FlushScheduler, defaultFlushPolicy } from './cache/flush-scheduler.js';
+export type { FlushPolicy, FlushFunction } from './cache/flush-scheduler.js';
 
 // download
 export type { Reader, ContentInfo } from './download/reader.js';

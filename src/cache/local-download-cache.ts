@@ -9,34 +9,17 @@ import { openCacheFiles } from './cache-files.js';
 import { errnoCode, type CacheFileReadWriter } from './file.js';
 import type { IndexFile } from './index-file.js';
 import { rangesFromIndex } from './index-format.js';
+import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import type { DownloadCache, RemoteIdentity } from './types.js';
 
-/** Options of {@link LocalDownloadCache.fromFiles} (and of {@link LocalDownloadCache.open}). */
-export interface LocalDownloadCacheOptions {
-  /**
-   * The longest time a block marked cached waits before a flush records it
-   * in the index, in ms. 0 flushes after every mark (coalesced).
-   * @default 1000
-   */
-  readonly flushIntervalMs?: number;
-  /**
-   * Start a flush as soon as this many bytes were marked cached since the
-   * last one, whatever the time. 0 flushes after every mark (coalesced).
-   * @default 268435456 (256 MiB)
-   */
-  readonly flushBytes?: number;
-  /**
-   * The largest share of wall time background flushes may spend on the index
-   * (serialize, encode, write, fsync, rename, fsync dir; the data fsync is
-   * not counted, it is writeback the OS owes anyway). After a flush whose
-   * index work took `d` ms, the next background flush waits at least
-   * `d * (1 / flushTimeBudget - 1)` ms, whatever `flushIntervalMs` and
-   * `flushBytes` say. Explicit `flush()`, `setRemoteIdentity` and `close` are
-   * never delayed. 1 disables the limit.
-   * @default 0.01
-   */
-  readonly flushTimeBudget?: number;
+/**
+ * Options of {@link LocalDownloadCache.fromFiles} (and of
+ * {@link LocalDownloadCache.open}): the flush batching (see
+ * {@link FlushPolicy}: `flushIntervalMs`, `flushBytes`, `flushTimeBudget`)
+ * and what the caller expects the cache to hold.
+ */
+export interface LocalDownloadCacheOptions extends FlushPolicy {
   /** Refuse (`BLOCKFETCH_INDEX_MISMATCH`) a cache whose content length differs from this. */
   readonly expectedContentLength?: number;
   /** Refuse (`BLOCKFETCH_INDEX_MISMATCH`) a cache whose block size differs from this. */
@@ -61,18 +44,9 @@ export interface OpenLocalDownloadCacheOptions extends LocalDownloadCacheOptions
 }
 
 /** The defaults of {@link LocalDownloadCacheOptions}. */
-export const defaultLocalDownloadCacheOptions = Object.freeze({
-  flushIntervalMs: 1000,
-  flushBytes: 256 * 1024 * 1024,
-  flushTimeBudget: 0.01,
-});
-
-type ResolvedOptions = Required<Pick<LocalDownloadCacheOptions, 'flushIntervalMs' | 'flushBytes' | 'flushTimeBudget'>>;
+export const defaultLocalDownloadCacheOptions: Readonly<Required<FlushPolicy>> = defaultFlushPolicy;
 
 const NONE: ByteRange = Object.freeze({ from: -1, to: -1 });
-
-/** The least time between a failed background flush and the next try, in ms. */
-const RETRY_FAILED_FLUSH_MS = 1000;
 
 /**
  * A {@link DownloadCache} backed by a preallocated data file and an index
@@ -111,9 +85,7 @@ export class LocalDownloadCache implements DownloadCache {
   readonly #index: IndexFile;
   readonly #ranges: ByteRanges;
   readonly #lock: CacheLock | undefined;
-  readonly #flushIntervalMs: number;
-  readonly #flushBytes: number;
-  readonly #flushTimeBudget: number;
+  readonly #flusher: FlushScheduler;
   #identity: RemoteIdentity | undefined;
 
   /** Aborted by close(), to wake every waiting tail(). */
@@ -124,45 +96,20 @@ export class LocalDownloadCache implements DownloadCache {
   /** The prefix end the previous tail() returned. */
   #lastTail = -1;
 
-  /** Bumped on every change the index must record (a mark, a new identity). */
-  #generation = 0;
-  /** The generation of the last snapshot that reached the disk. */
-  #savedGeneration = 0;
-  /** Bytes marked since the last snapshot. */
-  #pendingBytes = 0;
-  /** When the first mark since the last snapshot was made (Date.now()). */
-  #firstPendingAt = 0;
-  /** The background flush timer, and when it fires (Date.now()). */
-  #timer: NodeJS.Timeout | undefined;
-  #timerAt = 0;
-  /** When the last flush ended, and the pause its cost buys under flushTimeBudget (ms). */
-  #lastFlushEnd = 0;
-  #flushGapMs = 0;
-  /** True when the last flush failed: background retries then wait a while, not spin. */
-  #lastFlushFailed = false;
-  /** The flush that is writing now. */
-  #inFlight: Promise<void> | undefined;
-  /** The flush that will start when the one in flight ends; joined by every request until it takes its snapshot. */
-  #queued: Promise<void> | undefined;
-  /** A background flush's failure, thrown by the next operation. */
-  #backgroundError: BlockfetchError | undefined;
-
   private constructor(
     data: CacheFileReadWriter,
     index: IndexFile,
     ranges: ByteRanges,
     identity: RemoteIdentity | undefined,
     lock: CacheLock | undefined,
-    options: ResolvedOptions,
+    policy: FlushPolicy,
   ) {
     this.#data = data;
     this.#index = index;
     this.#ranges = ranges;
     this.#identity = identity;
     this.#lock = lock;
-    this.#flushIntervalMs = options.flushIntervalMs;
-    this.#flushBytes = options.flushBytes;
-    this.#flushTimeBudget = options.flushTimeBudget;
+    this.#flusher = new FlushScheduler(policy, () => this.#flushOnce());
   }
 
   /**
@@ -175,7 +122,7 @@ export class LocalDownloadCache implements DownloadCache {
    * changed by a failed open.
    */
   static async open(dataPath: string, indexPath: string, options: OpenLocalDownloadCacheOptions = {}): Promise<LocalDownloadCache> {
-    const resolved = resolveOptions(options);
+    checkOptions(options);
     const mode = options.lock ?? 'fail';
     if (mode !== 'fail' && mode !== 'wait' && mode !== false) {
       throw new InvalidArgumentError(`open option lock must be 'fail', 'wait' or false, got ${String(mode)} (${typeof mode})`);
@@ -192,7 +139,7 @@ export class LocalDownloadCache implements DownloadCache {
     try {
       const files = await openCacheFiles(dataPath, indexPath);
       data = files.data;
-      return await LocalDownloadCache.#load(files.data, files.index, lock, resolved, options);
+      return await LocalDownloadCache.#load(files.data, files.index, lock, options);
     } catch (err) {
       await data?.close().catch(() => undefined);
       await lock?.release().catch(() => undefined);
@@ -211,14 +158,14 @@ export class LocalDownloadCache implements DownloadCache {
    * rename, which needs the directory, not just the file.
    */
   static async fromFiles(data: CacheFileReadWriter, index: IndexFile, options: LocalDownloadCacheOptions = {}): Promise<LocalDownloadCache> {
-    return LocalDownloadCache.#load(data, index, undefined, resolveOptions(options), options);
+    checkOptions(options);
+    return LocalDownloadCache.#load(data, index, undefined, options);
   }
 
   static async #load(
     data: CacheFileReadWriter,
     index: IndexFile,
     lock: CacheLock | undefined,
-    resolved: ResolvedOptions,
     options: LocalDownloadCacheOptions,
   ): Promise<LocalDownloadCache> {
     const contents = await index.load();
@@ -255,8 +202,7 @@ export class LocalDownloadCache implements DownloadCache {
       );
     }
     const ranges = rangesFromIndex(contents, index.path);
-    const cache = new LocalDownloadCache(data, index, ranges, contents.remote, lock, resolved);
-    return cache;
+    return new LocalDownloadCache(data, index, ranges, contents.remote, lock, options);
   }
 
   // ---- DownloadCache: queries -------------------------------------------
@@ -407,14 +353,14 @@ export class LocalDownloadCache implements DownloadCache {
       );
     }
     this.#identity = Object.freeze({ ...identity });
-    this.#generation++;
-    await this.#requestFlush();
+    this.#flusher.changed(0);
+    await this.#flusher.flushNow();
   }
 
   /** {@inheritDoc DownloadCache.flush} */
   async flush(): Promise<void> {
     this.#checkWritable();
-    await this.#requestFlush();
+    await this.#flusher.flushNow();
   }
 
   /**
@@ -431,13 +377,12 @@ export class LocalDownloadCache implements DownloadCache {
 
   async #close(): Promise<void> {
     this.#closeController.abort();
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#flusher.stop();
     let failure: unknown;
     try {
       await Promise.allSettled([...this.#io]);
       // After the lock was lost another process may own the index: write nothing.
-      if (this.#lock?.compromised === undefined) await this.#requestFlush();
+      if (this.#lock?.compromised === undefined) await this.#flusher.flushNow();
     } catch (err) {
       failure = err;
     }
@@ -461,82 +406,20 @@ export class LocalDownloadCache implements DownloadCache {
   #mark(index: number): void {
     if (this.#ranges.isBlockSet(index)) return;
     this.#ranges.setBlock(index);
-    this.#generation++;
-    if (this.#pendingBytes === 0) this.#firstPendingAt = Date.now();
-    this.#pendingBytes += this.#blockLength(index);
-    // A write that resolved while close() was starting: close()'s own final
-    // flush records it; arm nothing that would outlive the cache.
-    if (this.#closing !== undefined) return;
-    this.#scheduleFlush();
+    // A write that resolved while close() was starting still counts: the
+    // scheduler is stopped by then, and close()'s own final flush records it.
+    this.#flusher.changed(this.#blockLength(index));
   }
 
   /**
-   * Arms the background flush for the earliest moment batching allows: at
-   * once when `flushBytes` were marked, else `flushIntervalMs` after the
-   * first unsaved mark; in both cases no sooner than the time budget allows
-   * after the previous flush. Keeps an earlier timer that is already armed.
+   * One flush, for the {@link FlushScheduler}: snapshot → fsync data → save
+   * the index. Resolves to the milliseconds of index work (not counting the
+   * data fsync) for the scheduler's time budget.
    */
-  #scheduleFlush(): void {
-    if (this.#generation === this.#savedGeneration || this.#closing !== undefined) return;
-    const now = Date.now();
-    const byBytes = this.#pendingBytes >= this.#flushBytes;
-    let at = Math.max(byBytes ? now : this.#firstPendingAt + this.#flushIntervalMs, this.#lastFlushEnd + this.#flushGapMs);
-    // A failing disk must not be hammered in a loop: retry after the interval, at least a second.
-    if (this.#lastFlushFailed) at = Math.max(at, this.#lastFlushEnd + Math.max(this.#flushIntervalMs, RETRY_FAILED_FLUSH_MS));
-    if (this.#timer !== undefined && this.#timerAt <= at) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (at <= now) {
-      this.#flushInBackground();
-      return;
-    }
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#flushInBackground();
-    }, at - now);
-    // A pending flush must not keep a process alive on its own; close() flushes.
-    this.#timer.unref();
-  }
-
-  /** Starts a background flush unless one is running or queued (its end reschedules); a failure is reported by the next operation. */
-  #flushInBackground(): void {
-    if (this.#inFlight !== undefined || this.#queued !== undefined) return;
-    this.#requestFlush().catch((err: unknown) => {
-      this.#backgroundError = asBlockfetchError(err, 'cannot flush the cache index');
-    });
-  }
-
-  /**
-   * Starts a flush after the one in flight, or joins the one already queued
-   * (it has not taken its snapshot yet, so it will include every change made
-   * until it starts). At most one flush writes at a time.
-   */
-  #requestFlush(): Promise<void> {
-    if (this.#queued !== undefined) return this.#queued;
-    const previous = this.#inFlight;
-    const queued = (async (): Promise<void> => {
-      await previous?.catch(() => undefined);
-      this.#queued = undefined;
-      const flight = this.#flushOnce();
-      this.#inFlight = flight;
-      try {
-        await flight;
-      } finally {
-        if (this.#inFlight === flight) this.#inFlight = undefined;
-        // Marks made while this flush ran (or a failed flush) need another one.
-        this.#scheduleFlush();
-      }
-    })();
-    this.#queued = queued;
-    return queued;
-  }
-
-  async #flushOnce(): Promise<void> {
-    if (this.#generation === this.#savedGeneration) return;
-    // 1. Snapshot, synchronously: only blocks whose writes already resolved are in it.
+  async #flushOnce(): Promise<number> {
+    // 1. Snapshot, synchronously (the scheduler relies on it): only blocks
+    //    whose writes already resolved are in it.
     const snapshotStarted = performance.now();
-    const generation = this.#generation;
     const contents = {
       contentLength: this.#ranges.contentLength,
       blockSize: this.#ranges.blockSize,
@@ -547,34 +430,20 @@ export class LocalDownloadCache implements DownloadCache {
       bitmap: this.#ranges.serialize(),
       updatedAt: new Date().toISOString(),
     };
-    let indexWorkMs = performance.now() - snapshotStarted;
-    let saveStarted: number | undefined;
-    this.#pendingBytes = 0;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    const snapshotMs = performance.now() - snapshotStarted;
+    // 2. fsync the data: after this, every block in the snapshot is on disk.
     try {
-      // 2. fsync the data: after this, every block in the snapshot is on disk.
-      try {
-        await this.#data.sync();
-      } catch (err) {
-        throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot fsync ${this.#data.name}: ${messageOf(err)}`, {
-          cause: err,
-          retryable: true,
-        });
-      }
-      // 3. Only now may the index name those blocks: temp, fsync, rename, fsync dir.
-      saveStarted = performance.now();
-      await this.#index.save(contents);
-      this.#savedGeneration = Math.max(this.#savedGeneration, generation);
-      this.#lastFlushFailed = false;
+      await this.#data.sync();
     } catch (err) {
-      this.#lastFlushFailed = true;
-      throw err;
-    } finally {
-      if (saveStarted !== undefined) indexWorkMs += performance.now() - saveStarted;
-      this.#lastFlushEnd = Date.now();
-      this.#flushGapMs = indexWorkMs * (1 / this.#flushTimeBudget - 1);
+      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot fsync ${this.#data.name}: ${messageOf(err)}`, {
+        cause: err,
+        retryable: true,
+      });
     }
+    // 3. Only now may the index name those blocks: temp, fsync, rename, fsync dir.
+    const saveStarted = performance.now();
+    await this.#index.save(contents);
+    return snapshotMs + (performance.now() - saveStarted);
   }
 
   async #writeData(data: Uint8Array, offset: number): Promise<void> {
@@ -610,37 +479,21 @@ export class LocalDownloadCache implements DownloadCache {
     this.#checkOpen();
     const compromised = this.#lock?.compromised;
     if (compromised !== undefined) throw compromised;
-    const failed = this.#backgroundError;
-    if (failed !== undefined) {
-      // Reported once; the marks are still in memory and the next flush retries.
-      this.#backgroundError = undefined;
-      throw failed;
-    }
+    // Reported once; the marks are still in memory and the next flush retries.
+    const failed = this.#flusher.takeBackgroundError();
+    if (failed !== undefined) throw failed;
   }
 }
 
-function resolveOptions(options: LocalDownloadCacheOptions): ResolvedOptions {
-  const flushIntervalMs = options.flushIntervalMs ?? defaultLocalDownloadCacheOptions.flushIntervalMs;
-  const flushBytes = options.flushBytes ?? defaultLocalDownloadCacheOptions.flushBytes;
-  if (!Number.isSafeInteger(flushIntervalMs) || flushIntervalMs < 0) {
-    throw new InvalidArgumentError(`cache option flushIntervalMs must be a whole number of ms >= 0, got ${String(flushIntervalMs)} (${typeof flushIntervalMs})`);
-  }
-  if (!Number.isSafeInteger(flushBytes) || flushBytes < 0) {
-    throw new InvalidArgumentError(`cache option flushBytes must be a whole number of bytes >= 0, got ${String(flushBytes)} (${typeof flushBytes})`);
-  }
+/** Checks the options up front, so a bad one is reported before any file is opened. */
+function checkOptions(options: LocalDownloadCacheOptions): void {
+  resolveFlushPolicy(options);
   for (const key of ['expectedContentLength', 'expectedBlockSize'] as const) {
     const value = options[key];
     if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
       throw new InvalidArgumentError(`cache option ${key} must be a whole number of bytes, got ${String(value)} (${typeof value})`);
     }
   }
-  const flushTimeBudget = options.flushTimeBudget ?? defaultLocalDownloadCacheOptions.flushTimeBudget;
-  if (typeof flushTimeBudget !== 'number' || !(flushTimeBudget > 0 && flushTimeBudget <= 1)) {
-    throw new InvalidArgumentError(
-      `cache option flushTimeBudget must be a number above 0 and at most 1, got ${String(flushTimeBudget)} (${typeof flushTimeBudget})`,
-    );
-  }
-  return { flushIntervalMs, flushBytes, flushTimeBudget };
 }
 
 /**
@@ -662,11 +515,6 @@ async function waitUnlessAborted(promise: Promise<void>, a: AbortSignal | undefi
       b.removeEventListener('abort', onAbort);
     }
   }
-}
-
-function asBlockfetchError(err: unknown, what: string): BlockfetchError {
-  if (err instanceof BlockfetchError) return err;
-  return new BlockfetchError('BLOCKFETCH_DISK_WRITE', `${what}: ${messageOf(err)}`, { cause: err });
 }
 
 function messageOf(err: unknown): string {
