@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { parseCommandLine, type DownloadCommand } from '../src/cli/args.js';
 import { formatInspectReport, inspectDownload } from '../src/cli/inspect.js';
-import { JsonView, LineView, SpeedMeter, etaMs, type ProgressSnapshot } from '../src/cli/progress.js';
+import { JsonView, LineView, SpeedMeter, etaMs, type ProgressSnapshot, type ProgressView } from '../src/cli/progress.js';
 import { describeFailure, formatFailure } from '../src/cli/report.js';
 import { resumeCommand, shellQuote } from '../src/cli/run.js';
 import { verifyFile } from '../src/cli/verify.js';
@@ -75,7 +75,7 @@ describe('progress', () => {
 
   it('JsonView prints one parseable object per line with stable fields', () => {
     const out = collect();
-    const view = new JsonView(out.stream, 1000);
+    const view: ProgressView = new JsonView(out.stream, 1000);
     view.start({ url: 'http://h/f', target: '/t/f', totalBytes: 100, blockSize: 10, concurrency: 2, resumedBytes: 30 });
     view.update(snapshot({ elapsedMs: 1500, bytesPerSecond: 0 }));
     view.update(snapshot({ elapsedMs: 1600 })); // within the interval: dropped
