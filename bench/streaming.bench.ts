@@ -43,6 +43,9 @@ interface RunResult {
   readonly maxOutOfOrder: number;
   readonly requests: number;
   readonly retries: number;
+  /** Chunks the consumer received, and their average size in KiB. */
+  readonly chunks: number;
+  readonly avgChunkKiB: number;
   readonly sha256ok: boolean;
 }
 
@@ -75,14 +78,21 @@ async function child(url: string, concurrency: number, blockMiB: number, expecte
   const reader = new HttpReader({ url, blockSize: blockMiB * MiB });
   const hash = createHash('sha256');
   const started = performance.now();
+  let chunks = 0;
   let status: Pick<StreamingStatus, 'size' | 'maxBufferedBytes' | 'memoryBound' | 'outOfOrder' | 'maxOutOfOrder' | 'requests' | 'retries'>;
   if (concurrency === 0) {
     const info = await reader.contentLengthAndBlockSize();
-    for await (const chunk of await reader.getReader(0, info.contentLength - 1, new AbortController().signal)) hash.update(chunk);
+    for await (const chunk of await reader.getReader(0, info.contentLength - 1, new AbortController().signal)) {
+      hash.update(chunk);
+      chunks++;
+    }
     status = { size: info.contentLength, maxBufferedBytes: 0, memoryBound: 0, outOfOrder: 0, maxOutOfOrder: 0, requests: 1, retries: 0 };
   } else {
     const dl = new StreamingDownloader(reader, { concurrency, computeDigest: false });
-    for await (const chunk of dl) hash.update(chunk);
+    for await (const chunk of dl) {
+      hash.update(chunk);
+      chunks++;
+    }
     status = await dl.run();
   }
   const seconds = (performance.now() - started) / 1000;
@@ -102,6 +112,8 @@ async function child(url: string, concurrency: number, blockMiB: number, expecte
     maxOutOfOrder: status.maxOutOfOrder,
     requests: status.requests,
     retries: status.retries,
+    chunks,
+    avgChunkKiB: round(status.size / Math.max(1, chunks) / 1024, 1),
     sha256ok: hash.digest('hex') === expectedHex,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -155,11 +167,11 @@ async function main(): Promise<void> {
     }
     const loadAfter = loadavg().map((l) => l.toFixed(1)).join(' ');
     console.log(`\n${sizeMiB} MiB from nginx on 127.0.0.1, ${blockMiB} MiB blocks, window 2 x concurrency; load average before ${loadBefore}, after ${loadAfter}\n`);
-    console.log('| concurrency | MiB/s | seconds | peak RSS MiB (baseline) | max buffered MiB / bound | outOfOrder (max at once) | requests |');
-    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log('| concurrency | MiB/s | seconds | peak RSS MiB (baseline) | max buffered MiB / bound | outOfOrder (max at once) | requests | avg chunk KiB |');
+    console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const r of results) {
       console.log(
-        `| ${r.kind === 'reader' ? 'HttpReader alone (1 request)' : r.concurrency} | ${r.mibPerSecond} | ${r.seconds} | ${r.peakRssMiB} (${r.baselineRssMiB}) | ${r.maxBufferedMiB} / ${r.memoryBoundMiB} | ${r.outOfOrder} (${r.maxOutOfOrder}) | ${r.requests} |`,
+        `| ${r.kind === 'reader' ? 'HttpReader alone (1 request)' : r.concurrency} | ${r.mibPerSecond} | ${r.seconds} | ${r.peakRssMiB} (${r.baselineRssMiB}) | ${r.maxBufferedMiB} / ${r.memoryBoundMiB} | ${r.outOfOrder} (${r.maxOutOfOrder}) | ${r.requests} | ${r.avgChunkKiB} |`,
       );
     }
   } finally {
