@@ -449,6 +449,6 @@ describe('LocalDownloadCache: close', () => {
     // @ts-expect-error a string where a number belongs
     await expect(LocalDownloadCache.open(dataPath, indexPath, { flushBytes: '1' })).rejects.toThrow(/flushBytes .* got 1 \(string\)/);
     // @ts-expect-error not a lock mode
-    await expect(LocalDownloadCache.open(dataPath, indexPath, { lock: 'yes' })).rejects.toThrow(/lock must be 'fail', 'wait' or false/);
+    await expect(LocalDownloadCache.open(dataPath, indexPath, { lock: 'yes' })).rejects.toThrow(/lock must be 'fail', 'wait', false or a CacheLock, got yes \(string\)/);
   });
 });

@@ -115,6 +115,22 @@ describe('LocalDownloadCache and the lock', () => {
     await b.close();
   });
 
+  it('a lock taken by the caller (around creating the files) can be handed to open()', async () => {
+    const lock = await CacheLock.acquire(path);
+    await createNewFilesForCache(path, indexPath(), 100, 10, { lock: false });
+    // A failed open leaves the caller's lock held...
+    await expect(LocalDownloadCache.open(path, indexPath(), { lock, expectedBlockSize: 20 })).rejects.toMatchObject({
+      code: 'BLOCKFETCH_INDEX_MISMATCH',
+    });
+    await expect(CacheLock.acquire(path)).rejects.toBeInstanceOf(LockHeldError);
+    // ...a successful one takes it over and releases it on close.
+    const cache = await LocalDownloadCache.open(path, indexPath(), { lock });
+    await expect(LocalDownloadCache.open(path, indexPath())).rejects.toMatchObject({ code: 'BLOCKFETCH_LOCKED' });
+    await cache.close();
+    const again = await CacheLock.acquire(path);
+    await again.release();
+  });
+
   it('a lost lock turns into BLOCKFETCH_LOCKED on the next write, and close writes no index', async () => {
     await createNewFilesForCache(path, indexPath(), 100, 10);
     const cache = await LocalDownloadCache.open(path, indexPath(), { lockOptions: { staleMs: 2000, updateMs: 1000 } });

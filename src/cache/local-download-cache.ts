@@ -33,10 +33,13 @@ export interface OpenLocalDownloadCacheOptions extends LocalDownloadCacheOptions
    * (`BLOCKFETCH_LOCKED`) when another process has the cache open, `'wait'`
    * waits for it (up to `lockOptions.waitTimeoutMs`, or until `signal`
    * aborts), `false` takes no lock (read-only inspection, or a caller that
-   * holds it already).
+   * holds it already and manages it). A {@link CacheLock} the caller took
+   * (for example around creating the files) is handed over: once `open`
+   * resolves, the cache reports its loss on the next write and releases it
+   * on close; if `open` rejects, the caller still owns it.
    * @default 'fail'
    */
-  readonly lock?: 'fail' | 'wait' | false;
+  readonly lock?: 'fail' | 'wait' | false | CacheLock;
   /** Timing of the lock: stale time, refresh interval, wait limit. @default the {@link CacheLock} defaults */
   readonly lockOptions?: Omit<CacheLockOptions, 'mode' | 'signal' | 'onCompromised'>;
   /** Stops waiting for the lock. */
@@ -124,11 +127,13 @@ export class LocalDownloadCache implements DownloadCache {
   static async open(dataPath: string, indexPath: string, options: OpenLocalDownloadCacheOptions = {}): Promise<LocalDownloadCache> {
     checkOptions(options);
     const mode = options.lock ?? 'fail';
-    if (mode !== 'fail' && mode !== 'wait' && mode !== false) {
-      throw new InvalidArgumentError(`open option lock must be 'fail', 'wait' or false, got ${String(mode)} (${typeof mode})`);
+    const adopted = mode instanceof CacheLock;
+    if (!adopted && mode !== 'fail' && mode !== 'wait' && mode !== false) {
+      throw new InvalidArgumentError(`open option lock must be 'fail', 'wait', false or a CacheLock, got ${String(mode)} (${typeof mode})`);
     }
-    const lock =
-      mode === false
+    const lock = adopted
+      ? mode
+      : mode === false
         ? undefined
         : await CacheLock.acquire(dataPath, {
             ...options.lockOptions,
@@ -142,7 +147,7 @@ export class LocalDownloadCache implements DownloadCache {
       return await LocalDownloadCache.#load(files.data, files.index, lock, options);
     } catch (err) {
       await data?.close().catch(() => undefined);
-      await lock?.release().catch(() => undefined);
+      if (!adopted) await lock?.release().catch(() => undefined);
       throw err;
     }
   }
