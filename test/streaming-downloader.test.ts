@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { sleep } from '../src/download/backoff.js';
+import { RateLimiter } from '../src/download/rate-limiter.js';
 import type { Reader } from '../src/download/reader.js';
 import { StreamingDownloader, type StreamingStatus } from '../src/download/streaming-downloader.js';
 import {
@@ -513,6 +514,15 @@ describe('StreamingDownloader: digests and options', () => {
     const sink = new Writable({ write: (_c, _e, done) => done() });
     const piped = new StreamingDownloader(new FakeReader({ size, blockSize: 4096 }), { concurrency: 4, expectedDigest: bad });
     await expect(piped.pipeTo(sink)).rejects.toBeInstanceOf(DigestMismatchError);
+  });
+
+  it('every byte passes the shared rate limiter before it is buffered', async () => {
+    const limiter = new RateLimiter({ bytesPerSecond: 512 * 1024 * 1024, requestsPerSecond: 10_000, burstRequests: 100 });
+    const windowed = new StreamingDownloader(new FakeReader({ size, blockSize: 4096 }), { concurrency: 4, rateLimiter: limiter });
+    expectExact(await collect(windowed), size);
+    const single = new StreamingDownloader(new FakeReader({ size, blockSize: 4096 }), { concurrency: 1, rateLimiter: limiter });
+    expectExact(await collect(single), size);
+    expect(limiter.grantedBytes).toBe(2 * size);
   });
 
   it('computeDigest false skips hashing when there is nothing to verify', async () => {
