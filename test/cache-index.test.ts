@@ -210,6 +210,7 @@ describe('createNewFilesForCache / cacheFilesExist / openCacheFiles', () => {
     await expect(createNewFilesForCache(dataPath, indexPath, -1, 4096)).rejects.toMatchObject({ code: 'BLOCKFETCH_INVALID_ARGUMENT' });
     await expect(createNewFilesForCache(dataPath, indexPath, 10, 0)).rejects.toThrow(/blockSize/);
     await expect(createNewFilesForCache(dataPath, indexPath, 10, 4, { identity: { url: 'u', size: 11 } })).rejects.toThrow(/identity.size 11/);
+    await expect(createNewFilesForCache(dataPath, dataPath, 10, 4)).rejects.toThrow(/must be different paths/);
     expect(await cacheFilesExist(dataPath, indexPath)).toEqual({ data: false, index: false });
   });
 

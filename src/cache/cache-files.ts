@@ -4,7 +4,8 @@
  * (which blocks of it are done).
  */
 import { access } from 'node:fs/promises';
-import { BlockfetchError } from '../errors.js';
+import { resolve } from 'node:path';
+import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
 import { errnoCode, NodeCacheFile, nodeFileSystem, parentDir, type CacheFileReadWriter } from './file.js';
 import { IndexFile } from './index-file.js';
@@ -60,10 +61,12 @@ export async function createNewFilesForCache(
   // anything touches the disk.
   const empty = new ByteRanges(contentLength, blockSize);
   if (options.identity !== undefined && options.identity.size !== contentLength) {
-    throw new BlockfetchError(
-      'BLOCKFETCH_INVALID_ARGUMENT',
-      `createNewFilesForCache: identity.size ${options.identity.size} differs from contentLength ${contentLength}`,
+    throw new InvalidArgumentError(
+      `createNewFilesForCache: identity.size ${String(options.identity.size)} differs from contentLength ${contentLength}`,
     );
+  }
+  if (resolve(dataPath) === resolve(indexPath)) {
+    throw new InvalidArgumentError(`createNewFilesForCache: the data file and the index file must be different paths, both are ${dataPath}`);
   }
   const lock = options.lock === false ? undefined : await CacheLock.acquire(dataPath, { ...options.lock, ...signalOf(options) });
   try {

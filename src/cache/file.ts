@@ -72,6 +72,7 @@ export interface CacheFileSystem {
  * ```
  */
 export class NodeCacheFile implements CacheFileReadWriter {
+  /** The file's path, for messages. */
   readonly name: string;
   readonly #handle: FileHandle;
   #closed = false;

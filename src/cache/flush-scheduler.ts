@@ -112,6 +112,10 @@ export class FlushScheduler {
   #queued: Promise<void> | undefined;
   #backgroundError: BlockfetchError | undefined;
 
+  /**
+   * @param policy - The batching; checked, and a bad field named in an `InvalidArgumentError`.
+   * @param flush - Writes one flush; see {@link FlushFunction} for its contract.
+   */
   constructor(policy: FlushPolicy, flush: FlushFunction) {
     this.#policy = resolveFlushPolicy(policy);
     this.#flush = flush;

@@ -30,6 +30,10 @@ export class IndexFile {
   readonly tempPath: string;
   readonly #fs: CacheFileSystem;
 
+  /**
+   * @param path - The index file's path (it need not exist until the first save).
+   * @param fs - The filesystem to work through; the real one unless a test injects faults.
+   */
   constructor(path: string, fs: CacheFileSystem = nodeFileSystem) {
     this.path = path;
     this.tempPath = join(parentDir(path), `.${basename(path)}.tmp`);
