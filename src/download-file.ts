@@ -218,6 +218,7 @@ export async function downloadFile(url: string, target: string, options: Downloa
       // A listener must not break the download; see DownloadFileOptions.onEvent.
     }
   };
+  await checkDirectory(paths.directory);
   const lockLost = new AbortController();
   const signal = o.signal === undefined ? lockLost.signal : AbortSignal.any([o.signal, lockLost.signal]);
   const lock = await CacheLock.acquire(paths.partial, {
@@ -326,6 +327,15 @@ async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<vo
   if (overwrite) return;
   throw new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${paths.target} already exists`, {
     hint: 'pass --force (overwrite) to replace it, or choose another name with -o',
+  });
+}
+
+/** The target's directory must exist: creating directories is left to the caller, as curl and wget do. */
+async function checkDirectory(directory: string): Promise<void> {
+  const found = await statOrUndefined(directory);
+  if (found?.isDirectory() === true) return;
+  throw new InvalidArgumentError(`cannot download into ${directory}: ${found === undefined ? 'no such directory' : 'not a directory'}`, {
+    hint: found === undefined ? `create it first (mkdir -p ${directory})` : 'choose a target inside a directory',
   });
 }
 

@@ -6,6 +6,9 @@
  * Every failure ends here as one `blockfetch: ...` line and a `hint:` line
  * (see `report.ts`); the exit code comes from `exit-codes.ts`.
  */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
 import { HttpReader } from '../http/http-reader.js';
 import { BLOCKFETCH_VERSION } from '../http/version.js';
 import { StreamingDownloader } from '../download/streaming-downloader.js';
@@ -128,7 +131,11 @@ async function runDownload(command: DownloadCommand, io: CliIo): Promise<ExitCod
   let lastSnapshot: ProgressSnapshot | undefined;
   try {
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
-    target ??= await nameFromServer(command, capture, io.signal);
+    // `-o DIR/` (or an existing directory): the server's name, in that directory.
+    if (target === undefined || (await isDirectory(target))) {
+      const name = await nameFromServer(command, capture, io.signal);
+      target = target === undefined ? name : join(target, name);
+    }
     const snapshots = new SnapshotMaker();
     const onEvent = (event: DownloadFileEvent): void => {
       switch (event.type) {
@@ -148,8 +155,16 @@ async function runDownload(command: DownloadCommand, io: CliIo): Promise<ExitCod
         case 'discard':
           view.note(`discarded the partial download (${event.reason.message}); starting over`);
           break;
-        case 'progress':
         case 'start':
+          if (!event.info.rangesSupported) {
+            view.note('note: the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
+          } else if (!event.info.pinned) {
+            view.note('note: the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
+          }
+          lastSnapshot = snapshots.make(event.stats);
+          view.update(lastSnapshot);
+          break;
+        case 'progress':
           lastSnapshot = snapshots.make(event.stats);
           view.update(lastSnapshot);
           break;
@@ -383,3 +398,11 @@ export function shellQuote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+async function isDirectory(path: string): Promise<boolean> {
+  if (path.endsWith('/')) return true;
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
