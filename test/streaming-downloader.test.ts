@@ -465,6 +465,20 @@ describe('StreamingDownloader: degraded modes', () => {
     expect(dl.status()).toMatchObject({ mode: 'single', receivedBytes: size + 30_000, downloadedBytes: size });
   });
 
+  it('a remote with nothing to pin requests to is streamed as one request, whatever the concurrency', async () => {
+    const size = 40_000;
+    const fake = new FakeReader({ size, blockSize: 4096 });
+    const { reader } = instrument(fake);
+    const unpinned: Reader = {
+      ...reader,
+      contentLengthAndBlockSize: async (signal) => ({ ...(await fake.contentLengthAndBlockSize(signal)), pinned: false }),
+    };
+    const dl = new StreamingDownloader(unpinned, { concurrency: 8 });
+    expectExact(await collect(dl), size);
+    expect(fake.requests.map((r) => [r.from, r.to])).toEqual([[0, size - 1]]);
+    expect(dl.status().mode).toBe('single');
+  });
+
   it('an empty object ends at once without a request', async () => {
     const reader = new FakeReader({ size: 0, blockSize: 4096 });
     const dl = new StreamingDownloader(reader, { concurrency: 8 });

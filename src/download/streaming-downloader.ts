@@ -29,7 +29,9 @@ import { StatsRecorder, type DownloadStats } from './stats.js';
 export interface StreamingDownloaderOptions {
   /**
    * Ranged requests in flight at once. 1 streams the object with a single
-   * `getReader(0, size - 1)` request and no reordering at all.
+   * `getReader(0, size - 1)` request and no reordering at all, as does a
+   * Reader whose `ContentInfo` says ranges are not supported or requests
+   * cannot be pinned to one revision (`pinned: false`).
    * @default 4
    */
   readonly concurrency?: number;
@@ -467,9 +469,12 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     this.#info = info;
     this.#stats = this.#newStats(info.contentLength, this.#blockSize, this.#stats);
     const blocks = numBlocks(info.contentLength, this.#blockSize);
-    if (this.#concurrency === 1 || !info.rangesSupported || blocks <= 1) {
+    if (this.#concurrency === 1 || !info.rangesSupported || !info.pinned || blocks <= 1) {
       // One plain request: nothing to reorder, and the consumer's pace is the
       // request's pace (the body is read only as fast as it is consumed).
+      // A remote with nothing to pin requests to (no strong ETag, no
+      // Last-Modified) gets one request too: parallel ranges of it could
+      // come from two revisions, one response cannot.
       this.#mode = 'single';
     } else {
       this.#mode = 'windowed';
