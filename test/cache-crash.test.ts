@@ -242,7 +242,7 @@ function wrapFs(fs: CrashFs, skip: (path: string) => boolean): CacheFileSystem &
     },
     openExisting: async (p) => wrapFile(await fs.openExisting(p)),
     create: async (p) => wrapFile(await fs.create(p)),
-    readFile: (p) => fs.readFile(p),
+    readFile: (p, max) => fs.readFile(p, max),
     rename: (a, b) => fs.rename(a, b),
     remove: (p) => fs.remove(p),
     syncDir: (d) => fs.syncDir(d),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, statfs, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, statfs, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -253,6 +253,18 @@ describe('opening a damaged cache: a typed error, nothing changed', () => {
     const bytes = await readFile(indexPath);
     await writeFile(indexPath, bytes.subarray(0, bytes.length - 40));
     await expectOpenFails('BLOCKFETCH_INDEX_CORRUPT', /not valid JSON.*truncated/);
+  });
+
+  it('a file far larger than any index (the data file given as the index) is refused without reading it', async () => {
+    await truncate(indexPath, 800 * 1024 * 1024); // sparse: costs no disk
+    const data = await fileHash(dataPath);
+    const err = await LocalDownloadCache.open(dataPath, indexPath).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IndexError);
+    expect((err as IndexError).code).toBe('BLOCKFETCH_INDEX_FOREIGN');
+    expect((err as IndexError).message).toMatch(/838860800 bytes, more than .* larger than any index can be/);
+    expect((err as IndexError).hint).toMatch(/check the index path/);
+    expect(await fileHash(dataPath)).toBe(data);
+    expect((await stat(indexPath)).size).toBe(800 * 1024 * 1024);
   });
 
   it('bad JSON', async () => {

@@ -8,7 +8,7 @@
  * simulated power cut (see `test/helpers/crash-fs.ts`) and check that the
  * durability order holds.
  */
-import { open, rename, unlink, readFile, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import { BlockfetchError } from '../errors.js';
@@ -50,8 +50,11 @@ export interface CacheFileSystem {
   openExisting(path: string): Promise<CacheFileReadWriter>;
   /** Creates `path` (truncating it if it exists) and opens it for reading and writing. */
   create(path: string): Promise<CacheFileReadWriter>;
-  /** Reads a whole (small) file. Rejects with `ENOENT` if it does not exist. */
-  readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Reads a whole (small) file. Rejects with `ENOENT` if it does not exist,
+   * and with `EFBIG` (without reading it) if it is larger than `maxBytes`.
+   */
+  readFile(path: string, maxBytes: number): Promise<Uint8Array>;
   /** Renames `from` to `to`, replacing `to` atomically. Durable only after {@link CacheFileSystem.syncDir}. */
   rename(from: string, to: string): Promise<void>;
   /** Removes `path`; does nothing if it does not exist. */
@@ -155,7 +158,18 @@ export class NodeCacheFile implements CacheFileReadWriter {
 export const nodeFileSystem: CacheFileSystem = Object.freeze({
   openExisting: (path: string) => NodeCacheFile.open(path),
   create: (path: string) => NodeCacheFile.open(path, { create: true, truncate: true }),
-  readFile: async (path: string) => new Uint8Array(await readFile(path)),
+  readFile: async (path: string, maxBytes: number) => {
+    const handle = await open(path, constants.O_RDONLY);
+    try {
+      const { size } = await handle.stat();
+      if (size > maxBytes) {
+        throw Object.assign(new Error(`EFBIG: ${path} is ${size} bytes, more than ${maxBytes}`), { code: 'EFBIG', size });
+      }
+      return new Uint8Array(await handle.readFile());
+    } finally {
+      await handle.close();
+    }
+  },
   rename: (from: string, to: string) => rename(from, to),
   remove: async (path: string) => {
     try {

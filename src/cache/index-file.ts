@@ -8,9 +8,9 @@
  * complete index or the new complete one.
  */
 import { basename, join } from 'node:path';
-import { BlockfetchError } from '../errors.js';
+import { BlockfetchError, IndexError } from '../errors.js';
 import { errnoCode, nodeFileSystem, parentDir, type CacheFileSystem } from './file.js';
-import { decodeIndex, encodeIndex, type IndexContents } from './index-format.js';
+import { decodeIndex, encodeIndex, MAX_INDEX_BYTES, type IndexContents } from './index-format.js';
 
 /**
  * The index file of a cache, at `path`, read and written through a
@@ -47,8 +47,14 @@ export class IndexFile {
   async load(): Promise<IndexContents> {
     let bytes: Uint8Array;
     try {
-      bytes = await this.#fs.readFile(this.path);
+      bytes = await this.#fs.readFile(this.path, MAX_INDEX_BYTES);
     } catch (err) {
+      if (errnoCode(err) === 'EFBIG') {
+        throw new IndexError('BLOCKFETCH_INDEX_FOREIGN', this.path, `not a blockfetch index: ${messageOf(err)}, larger than any index can be`, {
+          cause: err,
+          hint: 'this looks like a data file, not an index: check the index path; nothing was changed',
+        });
+      }
       if (errnoCode(err) === 'ENOENT') {
         throw new BlockfetchError('BLOCKFETCH_CACHE_MISSING', `${this.path}: the index file does not exist`, {
           cause: err,

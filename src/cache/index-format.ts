@@ -19,6 +19,15 @@ export const INDEX_FORMAT = 'blockfetch-index';
 /** The version of the index format this code writes, and the newest it reads. */
 export const INDEX_VERSION = 1;
 
+/**
+ * The largest index file blockfetch will read: the worst case of the format
+ * (2^32 - 1 blocks with every other one set: 65536 roaring bitset containers
+ * of 8 KiB, about 537 MB, about 716 MB in base64) with room to spare. A
+ * larger file is not an index (a data file given as the index, say) and is
+ * refused as `BLOCKFETCH_INDEX_FOREIGN` without being read.
+ */
+export const MAX_INDEX_BYTES = 768 * 1024 * 1024;
+
 /** Everything an index file records, decoded and checked. */
 export interface IndexContents {
   /** The size of the remote file and of the data file, in bytes. */
@@ -41,7 +50,7 @@ export interface IndexContents {
 
 const HINTS = {
   corrupt:
-    'the data file was not changed; restore the index from a backup, or start the download over (--restart) to fetch everything again',
+    'the data file was not changed; check that this is the right index path, then restore the index from a backup or start the download over (--restart) to fetch everything again',
   foreign: 'this file was not written by blockfetch: check the index path; nothing was changed',
 } as const;
 

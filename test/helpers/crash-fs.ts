@@ -179,9 +179,11 @@ export class CrashFs implements CacheFileSystem {
     return new CrashFile(this, path, id);
   }
 
-  async readFile(path: string): Promise<Uint8Array> {
+  async readFile(path: string, maxBytes: number): Promise<Uint8Array> {
     await this.#tick(false);
-    return this.contents(path).slice();
+    const bytes = this.contents(path);
+    if (bytes.length > maxBytes) throw Object.assign(new Error(`EFBIG: ${path}`), { code: 'EFBIG' });
+    return bytes.slice();
   }
 
   async rename(from: string, to: string): Promise<void> {
