@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, statfs, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -111,6 +111,19 @@ describe('reserveSpace', () => {
     await reserveSpace(path, 4096);
     expect((await stat(path)).size).toBe(4096);
     expect(firstMisplaced(await readFile(path), 0)).toBe(-1);
+  });
+
+  it('verifies the allocation: a sparse file that zero-fill cannot fill is BLOCKFETCH_ALLOCATION_FAILED', async () => {
+    const path = join(dir, 'sparse');
+    await writeFile(path, '');
+    await truncate(path, 1024 * 1024); // a 1 MiB hole: length right, no blocks
+    const err = await reserveSpace(path, 1024 * 1024, { method: 'zero-fill' }).catch((e: unknown) => e);
+    expect((err as BlockfetchError).code).toBe('BLOCKFETCH_ALLOCATION_FAILED');
+    expect((err as BlockfetchError).message).toMatch(/asked the filesystem for 1048576 bytes but only \d+ are allocated \(st_blocks \* 512\)/);
+    // fallocate fills the hole.
+    if (process.platform === 'linux') {
+      expect((await reserveSpace(path, 1024 * 1024)).allocatedBytes).toBeGreaterThanOrEqual(1024 * 1024);
+    }
   });
 
   it('throws NotEnoughSpaceError before creating anything when statfs says there is not enough', async () => {

@@ -71,7 +71,9 @@ export interface ReserveSpaceResult {
  * compressing) gives `BLOCKFETCH_ALLOCATION_FAILED`.
  *
  * Existing bytes are kept: `fallocate` never changes data, and zero-fill only
- * writes past the file's current end. A file longer than `size` is cut to `size`.
+ * writes past the file's current end (so holes inside an existing sparse
+ * file stay holes, and the verification reports them). A file longer than
+ * `size` is cut to `size`.
  *
  * @example
  * ```ts
