@@ -78,7 +78,6 @@ async function main(): Promise<void> {
     const file = await open(join(nginx.root, 'big.bin'), 'w');
     for (let at = 0; at < SIZE; at += 16 * MiB) await file.write(payload(at, Math.min(at + 16 * MiB, SIZE) - 1), 0, undefined, at);
     await file.close();
-    await nginx.writeFile('warm', Buffer.alloc(0));
     const url = nginx.url('big.bin');
     spawnSync('curl', ['-s', '-o', '/dev/null', url]); // page cache warm-up
 

@@ -63,6 +63,31 @@ describe('HttpReader against nginx', () => {
     expect(firstMisplaced(all, 0)).toBe(-1);
   });
 
+  it('nginx itself received one request per block, each pinned with If-Match', async () => {
+    await nginx.writeFile('p.bin', payload(0, SIZE - 1));
+    const before = (await nginx.requests()).length;
+    const reader = open('p.bin');
+    const info = await reader.contentLengthAndBlockSize();
+    // All blocks at once: keep-alive sockets of one Agent, in parallel.
+    const blocks = await Promise.all(
+      Array.from({ length: Math.ceil(SIZE / BS) }, async (_, i) =>
+        collect(await reader.getReader(i * BS, Math.min((i + 1) * BS, SIZE) - 1, new AbortController().signal)),
+      ),
+    );
+    blocks.forEach((block, i) => expect(firstMisplaced(block, i * BS)).toBe(-1));
+    await reader.close();
+    await new Promise((r) => setTimeout(r, 100)); // nginx logs when a response ends
+    const seen = (await nginx.requests()).slice(before);
+    expect(seen[0]).toMatchObject({ request: 'GET /p.bin HTTP/1.1', status: 206, range: `bytes=0-${BS - 1}`, ifMatch: '' });
+    // Block 0 came from the first response (its getReader was called first),
+    // so nginx saw exactly one request for each other block.
+    const later = seen.slice(1);
+    expect(later.map((r) => r.range).sort()).toEqual(
+      Array.from({ length: Math.ceil(SIZE / BS) - 1 }, (_, k) => `bytes=${(k + 1) * BS}-${Math.min((k + 2) * BS, SIZE) - 1}`).sort(),
+    );
+    expect(later.every((r) => r.status === 206 && r.ifMatch === info.identity.etag)).toBe(true);
+  });
+
   it('reads a range inside block 0 from the first response, and odd ranges exactly', async () => {
     const reader = open('a.bin');
     await reader.contentLengthAndBlockSize();

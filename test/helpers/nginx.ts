@@ -37,6 +37,16 @@ export interface NginxOptions {
   readonly binary?: string;
 }
 
+/** One line of the helper's access log. */
+export interface NginxRequest {
+  readonly request: string;
+  readonly status: number;
+  readonly bytesSent: number;
+  readonly range: string;
+  readonly ifMatch: string;
+  readonly ifUnmodifiedSince: string;
+}
+
 /** A running nginx. */
 export interface NginxServer {
   /** `http://127.0.0.1:<port>` */
@@ -51,6 +61,12 @@ export interface NginxServer {
    * (`mtime-size`, one-second resolution) is sure to change.
    */
   writeFile(name: string, data: Uint8Array, mtime?: Date): Promise<void>;
+  /**
+   * The requests nginx logged so far, oldest first: method and URI, status,
+   * body bytes sent, and the Range, If-Match and If-Unmodified-Since request
+   * headers ('' when absent). nginx writes a line when a response ends.
+   */
+  requests(): Promise<NginxRequest[]>;
   /** Stops nginx (SIGTERM, then SIGKILL after 5 s), waits for its exit, removes the directory. */
   stop(): Promise<void>;
 }
@@ -89,7 +105,9 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 256; }
 http {
-  access_log ${dir}/access.log;
+  # Tab-separated, so tests can check what nginx itself received.
+  log_format blockfetch '$request\t$status\t$body_bytes_sent\t$http_range\t$http_if_match\t$http_if_unmodified_since';
+  access_log ${dir}/access.log blockfetch;
   client_body_temp_path ${dir}/tmp/client_body;
   proxy_temp_path ${dir}/tmp/proxy;
   fastcgi_temp_path ${dir}/tmp/fastcgi;
@@ -160,6 +178,27 @@ export async function startNginx(options: NginxOptions = {}): Promise<NginxServe
         root,
         url: (name) => `${origin}/${name}`,
         writeFile: put,
+        async requests() {
+          const log = await readFile(join(dir, 'access.log'), 'utf8').catch(() => '');
+          return log
+            .split('\n')
+            .filter((line) => line !== '')
+            .map((line) => {
+              const [request = '', status = '0', bytes = '0', range = '', ifMatch = '', ius = ''] = line.split('\t');
+              // nginx logs '-' for an absent header and escapes '"' (and other
+              // special bytes) as \xHH.
+              const dash = (v: string): string =>
+                v === '-' ? '' : v.replace(/\\x([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+              return {
+                request,
+                status: Number(status),
+                bytesSent: Number(bytes),
+                range: dash(range),
+                ifMatch: dash(ifMatch),
+                ifUnmodifiedSince: dash(ius),
+              };
+            });
+        },
         async stop() {
           child.kill('SIGTERM');
           const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
