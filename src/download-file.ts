@@ -162,6 +162,8 @@ export type DownloadFileEvent =
       readonly blockSize: number;
       readonly resumedBytes: number;
     }
+  /** Another process holds the download's lock; waiting up to `waitMs` for it (a killed process's lock goes stale after 5 s). */
+  | { readonly type: 'lock-wait'; readonly paths: DownloadPaths; readonly waitMs: number }
   /** A partial download was discarded (`restart`), for `reason`. */
   | { readonly type: 'discard'; readonly paths: DownloadPaths; readonly reason: BlockfetchError }
   /** The download is complete and verified; the partial file is being renamed to the target. */
@@ -221,12 +223,7 @@ export async function downloadFile(url: string, target: string, options: Downloa
   await checkDirectory(paths.directory);
   const lockLost = new AbortController();
   const signal = o.signal === undefined ? lockLost.signal : AbortSignal.any([o.signal, lockLost.signal]);
-  const lock = await CacheLock.acquire(paths.partial, {
-    mode: 'wait',
-    waitTimeoutMs: o.lockWaitMs,
-    signal,
-    onCompromised: (err) => lockLost.abort(err),
-  });
+  const lock = await acquireLock(paths, o.lockWaitMs, signal, lockLost, emit);
   try {
     await checkTarget(paths, o.overwrite);
     // Once through, and once more after a discard (restart) at most: a
@@ -328,6 +325,29 @@ async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<vo
   throw new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${paths.target} already exists`, {
     hint: 'pass --force (overwrite) to replace it, or choose another name with -o',
   });
+}
+
+/**
+ * Takes the download's lock: at once if it is free, else (after telling the
+ * listener, so a person is not left looking at a silent terminal) waiting
+ * up to `waitMs` for its holder to finish or for a dead holder's lock to go
+ * stale.
+ */
+async function acquireLock(
+  paths: DownloadPaths,
+  waitMs: number,
+  signal: AbortSignal,
+  lockLost: AbortController,
+  emit: (event: DownloadFileEvent) => void,
+): Promise<CacheLock> {
+  const options = { signal, onCompromised: (err: BlockfetchError) => lockLost.abort(err) };
+  try {
+    return await CacheLock.acquire(paths.partial, { ...options, mode: 'fail' });
+  } catch (err) {
+    if (!hasCode(err, 'BLOCKFETCH_LOCKED') || waitMs === 0) throw err;
+  }
+  emit({ type: 'lock-wait', paths, waitMs });
+  return CacheLock.acquire(paths.partial, { ...options, mode: 'wait', waitTimeoutMs: waitMs });
 }
 
 /** The target's directory must exist: creating directories is left to the caller, as curl and wget do. */

@@ -200,6 +200,37 @@ describe('exit codes, each from its real cause', () => {
     expect(await readdir(cwd)).toEqual(['net.bin']);
   });
 
+  it('4 during a run: a remote that changes mid-download is never stitched; --restart fetches the new revision', async () => {
+    const server = await serve({ content: DATA });
+    const cwd = await freshDir('midrun');
+    const second = inverted(DATA);
+    // The file is replaced when the third request arrives: it and later ones carry the old
+    // ETag in If-Match and get 412.
+    server.script((req) => {
+      if (req.index === 2) server.setContent(second);
+    });
+    const args = [server.url, '-o', 'm.bin', '--block-size', '1MiB', '-c', '2'];
+    const refused = await runCli(args, { cwd });
+    expect(refused.code).toBe(ExitCode.REMOTE_CHANGED);
+    expectOneLineError(refused.stderr, /changed since the download started/);
+    expect(existsSync(join(cwd, 'm.bin'))).toBe(false);
+    // Whatever was recorded is the first revision only.
+    const recorded = await inspectDownload(join(cwd, 'm.bin'));
+    expect(recorded.remote?.etag).toBe('"r1-8388608"');
+
+    // With --restart the same change mid-run discards what was fetched and
+    // downloads the new revision from a new, freshly pinned start.
+    const changeAt = server.requests.length + 2;
+    server.script((req) => {
+      if (req.index === changeAt) server.setContent(DATA); // revision 3
+    });
+    const restarted = await runCli([server.url, '-o', 'm2.bin', '--block-size', '1MiB', '-c', '2', '--restart'], { cwd });
+    expect(restarted.code, restarted.stderr).toBe(ExitCode.SUCCESS);
+    expect(restarted.stderr).toMatch(/discarded the partial download \(.*changed since the download started/);
+    expect((await readFile(join(cwd, 'm2.bin'))).equals(DATA)).toBe(true);
+    expect(server.requests.at(-1)?.headers['if-match']).toBe('"r3-8388608"');
+  });
+
   it('5: a digest mismatch keeps the partial file and never creates the target', async () => {
     const server = await serve({ content: payload(0, MiB - 1) });
     const cwd = await freshDir('digest');

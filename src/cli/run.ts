@@ -152,6 +152,11 @@ async function runDownload(command: DownloadCommand, io: CliIo): Promise<ExitCod
             view.note(`resuming: ${formatBytes(event.resumedBytes)} of ${formatBytes(event.size)} already on disk`);
           }
           break;
+        case 'lock-wait':
+          view.note(
+            `waiting up to ${Math.round(event.waitMs / 1000)} s for another blockfetch on ${event.paths.target} (the lock of a killed one expires within 5 s)`,
+          );
+          break;
         case 'discard':
           view.note(`discarded the partial download (${event.reason.message}); starting over`);
           break;
