@@ -181,6 +181,8 @@ describe('options', () => {
       [{ url: 'http://h/', headers: { 'If-Match': '"x"' } }, /may not set "If-Match"/],
       [{ url: 'http://h/', headers: { a: 1 } }, /headers\["a"\] must be a string, got number/],
       [{ url: 'http://h/', dispatcher: {} }, /dispatcher must be an undici Dispatcher/],
+      [{ url: 'http://h/', headers: { 'bad name': 'x' } }, /invalid header name "bad name"/],
+      [{ url: 'http://h/', headers: { authorization: 'Bearer x\r\nHost: evil' } }, /headers\["authorization"\] contains a line break or NUL$/],
       [{ url: 'http://h/', expected: { etag: '"x"' } }, /expected must be a RemoteIdentity/],
     ];
     for (const [options, message] of bad) {

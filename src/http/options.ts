@@ -104,6 +104,9 @@ export const defaultHttpReaderOptions = Object.freeze({
   firstBodyHoldMs: 5_000,
 });
 
+/** An RFC 9110 token: what a header name may consist of. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 /** Request headers only the reader may set. */
 const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   'range',
@@ -172,11 +175,18 @@ export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHt
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     const lower = name.toLowerCase();
+    if (!HEADER_NAME.test(name)) {
+      throw new InvalidArgumentError(`HttpReader option headers has an invalid header name ${JSON.stringify(name)}`);
+    }
     if (RESERVED_HEADERS.has(lower)) {
       throw new InvalidArgumentError(`HttpReader option headers may not set ${JSON.stringify(name)}: the reader controls it`);
     }
     if (typeof value !== 'string') {
       throw new InvalidArgumentError(`HttpReader option headers[${JSON.stringify(name)}] must be a string, got ${typeof value}`);
+    }
+    if (/[\r\n\0]/.test(value)) {
+      // The value is not shown: it is likely a credential.
+      throw new InvalidArgumentError(`HttpReader option headers[${JSON.stringify(name)}] contains a line break or NUL`);
     }
     headers[lower] = value;
   }
