@@ -60,6 +60,8 @@ async function freshCache(s: Scenario, fs: CacheFileSystem & { syncAll(): void }
 interface RunResult {
   /** Blocks that a resolved flush() (or setRemoteIdentity, or close) promised are durable. */
   readonly promised: ReadonlySet<number>;
+  /** The identity a resolved setRemoteIdentity promised is durable, if any. */
+  readonly identity: string | undefined;
   /** Whether the workload ran to the end (close resolved) before the power went. */
   readonly finished: boolean;
 }
@@ -72,6 +74,7 @@ interface RunResult {
  */
 async function workload(s: Scenario, fs: CacheFileSystem & { powerOff: boolean }, random: () => number): Promise<RunResult> {
   const promised = new Set<number>();
+  let identity: string | undefined;
   const cache = await LocalDownloadCache.fromFiles(await fs.openExisting(DATA), new IndexFile(INDEX, fs), s.options);
   const numBlocks = Math.ceil(s.contentLength / s.blockSize);
   const order = Array.from({ length: numBlocks }, (_, i) => i).sort(() => random() - 0.5);
@@ -97,6 +100,7 @@ async function workload(s: Scenario, fs: CacheFileSystem & { powerOff: boolean }
   try {
     if (random() < 0.3) {
       await cache.setRemoteIdentity({ url: 'http://127.0.0.1/f', size: s.contentLength, etag: '"x"' });
+      identity = '"x"';
       for (const b of marked) promised.add(b);
     }
     for (let i = 0; i < order.length; ) {
@@ -120,12 +124,12 @@ async function workload(s: Scenario, fs: CacheFileSystem & { powerOff: boolean }
     const before = [...marked];
     await cache.close();
     for (const b of before) promised.add(b);
-    return { promised, finished: true };
+    return { promised, identity, finished: true };
   } catch (err) {
     if (!fs.powerOff) throw err;
     // Release the timer and handles; the close's own flush fails too, the power is off.
     await cache.close().catch(() => undefined);
-    return { promised, finished: false };
+    return { promised, identity, finished: false };
   }
 }
 
@@ -136,7 +140,7 @@ interface Verdict {
 }
 
 /** Reopens the cache on the rebooted fs and checks it. */
-async function verify(s: Scenario, fs: CacheFileSystem, promised: ReadonlySet<number>): Promise<Verdict> {
+async function verify(fs: CacheFileSystem, promised: ReadonlySet<number>, identity: string | undefined): Promise<Verdict> {
   const problems: string[] = [];
   let cache: LocalDownloadCache;
   try {
@@ -152,6 +156,9 @@ async function verify(s: Scenario, fs: CacheFileSystem, promised: ReadonlySet<nu
     await cache.readAt(buf, br.from);
     const bad = firstMisplaced(buf, br.from);
     if (bad !== -1) problems.push(`block ${n - 1} is claimed but byte ${bad} is wrong`);
+  }
+  if (identity !== undefined && cache.remoteIdentity()?.etag !== identity) {
+    problems.push(`the remote identity was recorded before the cut but reads back as ${JSON.stringify(cache.remoteIdentity())}`);
   }
   for (const b of promised) {
     const check = { from: -1, to: -1 };
@@ -176,7 +183,7 @@ async function cutOnce(seed: number, wrap: (fs: CrashFs) => CacheFileSystem & { 
   fs.cutAfter(1 + Math.floor(random() * (total + 1))); // sometimes past the end: no cut at all
   const run = await workload(s, wrap(fs), seededRandom(seed * 7919));
   const rebooted = fs.reboot(random);
-  const verdict = await verify(s, rebooted, run.promised);
+  const verdict = await verify(rebooted, run.promised, run.identity);
   return { ...verdict, total, finished: run.finished, promised: run.promised.size };
 }
 
