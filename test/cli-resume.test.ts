@@ -2,7 +2,7 @@
  * Resumption through the real command: kill -9 at random moments and run
  * the same command again until it finishes (what is recorded only grows,
  * and is always correct), against the fault server; and the same command
- * against a real nginx: download, SIGINT + resume, and --stdout.
+ * against a real nginx: download, SIGTERM + resume, and --stdout.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -117,14 +117,15 @@ describe('against nginx', () => {
     await nginx?.stop();
   });
 
-  it('downloads, is interrupted by SIGINT, and the printed command resumes it', async () => {
+  it('downloads, is stopped by SIGTERM, and the printed command resumes it', async () => {
     const target = join(dir, 'nginx.bin');
     const args = [nginx.url('data.bin'), '-o', target, '--block-size', '1MiB', '-c', '4', '--rate', '4MiB/s', '--sha256', sha256];
     const running = startCli(args, { cwd: dir });
     await waitFor(async () => existsSync(`${target}.blockfetch.json`) && (await inspectDownload(target)).doneBytes > 0);
-    running.child.kill('SIGINT');
+    running.child.kill('SIGTERM');
     const interrupted = await running.done;
-    expect(interrupted.code).toBe(ExitCode.INTERRUPTED);
+    expect(interrupted.code).toBe(ExitCode.TERMINATED);
+    expect(interrupted.stderr).toMatch(/^blockfetch: interrupted by SIGTERM; progress saved in /m);
     const resume = /^resume with: (.*)$/m.exec(interrupted.stderr)?.[1];
     expect(resume).toBe(['blockfetch', ...args].join(' '));
     const saved = await expectRecordedBlocksCorrect(target);
