@@ -61,11 +61,14 @@ afterAll(async () => {
 
 describe('the cache lock across processes', () => {
   it('one process wins, the other is refused; after kill -9 of the winner the lock is recovered once stale', async () => {
-    const winner = startHolder(['fail', '2000', 'hold']);
+    // Staleness is judged by the process that finds the lock, with ITS staleMs;
+    // the holder refreshes every second whatever its own. The holder and the
+    // loser use 10 s so that a loaded machine cannot make the live lock look stale.
+    const winner = startHolder(['fail', '10000', 'hold']);
     expect((await winner.next()).event).toBe('opened');
     expect((await winner.next()).event).toBe('holding');
 
-    const loser = startHolder(['fail', '2000']);
+    const loser = startHolder(['fail', '10000']);
     const refused = await loser.next();
     expect(refused).toMatchObject({ event: 'error', code: 'BLOCKFETCH_LOCKED' });
     expect(await loser.exited).toBe(2);
