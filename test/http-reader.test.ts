@@ -356,6 +356,7 @@ describe('every response is checked before its bytes are used', () => {
     const { got, err } = await partialRead(reader, BS, 2 * BS - 1);
     expect(err).toMatchObject({ code: 'BLOCKFETCH_BODY_LENGTH', retryable: true });
     expect(got.length).toBeLessThanOrEqual(10_000);
+    expect(err.message).toMatch(new RegExp(`(broke off|ended) after ${got.length} of ${BS} bytes`));
     expect(firstMisplaced(got, BS)).toBe(-1);
   });
 

@@ -91,13 +91,20 @@ export async function* exactBody(source: Readable, options: ExactBodyOptions): A
   }
 }
 
+/** An error's message and code, without the URL the mapped error would repeat. */
+function describeCause(err: unknown): string {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  return typeof code === 'string' ? `${message}, ${code}` : message;
+}
+
 /** A body that failed part-way: an abort, a timeout, or a truncation. */
 function bodyFailure(err: unknown, url: string, received: number, length: number, signal: AbortSignal | undefined): unknown {
   const mapped = networkError(err, url, signal);
   if (!(mapped instanceof BlockfetchError) || mapped.code !== 'BLOCKFETCH_NETWORK') return mapped;
   return new BlockfetchError(
     'BLOCKFETCH_BODY_LENGTH',
-    `${redactUrl(url)}: the body broke off after ${received} of ${length} bytes (${mapped.message})`,
+    `${redactUrl(url)}: the body broke off after ${received} of ${length} bytes (${describeCause(err)})`,
     { cause: err, retryable: true },
   );
 }
