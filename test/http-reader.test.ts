@@ -147,6 +147,13 @@ describe('discovery: the first request is block 0', () => {
     expect(info).toMatchObject({ contentLength: 0, rangesSupported: false });
   });
 
+  it('reads an empty file as contentLength 0 (206 with bytes */0)', async () => {
+    const server = await serve();
+    server.script(() => ({ kind: 'status', status: 206, headers: { 'content-range': 'bytes */0' } }));
+    const info = await open(server.url).contentLengthAndBlockSize();
+    expect(info).toMatchObject({ contentLength: 0, rangesSupported: true });
+  });
+
   it('refuses ranges outside the file', async () => {
     const server = await serve();
     const reader = open(server.url);
@@ -223,6 +230,16 @@ describe('pinning: every later request names the revision', () => {
     expect(err).toBeInstanceOf(RemoteChangedError);
     expect((err as RemoteChangedError).changes).toEqual([{ field: 'size', before: String(SIZE), after: String(SIZE + 100) }]);
     expect(err.retryable).toBe(false);
+  });
+
+  it('a file that shrank (416 with another size) is a change, not a retry', async () => {
+    const server = await serve({ etag: null, lastModified: null });
+    const reader = open(server.url);
+    await reader.contentLengthAndBlockSize();
+    server.setContent(payload(0, BS - 1), { etag: null, lastModified: null });
+    const err = await failure(readRange(reader, 3 * BS, 4 * BS - 1));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect((err as RemoteChangedError).changes).toEqual([{ field: 'size', before: String(SIZE), after: String(BS) }]);
   });
 
   it('fails closed with RemoteChangedError on 412 after the file changed (strong ETag)', async () => {
