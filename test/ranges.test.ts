@@ -239,6 +239,21 @@ describe.each([
     expectInvalid(() => Ctor.deserialize(bytes, 1000, 0), /blockSize/);
   });
 
+  it('rejects a well-framed bitmap whose values are out of order (found by fuzzing: it made searches loop)', () => {
+    const r = make(100, 10);
+    r.setBlock(1);
+    r.setBlock(5);
+    const bytes = Uint8Array.from(r.serialize());
+    // An array container: its two uint16 values are the last four bytes.
+    expect([...bytes.subarray(-4)]).toEqual([1, 0, 5, 0]);
+    bytes.set([5, 0, 1, 0], bytes.length - 4);
+    const Ctor = r instanceof ByteRanges ? ByteRanges : ByteRangesTracker;
+    expectInvalid(() => Ctor.deserialize(bytes, 100, 10), /corrupt: block 1 follows block 5/);
+    // A duplicated value is caught the same way.
+    bytes.set([5, 0, 5, 0], bytes.length - 4);
+    expectInvalid(() => Ctor.deserialize(bytes, 100, 10), /block 5 follows block 5/);
+  });
+
   it('serializes an empty file and an empty bitmap', () => {
     const r = make(0, 10);
     const Ctor = r instanceof ByteRanges ? ByteRanges : ByteRangesTracker;

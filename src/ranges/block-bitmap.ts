@@ -304,9 +304,10 @@ export abstract class BlockBitmap {
         `serialized bitmap is ${bytes.length} bytes but the bitmap in it takes ${expected}: truncated or trailing data`,
       );
     }
-    if (bits.size > 0 && bits.maximum() >= this.#numBlocks) {
+    const last = lastValidatedValue(bits);
+    if (last >= this.#numBlocks) {
       throw new InvalidArgumentError(
-        `serialized bitmap sets block ${bits.maximum()} but a file of ${this.#contentLength} bytes at blockSize ${this.#blockSize} has only ${this.#numBlocks} blocks`,
+        `serialized bitmap sets block ${last} but a file of ${this.#contentLength} bytes at blockSize ${this.#blockSize} has only ${this.#numBlocks} blocks`,
       );
     }
     this.#bits = bits;
@@ -364,4 +365,46 @@ export abstract class BlockBitmap {
   #inBounds(index: number): boolean {
     return Number.isInteger(index) && index >= 0 && index < this.#numBlocks;
   }
+}
+
+/** Values read per call while validating: 256 KiB of buffer, few native calls. */
+const VALIDATE_PAGE = 65_536;
+
+/**
+ * Checks that a freshly deserialized bitmap is internally consistent and
+ * returns its largest value (-1 when empty).
+ *
+ * roaring's "safe" portable deserializer only guards against reading past the
+ * buffer: it accepts containers whose values are unsorted, duplicated or
+ * overlapping, and the native binding does not expose CRoaring's
+ * `roaring_bitmap_internal_validate`. rank/select/hasRange on such a bitmap
+ * give inconsistent answers, and a search built on them can loop forever. So
+ * every value is read back once, in pages, and must be strictly increasing,
+ * and their count must match the cardinality the containers claim. This costs
+ * O(set blocks): about 60 ms for 16 M set blocks on the development machine,
+ * paid once per load.
+ */
+function lastValidatedValue(bits: Bitmap): number {
+  const expected = bits.size;
+  const page = new Uint32Array(Math.min(VALIDATE_PAGE, Math.max(expected, 1)));
+  let previous = -1;
+  let count = 0;
+  while (count < expected) {
+    const values = bits.rangeUint32Array(page, count, page.length);
+    if (values.length === 0) break;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i] as number;
+      if (value <= previous) {
+        throw new InvalidArgumentError(
+          `serialized bitmap is corrupt: block ${value} follows block ${previous} (values must be strictly increasing)`,
+        );
+      }
+      previous = value;
+    }
+    count += values.length;
+  }
+  if (count !== expected) {
+    throw new InvalidArgumentError(`serialized bitmap is corrupt: it claims ${expected} set blocks but holds ${count}`);
+  }
+  return previous;
 }
