@@ -123,6 +123,18 @@ describe('discovery: the first request is block 0', () => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it('a kept body waiting longer than idleTimeoutMs is not mistaken for a stall', async () => {
+    const big = payload(0, 4 * 1024 * 1024 - 1);
+    const server = await serve({ content: big });
+    const reader = open(server.url, { blockSize: 2 * 1024 * 1024, idleTimeoutMs: 200 });
+    await reader.contentLengthAndBlockSize();
+    // Paused (undici's buffer is full): the body timer does not run while nobody reads.
+    await new Promise((r) => setTimeout(r, 1_200));
+    const block0 = await readRange(reader, 0, 2 * 1024 * 1024 - 1);
+    expect(block0.equals(big.subarray(0, 2 * 1024 * 1024))).toBe(true);
+    expect(server.requests).toHaveLength(1);
+  });
+
   it('handles a file smaller than one block', async () => {
     const small = payload(0, 999);
     const server = await serve({ content: small });
@@ -396,6 +408,23 @@ describe('every response is checked before its bytes are used', () => {
     const { got, err } = await partialRead(reader, BS, 2 * BS - 1);
     expect(err).toMatchObject({ code: 'BLOCKFETCH_TIMEOUT', retryable: true });
     expect(firstMisplaced(got, BS)).toBe(-1);
+  });
+
+  it('a slow consumer is not a stall: the idle timer only runs while waiting for bytes', async () => {
+    const big = payload(0, 4 * 1024 * 1024 - 1);
+    const server = await serve({ content: big });
+    const reader = open(server.url, { blockSize: 1024 * 1024, idleTimeoutMs: 200 });
+    await reader.contentLengthAndBlockSize();
+    const parts: Uint8Array[] = [];
+    let paused = false;
+    for await (const chunk of await reader.getReader(2 * 1024 * 1024, 4 * 1024 * 1024 - 1, new AbortController().signal)) {
+      parts.push(chunk);
+      if (!paused) {
+        paused = true;
+        await new Promise((r) => setTimeout(r, 1_200)); // a very slow disk
+      }
+    }
+    expect(Buffer.concat(parts).equals(big.subarray(2 * 1024 * 1024))).toBe(true);
   });
 
   it('headers that never come time out (requestTimeoutMs)', async () => {
