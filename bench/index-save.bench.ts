@@ -4,23 +4,33 @@
  * JSON (base64 + sha256 checksum), and save it durably (temp file, fsync,
  * rename, fsync dir) on the filesystem holding os.tmpdir().
  *
- *   npx tsx bench/index-save.bench.ts [repeats=7]
+ *   npx tsx bench/index-save.bench.ts [repeats=7] [writeMiB=400] [rateMiBps=50]
  *
  * Shapes: `prefix` (first half done: what an in-order download looks like;
  * runs compress to a few bytes), `window` (a done prefix plus every other
  * block of the next 1 %: many blocks in flight), `alternating` (every other
  * block: roaring's worst case, a full bitset container per 65536 blocks).
  * Prints one JSON line per case with median milliseconds.
+ *
+ * Then it writes `writeMiB` of 64 KiB blocks through a LocalDownloadCache
+ * with the default batching, 8 writes in flight, paced at `rateMiBps` (a
+ * download's speed, not the disk's), and reports how much of the wall time
+ * went into index saves and into data fsyncs: the real cost of durability.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createNewFilesForCache } from '../src/cache/cache-files.js';
+import { NodeCacheFile, nodeFileSystem, type CacheFileReadWriter, type CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
+import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
 import { encodeIndex } from '../src/cache/index-format.js';
 import { ByteRanges } from '../src/ranges/byte-ranges.js';
 
 const repeats = Number(process.argv[2] ?? 7);
+const writeMiB = Number(process.argv[3] ?? 400);
+const rateMiBps = Number(process.argv[4] ?? 50);
 const BLOCK = 4096;
 
 type Shape = 'prefix' | 'window' | 'alternating';
@@ -97,9 +107,84 @@ async function main(): Promise<void> {
         );
       }
     }
+    await flushShare(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Writes `writeMiB` through a cache with default batching, timing index saves and data fsyncs. */
+async function flushShare(dir: string): Promise<void> {
+  const block = 64 * 1024;
+  const size = writeMiB * 1024 * 1024;
+  const dataPath = join(dir, 'share.bin');
+  const indexPath = join(dir, 'share.bin.bfindex');
+  await createNewFilesForCache(dataPath, indexPath, size, block);
+  let saves = 0;
+  let indexMs = 0;
+  let saveStarted = 0;
+  const timedFs: CacheFileSystem = {
+    ...nodeFileSystem,
+    create: (path) => {
+      saveStarted = performance.now();
+      return nodeFileSystem.create(path);
+    },
+    syncDir: async (d) => {
+      await nodeFileSystem.syncDir(d);
+      saves++;
+      indexMs += performance.now() - saveStarted;
+    },
+  };
+  const file = await NodeCacheFile.open(dataPath);
+  let dataSyncs = 0;
+  let dataSyncMs = 0;
+  const timedData: CacheFileReadWriter = {
+    name: file.name,
+    read: (b, p) => file.read(b, p),
+    write: (d, p) => file.write(d, p),
+    truncate: (l) => file.truncate(l),
+    size: () => file.size(),
+    close: () => file.close(),
+    sync: async () => {
+      const t = performance.now();
+      await file.sync();
+      dataSyncs++;
+      dataSyncMs += performance.now() - t;
+    },
+  };
+  const cache = await LocalDownloadCache.fromFiles(timedData, new IndexFile(indexPath, timedFs));
+  const chunk = Buffer.alloc(block, 0x5a);
+  const numBlocks = size / block;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < numBlocks) {
+        const i = next++;
+        // Pace like a download of rateMiBps: block i is due at i * block / rate.
+        const due = started + ((i * block) / (rateMiBps * 1024 * 1024)) * 1000;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        await cache.writeAt(chunk, i * block);
+      }
+    }),
+  );
+  await cache.close();
+  const wallMs = performance.now() - started;
+  console.log(
+    JSON.stringify({
+      writeMiB,
+      rateMiBps,
+      blockKiB: block / 1024,
+      wallMs: Math.round(wallMs),
+      MiBps: Math.round(writeMiB / (wallMs / 1000)),
+      indexSaves: saves,
+      indexMs: +indexMs.toFixed(1),
+      indexShare: `${((indexMs / wallMs) * 100).toFixed(2)}%`,
+      dataFsyncs: dataSyncs,
+      dataFsyncMs: Math.round(dataSyncMs),
+    }),
+  );
 }
 
 await main();
