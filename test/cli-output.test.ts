@@ -12,7 +12,7 @@ import { parseCommandLine, type DownloadCommand } from '../src/cli/args.js';
 import { formatInspectReport, inspectDownload } from '../src/cli/inspect.js';
 import { JsonView, LineView, SpeedMeter, etaMs, type ProgressSnapshot, type ProgressView } from '../src/cli/progress.js';
 import { describeFailure, formatFailure } from '../src/cli/report.js';
-import { resumeCommand, shellQuote } from '../src/cli/run.js';
+import { resumeCommand, shellQuote } from '../src/cli/resume-command.js';
 import { verifyFile } from '../src/cli/verify.js';
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';

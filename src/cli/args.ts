@@ -361,3 +361,13 @@ function parseHeader(text: string): readonly [string, string] {
   }
   return [name, value] as const;
 }
+
+/** `-H` pairs as a header record; a repeated name is joined with ", " as HTTP allows. */
+export function headerRecord(headers: DownloadCommand['headers']): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (const [name, value] of headers) {
+    const key = name.toLowerCase();
+    record[key] = record[key] === undefined ? value : `${record[key]}, ${value}`;
+  }
+  return record;
+}

@@ -12,7 +12,8 @@
 import { setMaxListeners } from 'node:events';
 
 import { AbortedError } from '../errors.js';
-import { Interrupted, runCli } from './run.js';
+import { Interrupted } from './io.js';
+import { runCli } from './run.js';
 import { ExitCode } from './exit-codes.js';
 
 // Each open request listens on its run's AbortSignal (and the body on its

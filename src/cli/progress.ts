@@ -9,6 +9,8 @@
  */
 import cliProgress from 'cli-progress';
 
+import type { DownloadStats } from '../download/stats.js';
+
 import { formatBytes, formatDuration, formatRate } from './units.js';
 
 /** Where a download stands, at one moment. Immutable. */
@@ -100,6 +102,25 @@ export class SpeedMeter {
     const first = this.#samples[0];
     if (first === undefined || at <= first.at) return 0;
     return ((bytes - first.bytes) * 1000) / (at - first.at);
+  }
+}
+
+/** Turns the downloaders' statistics into what the views show, with a windowed speed. */
+export class SnapshotMaker {
+  readonly #meter = new SpeedMeter();
+  /** The view's snapshot of `stats`, sampling the speed meter. */
+  make(stats: DownloadStats): ProgressSnapshot {
+    return {
+      bytesDone: stats.doneBytes,
+      totalBytes: stats.size,
+      bytesThisRun: stats.downloadedBytes,
+      elapsedMs: stats.elapsedMs,
+      // Received bytes, not completed blocks: with 16 MiB blocks, completed
+      // blocks arrive in lumps and would make the speed jump about.
+      bytesPerSecond: this.#meter.sample(stats.elapsedMs, stats.receivedBytes),
+      activeConnections: stats.inFlight,
+      retries: stats.retries,
+    };
   }
 }
 

@@ -1,0 +1,205 @@
+/**
+ * `blockfetch <url> [-o FILE]`: the download command, a thin layer over
+ * {@link downloadFile}: it chooses the file name, turns the download's
+ * events into progress for the chosen view, and reports the outcome.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { HttpReader } from '../http/http-reader.js';
+import { downloadFile, downloadPaths, type DownloadFileEvent } from '../download-file.js';
+import { redactUrl } from '../errors.js';
+import { headerRecord, type DownloadCommand } from './args.js';
+import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { chooseFilename } from './filename.js';
+import { Interrupted, type CliIo } from './io.js';
+import { JsonView, SnapshotMaker, createProgressView, type ProgressSnapshot, type ProgressView } from './progress.js';
+import { debugFromEnvironment, describeFailure, formatFailure } from './report.js';
+import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
+import { resumeCommand } from './resume-command.js';
+import { runStream } from './stream-command.js';
+import { formatBytes } from './units.js';
+
+/**
+ * `blockfetch <url>`: downloads to a file through {@link downloadFile} (or
+ * streams to stdout), showing progress, and maps the outcome to an exit code.
+ */
+export async function runDownload(command: DownloadCommand, io: CliIo): Promise<ExitCodeValue> {
+  // With --stdout the data owns stdout, so everything else goes to stderr.
+  const jsonStream = command.toStdout ? io.stderr : io.stdout;
+  const view: ProgressView = command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr);
+  const capture = createHeaderCapturingDispatcher();
+  let target: string | undefined = command.output;
+  let lastSnapshot: ProgressSnapshot | undefined;
+  try {
+    if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
+    // `-o DIR/` (or an existing directory): the server's name, in that directory.
+    if (target === undefined || (await isDirectory(target))) {
+      const name = await nameFromServer(command, capture, io.signal);
+      target = target === undefined ? name : join(target, name);
+    }
+    const snapshots = new SnapshotMaker();
+    const onEvent = (event: DownloadFileEvent): void => {
+      switch (event.type) {
+        case 'open':
+          view.start({
+            url: redactUrl(command.url),
+            target: event.paths.target,
+            totalBytes: event.size,
+            blockSize: event.blockSize,
+            concurrency: command.concurrency,
+            resumedBytes: event.resumedBytes,
+          });
+          if (event.resumedBytes > 0) {
+            view.note(`resuming: ${formatBytes(event.resumedBytes)} of ${formatBytes(event.size)} already on disk`);
+          }
+          break;
+        case 'lock-wait':
+          view.note(
+            `waiting up to ${Math.round(event.waitMs / 1000)} s for another blockfetch on ${event.paths.target} (the lock of a killed one expires within 5 s)`,
+          );
+          break;
+        case 'discard':
+          view.note(`discarded the partial download (${event.reason.message}); starting over`);
+          break;
+        case 'start':
+          if (!event.info.rangesSupported) {
+            view.note('note: the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
+          } else if (!event.info.pinned) {
+            view.note('note: the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
+          }
+          lastSnapshot = snapshots.make(event.stats);
+          view.update(lastSnapshot);
+          break;
+        case 'progress':
+          lastSnapshot = snapshots.make(event.stats);
+          view.update(lastSnapshot);
+          break;
+        case 'retry':
+          lastSnapshot = snapshots.make(event.stats);
+          view.retry(
+            {
+              from: event.range.from,
+              to: event.range.to,
+              attempt: event.attempt,
+              delayMs: event.delayMs,
+              reason: event.error.message,
+              code: event.error.code,
+            },
+            lastSnapshot,
+          );
+          break;
+        default:
+          break;
+      }
+    };
+    const result = await downloadFile(command.url, target, {
+      concurrency: command.concurrency,
+      ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+      ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
+      ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+      headers: headerRecord(command.headers),
+      restart: command.restart,
+      overwrite: command.force,
+      retry: { attemptsPerBlock: command.retries + 1 },
+      timeoutMs: command.timeoutMs,
+      signal: io.signal,
+      dispatcher: capture.dispatcher,
+      onEvent,
+    });
+    view.done({
+      target: result.target,
+      totalBytes: result.size,
+      bytesThisRun: result.stats.downloadedBytes,
+      elapsedMs: result.durationMs,
+      digest: result.digest?.verified === true ? { algorithm: result.digest.algorithm, hex: result.digest.hex } : undefined,
+    });
+    return ExitCode.SUCCESS;
+  } catch (err) {
+    view.stop(lastSnapshot);
+    return reportDownloadFailure(err, command, target, io);
+  } finally {
+    await capture.dispatcher.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The local name when `-o` was not given: the server's Content-Disposition
+ * (sanitized) or the URL's last segment. The server is asked with a 1-byte
+ * ranged GET through the capturing dispatcher, which the download then
+ * reuses (same connection).
+ */
+async function nameFromServer(
+  command: DownloadCommand,
+  capture: ReturnType<typeof createHeaderCapturingDispatcher>,
+  signal: AbortSignal,
+): Promise<string> {
+  const probe = new HttpReader({
+    url: command.url,
+    blockSize: 1,
+    headers: headerRecord(command.headers),
+    requestTimeoutMs: command.timeoutMs,
+    idleTimeoutMs: command.timeoutMs,
+    dispatcher: capture.dispatcher,
+  });
+  try {
+    await probe.contentLengthAndBlockSize(signal);
+  } finally {
+    await probe.close().catch(() => undefined);
+  }
+  return chooseFilename(command.url, contentDispositionOf(capture.firstSuccessHeaders()));
+}
+
+/** Prints why a download stopped (and, when it can be resumed, how) and returns the exit code. */
+function reportDownloadFailure(err: unknown, command: DownloadCommand, target: string | undefined, io: CliIo): ExitCodeValue {
+  const interrupted = io.signal.aborted && io.signal.reason instanceof Interrupted ? io.signal.reason : undefined;
+  const resume = resumeCommand(io.argv, command, target);
+  if (interrupted !== undefined) {
+    const code = interrupted.signalName === 'SIGTERM' ? ExitCode.TERMINATED : ExitCode.INTERRUPTED;
+    if (command.outputMode === 'json') {
+      const stream = command.toStdout ? io.stderr : io.stdout;
+      stream.write(`${JSON.stringify({ type: 'interrupted', signal: interrupted.signalName, exitCode: code, resume })}\n`);
+    }
+    if (command.toStdout) {
+      io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName}; a stream to stdout cannot be resumed\n`);
+    } else if (target !== undefined) {
+      const paths = downloadPaths(target);
+      io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName}; progress saved in ${paths.partial}\n`);
+      io.stderr.write(`resume with: ${resume}\n`);
+    } else {
+      io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName} before the download started\n`);
+    }
+    return code;
+  }
+  const report = describeFailure(err);
+  if (command.outputMode === 'json') writeJsonError(command.toStdout ? io.stderr : io.stdout, err, report.exitCode === ExitCode.NETWORK ? resume : undefined);
+  io.stderr.write(formatFailure(err, command.debug || debugFromEnvironment));
+  if (report.exitCode === ExitCode.NETWORK && !command.toStdout && target !== undefined) {
+    io.stderr.write(`resume with: ${resume}\n`);
+  }
+  return report.exitCode;
+}
+
+/** The `--json` line for a failure: code, message, hint, exit status and, when resumable, the command. */
+export function writeJsonError(stream: NodeJS.WritableStream, err: unknown, resume?: string): void {
+  const report = describeFailure(err);
+  stream.write(
+    `${JSON.stringify({
+      type: 'error',
+      code: report.code ?? null,
+      message: report.message,
+      hint: report.hint ?? null,
+      exitCode: report.exitCode,
+      ...(resume === undefined ? {} : { resume }),
+    })}\n`,
+  );
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  if (path.endsWith('/')) return true;
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * `blockfetch <url> --stdout`: parallel ranged reads emitted strictly in
+ * order to stdout through the {@link StreamingDownloader}; progress goes to
+ * the view (on stderr). Nothing is written to disk, so nothing resumes.
+ */
+import type { Dispatcher } from 'undici';
+
+import { HttpReader } from '../http/http-reader.js';
+import { StreamingDownloader } from '../download/streaming-downloader.js';
+import { RateLimiter } from '../download/rate-limiter.js';
+import { redactUrl } from '../errors.js';
+import { headerRecord, type DownloadCommand } from './args.js';
+import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { SnapshotMaker, type ProgressView } from './progress.js';
+
+/** `--stdout`: parallel ranged reads emitted in order to stdout; no files, no resume. */
+export async function runStream(
+  command: DownloadCommand,
+  io: CliIo,
+  view: ProgressView,
+  dispatcher: Dispatcher,
+): Promise<ExitCodeValue> {
+  const reader = new HttpReader({
+    url: command.url,
+    headers: headerRecord(command.headers),
+    requestTimeoutMs: command.timeoutMs,
+    idleTimeoutMs: command.timeoutMs,
+    dispatcher,
+    ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+  });
+  const downloader = new StreamingDownloader(reader, {
+    concurrency: command.concurrency,
+    retry: { attemptsPerBlock: command.retries + 1 },
+    ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+    ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+    ...(command.rateBytesPerSecond === undefined ? {} : { rateLimiter: new RateLimiter({ bytesPerSecond: command.rateBytesPerSecond }) }),
+  });
+  const snapshots = new SnapshotMaker();
+  let started = false;
+  let retries = 0;
+  const tick = (): void => {
+    const status = downloader.status();
+    if (status.mode === undefined) return;
+    if (!started) {
+      started = true;
+      view.start({
+        url: redactUrl(command.url),
+        target: '-',
+        totalBytes: status.size,
+        blockSize: status.blockSize,
+        concurrency: status.concurrency,
+        resumedBytes: 0,
+      });
+    }
+    const snapshot = snapshots.make(status);
+    if (status.retries > retries) {
+      retries = status.retries;
+      view.note(`retrying (${retries} so far)`);
+    }
+    view.update(snapshot);
+  };
+  const ticker = setInterval(tick, 250);
+  try {
+    const status = await downloader.pipeTo(io.stdout, { signal: io.signal });
+    tick();
+    view.done({
+      target: '-',
+      totalBytes: status.size,
+      bytesThisRun: status.downloadedBytes,
+      elapsedMs: status.durationMs,
+      digest: status.digest?.verified === true ? { algorithm: status.digest.algorithm, hex: status.digest.hex } : undefined,
+    });
+    return ExitCode.SUCCESS;
+  } finally {
+    clearInterval(ticker);
+    await reader.close().catch(() => undefined);
+  }
+}
