@@ -158,6 +158,8 @@ export class TerminalView implements ProgressView {
   }
 
   start(notice: StartNotice): void {
+    // A restart (--restart after a change of the remote) starts again: one bar at a time.
+    this.#bar?.stop();
     this.#stream.write(
       `${notice.url} -> ${notice.target}: ${formatBytes(notice.totalBytes)} in ${formatBytes(notice.blockSize)} blocks, ${notice.concurrency} connections\n`,
     );
