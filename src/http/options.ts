@@ -127,14 +127,23 @@ export interface ResolvedHttpReaderOptions {
   readonly headers: Readonly<Record<string, string>>;
   /** Lower-case names of headers dropped on a cross-origin redirect. */
   readonly sensitiveHeaders: readonly string[];
+  /** {@inheritDoc HttpReaderOptions.blockSize} */
   readonly blockSize: number;
+  /** The caller's dispatcher, or undefined for the reader's own default. */
   readonly dispatcher: Dispatcher | undefined;
+  /** {@inheritDoc HttpReaderOptions.requestTimeoutMs} */
   readonly requestTimeoutMs: number;
+  /** {@inheritDoc HttpReaderOptions.idleTimeoutMs} */
   readonly idleTimeoutMs: number;
+  /** {@inheritDoc HttpReaderOptions.maxRedirects} */
   readonly maxRedirects: number;
+  /** {@inheritDoc HttpReaderOptions.maxRetryAfterMs} */
   readonly maxRetryAfterMs: number;
+  /** {@inheritDoc HttpReaderOptions.expected} */
   readonly expected: RemoteIdentity | undefined;
+  /** {@inheritDoc HttpReaderOptions.bytesAtRisk} */
   readonly bytesAtRisk: number;
+  /** {@inheritDoc HttpReaderOptions.firstBodyHoldMs} */
   readonly firstBodyHoldMs: number;
 }
 
