@@ -14,6 +14,9 @@ import { defaultHttpReaderOptions, resolveHttpReaderOptions } from '../src/http/
 import { DEFAULT_SENSITIVE_HEADERS, followRedirect } from '../src/http/redirect.js';
 import { BLOCKFETCH_VERSION, DEFAULT_USER_AGENT } from '../src/http/version.js';
 import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { exactBody } from '../src/http/body.js';
 
 describe('parseContentRange', () => {
   it('reads the three forms', () => {
@@ -188,5 +191,58 @@ describe('options', () => {
     for (const [options, message] of bad) {
       expect(() => resolveHttpReaderOptions(options as never)).toThrow(message);
     }
+  });
+});
+
+describe('exactBody (any chunking of any body)', () => {
+  /** Splits `data` at the given cut points into a Readable of Buffers. */
+  const chunked = (data: Buffer, cuts: number[]): Readable => {
+    const points = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+    const pieces: Buffer[] = [];
+    let at = 0;
+    for (const p of [...points, data.length]) {
+      if (p > at) pieces.push(data.subarray(at, p));
+      at = Math.max(at, p);
+    }
+    return Readable.from(pieces, { objectMode: false });
+  };
+  const drain = async (body: AsyncIterable<Uint8Array>): Promise<{ out: Buffer; err?: unknown }> => {
+    const parts: Uint8Array[] = [];
+    try {
+      for await (const c of body) parts.push(c);
+      return { out: Buffer.concat(parts) };
+    } catch (err) {
+      return { out: Buffer.concat(parts), err };
+    }
+  };
+
+  it("yields exactly the asked bytes, or a retryable BODY_LENGTH error and never a byte past them", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 0, max: 50 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        fc.constantFrom<'error' | 'discard'>('error', 'discard'),
+        async (bodyLength, length, skip, cuts, beyond) => {
+          const data = Buffer.from(Array.from({ length: bodyLength }, (_, i) => i % 251));
+          const { out, err } = await drain(exactBody(chunked(data, cuts), { length, skip, beyond, url: 'http://h/f' }));
+          const wanted = data.subarray(Math.min(skip, data.length), Math.min(skip + length, data.length));
+          // Whatever happened, what was yielded is a prefix of the asked bytes.
+          expect(wanted.subarray(0, out.length).equals(out)).toBe(true);
+          const available = Math.max(0, bodyLength - skip);
+          if (available < length) {
+            expect(err).toMatchObject({ code: 'BLOCKFETCH_BODY_LENGTH', retryable: true });
+          } else if (available > length && beyond === 'error') {
+            expect(err).toMatchObject({ code: 'BLOCKFETCH_BODY_LENGTH', retryable: true });
+            expect(out.length).toBeLessThanOrEqual(length);
+          } else {
+            expect(err).toBeUndefined();
+            expect(out.equals(wanted)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
