@@ -246,13 +246,27 @@ export abstract class BlockBitmap {
     return this.#bits.serialize('portable');
   }
 
-  /** The index of the first set block at or after `start`, or -1. */
+  /**
+   * The index of the first set block at or after `start`, or -1.
+   *
+   * Looks at the next {@link NEAR_BLOCKS} blocks one by one with `has`, then
+   * asks `rank`/`select`, which answer for any distance. Measured in
+   * roaring 2.7 at 1 M blocks with a random half set: `has` ~80-190 ns, but
+   * `rank` ~4 µs and `select` ~3 µs (popcounts over dense containers), and
+   * `rangeCardinality` ~6 µs even for a 2-block range, so rank/select alone
+   * made each step of a fragmented walk cost ~7 µs. (`intersectsWithRange`
+   * would be the right tool but roaring 2.7's binding drops the last value of
+   * the range: `[5].intersectsWithRange(0, 6)` is false.)
+   */
   protected nextSetIndex(start: number): number {
     if (!this.#inBounds(start)) return -1;
-    // rank(start - 1) set blocks lie before start, so the one of that rank
-    // (0-based) is the first at or after start.
-    const before = start === 0 ? 0 : this.#bits.rank(start - 1);
-    const found = this.#bits.select(before);
+    const bits = this.#bits;
+    const near = Math.min(start + NEAR_BLOCKS, this.#numBlocks);
+    for (let i = start; i < near; i++) if (bits.has(i)) return i;
+    if (near >= this.#numBlocks) return -1;
+    // rank(near - 1) set blocks lie before `near`, so the one of that rank
+    // (0-based) is the first at or after it.
+    const found = bits.select(bits.rank(near - 1));
     return found === undefined ? -1 : found;
   }
 
@@ -366,6 +380,13 @@ export abstract class BlockBitmap {
     return Number.isInteger(index) && index >= 0 && index < this.#numBlocks;
   }
 }
+
+/**
+ * How many blocks {@link BlockBitmap} checks one by one for the next set
+ * block before it asks rank/select: 16 `has` calls cost about what one
+ * rank/select pair does on a dense container.
+ */
+const NEAR_BLOCKS = 16;
 
 /** Values read per call while validating: 256 KiB of buffer, few native calls. */
 const VALIDATE_PAGE = 65_536;

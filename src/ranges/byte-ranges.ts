@@ -112,7 +112,8 @@ export class ByteRanges extends BlockBitmap {
    */
   protected override blockWasSet(index: number): void {
     if (index !== this.#prefix) return;
-    this.#prefix = this.#scanPrefix(index);
+    // Block `index` was just set: start looking for the end from the next one.
+    this.#prefix = index + 1 === this.numBlocks ? this.numBlocks : this.#scanPrefix(index + 1);
     const waiting = this.#waiting;
     this.#waiting = undefined;
     waiting?.resolve();
