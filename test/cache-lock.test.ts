@@ -131,9 +131,29 @@ describe('LocalDownloadCache and the lock', () => {
     await again.release();
   });
 
+  it('a background flush due after the lock was lost writes no index', async () => {
+    await createNewFilesForCache(path, indexPath(), 100, 10);
+    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000 });
+    const cache = await LocalDownloadCache.open(path, indexPath(), { lock, flushIntervalMs: 2500 });
+    const writtenAt = Date.now();
+    await cache.writeAt(payload(0, 9), 0); // a flush is now due 2.5 s later
+    const indexBefore = await stat(indexPath());
+    await rm(`${path}.lock`, { recursive: true });
+    while (lock.compromised === undefined) await new Promise((r) => setTimeout(r, 50)); // noticed at the next refresh (~1 s)
+    await new Promise((r) => setTimeout(r, Math.max(0, writtenAt + 2700 - Date.now())));
+    expect((await stat(indexPath())).mtimeMs).toBe(indexBefore.mtimeMs);
+    expect(await cache.writeAt(payload(10, 19), 10).catch((e: unknown) => (e as BlockfetchError).code)).toBe('BLOCKFETCH_LOCKED');
+    await cache.close();
+    expect((await stat(indexPath())).mtimeMs).toBe(indexBefore.mtimeMs);
+  });
+
   it('a lost lock turns into BLOCKFETCH_LOCKED on the next write, and close writes no index', async () => {
     await createNewFilesForCache(path, indexPath(), 100, 10);
-    const cache = await LocalDownloadCache.open(path, indexPath(), { lockOptions: { staleMs: 2000, updateMs: 1000 } });
+    // No background flush (60 s): the only index writes would come from close().
+    const cache = await LocalDownloadCache.open(path, indexPath(), {
+      lockOptions: { staleMs: 2000, updateMs: 1000 },
+      flushIntervalMs: 60_000,
+    });
     await rm(`${path}.lock`, { recursive: true });
     const deadline = Date.now() + 5000;
     let err: unknown;

@@ -162,6 +162,13 @@ export class FlushScheduler {
     this.#timer = undefined;
   }
 
+  /** Resolves once no flush is running or queued (whether they succeed or fail). */
+  async idle(): Promise<void> {
+    while (this.#queued !== undefined || this.#inFlight !== undefined) {
+      await (this.#queued ?? this.#inFlight)?.catch(() => undefined);
+    }
+  }
+
   /** The failure of a background flush since the last call, if any (each is reported once). */
   takeBackgroundError(): BlockfetchError | undefined {
     const err = this.#backgroundError;

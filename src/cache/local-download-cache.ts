@@ -386,8 +386,10 @@ export class LocalDownloadCache implements DownloadCache {
     let failure: unknown;
     try {
       await Promise.allSettled([...this.#io]);
-      // After the lock was lost another process may own the index: write nothing.
+      // After the lock was lost another process may own the index: write
+      // nothing more, only let a flush already under way end.
       if (this.#lock?.compromised === undefined) await this.#flusher.flushNow();
+      else await this.#flusher.idle();
     } catch (err) {
       failure = err;
     }
@@ -422,6 +424,9 @@ export class LocalDownloadCache implements DownloadCache {
    * data fsync) for the scheduler's time budget.
    */
   async #flushOnce(): Promise<number> {
+    // Another process may own the cache once our lock is lost: never write its index.
+    const compromised = this.#lock?.compromised;
+    if (compromised !== undefined) throw compromised;
     // 1. Snapshot, synchronously (the scheduler relies on it): only blocks
     //    whose writes already resolved are in it.
     const snapshotStarted = performance.now();

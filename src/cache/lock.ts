@@ -139,25 +139,40 @@ export class CacheLock {
   }
 }
 
-function resolveLockOptions(options: CacheLockOptions): Required<Omit<CacheLockOptions, 'signal' | 'onCompromised'>> &
-  Pick<CacheLockOptions, 'signal' | 'onCompromised'> {
-  const o = { ...defaultCacheLockOptions, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Required<
-    Omit<CacheLockOptions, 'signal' | 'onCompromised'>
-  > &
-    Pick<CacheLockOptions, 'signal' | 'onCompromised'>;
+/** {@link CacheLockOptions} with every default filled in and checked. */
+interface ResolvedLockOptions {
+  readonly mode: 'fail' | 'wait';
+  readonly staleMs: number;
+  readonly updateMs: number;
+  readonly waitTimeoutMs: number;
+  readonly pollMs: number;
+  readonly signal: AbortSignal | undefined;
+  readonly onCompromised: ((err: BlockfetchError) => void) | undefined;
+}
+
+function resolveLockOptions(options: CacheLockOptions): ResolvedLockOptions {
+  const d = defaultCacheLockOptions;
+  const o: ResolvedLockOptions = {
+    mode: options.mode ?? d.mode,
+    staleMs: options.staleMs ?? d.staleMs,
+    updateMs: options.updateMs ?? d.updateMs,
+    waitTimeoutMs: options.waitTimeoutMs ?? d.waitTimeoutMs,
+    pollMs: options.pollMs ?? d.pollMs,
+    signal: options.signal,
+    onCompromised: options.onCompromised,
+  };
   if (o.mode !== 'fail' && o.mode !== 'wait') {
     throw new InvalidArgumentError(`lock option mode must be 'fail' or 'wait', got ${String(o.mode)} (${typeof o.mode})`);
   }
-  const whole = (key: 'staleMs' | 'updateMs' | 'waitTimeoutMs' | 'pollMs', min: number): void => {
+  // proper-lockfile silently raises staleMs below 2000 and updateMs below
+  // 1000; refuse instead, so the documented recovery time is the real one.
+  const minimums = { staleMs: 2000, updateMs: 1000, waitTimeoutMs: 0, pollMs: 1 } as const;
+  for (const [key, min] of Object.entries(minimums) as Array<[keyof typeof minimums, number]>) {
     const value = o[key];
     if (!Number.isSafeInteger(value) || value < min) {
       throw new InvalidArgumentError(`lock option ${key} must be a whole number of ms >= ${min}, got ${String(value)} (${typeof value})`);
     }
-  };
-  whole('staleMs', 2000);
-  whole('updateMs', 1000);
-  whole('waitTimeoutMs', 0);
-  whole('pollMs', 1);
+  }
   if (o.updateMs > o.staleMs / 2) {
     throw new InvalidArgumentError(`lock option updateMs (${o.updateMs}) must be at most half of staleMs (${o.staleMs})`);
   }
