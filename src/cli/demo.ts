@@ -100,19 +100,35 @@ function interruptAt(child: ChildProcess, server: DemoServer, size: number, frac
 
 async function main(): Promise<number> {
   const children = new Set<ChildProcess>();
+  let interrupted = false;
   let server: DemoServer | undefined;
   const dir = await mkdtemp(join(tmpdir(), 'blockfetch-demo-'));
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    for (const child of children) child.kill('SIGKILL');
-    await server?.close();
-    await rm(dir, { recursive: true, force: true });
-  };
+  let cleaning: Promise<void> | undefined;
+  // Idempotent. Children are killed AND awaited before the directory is
+  // removed: a child still writing its index would make rm fail half way.
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      await Promise.all(
+        [...children].map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              child.once('exit', () => resolve());
+              child.kill('SIGKILL');
+            }),
+        ),
+      );
+      await server?.close();
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    })());
+  // Ctrl-C reaches the child too (same process group): it saves its index
+  // and exits; the demo then removes everything.
   process.once('SIGINT', () => {
+    interrupted = true;
     say('\ndemo: interrupted; cleaning up');
-    void cleanup().finally(() => process.exit(130));
+    void cleanup()
+      .catch((err: unknown) => process.stderr.write(`demo: cleanup failed: ${String(err)}; remove ${dir} by hand\n`))
+      .finally(() => process.exit(130));
   });
 
   try {
@@ -135,6 +151,7 @@ async function main(): Promise<number> {
       watcher = interruptAt(child, server as DemoServer, SIZE, INTERRUPT_AT);
     });
     watcher?.stop();
+    if (interrupted) return 130;
     const firstMs = performance.now() - started;
     const sentBeforeResume = server.bytesSent();
     if (first === 0) {
@@ -150,6 +167,7 @@ async function main(): Promise<number> {
     say();
     say(`step 2: blockfetch inspect ${target}`);
     const inspectExit = await runCli(['inspect', target], children);
+    if (interrupted) return 130;
     if (inspectExit !== 0) return inspectExit;
     const partial = await inspectDownload(target);
 
@@ -158,6 +176,7 @@ async function main(): Promise<number> {
     t = performance.now();
     const second = await runCli(args, children);
     const secondMs = performance.now() - t;
+    if (interrupted) return 130;
     if (second !== 0) {
       say(`demo: the resumed run ended with exit status ${second}`);
       return second;
@@ -166,6 +185,7 @@ async function main(): Promise<number> {
     say();
     say(`step 4: blockfetch verify ${target} --sha256 …`);
     const verifyExit = await runCli(['verify', target, '--sha256', sha256], children);
+    if (interrupted) return 130;
     if (verifyExit !== 0) return verifyExit;
 
     const totalMs = firstMs + secondMs;
