@@ -2,6 +2,8 @@
  * Unit tests of the CLI's pure pieces: sizes and rates, durations, argument
  * parsing and validation, file naming, exit-code mapping.
  */
+import { readFileSync } from 'node:fs';
+
 import { describe, expect, it } from 'vitest';
 
 import { parseCommandLine, parseDurationMs, type DownloadCommand } from '../src/cli/args.js';
@@ -276,6 +278,25 @@ describe('exit codes', () => {
     expect(exitCodeFor(new RetriesExhaustedError('gave up', 3, { cause: new Error('plain') }))).toBe(ExitCode.NETWORK);
     expect(exitCodeFor(new Error('bug'))).toBe(ExitCode.FAILURE);
   });
+  it('are documented in docs/errors.md, every code with the exit status the code maps it to', () => {
+    const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+    const rows = new Map<string, string>();
+    for (const match of doc.matchAll(/^\| `(BLOCKFETCH_[A-Z_]+)` \| ([^|]+) \|/gm)) rows.set(match[1] as string, (match[2] as string).trim());
+    expect([...rows.keys()].sort()).toEqual(Object.keys(exitCodeByErrorCode).sort());
+    for (const [code, exit] of Object.entries(exitCodeByErrorCode)) {
+      expect(rows.get(code), code).toMatch(new RegExp(`^${exit}\\b`));
+    }
+  });
+
+  it('are all in the exit status table of docs/cli.md and of --help', async () => {
+    const doc = readFileSync(new URL('../docs/cli.md', import.meta.url), 'utf8');
+    const { helpText } = await import('../src/cli/help.js');
+    for (const value of Object.values(ExitCode)) {
+      expect(doc, `docs/cli.md: exit ${value}`).toMatch(new RegExp(`^\\| ${value} \\| \\S`, 'm'));
+      expect(helpText('download'), `--help: exit ${value}`).toMatch(new RegExp(`\\b${value} [a-z]`));
+    }
+  });
+
   it('finds ENOSPC anywhere in the cause chain', () => {
     const enospc = Object.assign(new Error('write ENOSPC'), { code: 'ENOSPC' });
     expect(exitCodeFor(new BlockfetchError('BLOCKFETCH_DISK_WRITE', 'write failed', { cause: enospc }))).toBe(ExitCode.NO_SPACE);
