@@ -43,6 +43,7 @@ export interface DownloadCommand {
   readonly output: string | undefined;
   /** Stream to stdout in order (`-o -` or `--stdout`) instead of a file. */
   readonly toStdout: boolean;
+  /** Requests at once (`-c`). */
   readonly concurrency: number;
   /** The block size in bytes, or `undefined` for the default. */
   readonly blockSize: number | undefined;
@@ -60,24 +61,33 @@ export interface DownloadCommand {
   readonly timeoutMs: number;
   /** Overwrite an existing target. */
   readonly force: boolean;
+  /** Progress bar or lines (`auto`), nothing (`--quiet`), or JSON lines (`--json`). */
   readonly outputMode: OutputMode;
+  /** Show codes, stacks and causes on failure (`--debug`). */
   readonly debug: boolean;
 }
 
 /** `blockfetch inspect <FILE|INDEX>`: what a partial download's index says. */
 export interface InspectCommand {
   readonly kind: 'inspect';
+  /** The target, its `.blockfetch` file or its `.blockfetch.json` index. */
   readonly path: string;
+  /** Print one JSON object instead of the report for a person. */
   readonly json: boolean;
+  /** Show codes, stacks and causes on failure. */
   readonly debug: boolean;
 }
 
 /** `blockfetch verify <FILE> --sha256 HEX`: check a file's digest. */
 export interface VerifyCommand {
   readonly kind: 'verify';
+  /** The file to hash. */
   readonly path: string;
+  /** Every digest it must have. */
   readonly digests: readonly ExpectedDigest[];
+  /** Print one JSON object instead of a line per digest. */
   readonly json: boolean;
+  /** Show codes, stacks and causes on failure. */
   readonly debug: boolean;
 }
 

@@ -33,8 +33,9 @@ export interface ProgressSnapshot {
 
 /** One retry, as the downloader reported it. */
 export interface RetryNotice {
-  /** The byte range that failed, inclusive. */
+  /** The first byte of the range that failed. */
   readonly from: number;
+  /** The last byte of that range (inclusive). */
   readonly to: number;
   /** The attempt that failed (1 for the first). */
   readonly attempt: number;
@@ -48,11 +49,15 @@ export interface RetryNotice {
 
 /** What the view is told when the download starts. */
 export interface StartNotice {
+  /** The URL, credentials removed. */
   readonly url: string;
   /** Where the file goes, or `-` for stdout. */
   readonly target: string;
+  /** The file's size. */
   readonly totalBytes: number;
+  /** The block size in bytes. */
   readonly blockSize: number;
+  /** Requests at once, as asked. */
   readonly concurrency: number;
   /** Bytes already on disk from an earlier run. */
   readonly resumedBytes: number;
@@ -60,9 +65,13 @@ export interface StartNotice {
 
 /** The final status of a successful run. */
 export interface DoneNotice {
+  /** The finished file, or `-` for stdout. */
   readonly target: string;
+  /** The file's size. */
   readonly totalBytes: number;
+  /** Bytes this run fetched. */
   readonly bytesThisRun: number;
+  /** How long this run took, in ms. */
   readonly elapsedMs: number;
   /** The digest that was verified, if any. */
   readonly digest: { readonly algorithm: string; readonly hex: string } | undefined;
@@ -70,8 +79,11 @@ export interface DoneNotice {
 
 /** Receives a download's progress and shows it somehow. */
 export interface ProgressView {
+  /** The download is set up (called again after a restart). */
   start(notice: StartNotice): void;
+  /** Progress; called often (every 250 ms), so a view throttles itself. */
   update(snapshot: ProgressSnapshot): void;
+  /** A request failed and will be retried. */
   retry(notice: RetryNotice, snapshot: ProgressSnapshot): void;
   /** A line for the person (e.g. "resuming: 40% already on disk"). Views for programs ignore it. */
   note(message: string): void;
