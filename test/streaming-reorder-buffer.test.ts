@@ -32,13 +32,13 @@ describe('ReorderBuffer', () => {
     rb.finish(1);
     expect(rb.canOpen()).toBe(false); // block 0 still holds the head
     rb.append(0, bytes(8));
+    expect(rb.take()).toEqual(bytes(8));
+    expect(rb.canOpen()).toBe(false); // block 0 has not finished arriving
     rb.finish(0);
-    rb.take();
-    expect(rb.canOpen()).toBe(false); // block 0 is taken only when the next take moves past it
-    rb.take();
-    expect(rb.head).toBe(1);
+    expect(rb.take()).toEqual(bytes(9)); // moves past block 0, and block 1 is whole
+    expect(rb.head).toBe(2);
     expect(rb.canOpen()).toBe(true);
-    expect(rb.open()).toBe(2);
+    expect([rb.open(), rb.open()]).toEqual([2, 3]);
     expect(rb.openBlocks).toBe(2);
   });
 

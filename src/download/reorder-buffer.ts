@@ -178,12 +178,19 @@ export class ReorderBuffer {
         const chunk = slot.chunks[slot.readPos] as Uint8Array;
         slot.chunks[slot.readPos++] = undefined;
         this.#bufferedBytes -= chunk.byteLength;
+        // The last chunk of a finished block: free its window place now.
+        if (slot.done && slot.readPos === slot.chunks.length) this.#advance();
         return chunk;
       }
       if (!slot.done) return undefined;
-      this.#slots.delete(this.#head);
-      this.#head++;
+      this.#advance(); // a finished block whose last chunk was already taken
     }
+  }
+
+  /** Drops the (finished, fully taken) head block and moves the head on. */
+  #advance(): void {
+    this.#slots.delete(this.#head);
+    this.#head++;
   }
 
   /** True when every block was taken: the object has been emitted whole. */
