@@ -237,7 +237,7 @@ describe('exit codes, each from its real cause', () => {
     const wrong = 'ab'.repeat(32);
     const result = await runCli([server.url, '-o', 'd.bin', '--sha256', wrong], { cwd });
     expect(result.code).toBe(ExitCode.INTEGRITY);
-    expect(result.stderr).toMatch(new RegExp(`^blockfetch: sha256 mismatch: expected ${wrong}, got [0-9a-f]{64}$`, 'm'));
+    expectOneLineError(result.stderr, new RegExp(`^blockfetch: sha256 mismatch: expected ${wrong}, got [0-9a-f]{64}$`));
     expect(existsSync(join(cwd, 'd.bin'))).toBe(false);
     expect(existsSync(join(cwd, 'd.bin.blockfetch'))).toBe(true);
   });

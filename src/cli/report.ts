@@ -7,11 +7,44 @@
  */
 import { debuglog } from 'node:util';
 
-import { BlockfetchError, redactUrl } from '../errors.js';
+import { BlockfetchError, redactUrl, type ErrorCode } from '../errors.js';
 import { exitCodeFor, type ExitCodeValue } from './exit-codes.js';
 
 /** True when `NODE_DEBUG` includes `blockfetch`, as `util.debuglog` reads it. */
 export const debugFromEnvironment: boolean = debuglog('blockfetch').enabled;
+
+/**
+ * What to do, for errors raised without a hint of their own: the "what to
+ * do" column of docs/errors.md, so every failure prints a `hint:` line.
+ */
+const FALLBACK_HINTS: Readonly<Record<ErrorCode, string>> = Object.freeze({
+  BLOCKFETCH_INVALID_ARGUMENT: 'run `blockfetch --help` for usage',
+  BLOCKFETCH_TARGET_EXISTS: 'pass --force to replace it, or choose another name with -o',
+  BLOCKFETCH_NOT_ENOUGH_SPACE: 'free some space on that filesystem, or download to another directory',
+  BLOCKFETCH_ALLOCATION_FAILED: 'download to a directory on another filesystem',
+  BLOCKFETCH_INDEX_CORRUPT: '--restart discards the partial download and starts over',
+  BLOCKFETCH_INDEX_FOREIGN: 'check the path; blockfetch never deletes a file it did not write',
+  BLOCKFETCH_INDEX_VERSION: 'upgrade blockfetch to resume this download',
+  BLOCKFETCH_INDEX_MISMATCH: '--restart discards the partial download and starts over',
+  BLOCKFETCH_CACHE_MISSING: 'check the path',
+  BLOCKFETCH_CACHE_CLOSED: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
+  BLOCKFETCH_LOCKED: 'wait for the other download to finish, or stop it',
+  BLOCKFETCH_UNCACHED_RANGE: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
+  BLOCKFETCH_INVALID_WRITE: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
+  BLOCKFETCH_DISK_WRITE: 'fix the cause above (permissions, disk), then run the same command again to resume',
+  BLOCKFETCH_REMOTE_CHANGED: 'restart (--restart) to fetch the new revision',
+  BLOCKFETCH_RANGE_NOT_SUPPORTED: 'use a server or mirror that supports byte ranges',
+  BLOCKFETCH_BAD_RESPONSE: 'run the same command again later; report the server if it persists',
+  BLOCKFETCH_HTTP_STATUS: 'check the URL and credentials (-H); for a 5xx or 429 run the same command again later',
+  BLOCKFETCH_NETWORK: 'check the network, then run the same command again: it resumes',
+  BLOCKFETCH_BODY_LENGTH: 'run the same command again: it resumes',
+  BLOCKFETCH_TIMEOUT: 'run the same command again; raise --timeout on a very slow link',
+  BLOCKFETCH_REDIRECT: 'check the URL, or download the final URL directly',
+  BLOCKFETCH_RETRIES_EXHAUSTED: 'run the same command again: it resumes',
+  BLOCKFETCH_DIGEST_MISMATCH:
+    'check the digest you gave; the partial file is kept (delete FILE.blockfetch* to download it again)',
+  BLOCKFETCH_ABORTED: 'run the same command again to resume',
+});
 
 /** A failure, ready to print or to serialize as JSON. */
 export interface FailureReport {
@@ -33,9 +66,9 @@ export interface FailureReport {
 export function describeFailure(err: unknown): FailureReport {
   const exitCode = exitCodeFor(err);
   if (err instanceof BlockfetchError) {
-    // Every usage error gets a hint, even one raised deep in an options check.
-    const hint = err.hint ?? (err.code === 'BLOCKFETCH_INVALID_ARGUMENT' ? 'run `blockfetch --help` for usage' : undefined);
-    return { exitCode, code: err.code, message: oneLine(err.message), hint: hint === undefined ? undefined : oneLine(hint) };
+    // Every error gets a hint, even one raised deep in a layer without one.
+    const hint = err.hint ?? FALLBACK_HINTS[err.code];
+    return { exitCode, code: err.code, message: oneLine(err.message), hint: oneLine(hint) };
   }
   const message = err instanceof Error ? err.message : String(err);
   const errno = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
