@@ -6,9 +6,8 @@ import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { nodeFileSystem, NodeCacheFile, type CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
 import { LocalDownloadCache, type LocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
-import type { ByteRange } from '../src/ranges/byte-range.js';
 import { BlockfetchError } from '../src/errors.js';
-import { seededRandom } from './helpers/crash-fs.js';
+import { codeOf, stillPending } from './helpers/download-cache-contract.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
 let dir: string;
@@ -44,131 +43,26 @@ async function onDisk(): Promise<{ cachedBlocks: number; remote: unknown }> {
   return JSON.parse(await readFile(indexPath, 'utf8')) as { cachedBlocks: number; remote: unknown };
 }
 
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(BlockfetchError);
-    return (err as BlockfetchError).code;
-  }
-}
-
-/** True if `p` has not settled after a few turns of the event loop. */
-async function pending(p: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  p.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-  return !settled;
-}
-
-describe('LocalDownloadCache: writes and reads', () => {
-  it('writes whole blocks, the short last block included, and reads them back at any offset', async () => {
-    const cache = await newCache(10_000, 4096);
-    expect(cache.contentLengthAndBlockSize()).toEqual({ contentLength: 10_000, blockSize: 4096 });
-    expect(await cache.writeAt(payload(0, 4095), 0)).toBe(4096);
-    expect(await cache.writeAt(payload(8192, 9999), 8192)).toBe(1808);
-    expect(cache.cachedBytesAndBlocks()).toEqual({ bytes: 4096 + 1808, blocks: 2 });
-    const buf = new Uint8Array(1000);
-    expect(await cache.readAt(buf, 3)).toBe(1000);
-    expect(Buffer.from(buf).equals(payload(3, 1002))).toBe(true);
-    const tail = new Uint8Array(9999 - 8200 + 1);
-    await cache.readAt(tail, 8200);
-    expect(Buffer.from(tail).equals(payload(8200, 9999))).toBe(true);
-    // Writing a block again does not count it twice.
-    await cache.writeAt(payload(0, 4095), 0);
-    expect(cache.cachedBytesAndBlocks()).toEqual({ bytes: 4096 + 1808, blocks: 2 });
-  });
-
-  it('rejects misaligned, wrong-length and out-of-file writes with BLOCKFETCH_INVALID_WRITE', async () => {
+describe('LocalDownloadCache: beyond the contract (test/cache-contract.test.ts)', () => {
+  it('invalid writes: messages name the block, the lengths and the bad value', async () => {
     const cache = await newCache(10, 4);
-    expect(await codeOf(cache.writeAt(payload(2, 5), 2))).toBe('BLOCKFETCH_INVALID_WRITE'); // misaligned
-    expect(await codeOf(cache.writeAt(payload(0, 2), 0))).toBe('BLOCKFETCH_INVALID_WRITE'); // 3 bytes, block is 4
-    expect(await codeOf(cache.writeAt(payload(0, 4), 0))).toBe('BLOCKFETCH_INVALID_WRITE'); // 5 bytes
-    expect(await codeOf(cache.writeAt(payload(8, 11), 8))).toBe('BLOCKFETCH_INVALID_WRITE'); // last block is 2 bytes
-    expect(await codeOf(cache.writeAt(payload(12, 13), 12))).toBe('BLOCKFETCH_INVALID_WRITE'); // past the end
-    expect(await codeOf(cache.writeAt(payload(0, 3), -4))).toBe('BLOCKFETCH_INVALID_WRITE');
-    expect(await codeOf(cache.writeAt(payload(0, 3), 0.5))).toBe('BLOCKFETCH_INVALID_WRITE');
-    expect(await codeOf(cache.writeData(payload(8, 10), 8))).toBe('BLOCKFETCH_INVALID_WRITE'); // one byte too many
     await expect(cache.writeAt(payload(0, 2), 0)).rejects.toThrow(/block 0 of 3 must be exactly 4 bytes, got 3/);
-    expect(await cache.writeAt(payload(8, 9), 8)).toBe(2);
-    expect(cache.cachedBytesAndBlocks()).toEqual({ bytes: 2, blocks: 1 });
+    await expect(cache.writeAt(payload(0, 3), 0.5)).rejects.toThrow(/multiple of the block size 4 below 10, got 0.5 \(number\)/);
+    expect(await codeOf(cache.writeData(payload(8, 10), 8))).toBe('BLOCKFETCH_INVALID_WRITE'); // one byte too many
+    expect(() => cache.markCached(3)).toThrow(/from 0 to 2, got 3/);
+    expect(() => cache.markCached(1.5)).toThrow(/got 1.5 \(number\)/);
+    expect(await codeOf(cache.writeAt(new Uint8Array(0), 12))).toBe('BLOCKFETCH_INVALID_WRITE');
   });
 
-  it('rejects a read if ANY byte asked for is uncached, including one that runs from a cached block into an uncached one', async () => {
+  it('an uncached read names the missing bytes; a read past the end is a bad argument', async () => {
     const cache = await newCache(12, 4);
     await cache.writeAt(payload(0, 3), 0);
     await cache.writeAt(payload(8, 11), 8);
     const err = await cache.readAt(new Uint8Array(4), 2).catch((e: unknown) => e); // bytes 2..5: 4 and 5 uncached
     expect((err as BlockfetchError).code).toBe('BLOCKFETCH_UNCACHED_RANGE');
-    expect((err as BlockfetchError).message).toContain('bytes 4-5 are not cached');
-    expect(await codeOf(cache.readAt(new Uint8Array(4), 6))).toBe('BLOCKFETCH_UNCACHED_RANGE'); // uncached into cached
-    expect(await codeOf(cache.readAt(new Uint8Array(12), 0))).toBe('BLOCKFETCH_UNCACHED_RANGE'); // a hole in the middle
-    expect(await codeOf(cache.readAt(new Uint8Array(1), 7))).toBe('BLOCKFETCH_UNCACHED_RANGE');
-    // Out of the file is a bad argument, not "uncached".
+    expect((err as BlockfetchError).message).toContain('cannot read bytes 2-5: bytes 4-5 are not cached yet');
     expect(await codeOf(cache.readAt(new Uint8Array(2), 11))).toBe('BLOCKFETCH_INVALID_ARGUMENT');
     expect(await codeOf(cache.readAt(new Uint8Array(1), -1))).toBe('BLOCKFETCH_INVALID_ARGUMENT');
-    // Within cached blocks, any offset works; 0 bytes reads nothing.
-    const one = new Uint8Array(1);
-    expect(await cache.readAt(one, 11)).toBe(1);
-    expect(one[0]).toBe(payload(11, 11)[0]);
-    expect(await cache.readAt(new Uint8Array(0), 5)).toBe(0);
-  });
-
-  it('a 1-byte file and an empty file', async () => {
-    const one = await newCache(1, 4);
-    expect(await codeOf(one.writeAt(new Uint8Array(4), 0))).toBe('BLOCKFETCH_INVALID_WRITE');
-    await one.writeAt(new Uint8Array([42]), 0);
-    expect(one.complete()).toBe(true);
-    const b = new Uint8Array(1);
-    await one.readAt(b, 0);
-    expect(b[0]).toBe(42);
-    expect(await one.tail()).toEqual({ from: 0, to: 0 });
-    await one.close();
-
-    await rm(dataPath);
-    await rm(indexPath);
-    const empty = await newCache(0, 4);
-    expect(empty.complete()).toBe(true);
-    expect(empty.cachedBytesAndBlocks()).toEqual({ bytes: 0, blocks: 0 });
-    expect(empty.nextOutstanding(0, { from: -1, to: -1 })).toBe(-1);
-    expect(await empty.tail()).toEqual({ from: -1, to: -1 });
-    expect(await empty.readAt(new Uint8Array(0), 0)).toBe(0);
-    expect(await codeOf(empty.writeAt(new Uint8Array(0), 0))).toBe('BLOCKFETCH_INVALID_WRITE');
-    expect(() => empty.markCached(0)).toThrow(/markCached index/);
-  });
-
-  it('streams a block with writeData and makes it readable only after markCached', async () => {
-    const cache = await newCache(100, 40);
-    await cache.writeData(payload(40, 49), 40);
-    await cache.writeData(payload(50, 79), 50);
-    expect(await codeOf(cache.readAt(new Uint8Array(40), 40))).toBe('BLOCKFETCH_UNCACHED_RANGE');
-    expect(cache.nextCached(0, { from: -1, to: -1 })).toBe(-1);
-    cache.markCached(1);
-    const buf = new Uint8Array(40);
-    await cache.readAt(buf, 40);
-    expect(firstMisplaced(buf, 40)).toBe(-1);
-    expect(() => cache.markCached(3)).toThrow(/from 0 to 2, got 3/);
-    expect(() => cache.markCached(1.5)).toThrow(/got 1.5 \(number\)/);
-  });
-
-  it('iterates outstanding and cached blocks with the Go contract', async () => {
-    const cache = await newCache(10, 4);
-    await cache.writeAt(payload(4, 7), 4);
-    const collect = (next: (s: number, br: ByteRange) => number): ByteRange[] => {
-      const out: ByteRange[] = [];
-      const br = { from: -1, to: -1 };
-      for (let i = next(0, br); i !== -1; i = next(i, br)) out.push({ ...br });
-      return out;
-    };
-    expect(collect((s, br) => cache.nextOutstanding(s, br))).toEqual([
-      { from: 0, to: 3 },
-      { from: 8, to: 9 },
-    ]);
-    expect(collect((s, br) => cache.nextCached(s, br))).toEqual([{ from: 4, to: 7 }]);
   });
 
   it('keeps what was written across close and reopen', async () => {
@@ -345,65 +239,10 @@ describe('LocalDownloadCache: flushing', () => {
 });
 
 describe('LocalDownloadCache: tail', () => {
-  it('returns the prefix at once when it grew, waits when it has not, and skips over blocks set out of order', async () => {
-    const cache = await newCache(10, 4);
-    await cache.writeAt(payload(0, 3), 0);
-    expect(await cache.tail()).toEqual({ from: 0, to: 3 });
-    const next = cache.tail();
-    expect(await pending(next)).toBe(true);
-    await cache.writeAt(payload(8, 9), 8); // not the prefix: still waiting
-    expect(await pending(next)).toBe(true);
-    await cache.writeAt(payload(4, 7), 4);
-    expect(await next).toEqual({ from: 0, to: 9 });
-    // Complete: returns at once, every time.
-    expect(await cache.tail()).toEqual({ from: 0, to: 9 });
-    expect(await cache.tail()).toEqual({ from: 0, to: 9 });
-  });
-
-  it('returns {-1,-1} when the signal aborts, at once if already aborted', async () => {
-    const cache = await newCache(10, 4);
-    const ac = new AbortController();
-    const waiting = cache.tail(ac.signal);
-    expect(await pending(waiting)).toBe(true);
-    ac.abort();
-    expect(await waiting).toEqual({ from: -1, to: -1 });
-    expect(await cache.tail(AbortSignal.abort())).toEqual({ from: -1, to: -1 });
-  });
-
-  it('misses no wake-up: a reader following the tail sees it reach the end while blocks arrive in any order', async () => {
-    for (let round = 0; round < 20; round++) {
-      const random = seededRandom(round + 1);
-      const numBlocks = 64;
-      const cache = await newCache(numBlocks * 16 - 5, 16, { flushIntervalMs: 60_000 });
-      const order = Array.from({ length: numBlocks }, (_, i) => i).sort(() => random() - 0.5);
-      const seen: number[] = [];
-      const reader = (async () => {
-        for (;;) {
-          const t = await cache.tail();
-          seen.push(t.to);
-          if (t.to === numBlocks * 16 - 6) return;
-        }
-      })();
-      await Promise.all(
-        order.map(async (i) => {
-          if (random() < 0.5) await new Promise((r) => setImmediate(r));
-          const to = Math.min(i * 16 + 15, numBlocks * 16 - 6);
-          await cache.writeAt(payload(i * 16, to), i * 16);
-        }),
-      );
-      await reader; // would hang (and time out) on a missed wake-up
-      expect(seen).toEqual([...seen].sort((a, b) => a - b));
-      expect(new Set(seen).size).toBe(seen.length); // strictly growing
-      await cache.close();
-      await rm(dataPath);
-      await rm(indexPath);
-    }
-  });
-
   it('close wakes a waiting tail with {-1,-1}; tail after close is BLOCKFETCH_CACHE_CLOSED', async () => {
     const cache = await newCache(10, 4);
     const waiting = cache.tail();
-    expect(await pending(waiting)).toBe(true);
+    expect(await stillPending(waiting)).toBe(true);
     await cache.close();
     expect(await waiting).toEqual({ from: -1, to: -1 });
     expect(await codeOf(cache.tail())).toBe('BLOCKFETCH_CACHE_CLOSED');
