@@ -179,8 +179,9 @@ export abstract class BlockBitmap {
   }
 
   /**
-   * As {@link BlockBitmap.nextClear}, for set blocks. Uses `rank`/`select`:
-   * O(1) bitmap queries whatever the distance to the next set block.
+   * As {@link BlockBitmap.nextClear}, for set blocks. Looks at the next few
+   * blocks directly, then uses `rank`/`select`: a bounded number of bitmap
+   * queries whatever the distance to the next set block.
    */
   nextSet(start: number, out: ByteRange): number {
     const found = this.nextSetIndex(start);
@@ -337,8 +338,9 @@ export abstract class BlockBitmap {
    * not `value`, or `numBlocks` when the run reaches the end.
    *
    * For set runs: gallop with `hasRange` (doubling the probe length), then
-   * binary-search within the last step, so a run of n blocks costs about 2·log2(n)
-   * queries. For clear runs: the next set block found by rank/select ends it.
+   * binary-search within the last step, so a run of n blocks costs about
+   * 2·log2(n) queries. For clear runs: the next set block
+   * ({@link BlockBitmap.nextSetIndex}) ends it.
    */
   #runEnd(start: number, value: boolean): number {
     const n = this.#numBlocks;
