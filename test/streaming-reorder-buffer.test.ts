@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReorderBuffer } from '../src/download/reorder-buffer.js';
 import { InvalidArgumentError } from '../src/errors.js';
@@ -76,5 +77,62 @@ describe('ReorderBuffer', () => {
     expect(() => new ReorderBuffer(3, 0)).toThrow(InvalidArgumentError);
     expect(() => new ReorderBuffer(-1, 2)).toThrow(/blockCount must be a whole number >= 0, got -1 \(number\)/);
     expect(new ReorderBuffer(0, 1).ended()).toBe(true);
+  });
+
+  it('property: any arrival order gives the bytes in order, within the window and the byte bound', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }), // blocks
+        fc.integer({ min: 1, max: 5 }), // window
+        fc.integer({ min: 1, max: 6 }), // block size
+        fc.array(fc.nat(), { minLength: 1, maxLength: 300 }), // choices
+        (blocks, window, blockSize, choices) => {
+          const rb = new ReorderBuffer(blocks, window);
+          const received = new Map<number, number>(); // block -> bytes appended
+          const out: number[] = [];
+          const byteOf = (block: number, i: number): number => (block * blockSize + i) % 256;
+          const step = (choice: number): void => {
+            const open = [...received.keys()].filter((b) => b >= rb.head);
+            const action = choice % 3;
+            if (action === 0 && rb.canOpen()) {
+              received.set(rb.open(), 0);
+            } else if (action === 1 && open.length > 0) {
+              const block = open[Math.floor(choice / 3) % open.length] as number;
+              const have = received.get(block) ?? 0;
+              if (have < blockSize) {
+                const n = 1 + ((choice >> 4) % (blockSize - have));
+                rb.append(block, Uint8Array.from({ length: n }, (_, i) => byteOf(block, have + i)));
+                received.set(block, have + n);
+                if (have + n === blockSize) rb.finish(block);
+              }
+            } else {
+              const chunk = rb.take();
+              if (chunk) out.push(...chunk);
+            }
+            expect(rb.openBlocks).toBeLessThanOrEqual(window);
+            expect(rb.bufferedBytes).toBeLessThanOrEqual(window * blockSize);
+          };
+          for (const choice of choices) step(choice);
+          // Then finish deterministically: open, fill and take everything.
+          for (let guard = 0; !rb.ended() && guard < 10_000; guard++) {
+            while (rb.canOpen()) received.set(rb.open(), 0);
+            for (const [block, have] of received) {
+              if (block >= rb.head && have < blockSize) {
+                rb.append(block, Uint8Array.from({ length: blockSize - have }, (_, i) => byteOf(block, have + i)));
+                received.set(block, blockSize);
+                rb.finish(block);
+              }
+            }
+            for (let chunk = rb.take(); chunk; chunk = rb.take()) out.push(...chunk);
+          }
+          expect(rb.ended()).toBe(true);
+          expect(out).toEqual(Array.from({ length: blocks * blockSize }, (_, i) => i % 256));
+          expect(rb.maxBufferedBytes).toBeLessThanOrEqual(window * blockSize);
+          expect(rb.maxOutOfOrder).toBeLessThanOrEqual(window - 1);
+          expect(rb.bufferedBytes).toBe(0);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
