@@ -512,12 +512,16 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
       const range = rangeForIndex(index, info.contentLength, this.#blockSize);
       const block: Block = { index, from: range.from, to: range.to, received: 0, controller: new AbortController() };
       this.#blocks.set(index, block);
-      const task = this.#fetchBlock(block).finally(() => {
-        this.#tasks.delete(task);
-        this.#blocks.delete(index);
-        this.#schedule();
-        this.#notify();
-      });
+      const task = this.#fetchBlock(block)
+        // #fetchBlock handles its own failures; anything else is a bug, and
+        // must end the stream rather than become an unhandled rejection.
+        .catch((err: unknown) => this.#cancel(toError(err)))
+        .finally(() => {
+          this.#tasks.delete(task);
+          this.#blocks.delete(index);
+          this.#schedule();
+          this.#notify();
+        });
       this.#tasks.add(task);
     }
   }
