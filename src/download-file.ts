@@ -20,13 +20,13 @@ import { nodeFileSystem } from './cache/file.js';
 import { LocalDownloadCache } from './cache/local-download-cache.js';
 import { CacheLock, defaultCacheLockOptions } from './cache/lock.js';
 import type { ExpectedDigest } from './cache/types.js';
-import type { RetryOptions } from './download/backoff.js';
+import { RetryBudget, sleep, type RetryOptions } from './download/backoff.js';
 import { CachingDownloader } from './download/caching-downloader.js';
 import type { DownloadEvent } from './download/caching-options.js';
 import type { DigestResult } from './download/digest.js';
-import type { Reader } from './download/reader.js';
+import type { ContentInfo, Reader } from './download/reader.js';
 import type { DownloadStats } from './download/stats.js';
-import { AbortedError, BlockfetchError, InvalidArgumentError, hasCode } from './errors.js';
+import { AbortedError, BlockfetchError, InvalidArgumentError, RetriesExhaustedError, hasCode, retryResponseOf } from './errors.js';
 import { HttpReader } from './http/http-reader.js';
 
 /** The suffix of the partial data file: `big.iso` downloads into `big.iso.blockfetch`. */
@@ -77,6 +77,58 @@ export function pathsFromAnyName(path: string): DownloadPaths {
   if (path.endsWith(INDEX_SUFFIX)) return downloadPaths(path.slice(0, -INDEX_SUFFIX.length));
   if (path.endsWith(PARTIAL_SUFFIX)) return downloadPaths(path.slice(0, -PARTIAL_SUFFIX.length));
   return downloadPaths(path);
+}
+
+/** A failed first look at the remote that will be tried again. */
+export interface LookRetry {
+  /** The failed attempt's number (1 for the first). */
+  readonly attempt: number;
+  /** How long until the next attempt, in ms. */
+  readonly delayMs: number;
+  /** Why it failed. */
+  readonly error: BlockfetchError;
+}
+
+/**
+ * `reader.contentLengthAndBlockSize()` with the download's retry policy: a
+ * server that is briefly unreachable (refused, reset, 503) at the very first
+ * request is retried with backoff like any block, instead of failing the
+ * whole command at once. A non-retryable failure (404, a changed remote)
+ * is thrown at once.
+ *
+ * @example
+ * ```ts
+ * const info = await lookAtRemote(new HttpReader({ url }), { onRetry: (r) => console.log(r.error.message) });
+ * ```
+ */
+export async function lookAtRemote(
+  reader: Reader,
+  options: { readonly retry?: RetryOptions; readonly signal?: AbortSignal; readonly onRetry?: (retry: LookRetry) => void } = {},
+): Promise<ContentInfo> {
+  const budget = new RetryBudget(options.retry);
+  for (;;) {
+    try {
+      return await reader.contentLengthAndBlockSize(options.signal);
+    } catch (err) {
+      if (options.signal?.aborted) throw new AbortedError('the download was aborted', { cause: options.signal.reason });
+      const response = retryResponseOf(err);
+      const decision = budget.onFailure(-1, response.isRetryable(), response.backoffDuration());
+      const error =
+        err instanceof BlockfetchError
+          ? err
+          : new BlockfetchError('BLOCKFETCH_NETWORK', `${reader.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      if (!decision.retry) {
+        if (decision.reason === 'not-retryable') throw error;
+        throw new RetriesExhaustedError(`the first request failed ${decision.attempt} times: ${error.message}`, decision.attempt, {
+          cause: error,
+        });
+      }
+      options.onRetry?.({ attempt: decision.attempt, delayMs: decision.delayMs, error });
+      await sleep(decision.delayMs, options.signal).catch(() => {
+        throw new AbortedError('the download was aborted', { cause: options.signal?.reason });
+      });
+    }
+  }
 }
 
 /** Options of {@link downloadFile}. Every field is optional. */
@@ -164,6 +216,8 @@ export type DownloadFileEvent =
     }
   /** Another process holds the download's lock; waiting up to `waitMs` for it (a killed process's lock goes stale after 5 s). */
   | { readonly type: 'lock-wait'; readonly paths: DownloadPaths; readonly waitMs: number }
+  /** The first request to a new download failed and will be retried after `delayMs`. */
+  | ({ readonly type: 'look-retry' } & LookRetry)
   /** A partial download was discarded (`restart`), for `reason`. */
   | { readonly type: 'discard'; readonly paths: DownloadPaths; readonly reason: BlockfetchError }
   /** The download is complete and verified; the partial file is being renamed to the target. */
@@ -390,7 +444,11 @@ async function openOrCreateCache(
     await discard(paths);
   }
   if (signal.aborted) throw new AbortedError('the download was aborted', { cause: signal.reason });
-  const info = await reader.contentLengthAndBlockSize(signal);
+  const info = await lookAtRemote(reader, {
+    signal,
+    ...(o.retry === undefined ? {} : { retry: o.retry }),
+    onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
+  });
   await createNewFilesForCache(paths.partial, paths.index, info.contentLength, info.blockSize, {
     identity: info.identity,
     lock: false,

@@ -231,6 +231,21 @@ describe('exit codes, each from its real cause', () => {
     expect(server.requests.at(-1)?.headers['if-match']).toBe('"r3-8388608"');
   });
 
+  it('3: a server that refuses the very first request is retried with backoff before giving up', async () => {
+    const gone = await startFaultServer({ content: payload(0, 1023) });
+    const url = gone.url;
+    await gone.close(); // nothing listens on that port now
+    const cwd = await freshDir('refused');
+    const result = await runCli([url, '-o', 'r.bin', '--retries', '2', '--json'], { cwd });
+    expect(result.code).toBe(ExitCode.NETWORK);
+    const lines = result.stdout.toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l['type'])).toEqual(['retry', 'retry', 'error']);
+    expect(lines[0]).toMatchObject({ from: -1, to: -1, attempt: 1, code: 'BLOCKFETCH_NETWORK' });
+    expect(lines[2]).toMatchObject({ code: 'BLOCKFETCH_RETRIES_EXHAUSTED', exitCode: 3, message: expect.stringMatching(/failed 3 times: .*ECONNREFUSED/) as unknown });
+    expect(result.stderr).toMatch(/^blockfetch: the first request failed 3 times: /m);
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
   it('5: a digest mismatch keeps the partial file and never creates the target', async () => {
     const server = await serve({ content: payload(0, MiB - 1) });
     const cwd = await freshDir('digest');

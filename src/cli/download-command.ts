@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
-import { downloadFile, downloadPaths, type DownloadFileEvent } from '../download-file.js';
+import { downloadFile, downloadPaths, lookAtRemote, type DownloadFileEvent, type LookRetry } from '../download-file.js';
 import { redactUrl } from '../errors.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
@@ -35,7 +35,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
     if (target === undefined || (await isDirectory(target))) {
-      const name = await nameFromServer(command, capture, io.signal);
+      const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
       target = target === undefined ? name : join(target, name);
     }
     const snapshots = new SnapshotMaker();
@@ -58,6 +58,9 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
           view.note(
             `waiting up to ${Math.round(event.waitMs / 1000)} s for another blockfetch on ${event.paths.target} (the lock of a killed one expires within 5 s)`,
           );
+          break;
+        case 'look-retry':
+          showLookRetry(view, event);
           break;
         case 'discard':
           view.note(`discarded the partial download (${event.reason.message}); starting over`);
@@ -133,6 +136,7 @@ async function nameFromServer(
   command: DownloadCommand,
   capture: ReturnType<typeof createHeaderCapturingDispatcher>,
   signal: AbortSignal,
+  onRetry: (retry: LookRetry) => void,
 ): Promise<string> {
   const probe = new HttpReader({
     url: command.url,
@@ -143,7 +147,7 @@ async function nameFromServer(
     dispatcher: capture.dispatcher,
   });
   try {
-    await probe.contentLengthAndBlockSize(signal);
+    await lookAtRemote(probe, { signal, retry: { attemptsPerBlock: command.retries + 1 }, onRetry });
   } finally {
     await probe.close().catch(() => undefined);
   }
@@ -202,4 +206,21 @@ async function isDirectory(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A retry of the first request, shown like a block's (a range of -1 means "the first look"). */
+function showLookRetry(view: ProgressView, retry: LookRetry): void {
+  const snapshot: ProgressSnapshot = {
+    bytesDone: 0,
+    totalBytes: 0,
+    bytesThisRun: 0,
+    elapsedMs: 0,
+    bytesPerSecond: 0,
+    activeConnections: 0,
+    retries: retry.attempt,
+  };
+  view.retry(
+    { from: -1, to: -1, attempt: retry.attempt, delayMs: retry.delayMs, reason: retry.error.message, code: retry.error.code },
+    snapshot,
+  );
 }

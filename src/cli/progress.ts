@@ -33,7 +33,7 @@ export interface ProgressSnapshot {
 
 /** One retry, as the downloader reported it. */
 export interface RetryNotice {
-  /** The first byte of the range that failed. */
+  /** The first byte of the range that failed; -1 for the first request (the look at the remote). */
   readonly from: number;
   /** The last byte of that range (inclusive). */
   readonly to: number;
@@ -195,7 +195,7 @@ export class TerminalView implements ProgressView {
   }
 
   retry(notice: RetryNotice): void {
-    this.note(`retrying bytes ${notice.from}-${notice.to} in ${formatDuration(notice.delayMs)} (attempt ${notice.attempt}): ${notice.reason}`);
+    this.note(retryLine(notice));
   }
 
   note(message: string): void {
@@ -264,7 +264,7 @@ export class LineView implements ProgressView {
   }
 
   retry(notice: RetryNotice): void {
-    this.#stream.write(`retrying bytes ${notice.from}-${notice.to} in ${formatDuration(notice.delayMs)} (attempt ${notice.attempt}): ${notice.reason}\n`);
+    this.#stream.write(`${retryLine(notice)}\n`);
   }
 
   note(message: string): void {
@@ -324,6 +324,11 @@ export class JsonView implements ProgressView {
 
 function finiteOrNull(n: number): number | null {
   return Number.isFinite(n) ? Math.round(n) : null;
+}
+
+function retryLine(notice: RetryNotice): string {
+  const what = notice.from < 0 ? 'the first request' : `bytes ${notice.from}-${notice.to}`;
+  return `retrying ${what} in ${formatDuration(notice.delayMs)} (attempt ${notice.attempt} failed: ${notice.reason})`;
 }
 
 function doneLine(notice: DoneNotice): string {
