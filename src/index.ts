@@ -99,10 +99,11 @@ export { BLOCKFETCH_VERSION, DEFAULT_USER_AGENT } from './http/version.js';
 // downloading a URL to a file (what the blockfetch command uses)
 export {
   downloadFile,
+  lookAtRemote,
   downloadPaths,
   pathsFromAnyName,
   defaultDownloadFileOptions,
   PARTIAL_SUFFIX,
   INDEX_SUFFIX,
 } from './download-file.js';
-export type { DownloadFileOptions, DownloadFileEvent, DownloadFileResult, DownloadPaths } from './download-file.js';
+export type { DownloadFileOptions, DownloadFileEvent, DownloadFileResult, DownloadPaths, LookRetry } from './download-file.js';
