@@ -1,0 +1,147 @@
+/**
+ * `downloadFile()`, the library entry the command is built on, in-process
+ * against the fault server: events, abort and resume, the files it leaves
+ * at each step, and the recovery from a crash at each step of finishing.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { downloadFile, downloadPaths, pathsFromAnyName, type DownloadFileEvent } from '../src/download-file.js';
+import { AbortedError, BlockfetchError, InvalidArgumentError } from '../src/errors.js';
+import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { firstMisplaced, payload } from './helpers/payload.js';
+
+const MiB = 2 ** 20;
+const SIZE = 6 * MiB;
+const DATA = payload(0, SIZE - 1);
+
+let dir: string;
+let server: FaultServer;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'blockfetch-download-file-'));
+  server = await startFaultServer({ content: DATA });
+});
+afterAll(async () => {
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function sub(name: string): Promise<string> {
+  const d = join(dir, name);
+  await mkdir(d, { recursive: true });
+  return d;
+}
+
+describe('downloadFile', () => {
+  it('downloads, reports typed events in order, and leaves only the target', async () => {
+    const d = await sub('events');
+    const events: DownloadFileEvent[] = [];
+    const result = await downloadFile(server.url, join(d, 'a.bin'), { blockSize: MiB, concurrency: 3, onEvent: (e) => events.push(e) });
+    expect(result).toMatchObject({ target: join(d, 'a.bin'), size: SIZE, resumedBytes: 0, digest: { algorithm: 'sha256', verified: false } });
+    expect(result.stats.downloadedBytes).toBe(SIZE);
+    const types = events.map((e) => e.type).filter((t) => t !== 'progress');
+    expect(types).toEqual(['open', 'start', 'done', 'finish']);
+    expect(firstMisplaced(await readFile(join(d, 'a.bin')))).toBe(-1);
+    expect(await readdir(d)).toEqual(['a.bin']);
+  });
+
+  it('stops on abort with the index saved, and the same call resumes', async () => {
+    const d = await sub('abort');
+    const target = join(d, 'b.bin');
+    // bytesPerSecond slows the download so the abort lands mid-way.
+    const controller = new AbortController();
+    const first = downloadFile(server.url, target, {
+      blockSize: MiB,
+      concurrency: 2,
+      bytesPerSecond: 4 * MiB,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'progress' && e.stats.doneBytes >= 2 * MiB) controller.abort();
+      },
+    });
+    await expect(first).rejects.toBeInstanceOf(AbortedError);
+    expect(existsSync(target)).toBe(false);
+    expect(existsSync(`${target}.blockfetch`) && existsSync(`${target}.blockfetch.json`)).toBe(true);
+    expect(existsSync(`${target}.blockfetch.lock`)).toBe(false); // the lock was released
+
+    const again = await downloadFile(server.url, target, { blockSize: 4 * MiB });
+    expect(again.resumedBytes).toBeGreaterThanOrEqual(2 * MiB);
+    expect(again.resumedBytes + again.stats.downloadedBytes).toBe(SIZE);
+    expect((await readFile(target)).equals(DATA)).toBe(true);
+  });
+
+  it('verifies an expected digest before the rename', async () => {
+    const d = await sub('digest');
+    const target = join(d, 'c.bin');
+    const wrong = { algorithm: 'sha256' as const, hex: '0'.repeat(64) };
+    await expect(downloadFile(server.url, target, { blockSize: MiB, expectedDigest: wrong })).rejects.toMatchObject({
+      code: 'BLOCKFETCH_DIGEST_MISMATCH',
+    });
+    expect(existsSync(target)).toBe(false);
+    expect(existsSync(`${target}.blockfetch`)).toBe(true);
+  });
+
+  it('recovers from a crash at every step of finishing', async () => {
+    const d = await sub('finish');
+    const target = join(d, 'd.bin');
+    const paths = downloadPaths(target);
+
+    // Killed after the rename, before the index was removed: a finished
+    // target and a stale index. The stale index is removed; the target is
+    // kept (and refused without overwrite).
+    await writeFile(target, 'finished earlier');
+    await writeFile(paths.index, '{}');
+    await expect(downloadFile(server.url, target)).rejects.toMatchObject({ code: 'BLOCKFETCH_TARGET_EXISTS' });
+    expect(existsSync(paths.index)).toBe(false);
+    expect(await readFile(target, 'utf8')).toBe('finished earlier');
+
+    // Killed while creating the cache: a data file without an index holds
+    // nothing known to be complete; it is started over.
+    await rm(target);
+    await writeFile(paths.partial, 'garbage that no index vouches for');
+    const result = await downloadFile(server.url, target, { blockSize: MiB });
+    expect(result.resumedBytes).toBe(0);
+    expect((await readFile(target)).equals(DATA)).toBe(true);
+    expect(await readdir(d)).toEqual(['d.bin']);
+  });
+
+  it('refuses what it cannot do before any request', async () => {
+    const before = server.requests.length;
+    await expect(downloadFile(server.url, join(dir, 'no/such/dir/e.bin'))).rejects.toMatchObject({
+      code: 'BLOCKFETCH_INVALID_ARGUMENT',
+      message: expect.stringMatching(/no such directory/) as unknown,
+    });
+    await expect(downloadFile(server.url, join(dir, 'f.bin'), { concurrency: 0 })).rejects.toThrow(
+      new InvalidArgumentError('downloadFile option concurrency must be a whole number >= 1, got 0 (number)'),
+    );
+    await expect(downloadFile(server.url, join(dir, 'f.bin'), { blockSize: '16MiB' as unknown as number })).rejects.toThrow(
+      /downloadFile option blockSize must be a whole number >= 1, got 16MiB \(string\)/,
+    );
+    expect(server.requests.length).toBe(before);
+  });
+
+  it('reads the paths of a download from any of its three names', () => {
+    const p = downloadPaths('/x/y.iso');
+    expect(p).toEqual({ target: '/x/y.iso', partial: '/x/y.iso.blockfetch', index: '/x/y.iso.blockfetch.json', directory: '/x' });
+    expect(pathsFromAnyName('/x/y.iso.blockfetch')).toEqual(p);
+    expect(pathsFromAnyName('/x/y.iso.blockfetch.json')).toEqual(p);
+  });
+
+  it('never throws anything but a BlockfetchError for a download that fails', async () => {
+    const d = await sub('fail');
+    server.script(() => ({ kind: 'status', status: 404 }));
+    try {
+      await downloadFile(server.url, join(d, 'g.bin'), { retry: { attemptsPerBlock: 1 } });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(BlockfetchError);
+      expect((err as BlockfetchError).code).toBe('BLOCKFETCH_HTTP_STATUS');
+    } finally {
+      server.script(undefined);
+    }
+    expect(await readdir(d)).toEqual([]);
+  });
+});
