@@ -65,7 +65,10 @@ describe('blockfetch <url> -o FILE', () => {
   it('downloads byte-identical, verifies --sha256, leaves no partial files, prints JSON lines with --json', async () => {
     const server = await serve({ content: DATA });
     const cwd = await freshDir('plain');
-    const result = await runCli([server.url, '-o', 'out.bin', '--block-size', '1MiB', '-c', '4', '--sha256', SHA256, '--json'], { cwd });
+    const result = await runCli(
+      [server.url, '-o', 'out.bin', '--block-size', '1MiB', '-c', '4', '--sha256', SHA256, '--json', '-H', 'Authorization: Bearer s3cret', '-H', 'X-Trace: a'],
+      { cwd },
+    );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(ExitCode.SUCCESS);
     const out = await readFile(join(cwd, 'out.bin'));
@@ -74,6 +77,9 @@ describe('blockfetch <url> -o FILE', () => {
     expect(await readdir(cwd)).toEqual(['out.bin']);
     // Every ranged request after the first was pinned to the revision.
     expect(server.requests.slice(1).every((r) => r.headers['if-match'] === server.etag)).toBe(true);
+    // -H reaches every request; the secret never reaches the output.
+    expect(server.requests.every((r) => r.headers['authorization'] === 'Bearer s3cret' && r.headers['x-trace'] === 'a')).toBe(true);
+    expect(result.stdout.toString('utf8')).not.toContain('s3cret');
 
     const lines = result.stdout.toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toMatchObject({ type: 'start', totalBytes: SIZE, blockSize: MiB, concurrency: 4, resumedBytes: 0 });
