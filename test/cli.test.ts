@@ -298,7 +298,7 @@ describe('exit codes, each from its real cause', () => {
     const sentAt = Date.now();
     running.child.kill('SIGINT');
     const interrupted = await running.done;
-    expect(Date.now() - sentAt).toBeLessThan(1500);
+    expect(Date.now() - sentAt).toBeLessThan(1000); // measured: 41-93 ms
     expect(interrupted.code).toBe(ExitCode.INTERRUPTED);
     expect(interrupted.stderr).toMatch(/^blockfetch: interrupted by SIGINT; progress saved in .*big\.bin\.blockfetch$/m);
     expect(interrupted.stderr).toMatch(/^resume with: blockfetch http:\/\/127\.0\.0\.1:\d+\/file -o big\.bin --block-size 512KiB -c 2 --rate 512KiB\/s$/m);
