@@ -9,10 +9,13 @@
  *
  * Why roaring: a 1 TiB file at 64 KiB blocks has 16 M blocks. A plain bit
  * array is 2 MiB whatever the state; a roaring bitmap of a download in
- * progress is a handful of runs (a few hundred bytes serialized), its
- * portable format is readable by the Java/Go/C implementations, and
- * `rank`/`select`/`hasRange` answer "where is the next set / clear block"
- * without looking at every bit.
+ * progress is mostly runs, and after `runOptimize()` a run costs about 14
+ * bytes per 65 536 blocks it spans (roaring keeps one container per 2^16
+ * values): 115 bytes for a few short runs, 1.8 KiB for the first half of
+ * 16 M blocks, 2 MiB only when every other block is set. Its portable format
+ * is readable by the Java/Go/C implementations, and `has`/`hasRange`/
+ * `rank`/`select` answer "where is the next set / clear block" without
+ * looking at every bit.
  *
  * @module
  */
