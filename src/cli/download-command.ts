@@ -14,7 +14,7 @@ import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
 import { Interrupted, type CliIo } from './io.js';
 import { JsonView, SnapshotMaker, createProgressView, type ProgressSnapshot, type ProgressView } from './progress.js';
-import { debugFromEnvironment, describeFailure, formatFailure } from './report.js';
+import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } from './report.js';
 import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
 import { resumeCommand } from './resume-command.js';
 import { runStream } from './stream-command.js';
@@ -184,20 +184,6 @@ function reportDownloadFailure(err: unknown, command: DownloadCommand, target: s
   return report.exitCode;
 }
 
-/** The `--json` line for a failure: code, message, hint, exit status and, when resumable, the command. */
-export function writeJsonError(stream: NodeJS.WritableStream, err: unknown, resume?: string): void {
-  const report = describeFailure(err);
-  stream.write(
-    `${JSON.stringify({
-      type: 'error',
-      code: report.code ?? null,
-      message: report.message,
-      hint: report.hint ?? null,
-      exitCode: report.exitCode,
-      ...(resume === undefined ? {} : { resume }),
-    })}\n`,
-  );
-}
 
 async function isDirectory(path: string): Promise<boolean> {
   if (path.endsWith('/')) return true;

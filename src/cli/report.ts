@@ -114,3 +114,18 @@ function oneLine(text: string): string {
 function redactUrls(text: string): string {
   return text.replace(/\bhttps?:\/\/[^\s'"<>]+/g, (url) => redactUrl(url));
 }
+
+/** The `--json` line for a failure: code, message, hint, exit status and, when resumable, the command. */
+export function writeJsonError(stream: NodeJS.WritableStream, err: unknown, resume?: string): void {
+  const report = describeFailure(err);
+  stream.write(
+    `${JSON.stringify({
+      type: 'error',
+      code: report.code ?? null,
+      message: report.message,
+      hint: report.hint ?? null,
+      exitCode: report.exitCode,
+      ...(resume === undefined ? {} : { resume }),
+    })}\n`,
+  );
+}

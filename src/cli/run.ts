@@ -9,13 +9,10 @@
  */
 import { BLOCKFETCH_VERSION } from '../http/version.js';
 import { parseCommandLine, type InspectCommand, type VerifyCommand } from './args.js';
-import { runDownload, writeJsonError } from './download-command.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { helpText } from './help.js';
-import { formatInspectReport, inspectDownload } from './inspect.js';
 import type { CliIo } from './io.js';
-import { debugFromEnvironment, describeFailure, formatFailure } from './report.js';
-import { verifyFile } from './verify.js';
+import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } from './report.js';
 
 export { Interrupted, type CliIo } from './io.js';
 
@@ -45,7 +42,9 @@ export async function runCli(io: CliIo): Promise<ExitCodeValue> {
         return await runVerify(command, io);
       case 'download':
         debug ||= command.debug;
-        return await runDownload(command, io);
+        // Loaded on demand: --help, --version, usage errors, inspect and
+        // verify start without loading the HTTP client and the downloaders.
+        return await (await import('./download-command.js')).runDownload(command, io);
     }
   } catch (err) {
     // Errors before a download started (usage, inspect, verify).
@@ -56,12 +55,14 @@ export async function runCli(io: CliIo): Promise<ExitCodeValue> {
 }
 
 async function runInspect(command: InspectCommand, io: CliIo): Promise<ExitCodeValue> {
+  const { formatInspectReport, inspectDownload } = await import('./inspect.js');
   const report = await inspectDownload(command.path);
   io.stdout.write(command.json ? `${JSON.stringify(report)}\n` : formatInspectReport(report));
   return ExitCode.SUCCESS;
 }
 
 async function runVerify(command: VerifyCommand, io: CliIo): Promise<ExitCodeValue> {
+  const { verifyFile } = await import('./verify.js');
   const results = await verifyFile(command.path, command.digests, io.signal);
   if (command.json) {
     io.stdout.write(`${JSON.stringify({ type: 'verified', path: command.path, digests: results })}\n`);
