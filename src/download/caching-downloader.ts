@@ -70,6 +70,44 @@ interface RunState {
 }
 
 /** Where a request stands between its attempts. */
+/** Bytes of writes one request may have in flight before it waits for them. */
+const WRITE_WINDOW_BYTES = 4 * 2 ** 20;
+
+/**
+ * The writes one attempt has started and not yet awaited. A rejection is
+ * kept (never left unhandled) and thrown by the next {@link WriteWindow.drain}.
+ */
+class WriteWindow {
+  #pending: Promise<void>[] = [];
+  #failure: { readonly error: unknown } | undefined;
+  /** Bytes in the writes not yet drained. */
+  bytes = 0;
+
+  add(write: Promise<void>, bytes: number): void {
+    this.#pending.push(
+      write.catch((error: unknown) => {
+        this.#failure ??= { error };
+      }),
+    );
+    this.bytes += bytes;
+  }
+
+  /** Waits for every write started so far; throws the first that failed. */
+  async drain(): Promise<void> {
+    const failure = await this.settle();
+    if (failure) throw failure.error;
+  }
+
+  /** Waits for every write started so far; returns the first failure instead of throwing it. */
+  async settle(): Promise<{ readonly error: unknown } | undefined> {
+    const pending = this.#pending;
+    this.#pending = [];
+    this.bytes = 0;
+    await Promise.all(pending);
+    return this.#failure;
+  }
+}
+
 interface Transfer {
   /** The next byte to ask for and write. */
   position: number;
@@ -452,11 +490,21 @@ export class CachingDownloader {
     return true;
   }
 
-  /** One attempt: one body from `t.position` to the request's end, streamed into the cache. */
+  /**
+   * One attempt: one body from `t.position` to the request's end, streamed
+   * into the cache.
+   *
+   * Writes are not awaited one by one: up to {@link WRITE_WINDOW_BYTES} of
+   * them run while the next chunks arrive, so the socket and the disk work at
+   * the same time instead of taking turns (awaiting each 64 KiB write made a
+   * loopback download about half as fast). A block is marked only after every
+   * write that touched it has resolved, which is all `markCached` asks.
+   */
   async #transfer(run: RunState, request: PlannedRequest, t: Transfer, ranged: boolean): Promise<void> {
     const signal = run.signal;
     await this.#limiter.takeRequest(signal);
     run.stats.requestStarted();
+    const writes = new WriteWindow();
     try {
       const body = await this.#reader.getReader(t.position, request.to, signal);
       for await (const chunk of body) {
@@ -475,14 +523,18 @@ export class CachingDownloader {
         // Throttle BEFORE the bytes are handed on: pausing here stops reading
         // the body, and the socket's window does the rest.
         await this.#limiter.takeBytes(chunk.length, signal);
-        await this.#write(run, chunk, t.position, ranged);
+        writes.add(this.#write(run, chunk, t.position, ranged), chunk.length);
+        if (writes.bytes >= WRITE_WINDOW_BYTES) await writes.drain();
         t.position += chunk.length;
         run.stats.received(chunk.length);
         // Mark every block that is now whole, except the request's last: only
         // the end of the body shows that it was not longer than asked.
-        while (t.nextToMark < request.lastBlock && this.#blockEnd(t.nextToMark) < t.position) {
-          this.#mark(run, t.nextToMark++, ranged);
-          t.progressed = true;
+        if (t.nextToMark < request.lastBlock && this.#blockEnd(t.nextToMark) < t.position) {
+          await writes.drain();
+          while (t.nextToMark < request.lastBlock && this.#blockEnd(t.nextToMark) < t.position) {
+            this.#mark(run, t.nextToMark++, ranged);
+            t.progressed = true;
+          }
         }
       }
       if (t.position !== request.to + 1) {
@@ -492,12 +544,21 @@ export class CachingDownloader {
           { retryable: true },
         );
       }
+      await writes.drain();
       while (t.nextToMark <= request.lastBlock) {
         this.#mark(run, t.nextToMark++, ranged);
         t.progressed = true;
       }
     } finally {
+      // Whatever ended the attempt, no write of it may still be running when
+      // the next attempt (or the final flush) starts.
+      const writeFailure = await writes.settle();
       run.stats.requestEnded();
+      // A failed write outranks whatever else ended the attempt (say, a cut
+      // body): its bytes are not on disk, and a retry resuming at
+      // t.position would skip them. It is an internal error: the run stops.
+      // eslint-disable-next-line no-unsafe-finally
+      if (writeFailure) throw writeFailure.error;
     }
   }
 
