@@ -57,7 +57,8 @@ describe('kill -9 at random points', () => {
     const server = await startFaultServer({ content: payload(0, size - 1) });
     try {
       const target = join(dir, 'killed.bin');
-      const args = [server.url, '-o', target, '--block-size', '1MiB', '-c', '4', '--rate', '6MiB/s', '--quiet'];
+      // Not --quiet: a failure shows what the run said.
+      const args = [server.url, '-o', target, '--block-size', '1MiB', '-c', '4', '--rate', '6MiB/s'];
       let recorded = 0;
       const kills: string[] = [];
       let finished = false;
@@ -71,7 +72,22 @@ describe('kill -9 at random points', () => {
         } else {
           // After a kill -9 the next run first waits for the dead run's lock
           // to go stale; kill it once it has saved progress of its own.
-          await waitFor(async () => existsSync(indexPath) && (await stat(indexPath)).mtimeMs > before, 30_000);
+          let exited = false;
+          void running.done.then(() => {
+            exited = true;
+          });
+          await waitFor(async () => exited || (existsSync(indexPath) && (await stat(indexPath)).mtimeMs > before), 30_000).catch(
+            (err: unknown) => {
+              throw new Error(`round ${round}: ${String(err)}; its stderr so far: ${running.stderr()}`);
+            },
+          );
+          if (exited) {
+            const early = await running.done;
+            // It may legitimately have finished; anything else is a failure to explain.
+            expect(early.code, `round ${round} exited on its own: ${early.stderr}`).toBe(ExitCode.SUCCESS);
+            finished = true;
+            break;
+          }
           await new Promise((resolve) => setTimeout(resolve, Math.random() * 1500));
         }
         running.child.kill('SIGKILL');
