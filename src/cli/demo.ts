@@ -10,7 +10,9 @@
  *    40% of the file.
  * 4. Shows `blockfetch inspect` of the partial download, resumes with the
  *    same command, and prints a summary: time, throughput, and the bytes
- *    fetched twice (what the interrupted run had received but not yet saved).
+ *    fetched twice: what the server sent beyond the file's size (blocks in
+ *    flight at the interrupt, which are fetched again whole, plus what the
+ *    resumed run's first response sent of block 0 before it was dropped).
  *
  * Everything (child, server, temp dir) is cleaned up on exit, on error and
  * on Ctrl-C.
@@ -199,7 +201,7 @@ async function main(): Promise<number> {
     say(`  throughput:       ${formatRate((SIZE * 1000) / totalMs)} overall`);
     say(`  bytes from server: ${formatBytes(sent)} (${sent} bytes)`);
     say(
-      `  fetched twice:    ${formatBytes(fetchedTwice)} (${fetchedTwice} bytes): received before the interrupt but not yet recorded, so fetched again after resume`,
+      `  fetched twice:    ${formatBytes(fetchedTwice)} (${fetchedTwice} bytes) sent beyond the file's size: blocks that were in flight at the interrupt (fetched again whole), and the start of the resumed run's first response`,
     );
     return 0;
   } finally {
