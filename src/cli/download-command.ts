@@ -30,7 +30,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   const view: ProgressView = command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr);
   const capture = createHeaderCapturingDispatcher();
   let target: string | undefined = command.output;
-  let lastSnapshot: ProgressSnapshot | undefined;
+  let presenter: EventPresenter | undefined;
   try {
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
@@ -38,64 +38,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
       target = target === undefined ? name : join(target, name);
     }
-    const snapshots = new SnapshotMaker();
-    const onEvent = (event: DownloadFileEvent): void => {
-      switch (event.type) {
-        case 'open':
-          view.start({
-            url: redactUrl(command.url),
-            target: event.paths.target,
-            totalBytes: event.size,
-            blockSize: event.blockSize,
-            concurrency: command.concurrency,
-            resumedBytes: event.resumedBytes,
-          });
-          if (event.resumedBytes > 0) {
-            view.note(`resuming: ${formatBytes(event.resumedBytes)} of ${formatBytes(event.size)} already on disk`);
-          }
-          break;
-        case 'lock-wait':
-          view.note(
-            `waiting up to ${Math.round(event.waitMs / 1000)} s for another blockfetch on ${event.paths.target} (the lock of a killed one expires within 5 s)`,
-          );
-          break;
-        case 'look-retry':
-          showLookRetry(view, event);
-          break;
-        case 'discard':
-          view.note(`discarded the partial download (${event.reason.message}); starting over`);
-          break;
-        case 'start':
-          if (!event.info.rangesSupported) {
-            view.note('note: the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
-          } else if (!event.info.pinned) {
-            view.note('note: the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
-          }
-          lastSnapshot = snapshots.make(event.stats);
-          view.update(lastSnapshot);
-          break;
-        case 'progress':
-          lastSnapshot = snapshots.make(event.stats);
-          view.update(lastSnapshot);
-          break;
-        case 'retry':
-          lastSnapshot = snapshots.make(event.stats);
-          view.retry(
-            {
-              from: event.range.from,
-              to: event.range.to,
-              attempt: event.attempt,
-              delayMs: event.delayMs,
-              reason: event.error.message,
-              code: event.error.code,
-            },
-            lastSnapshot,
-          );
-          break;
-        default:
-          break;
-      }
-    };
+    presenter = new EventPresenter(view, command);
     const result = await downloadFile(command.url, target, {
       concurrency: command.concurrency,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
@@ -108,7 +51,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       timeoutMs: command.timeoutMs,
       signal: io.signal,
       dispatcher: capture.dispatcher,
-      onEvent,
+      onEvent: presenter.handle,
     });
     view.done({
       target: result.target,
@@ -119,11 +62,86 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     });
     return ExitCode.SUCCESS;
   } catch (err) {
-    view.stop(lastSnapshot);
+    view.stop(presenter?.last);
     return reportDownloadFailure(err, command, target, io);
   } finally {
     await capture.dispatcher.close().catch(() => undefined);
   }
+}
+
+/** Shows the events of one {@link downloadFile} call on a progress view. */
+class EventPresenter {
+  readonly #view: ProgressView;
+  readonly #command: DownloadCommand;
+  #snapshots = new SnapshotMaker();
+  /** The last progress shown, for the view's final state on failure. */
+  last: ProgressSnapshot | undefined;
+
+  constructor(view: ProgressView, command: DownloadCommand) {
+    this.#view = view;
+    this.#command = command;
+  }
+
+  /** The `onEvent` listener (an arrow, so it can be passed as is). */
+  readonly handle = (event: DownloadFileEvent): void => {
+    switch (event.type) {
+      case 'open':
+        // A new run (the first, or one after a restart): its clock and counts start at 0.
+        this.#snapshots = new SnapshotMaker();
+        this.#view.start({
+          url: redactUrl(this.#command.url),
+          target: event.paths.target,
+          totalBytes: event.size,
+          blockSize: event.blockSize,
+          concurrency: this.#command.concurrency,
+          resumedBytes: event.resumedBytes,
+        });
+        if (event.resumedBytes > 0) {
+          this.#view.note(`resuming: ${formatBytes(event.resumedBytes)} of ${formatBytes(event.size)} already on disk`);
+        }
+        break;
+      case 'lock-wait':
+        this.#view.note(
+          `waiting up to ${Math.round(event.waitMs / 1000)} s for another blockfetch on ${event.paths.target} (the lock of a killed one expires within 5 s)`,
+        );
+        break;
+      case 'look-retry':
+        showLookRetry(this.#view, event);
+        break;
+      case 'discard':
+        this.#view.note(`discarded the partial download (${event.reason.message}); starting over`);
+        break;
+      case 'start':
+        if (!event.info.rangesSupported) {
+          this.#view.note('note: the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
+        } else if (!event.info.pinned) {
+          this.#view.note('note: the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
+        }
+        this.last = this.#snapshots.make(event.stats);
+        this.#view.update(this.last);
+        break;
+      case 'progress':
+        this.last = this.#snapshots.make(event.stats);
+        this.#view.update(this.last);
+        break;
+      case 'retry':
+        this.last = this.#snapshots.make(event.stats);
+        this.#view.retry(
+          {
+            from: event.range.from,
+            to: event.range.to,
+            attempt: event.attempt,
+            delayMs: event.delayMs,
+            reason: event.error.message,
+            code: event.error.code,
+          },
+          this.last,
+        );
+        break;
+      default:
+        break;
+    }
+  };
 }
 
 /**
