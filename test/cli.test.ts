@@ -252,6 +252,23 @@ describe('exit codes, each from its real cause', () => {
     expect(await readdir(cwd)).toEqual([]);
   });
 
+  it('3: --timeout ends a request that stalls, and it is retried', async () => {
+    const server = await serve({ content: payload(0, 4 * MiB - 1) });
+    const cwd = await freshDir('timeout');
+    // Headers, then not a byte: no progress, so each stall counts against --retries.
+    server.script((req) => (req.index >= 1 ? { kind: 'stall', after: 0 } : undefined));
+    const started = Date.now();
+    const result = await runCli([server.url, '-o', 't.bin', '--block-size', '1MiB', '-c', '1', '--timeout', '300ms', '--retries', '1', '--json'], {
+      cwd,
+    });
+    expect(result.code).toBe(ExitCode.NETWORK);
+    const lines = result.stdout.toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => l['type'] === 'retry').map((l) => l['code'])).toContain('BLOCKFETCH_TIMEOUT');
+    expect(lines.at(-1)).toMatchObject({ type: 'error', exitCode: 3 });
+    // Two stalled attempts of 300 ms and a backoff, not the 30 s default.
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
   it('5: a digest mismatch keeps the partial file and never creates the target', async () => {
     const server = await serve({ content: payload(0, MiB - 1) });
     const cwd = await freshDir('digest');

@@ -25,7 +25,11 @@ export const defaultCliOptions = Object.freeze({
    * connections x 16 MiB of reorder buffer (--stdout) stays at 128 MiB.
    */
   blockSize: 16 * 2 ** 20,
-  /** Retries of one block (after its first attempt) before the run gives up. */
+  /**
+   * Retries of a request that makes no progress before the run gives up
+   * (the downloader's `attemptsPerBlock` is this plus one; a request that
+   * received bytes before failing starts counting again).
+   */
   retries: 5,
   /** How long a request may wait for the next bytes before it is retried, in ms. */
   timeoutMs: 30_000,
@@ -55,7 +59,7 @@ export interface DownloadCommand {
   readonly digest: ExpectedDigest | undefined;
   /** Discard a partial download whose remote changed, and start again. */
   readonly restart: boolean;
-  /** Retries per block after the first attempt. */
+  /** Retries of a request that makes no progress (see {@link defaultCliOptions}). */
   readonly retries: number;
   /** Per-request inactivity timeout, in ms. */
   readonly timeoutMs: number;

@@ -25,7 +25,8 @@ Options:
       --sha512 HEX       final rename; a mismatch keeps the partial file)
       --restart          if the remote changed since the partial download
                          began, discard it and download the new revision
-      --retries N        retries per block before giving up (default 5)
+      --retries N        retries of a request that makes no progress
+                         before giving up (default 5)
       --timeout DURATION give up on a silent request after this, e.g. 30s
                          (default 30s); it is retried
   -f, --force            overwrite FILE if it exists
