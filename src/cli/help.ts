@@ -15,7 +15,8 @@ is in FILE.blockfetch and its index in FILE.blockfetch.json, next to FILE.
 
 Options:
   -o, --output FILE      where to save (default: the server's file name or the
-                         URL's last path segment); '-' streams to stdout
+                         URL's last path segment); '-' streams to stdout; a
+                         directory saves under that name inside it
       --stdout           stream the file in order to stdout (same as -o -)
   -c, --concurrency N    parallel requests (default 8)
       --block-size SIZE  bytes per request, e.g. 4MiB, 16MiB (default 16MiB)
