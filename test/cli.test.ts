@@ -158,6 +158,25 @@ describe('--stdout', () => {
   });
 });
 
+describe('--stdout | head', () => {
+  it('stops quietly with 141 when the reader closes the pipe', async () => {
+    const server = await serve({ content: DATA });
+    const cwd = await freshDir('epipe');
+    let received = 0;
+    const running = startCli([server.url, '--stdout', '--block-size', '1MiB'], {
+      cwd,
+      onStdout: (chunk) => {
+        received += chunk.length;
+        running.child.stdout?.destroy(); // like `head -c 100`: read a little, then close
+      },
+    });
+    const result = await running.done;
+    expect(received).toBeGreaterThan(0);
+    expect(result.code).toBe(ExitCode.STDOUT_CLOSED);
+    expect(result.stderr).not.toMatch(/blockfetch:/);
+  });
+});
+
 describe('exit codes, each from its real cause', () => {
   it('2: a usage error is one line and a hint', async () => {
     const cwd = await freshDir('usage');

@@ -12,7 +12,7 @@ import { redactUrl } from '../errors.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
-import { Interrupted, type CliIo } from './io.js';
+import { Interrupted, StdoutClosed, type CliIo } from './io.js';
 import { JsonView, SnapshotMaker, createProgressView, type ProgressSnapshot, type ProgressView } from './progress.js';
 import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } from './report.js';
 import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
@@ -174,6 +174,8 @@ async function nameFromServer(
 
 /** Prints why a download stopped (and, when it can be resumed, how) and returns the exit code. */
 function reportDownloadFailure(err: unknown, command: DownloadCommand, target: string | undefined, io: CliIo): ExitCodeValue {
+  // `--stdout | head`: the reader has what it wanted; say nothing, like SIGPIPE.
+  if (io.signal.aborted && io.signal.reason instanceof StdoutClosed) return ExitCode.STDOUT_CLOSED;
   const interrupted = io.signal.aborted && io.signal.reason instanceof Interrupted ? io.signal.reason : undefined;
   const resume = resumeCommand(io.argv, command, target);
   if (interrupted !== undefined) {

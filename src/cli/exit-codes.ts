@@ -29,6 +29,12 @@ export const ExitCode = Object.freeze({
   INDEX: 8,
   /** Interrupted by SIGINT (Ctrl-C); progress was saved. 128 + 2, as shells do. */
   INTERRUPTED: 130,
+  /**
+   * `--stdout` only: the reader closed the pipe before the end
+   * (`blockfetch URL --stdout | head`). 128 + 13, what SIGPIPE would give;
+   * nothing is printed, as for any program whose output stopped being read.
+   */
+  STDOUT_CLOSED: 141,
   /** Stopped by SIGTERM; progress was saved. 128 + 15, as shells do. */
   TERMINATED: 143,
 } as const);

@@ -46,6 +46,7 @@ Exit status:
   4 remote changed     5 digest mismatch      6 not enough space
   7 locked by another blockfetch              8 index corrupt or foreign
   1 other failure      130 interrupted (SIGINT), 143 terminated (SIGTERM)
+  141 stdout closed by its reader (--stdout | head)
 `;
 
 const INSPECT = `Usage: blockfetch inspect <FILE|FILE.blockfetch|FILE.blockfetch.json> [--json]

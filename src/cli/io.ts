@@ -28,3 +28,10 @@ export class Interrupted extends AbortedError {
     this.signalName = signalName;
   }
 }
+
+/** The abort reason `main.ts` uses when stdout's reader went away (EPIPE): stop quietly. */
+export class StdoutClosed extends AbortedError {
+  constructor() {
+    super('stdout was closed before the end of the file');
+  }
+}

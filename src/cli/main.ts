@@ -11,8 +11,7 @@
  */
 import { setMaxListeners } from 'node:events';
 
-import { AbortedError } from '../errors.js';
-import { Interrupted } from './io.js';
+import { Interrupted, StdoutClosed } from './io.js';
 import { runCli } from './run.js';
 import { ExitCode } from './exit-codes.js';
 
@@ -38,7 +37,7 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 // A closed stdout (`blockfetch URL --stdout | head -c 10`) is the reader's
 // choice, not a crash: stop downloading instead of throwing EPIPE.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') controller.abort(new AbortedError('stdout was closed before the end of the file'));
+  if (err.code === 'EPIPE') controller.abort(new StdoutClosed());
 });
 
 const code = await runCli({
