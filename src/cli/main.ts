@@ -26,7 +26,8 @@ let interruptedBy: 'SIGINT' | 'SIGTERM' | undefined;
 
 function onSignal(signal: 'SIGINT' | 'SIGTERM'): void {
   if (interruptedBy !== undefined) {
-    process.stderr.write(`\nblockfetch: ${signal} again: exiting now\n`);
+    // The progress bar hides the cursor; give it back before leaving.
+    process.stderr.write(`${process.stderr.isTTY ? '\u001b[?25h' : ''}\nblockfetch: ${signal} again: exiting now\n`);
     process.exit(signal === 'SIGTERM' ? ExitCode.TERMINATED : ExitCode.INTERRUPTED);
   }
   interruptedBy = signal;
