@@ -7,7 +7,7 @@
  * every request at once, saves the index and prints how to resume (exit 130
  * or 143). A second one exits immediately: the index on disk is consistent
  * at every moment (it is replaced atomically), so at most the blocks since
- * the last save (about a second's worth) are fetched again.
+ * the last save (a second or two of downloading) are fetched again.
  */
 import { setMaxListeners } from 'node:events';
 
