@@ -188,6 +188,11 @@ describe('inspect and verify on real files', () => {
     await writeFile(done, 'abc');
     expect(await inspectDownload(done)).toMatchObject({ state: 'complete', size: 3, percentDone: 100 });
     await expect(inspectDownload(join(dir, 'nothing.bin'))).rejects.toMatchObject({ code: 'BLOCKFETCH_CACHE_MISSING' });
+    await writeFile(join(dir, 'orphan.bin.blockfetch'), 'data without an index');
+    await expect(inspectDownload(join(dir, 'orphan.bin'))).rejects.toMatchObject({
+      code: 'BLOCKFETCH_CACHE_MISSING',
+      message: expect.stringMatching(/orphan\.bin\.blockfetch exists but its index .* does not$/) as unknown,
+    });
   });
 
   it('refuses a damaged index with a typed error', async () => {

@@ -76,6 +76,12 @@ export async function inspectDownload(path: string): Promise<InspectReport> {
         partialFileSize: null,
       };
     }
+    if ((await statOrUndefined(paths.partial)) !== undefined) {
+      throw new BlockfetchError('BLOCKFETCH_CACHE_MISSING', `${paths.partial} exists but its index ${paths.index} does not`, {
+        hint: 'without its index nothing in it is known to be complete: the next download of it starts over',
+        cause: err,
+      });
+    }
     throw new BlockfetchError('BLOCKFETCH_CACHE_MISSING', `no download found at ${paths.target}: ${paths.index} does not exist`, {
       hint: 'give the target file, its .blockfetch partial file or its .blockfetch.json index',
       cause: err,
