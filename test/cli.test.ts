@@ -3,19 +3,23 @@
  * loopback fault server: downloads, naming, --force, --stdout, --json,
  * inspect, and every exit code reached by its real cause.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ExitCode } from '../src/cli/exit-codes.js';
 import { inspectDownload, type InspectReport } from '../src/cli/inspect.js';
-import { runCli, startCli, waitFor } from './cli-helpers.js';
+import { MAIN, TSX_LOADER, runCli, startCli, waitFor } from './cli-helpers.js';
+import { shellQuote } from '../src/cli/resume-command.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
+const execFileAsync = promisify(execFile);
 const MiB = 2 ** 20;
 const SIZE = 8 * MiB;
 const DATA = payload(0, SIZE - 1);
@@ -155,6 +159,22 @@ describe('--stdout', () => {
     const events = result.stderr.trimEnd().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(events.at(-1)).toMatchObject({ type: 'done', target: '-', totalBytes: SIZE });
     expect(await readdir(cwd)).toEqual([]); // nothing written to disk
+  });
+});
+
+describe('--stdout | tar -x', () => {
+  it('extracts an archive streamed through a real pipe', async () => {
+    const cwd = await freshDir('tar');
+    await mkdir(join(cwd, 'src/sub'), { recursive: true });
+    await writeFile(join(cwd, 'src/a.bin'), payload(0, 3 * MiB - 1));
+    await writeFile(join(cwd, 'src/sub/b.txt'), 'hello from inside the archive\n');
+    await execFileAsync('tar', ['-cf', join(cwd, 'archive.tar'), '-C', join(cwd, 'src'), '.']);
+    const server = await serve({ content: await readFile(join(cwd, 'archive.tar')) });
+    await mkdir(join(cwd, 'out'));
+    const command = `${shellQuote(process.execPath)} --import ${shellQuote(TSX_LOADER)} ${shellQuote(MAIN)} ${server.url} --stdout -c 4 --block-size 1MiB --quiet | tar -x -C out`;
+    await execFileAsync('bash', ['-o', 'pipefail', '-c', command], { cwd });
+    expect((await readFile(join(cwd, 'out/a.bin'))).equals(payload(0, 3 * MiB - 1))).toBe(true);
+    expect(await readFile(join(cwd, 'out/sub/b.txt'), 'utf8')).toBe('hello from inside the archive\n');
   });
 });
 
