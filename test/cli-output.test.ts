@@ -73,20 +73,21 @@ describe('progress', () => {
     ]);
   });
 
-  it('JsonView prints one parseable object per line with stable fields', () => {
+  it('JsonView prints one parseable object per line with stable fields, notes included', () => {
     const out = collect();
     const view: ProgressView = new JsonView(out.stream, 1000);
     view.start({ url: 'http://h/f', target: '/t/f', totalBytes: 100, blockSize: 10, concurrency: 2, resumedBytes: 30 });
     view.update(snapshot({ elapsedMs: 1500, bytesPerSecond: 0 }));
     view.update(snapshot({ elapsedMs: 1600 })); // within the interval: dropped
     view.retry({ from: 0, to: 9, attempt: 1, delayMs: 250, reason: 'HTTP 503', code: 'BLOCKFETCH_HTTP_STATUS' }, snapshot({ retries: 1 }));
-    view.note('not for programs');
+    view.note('resuming: 30 B of 100 B already on disk');
     view.done({ target: '/t/f', totalBytes: 100, bytesThisRun: 70, elapsedMs: 2000, digest: undefined });
     const objects = out.text().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(objects.map((o) => o['type'])).toEqual(['start', 'progress', 'retry', 'done']);
+    expect(objects.map((o) => o['type'])).toEqual(['start', 'progress', 'retry', 'note', 'done']);
+    expect(objects[3]).toEqual({ type: 'note', message: 'resuming: 30 B of 100 B already on disk' });
     expect(objects[1]).toMatchObject({ bytesDone: 40 * 2 ** 20, activeConnections: 8, etaMs: null });
     expect(objects[2]).toMatchObject({ from: 0, to: 9, attempt: 1, delayMs: 250, code: 'BLOCKFETCH_HTTP_STATUS', retries: 1 });
-    expect(objects[3]).toMatchObject({ bytesThisRun: 70, digest: null });
+    expect(objects[4]).toMatchObject({ bytesThisRun: 70, digest: null });
   });
 });
 

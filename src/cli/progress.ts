@@ -280,8 +280,9 @@ export class LineView implements ProgressView {
 
 /**
  * One JSON object per line (`--json`): `{"type":"start",...}`, then
- * `progress` at most every `intervalMs`, `retry` for each retry, and a final
- * `done` (the command prints `error` itself when the run fails).
+ * `progress` at most every `intervalMs`, `retry` for each retry, `note` for
+ * what a person would be told (resuming, waiting for a lock, a restart), and
+ * a final `done` (the command prints `error` itself when the run fails).
  * Field names are stable; see `docs/cli.md`.
  */
 export class JsonView implements ProgressView {
@@ -309,7 +310,10 @@ export class JsonView implements ProgressView {
     this.#write({ type: 'retry', ...notice, retries: snapshot.retries });
   }
 
-  note(): void {}
+  note(message: string): void {
+    // Resuming, waiting for a lock, a discarded partial download: a program may log them.
+    this.#write({ type: 'note', message });
+  }
 
   done(notice: DoneNotice): void {
     this.#write({ type: 'done', ...notice, digest: notice.digest ?? null });
