@@ -373,6 +373,11 @@ function newReader(url: string, o: ResolvedOptions): HttpReader {
 async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<void> {
   const target = await statOrUndefined(paths.target);
   if (target === undefined) return;
+  if (target.isDirectory()) {
+    throw new InvalidArgumentError(`${paths.target} is a directory, not a file to download into`, {
+      hint: 'name a file inside it (the command does this itself for -o DIR)',
+    });
+  }
   const partial = await statOrUndefined(paths.partial);
   if (partial === undefined) await nodeFileSystem.remove(paths.index);
   if (overwrite) return;

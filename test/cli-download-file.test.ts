@@ -120,6 +120,7 @@ describe('downloadFile', () => {
     await expect(downloadFile(server.url, join(dir, 'f.bin'), { blockSize: '16MiB' as unknown as number })).rejects.toThrow(
       /downloadFile option blockSize must be a whole number >= 1, got 16MiB \(string\)/,
     );
+    await expect(downloadFile(server.url, dir, { overwrite: true })).rejects.toThrow(/is a directory, not a file to download into/);
     expect(server.requests.length).toBe(before);
   });
 
