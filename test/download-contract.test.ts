@@ -166,7 +166,7 @@ describe.each([memoryKind, localKind])('CachingDownloader on $name', (kind) => {
     for (const concurrency of [1, 2, 16, 64]) {
       const subject = await kind.create(size, blockSize);
       const reader = new FakeReader({ size, chunkSize: 700, script: ({ n }) => ({ delayMs: n % 3 }) });
-      const status = await new CachingDownloader(reader, subject.cache, { concurrency, maxRequestBytes: 0 }).run();
+      const status = await new CachingDownloader(reader, subject.cache, { concurrency, maxRequestBytes: 0, computeDigest: true }).run();
       expect(status.error).toBeUndefined();
       expect(status.complete).toBe(true);
       expect(status.stats).toMatchObject({ doneBytes: size, downloadedBytes: size, blocks: Math.ceil(size / blockSize) });

@@ -23,7 +23,7 @@ describe('CachingDownloader basics', () => {
     const size = 100_003;
     const cache = MemoryCache.create(size, 4096);
     const reader = new FakeReader({ size, chunkSize: 1000 });
-    const dl = new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 0 });
+    const dl = new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 0, computeDigest: true });
     const status = await dl.run();
     expect(status.error).toBeUndefined();
     expect(status).toMatchObject({ complete: true, resumable: true });

@@ -110,6 +110,7 @@ describe('HttpReader + CachingDownloader + LocalDownloadCache', () => {
       concurrency: 8,
       maxRequestBytes: BS, // one block per request, so "every tenth request" hits many blocks
       retry: fastRetry,
+      computeDigest: true, // no digest to verify against: ask for the in-order sha256 anyway, to compare below
     });
     const status = await downloader.run(AbortSignal.timeout(120_000));
     expect(status.error).toBeUndefined();

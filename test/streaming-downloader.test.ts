@@ -162,7 +162,7 @@ describe('StreamingDownloader: order and memory', () => {
     const blockSize = 32 * 1024;
     const size = 200 * blockSize + 12_345;
     const reader = new FakeReader({ size, blockSize, chunkSize: 3001, script: () => ({ delayMs: Math.floor(random() * 8) }) });
-    const dl = new StreamingDownloader(reader, { concurrency: 16 });
+    const dl = new StreamingDownloader(reader, { concurrency: 16, computeDigest: true });
     const bytes = await collect(dl);
     expectExact(bytes, size);
     const status = dl.status();
@@ -481,7 +481,7 @@ describe('StreamingDownloader: degraded modes', () => {
 
   it('an empty object ends at once without a request', async () => {
     const reader = new FakeReader({ size: 0, blockSize: 4096 });
-    const dl = new StreamingDownloader(reader, { concurrency: 8 });
+    const dl = new StreamingDownloader(reader, { concurrency: 8, computeDigest: true });
     expect(await collect(dl)).toHaveLength(0);
     expect(reader.requests).toEqual([]);
     const status = await dl.run();
@@ -539,8 +539,8 @@ describe('StreamingDownloader: digests and options', () => {
     expect(limiter.grantedBytes).toBe(2 * size);
   });
 
-  it('computeDigest false skips hashing when there is nothing to verify', async () => {
-    const dl = new StreamingDownloader(new FakeReader({ size, blockSize: 4096 }), { concurrency: 4, computeDigest: false });
+  it('by default nothing is hashed when there is nothing to verify', async () => {
+    const dl = new StreamingDownloader(new FakeReader({ size, blockSize: 4096 }), { concurrency: 4 });
     await collect(dl);
     expect(dl.status().digest).toBeUndefined();
   });

@@ -605,8 +605,9 @@ export class CachingDownloader {
    * hashing is off or the run ends first.
    */
   #hashInOrder(info: ContentInfo, stop: AbortSignal): Promise<PrefixDigestOutcome | undefined> {
-    if (!this.#options.computeDigest) return Promise.resolve(undefined);
     const remote: ExpectedDigest | undefined = this.#reader.digest() ?? info.identity.digest;
+    const wanted = this.#options.computeDigest ?? (this.#options.expectedDigest !== undefined || remote !== undefined);
+    if (!wanted) return Promise.resolve(undefined);
     const { algorithm, expected } = chooseDigest(this.#options.expectedDigest, remote);
     return digestPrefix({
       cache: this.#cache,

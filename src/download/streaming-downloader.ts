@@ -61,9 +61,10 @@ export interface StreamingDownloaderOptions {
   /**
    * Whether to hash the emitted bytes when there is no digest to verify
    * (with sha256; reported in {@link StreamingStatus.digest}). An expected
-   * digest is always verified, whatever this says. Turn it off when the
-   * consumer hashes the stream itself, to save the CPU.
-   * @default true
+   * digest (the caller's or the reader's) is always verified, whatever this
+   * says. Off by default, as in the CachingDownloader: hashing is CPU the
+   * download competes for, and it verifies nothing without a digest.
+   * @default false
    */
   readonly computeDigest?: boolean;
   /**
@@ -80,7 +81,7 @@ export interface StreamingDownloaderOptions {
 export const defaultStreamingOptions = Object.freeze({
   concurrency: 4,
   windowPerConcurrency: 2,
-  computeDigest: true,
+  computeDigest: false,
 });
 
 /**
