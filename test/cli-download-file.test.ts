@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * `downloadFile()`, the library entry the command is built on, in-process
  * against the fault server: events, abort and resume, the files it leaves
@@ -40,7 +41,8 @@ describe('downloadFile', () => {
     const d = await sub('events');
     const events: DownloadFileEvent[] = [];
     const result = await downloadFile(server.url, join(d, 'a.bin'), { blockSize: MiB, concurrency: 3, onEvent: (e) => events.push(e) });
-    expect(result).toMatchObject({ target: join(d, 'a.bin'), size: SIZE, resumedBytes: 0, digest: { algorithm: 'sha256', verified: false } });
+    // No digest was given or advertised, so none was computed (nothing to verify).
+    expect(result).toMatchObject({ target: join(d, 'a.bin'), size: SIZE, resumedBytes: 0, digest: undefined });
     expect(result.stats.downloadedBytes).toBe(SIZE);
     const types = events.map((e) => e.type).filter((t) => t !== 'progress');
     expect(types).toEqual(['open', 'start', 'done', 'finish']);
@@ -82,6 +84,14 @@ describe('downloadFile', () => {
     });
     expect(existsSync(target)).toBe(false);
     expect(existsSync(`${target}.blockfetch`)).toBe(true);
+
+    // The right digest: the kept partial file is complete, so nothing is
+    // fetched again; the digest catches up by reading it from disk.
+    const right = { algorithm: 'sha256' as const, hex: createHash('sha256').update(DATA).digest('hex') };
+    const ok = await downloadFile(server.url, target, { blockSize: MiB, expectedDigest: right });
+    expect(ok.digest).toMatchObject({ algorithm: 'sha256', hex: right.hex, verified: true });
+    expect(ok.resumedBytes).toBe(SIZE);
+    expect((await readFile(target)).equals(DATA)).toBe(true);
   });
 
   it('recovers from a crash at every step of finishing', async () => {
