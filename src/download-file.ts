@@ -138,9 +138,15 @@ export interface DownloadFileOptions {
   /**
    * The block size of a NEW download, in bytes: the unit of resumption and of
    * the index. A resumed download keeps the block size it was started with.
-   * @default 16777216 (16 MiB; see `defaultDownloadFileOptions`)
+   * @default 2097152 (2 MiB; see `defaultDownloadFileOptions`)
    */
   readonly blockSize?: number;
+  /**
+   * The most one request asks for, in bytes: adjacent outstanding blocks are
+   * fetched together up to this size, and still recorded one by one as their
+   * bytes land. @default 16777216 (16 MiB)
+   */
+  readonly maxRequestBytes?: number;
   /** Limit the transfer to this many bytes per second. @default undefined (no limit) */
   readonly bytesPerSecond?: number;
   /** Extra request headers, e.g. `{ authorization: 'Bearer …' }`. @default {} */
@@ -189,11 +195,14 @@ export interface DownloadFileOptions {
 export const defaultDownloadFileOptions = Object.freeze({
   concurrency: 8,
   /**
-   * 16 MiB: per-request overhead (a round trip plus headers) is small next to
-   * a 16 MiB transfer even across continents, while a block lost to a
-   * `kill -9` costs little to fetch again. See docs/cli.md.
+   * 2 MiB blocks, fetched up to 16 MiB per request: the block is the unit a
+   * `kill -9` can lose (one partly received block per connection), the
+   * request the unit of round trips. On 1 GiB over loopback block sizes from
+   * 1 to 16 MiB were equally fast (2.5-3.2 s, within noise), while a kill at
+   * mid-download lost up to 8 x 16 MiB with 16 MiB blocks. See docs/cli.md.
    */
-  blockSize: 16 * 1024 * 1024,
+  blockSize: 2 * 1024 * 1024,
+  maxRequestBytes: 16 * 1024 * 1024,
   restart: false,
   overwrite: false,
   timeoutMs: 30_000,
@@ -292,6 +301,7 @@ export async function downloadFile(url: string, target: string, options: Downloa
         emit({ type: 'open', paths, size: contentLength, blockSize, resumedBytes });
         const downloader = new CachingDownloader(reader, cache, {
           concurrency: o.concurrency,
+          maxRequestBytes: o.maxRequestBytes,
           ...(o.retry === undefined ? {} : { retry: o.retry }),
           ...(o.bytesPerSecond === undefined ? {} : { bytesPerSecond: o.bytesPerSecond }),
           ...(o.expectedDigest === undefined ? {} : { expectedDigest: o.expectedDigest }),
@@ -329,8 +339,10 @@ export async function downloadFile(url: string, target: string, options: Downloa
   }
 }
 
-type ResolvedOptions = Required<Pick<DownloadFileOptions, 'concurrency' | 'blockSize' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>> &
-  Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>;
+type ResolvedOptions = Required<
+  Pick<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>
+> &
+  Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>;
 
 function resolveDownloadFileOptions(options: DownloadFileOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
@@ -338,7 +350,7 @@ function resolveDownloadFileOptions(options: DownloadFileOptions): ResolvedOptio
   }
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as DownloadFileOptions;
   const o = { ...defaultDownloadFileOptions, ...defined };
-  const whole = (name: 'concurrency' | 'blockSize' | 'timeoutMs' | 'lockWaitMs', min: number): void => {
+  const whole = (name: 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'timeoutMs' | 'lockWaitMs', min: number): void => {
     const value: unknown = o[name];
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
       throw new InvalidArgumentError(`downloadFile option ${name} must be a whole number >= ${min}, got ${String(value)} (${typeof value})`);
@@ -346,6 +358,7 @@ function resolveDownloadFileOptions(options: DownloadFileOptions): ResolvedOptio
   };
   whole('concurrency', 1);
   whole('blockSize', 1);
+  whole('maxRequestBytes', 0);
   whole('timeoutMs', 1);
   whole('lockWaitMs', 0);
   if (o.onEvent !== undefined && typeof o.onEvent !== 'function') {

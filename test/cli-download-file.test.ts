@@ -75,6 +75,21 @@ describe('downloadFile', () => {
     expect((await readFile(target)).equals(DATA)).toBe(true);
   });
 
+  it('fetches several blocks per request, up to maxRequestBytes, and records each block', async () => {
+    const d = await sub('request-size');
+    const before = server.requests.length;
+    const result = await downloadFile(server.url, join(d, 'r.bin'), { blockSize: 512 * 1024, maxRequestBytes: 2 * MiB, concurrency: 2 });
+    expect(result.stats.blocks).toBe(SIZE / (512 * 1024));
+    const lengths = server.requests.slice(before).map((r) => {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(String(r.headers.range));
+      return m ? Number(m[2]) - Number(m[1]) + 1 : 0;
+    });
+    // The first request is the look at the remote (one block); the rest coalesce up to 2 MiB.
+    expect(Math.max(...lengths)).toBe(2 * MiB);
+    expect(lengths.every((n) => n > 0 && n <= 2 * MiB)).toBe(true);
+    expect((await readFile(join(d, 'r.bin'))).equals(DATA)).toBe(true);
+  });
+
   it('verifies an expected digest before the rename', async () => {
     const d = await sub('digest');
     const target = join(d, 'c.bin');

@@ -117,6 +117,7 @@ describe('parseCommandLine', () => {
       toStdout: false,
       concurrency: 8,
       blockSize: undefined,
+      requestSize: undefined,
       rateBytesPerSecond: undefined,
       headers: [],
       digest: undefined,
@@ -131,7 +132,7 @@ describe('parseCommandLine', () => {
   it('reads every option', () => {
     const sha = 'AB'.repeat(32);
     const c = download([
-      url, '-o', 'x.iso', '-c', '4', '--block-size', '8MiB', '--rate', '50MB/s',
+      url, '-o', 'x.iso', '-c', '4', '--block-size', '8MiB', '--request-size', '32MiB', '--rate', '50MB/s',
       '-H', 'Authorization: Bearer t', '--header', 'X-A:  b ', '--sha256', sha,
       '--restart', '--retries', '2', '--timeout', '5s', '--force', '--json', '--debug',
     ]);
@@ -139,6 +140,7 @@ describe('parseCommandLine', () => {
       output: 'x.iso',
       concurrency: 4,
       blockSize: 8 * 2 ** 20,
+      requestSize: 32 * 2 ** 20,
       rateBytesPerSecond: 50e6,
       headers: [['Authorization', 'Bearer t'], ['X-A', 'b']],
       digest: { algorithm: 'sha256', hex: sha.toLowerCase() },
@@ -182,6 +184,7 @@ describe('parseCommandLine', () => {
     [[url, '-c', 'many'], /-c\/--concurrency .* got "many"/],
     [[url, '--block-size', '1KiB'], /--block-size must be from 4KiB to 1GiB, got "1KiB"/],
     [[url, '--block-size', '16 parsecs'], /--block-size must be a size/],
+    [[url, '--request-size', '2GiB'], /--request-size must be from 4KiB to 1GiB, got "2GiB"/],
     [[url, '--sha256', 'abc'], /--sha256 must be 64 hexadecimal digits, got "abc" \(3 characters\)/],
     [[url, '--sha256', 'a'.repeat(64), '--sha512', 'b'.repeat(128)], /one of --sha256 or --sha512/],
     [[url, '-H', 'NoColon'], /-H\/--header must look like "Name: value"/],

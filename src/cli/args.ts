@@ -18,13 +18,17 @@ export const defaultCliOptions = Object.freeze({
   /** Parallel ranged requests. */
   concurrency: 8,
   /**
-   * 16 MiB blocks: large enough that per-request overhead (a round trip and
-   * response headers, ~1 ms on a LAN, ~100 ms across the world) is small
-   * next to the transfer time of a block at 100 MB/s, small enough that a
-   * block lost to a kill -9 costs little to fetch again and that 8
-   * connections x 16 MiB of reorder buffer (--stdout) stays at 128 MiB.
+   * 2 MiB blocks (the unit of resumption: a kill -9 loses at most one partly
+   * received block per connection), fetched up to {@link requestSize} per
+   * request. See docs/cli.md, "Block size and request size".
    */
-  blockSize: 16 * 2 ** 20,
+  blockSize: 2 * 2 ** 20,
+  /**
+   * 16 MiB per request: a round trip (~100 ms across the world) is small next
+   * to a 16 MiB transfer. With --stdout it is also the block size, since
+   * nothing is resumed there (reorder memory: 2 x 8 x 16 MiB = 256 MiB).
+   */
+  requestSize: 16 * 2 ** 20,
   /**
    * Retries of a request that makes no progress before the run gives up
    * (the downloader's `attemptsPerBlock` is this plus one; a request that
@@ -51,6 +55,8 @@ export interface DownloadCommand {
   readonly concurrency: number;
   /** The block size in bytes, or `undefined` for the default. */
   readonly blockSize: number | undefined;
+  /** The most one request asks for, in bytes, or `undefined` for the default. */
+  readonly requestSize: number | undefined;
   /** A rate limit in bytes per second, if any. */
   readonly rateBytesPerSecond: number | undefined;
   /** Extra request headers, in order. */
@@ -116,6 +122,7 @@ const downloadOptions = {
   stdout: { type: 'boolean' },
   concurrency: { type: 'string', short: 'c' },
   'block-size': { type: 'string' },
+  'request-size': { type: 'string' },
   rate: { type: 'string' },
   header: { type: 'string', short: 'H', multiple: true },
   sha256: { type: 'string' },
@@ -204,7 +211,8 @@ function parseDownload(argv: readonly string[]): Command {
     output: toStdout ? undefined : values.output,
     toStdout,
     concurrency: parseWholeNumber(values.concurrency, '-c/--concurrency', 1, 256) ?? defaultCliOptions.concurrency,
-    blockSize: values['block-size'] === undefined ? undefined : checkBlockSize(values['block-size']),
+    blockSize: values['block-size'] === undefined ? undefined : checkBlockSize(values['block-size'], '--block-size'),
+    requestSize: values['request-size'] === undefined ? undefined : checkBlockSize(values['request-size'], '--request-size'),
     rateBytesPerSecond: values.rate === undefined ? undefined : parseRate(values.rate, '--rate'),
     headers: (values.header ?? []).map(parseHeader),
     digest: digests[0],
@@ -281,12 +289,15 @@ function checkUrl(text: string): string {
   return text;
 }
 
-/** A block size: at least 4 KiB (below that, request overhead dominates), at most 1 GiB (it is buffered per connection when streaming). */
-function checkBlockSize(text: string): number {
-  const size = parseByteSize(text, '--block-size');
+/**
+ * A block or request size: at least 4 KiB (below that, request overhead
+ * dominates), at most 1 GiB (a block is buffered per connection when streaming).
+ */
+function checkBlockSize(text: string, option: '--block-size' | '--request-size'): number {
+  const size = parseByteSize(text, option);
   if (size < 4096 || size > 2 ** 30) {
-    throw new InvalidArgumentError(`--block-size must be from 4KiB to 1GiB, got ${JSON.stringify(text)} (${size} bytes)`, {
-      hint: 'the default, 16MiB, suits most links',
+    throw new InvalidArgumentError(`${option} must be from 4KiB to 1GiB, got ${JSON.stringify(text)} (${size} bytes)`, {
+      hint: `the default, ${option === '--block-size' ? '2MiB' : '16MiB'}, suits most links`,
     });
   }
   return size;

@@ -42,6 +42,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     const result = await downloadFile(command.url, target, {
       concurrency: command.concurrency,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+      ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
       ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
       headers: headerRecord(command.headers),

@@ -19,7 +19,11 @@ Options:
                          directory saves under that name inside it
       --stdout           stream the file in order to stdout (same as -o -)
   -c, --concurrency N    parallel requests (default 8)
-      --block-size SIZE  bytes per request, e.g. 4MiB, 16MiB (default 16MiB)
+      --block-size SIZE  the unit of resumption: a kill loses at most one
+                         partly received block per connection (default 2MiB)
+      --request-size SIZE
+                         the most one request fetches (default 16MiB); with
+                         --stdout the unit of the stream
       --rate RATE        limit the transfer rate, e.g. 50MB/s, 8MiB/s
   -H, --header 'N: V'    send an extra request header (repeatable)
       --sha256 HEX       the SHA-256 the file must have (checked before the

@@ -9,7 +9,7 @@ import { HttpReader } from '../http/http-reader.js';
 import { StreamingDownloader } from '../download/streaming-downloader.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { redactUrl } from '../errors.js';
-import { headerRecord, type DownloadCommand } from './args.js';
+import { defaultCliOptions, headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { SnapshotMaker, type ProgressView } from './progress.js';
@@ -21,18 +21,21 @@ export async function runStream(
   view: ProgressView,
   dispatcher: Dispatcher,
 ): Promise<ExitCodeValue> {
+  // Nothing is resumed from a stream, so its unit is the request: each block
+  // is one request (--block-size still wins when given).
+  const streamBlockSize = command.blockSize ?? command.requestSize ?? defaultCliOptions.requestSize;
   const reader = new HttpReader({
     url: command.url,
     headers: headerRecord(command.headers),
     requestTimeoutMs: command.timeoutMs,
     idleTimeoutMs: command.timeoutMs,
     dispatcher,
-    ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+    blockSize: streamBlockSize,
   });
   const downloader = new StreamingDownloader(reader, {
     concurrency: command.concurrency,
     retry: { attemptsPerBlock: command.retries + 1 },
-    ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+    blockSize: streamBlockSize,
     ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
     ...(command.rateBytesPerSecond === undefined ? {} : { rateLimiter: new RateLimiter({ bytesPerSecond: command.rateBytesPerSecond }) }),
   });
