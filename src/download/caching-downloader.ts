@@ -290,6 +290,9 @@ export class CachingDownloader {
       hashing.catch((err: unknown) => this.#fail(run, err));
 
       await this.#passes(run, info);
+      // Bytes fetched in this run could include a revision the remote
+      // switched to in place while a response was under way: ask once more.
+      if (this.#cache.complete() && run.stats.snapshot().downloadedBytes > 0) await this.#revalidate(run);
       this.#prefix.refresh();
       const hashed = await hashing;
       if (hashed !== undefined) {
@@ -329,6 +332,24 @@ export class CachingDownloader {
     debug('download %s ended: complete=%s resumable=%s %s', this.#reader.name, complete, resumable, error?.message ?? '');
     this.#events.emit({ type: 'done', status });
     return status;
+  }
+
+  /**
+   * Asks the reader whether the remote is still the revision this run
+   * fetched ({@link Reader.revalidate}), retrying transient failures like
+   * any request; a `RemoteChangedError` ends the run not complete.
+   */
+  async #revalidate(run: RunState): Promise<void> {
+    if (this.#reader.revalidate === undefined) return;
+    const budget = new RetryBudget(this.#options.retry, this.#options.random);
+    for (;;) {
+      try {
+        await this.#reader.revalidate(run.signal);
+        return;
+      } catch (err) {
+        await this.#afterFailure(run, budget, -1, { from: -1, to: -1 }, err);
+      }
+    }
   }
 
   /** Looks at the remote (retrying transient failures) and checks it is the cached revision. */

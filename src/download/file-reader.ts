@@ -153,6 +153,13 @@ export class FileReader implements Reader {
     });
   }
 
+  /** Throws a `RemoteChangedError` if the file's size or mtime changed since it was first seen. */
+  async revalidate(signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    const info = await this.contentLengthAndBlockSize(signal);
+    this.#checkUnchanged(info.identity, await stat(this.name, { bigint: true }));
+  }
+
   #checkUnchanged(identity: RemoteIdentity, st: BigIntStats): void {
     const changes = compareIdentity(identity, identityOf(this.name, st, this.#digest));
     if (changes.length > 0) throw new RemoteChangedError(this.name, changes, 0);

@@ -54,6 +54,17 @@ export interface Reader {
    * retryable failure. Aborting `signal` must end the request and the body.
    */
   getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * Confirms that the remote is still the revision `contentLengthAndBlockSize`
+   * found, and throws a `RemoteChangedError` if it is not. Optional.
+   *
+   * Why: pinning refuses a request that starts after the remote changed, but
+   * a server that rewrites a file IN PLACE (same inode) can mix new bytes into
+   * a response already under way, whose headers still carried the old ETag.
+   * The downloaders call this once every byte is in, so a change before the
+   * last response ended is caught instead of reported as a complete file.
+   */
+  revalidate?(signal: AbortSignal): Promise<void>;
 }
 
 export { retryResponseOf } from '../errors.js';

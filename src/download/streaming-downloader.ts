@@ -484,6 +484,19 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     }
   }
 
+  /** Asks the Reader whether the remote is still the same revision ({@link Reader.revalidate}), retrying like any request. */
+  async #revalidate(): Promise<void> {
+    if (this.#reader.revalidate === undefined) return;
+    for (;;) {
+      try {
+        return await this.#reader.revalidate(this.#controller.signal);
+      } catch (err) {
+        if (this.#failure !== undefined) throw this.#failure;
+        await this.#afterFailure(-2, err, this.#controller.signal);
+      }
+    }
+  }
+
   /** Asks the Reader for the size, retrying what is retryable like any request. */
   async #contentInfo(): Promise<ContentInfo> {
     for (;;) {
@@ -779,6 +792,10 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
       chunk = await this.#readWindowed(this.#buffer as ReorderBuffer);
     }
     if (chunk === null) {
+      // Like the digest: the stream ends cleanly only if the remote is still
+      // the revision it started from (an in-place rewrite can mix new bytes
+      // into a response already under way); else it errors instead.
+      if (this.#streamedBytes > 0) await this.#revalidate();
       this.#finish();
       return null;
     }

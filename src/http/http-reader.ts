@@ -170,6 +170,21 @@ export class HttpReader implements Reader {
   }
 
   /**
+   * Confirms the remote is still the revision first seen: a pinned request
+   * for byte 0 (If-Match or If-Unmodified-Since), checked like every other
+   * response (status, Content-Range total, ETag, Last-Modified). Throws a
+   * `RemoteChangedError` if the remote changed. A server without byte ranges
+   * offers nothing this cheap to ask, so then it resolves at once.
+   */
+  async revalidate(signal: AbortSignal): Promise<void> {
+    const info = await this.contentLengthAndBlockSize(signal);
+    if (!info.rangesSupported || info.contentLength === 0) return;
+    const held = this.#takeHeld();
+    if (held) release(held.body);
+    for await (const chunk of await this.#fetch(0, 0, info, signal)) void chunk; // one byte
+  }
+
+  /**
    * Drops the kept first body, destroys every body handed out that is still
    * open (a consumer that never read one would otherwise hold its socket),
    * and, if the reader created its own dispatcher, closes it. Idempotent.
