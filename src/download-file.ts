@@ -9,14 +9,13 @@
  * (same filesystem), the space check is made on the filesystem that will hold
  * the file, and a reboot that clears /tmp does not lose the download.
  */
-import type { Stats } from 'node:fs';
-import { open, rename, stat } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 import type { Dispatcher } from 'undici';
 
 import { cacheFilesExist, createNewFilesForCache } from './cache/cache-files.js';
-import { nodeFileSystem } from './cache/file.js';
+import { nodeFileSystem, statOrUndefined } from './cache/file.js';
 import { LocalDownloadCache } from './cache/local-download-cache.js';
 import { CacheLock, defaultCacheLockOptions } from './cache/lock.js';
 import type { ExpectedDigest } from './cache/types.js';
@@ -500,13 +499,4 @@ async function finish(paths: DownloadPaths): Promise<void> {
   await nodeFileSystem.syncDir(paths.directory);
   await nodeFileSystem.remove(paths.index);
   await nodeFileSystem.syncDir(paths.directory);
-}
-
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return await stat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }

@@ -8,8 +8,8 @@
  * simulated power cut (see `test/helpers/crash-fs.ts`) and check that the
  * durability order holds.
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { BlockfetchError } from '../errors.js';
 
@@ -193,6 +193,16 @@ export const nodeFileSystem: CacheFileSystem = Object.freeze({
 /** The directory a path lives in (for {@link CacheFileSystem.syncDir}). */
 export function parentDir(path: string): string {
   return dirname(path);
+}
+
+/** `fs.stat` of `path`, or undefined when nothing is there (any other failure is thrown). */
+export async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** The `code` of a Node system error (`'ENOENT'`), or undefined. */

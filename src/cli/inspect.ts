@@ -7,9 +7,9 @@
  * sees either the previous complete index or the next one, never a torn
  * file.
  */
-import type { Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 
+import { statOrUndefined } from '../cache/file.js';
 import { decodeIndex, rangesFromIndex } from '../cache/index-format.js';
 import type { RemoteIdentity } from '../cache/types.js';
 import { pathsFromAnyName } from '../download-file.js';
@@ -157,13 +157,4 @@ export function formatInspectReport(report: InspectReport, now: Date = new Date(
 function ago(iso: string, now: Date): string {
   const ms = now.getTime() - Date.parse(iso);
   return Number.isFinite(ms) && ms >= 0 ? ` (${formatDuration(ms)} ago)` : '';
-}
-
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return await stat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
