@@ -65,7 +65,7 @@ const NONE: ByteRange = Object.freeze({ from: -1, to: -1 });
  * fsync began: the index never claims bytes that are not on disk. A crash
  * loses at most the marks of the last `max(flushIntervalMs, 99 × the last
  * flush's index time)` plus two flushes, which are downloaded again (the
- * derivation is in `docs/index-format.md`).
+ * derivation and measurements are in `docs/index-format.md`).
  *
  * After {@link LocalDownloadCache.close}, the in-memory queries
  * (`contentLengthAndBlockSize`, `cachedBytesAndBlocks`, `complete`,
