@@ -84,16 +84,22 @@ export const exitCodeByErrorCode: Readonly<Record<ErrorCode, ExitCodeValue>> = O
  * whose last failure was "remote changed" or "disk full" says so. A Node
  * `ENOSPC`/`EDQUOT` anywhere in the cause chain is {@link ExitCode.NO_SPACE}.
  * Anything else is {@link ExitCode.FAILURE}.
+ *
+ * A network-class error that is NOT retryable (a 404 or 401, a refused
+ * https → http redirect, a server that neither ranges nor tells the size)
+ * is {@link ExitCode.FAILURE}, not {@link ExitCode.NETWORK}: exit 3 tells the
+ * user that running the same command again resumes, which would not help.
  */
 export function exitCodeFor(err: unknown): ExitCodeValue {
   if (hasNoSpaceCause(err)) return ExitCode.NO_SPACE;
   if (!(err instanceof BlockfetchError)) return ExitCode.FAILURE;
-  if (err.code === 'BLOCKFETCH_RETRIES_EXHAUSTED' && err.cause instanceof BlockfetchError) {
-    const inner = exitCodeFor(err.cause);
+  if (err.code === 'BLOCKFETCH_RETRIES_EXHAUSTED') {
+    const inner = err.cause instanceof BlockfetchError ? exitCodeFor(err.cause) : ExitCode.FAILURE;
     // A cause that is itself a transient failure still means "network".
-    if (inner !== ExitCode.FAILURE && inner !== ExitCode.USAGE) return inner;
+    return inner !== ExitCode.FAILURE && inner !== ExitCode.USAGE ? inner : ExitCode.NETWORK;
   }
-  return exitCodeByErrorCode[err.code];
+  const mapped = exitCodeByErrorCode[err.code];
+  return mapped === ExitCode.NETWORK && !err.retryable ? ExitCode.FAILURE : mapped;
 }
 
 function hasNoSpaceCause(err: unknown): boolean {
