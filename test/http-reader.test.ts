@@ -152,6 +152,13 @@ describe('discovery: the first request is block 0', () => {
     expect(info.identity.size).toBe(0);
   });
 
+  it('reads an empty file as contentLength 0 (416 with no Content-Range at all)', async () => {
+    const server = await serve({ content: Buffer.alloc(0) });
+    server.script(() => ({ kind: 'status', status: 416 }));
+    const info = await open(server.url).contentLengthAndBlockSize();
+    expect(info).toMatchObject({ contentLength: 0, rangesSupported: true });
+  });
+
   it('reads an empty file as contentLength 0 (200 with Content-Length 0)', async () => {
     const server = await serve({ content: Buffer.alloc(0) });
     server.script(() => ({ kind: 'ignore-range' }));

@@ -287,6 +287,11 @@ export class HttpReader implements Reader {
     if (range !== undefined && range.from === -1 && range.size === 0) {
       return { size: 0, rangesSupported: true, bodyTo: -1 };
     }
+    // `bytes=0-N` is unsatisfiable only for an empty file: a 416 that does
+    // not say `bytes */0` (some servers send no Content-Range) means the same.
+    if (status === 416 && range === undefined) {
+      return { size: 0, rangesSupported: true, bodyTo: -1 };
+    }
     if (status === 206 && range !== undefined && range.from === 0 && range.size === undefined) {
       throw new BlockfetchError('BLOCKFETCH_BAD_RESPONSE', `${redactUrl(url)} does not tell the file's size (Content-Range ${headerValue(headers, 'content-range')})`);
     }
