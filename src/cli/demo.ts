@@ -124,14 +124,18 @@ async function main(): Promise<number> {
       await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     })());
   // Ctrl-C reaches the child too (same process group): it saves its index
-  // and exits; the demo then removes everything.
-  process.once('SIGINT', () => {
-    interrupted = true;
-    say('\ndemo: interrupted; cleaning up');
-    void cleanup()
-      .catch((err: unknown) => process.stderr.write(`demo: cleanup failed: ${String(err)}; remove ${dir} by hand\n`))
-      .finally(() => process.exit(130));
-  });
+  // and exits; the demo then removes everything. SIGTERM and SIGHUP (a
+  // closed terminal, a CI timeout) must not leave 2 GiB in the temp dir either.
+  const exitCodes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  for (const signal of Object.keys(exitCodes) as (keyof typeof exitCodes)[]) {
+    process.once(signal, () => {
+      interrupted = true;
+      say(`\ndemo: ${signal}; cleaning up`);
+      void cleanup()
+        .catch((err: unknown) => process.stderr.write(`demo: cleanup failed: ${String(err)}; remove ${dir} by hand\n`))
+        .finally(() => process.exit(exitCodes[signal]));
+    });
+  }
 
   try {
     say(`blockfetch demo: a ${formatBytes(SIZE)} download over loopback, interrupted and resumed`);

@@ -1,0 +1,51 @@
+/**
+ * `npm start` (src/cli/demo.ts) end to end at a small size: it must finish,
+ * verify the file, and leave nothing behind, also when it is stopped.
+ */
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const DEMO = fileURLToPath(new URL('../src/cli/demo.ts', import.meta.url));
+
+async function demoDirs(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((name) => name.startsWith('blockfetch-demo-'));
+}
+
+function runDemo(size: number, stopAfterMs?: number): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', DEMO], {
+      env: { ...process.env, BLOCKFETCH_DEMO_SIZE: String(size) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = stopAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGTERM'), stopAfterMs);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+describe('npm start (the demo)', () => {
+  it('downloads, interrupts, resumes, verifies, and removes its temp dir', async () => {
+    const before = await demoDirs();
+    const { code, out } = await runDemo(32 * 2 ** 20);
+    expect(code, out).toBe(0);
+    expect(out).toContain('sha256 OK');
+    expect(out).toMatch(/sha256 verified/);
+    expect(await demoDirs()).toEqual(before);
+  });
+
+  it('cleans up when stopped with SIGTERM', async () => {
+    const before = await demoDirs();
+    const { code, out } = await runDemo(512 * 2 ** 20, 1500);
+    expect(code, out).toBe(143);
+    expect(await demoDirs()).toEqual(before);
+  });
+});
