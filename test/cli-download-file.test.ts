@@ -109,6 +109,34 @@ describe('downloadFile', () => {
     expect((await readFile(target)).equals(DATA)).toBe(true);
   });
 
+  it('verifies a digest the server advertises, over real HTTP (x-goog-hash md5, Repr-Digest sha-256)', async () => {
+    const d = await sub('server-digest');
+    const md5 = createHash('md5').update(DATA).digest('base64');
+    const wrongMd5 = createHash('md5').update('not the file').digest('base64');
+    const sha = createHash('sha256').update(DATA).digest('base64');
+
+    const lying = await startFaultServer({ content: DATA, headers: { 'x-goog-hash': `crc32c=AAAAAA==,md5=${wrongMd5}` } });
+    try {
+      await expect(downloadFile(lying.url, join(d, 'bad.bin'), { blockSize: MiB })).rejects.toMatchObject({
+        code: 'BLOCKFETCH_DIGEST_MISMATCH',
+        algorithm: 'md5',
+      });
+      expect(existsSync(join(d, 'bad.bin'))).toBe(false); // the partial file is kept, the target never written
+      expect(existsSync(join(d, 'bad.bin.blockfetch'))).toBe(true);
+    } finally {
+      await lying.close();
+    }
+
+    const honest = await startFaultServer({ content: DATA, headers: { 'repr-digest': `sha-256=:${sha}:`, 'x-goog-hash': `md5=${md5}` } });
+    try {
+      const ok = await downloadFile(honest.url, join(d, 'good.bin'), { blockSize: MiB });
+      expect(ok.digest).toMatchObject({ verified: true });
+      expect((await readFile(join(d, 'good.bin'))).equals(DATA)).toBe(true);
+    } finally {
+      await honest.close();
+    }
+  });
+
   it('recovers from a crash at every step of finishing', async () => {
     const d = await sub('finish');
     const target = join(d, 'd.bin');
