@@ -69,7 +69,6 @@ interface RunState {
   progressVersion: number;
 }
 
-/** Where a request stands between its attempts. */
 /** Bytes of writes one request may have in flight before it waits for them. */
 const WRITE_WINDOW_BYTES = 4 * 2 ** 20;
 
@@ -108,6 +107,7 @@ class WriteWindow {
   }
 }
 
+/** Where a request stands between its attempts. */
 interface Transfer {
   /** The next byte to ask for and write. */
   position: number;
