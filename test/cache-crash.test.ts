@@ -12,7 +12,8 @@ import { IndexFile } from '../src/cache/index-file.js';
 import { LocalDownloadCache, type LocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
 import { BlockfetchError } from '../src/errors.js';
 import { ByteRanges } from '../src/ranges/byte-ranges.js';
-import { CrashFs, seededRandom } from './helpers/crash-fs.js';
+import { CrashFs } from './helpers/crash-fs.js';
+import { seededRandom } from './helpers/random.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
 const DATA = '/cache/file.bin';

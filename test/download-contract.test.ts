@@ -14,7 +14,8 @@ import type { CacheFileReadWriter } from '../src/cache/file.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
 import type { DownloadCache } from '../src/cache/types.js';
 import { CachingDownloader } from '../src/download/caching-downloader.js';
-import { FakeReader, seededRandom } from './helpers/fake-reader.js';
+import { FakeReader } from './helpers/fake-reader.js';
+import { seededRandom } from './helpers/random.js';
 import { MemoryCache, type MemoryStore } from './helpers/memory-cache.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 

@@ -19,7 +19,8 @@ import {
   RemoteChangedError,
   RetriesExhaustedError,
 } from '../src/errors.js';
-import { FakeReader, seededRandom, transient } from './helpers/fake-reader.js';
+import { FakeReader, transient } from './helpers/fake-reader.js';
+import { seededRandom } from './helpers/random.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
 /**

@@ -33,17 +33,6 @@ export class PowerCutError extends Error {
   }
 }
 
-/** A small seeded PRNG (mulberry32): the same seed gives the same cuts. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type FileOp = { kind: 'write'; position: number; data: Uint8Array } | { kind: 'truncate'; length: number };
 type DirOp = { kind: 'link'; name: string; inode: number } | { kind: 'unlink'; name: string };

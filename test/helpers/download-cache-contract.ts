@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DownloadCache } from '../../src/cache/types.js';
 import { BlockfetchError } from '../../src/errors.js';
 import type { ByteRange } from '../../src/ranges/byte-range.js';
-import { seededRandom } from './crash-fs.js';
+import { seededRandom } from './random.js';
 import { firstMisplaced, payload } from './payload.js';
 
 /** Makes a new, empty cache of a file of `contentLength` bytes in blocks of `blockSize`. */

@@ -10,6 +10,7 @@ import { sleep } from '../../src/download/backoff.js';
 import type { ContentInfo, Reader } from '../../src/download/reader.js';
 import { BlockfetchError } from '../../src/errors.js';
 import { payload } from './payload.js';
+import { seededRandom } from './random.js';
 
 /** What one request should suffer. Anything left out: served normally. */
 export interface FakeFault {
@@ -63,17 +64,6 @@ export interface FakeReaderOptions {
   readonly lookFailures?: number;
 }
 
-/** mulberry32: a tiny seeded PRNG, so "random" failures repeat exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A transient failure, as a network error would be. */
 export function transient(message = 'connection reset (scripted)', retryAfterMs?: number): BlockfetchError {
