@@ -51,72 +51,92 @@ async function expectRecordedBlocksCorrect(target: string): Promise<number> {
   return report.doneBytes;
 }
 
+/**
+ * Runs `blockfetch URL -o name` (rate-limited so kills land mid-way), kills
+ * it with SIGKILL at random points up to three times, checks after each kill
+ * that every block the index records holds the right bytes and that the
+ * recorded bytes only grow, then runs it to the end: byte-identical.
+ */
+async function killAndResumeUntilDone(url: string, name: string, size: number): Promise<void> {
+  const target = join(dir, name);
+  // Not --quiet: a failure shows what the run said.
+  const args = [url, '-o', target, '--block-size', '1MiB', '-c', '4', '--rate', '6MiB/s'];
+  let recorded = 0;
+  const kills: string[] = [];
+  let finished = false;
+  for (let round = 0; round < 3; round++) {
+    const indexPath = `${target}.blockfetch.json`;
+    const before = existsSync(indexPath) ? (await stat(indexPath)).mtimeMs : 0;
+    const running = startCli(args, { cwd: dir });
+    if (round === 0) {
+      // Truly anywhere: during start-up, creating the files, or downloading.
+      await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 2500));
+    } else {
+      // After a kill -9 the next run first waits for the dead run's lock
+      // to go stale; kill it once it has saved progress of its own.
+      let exited = false;
+      void running.done.then(() => {
+        exited = true;
+      });
+      await waitFor(async () => exited || (existsSync(indexPath) && (await stat(indexPath)).mtimeMs > before), 30_000).catch(
+        (err: unknown) => {
+          throw new Error(`round ${round}: ${String(err)}; its stderr so far: ${running.stderr()}`);
+        },
+      );
+      if (exited) {
+        const early = await running.done;
+        // It may legitimately have finished; anything else is a failure to explain.
+        expect(early.code, `round ${round} exited on its own: ${early.stderr}`).toBe(ExitCode.SUCCESS);
+        finished = true;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 1500));
+    }
+    running.child.kill('SIGKILL');
+    const result = await running.done;
+    if (result.code === ExitCode.SUCCESS) {
+      finished = true; // before the kill landed: nothing more to resume
+      break;
+    }
+    expect(result.signal).toBe('SIGKILL');
+    if (existsSync(indexPath) && existsSync(`${target}.blockfetch`)) {
+      const now = await expectRecordedBlocksCorrect(target);
+      expect(now).toBeGreaterThanOrEqual(recorded);
+      kills.push(`${((now * 100) / size).toFixed(0)}%`);
+      recorded = now;
+    } else {
+      kills.push('before the files existed');
+    }
+  }
+  // The final run: no rate limit, must finish.
+  if (!finished) {
+    const last = await runCli(args.filter((a, i) => a !== '--rate' && args[i - 1] !== '--rate'), { cwd: dir });
+    expect(last.code, `${last.stderr}\nkilled at: ${kills.join(', ')}`).toBe(ExitCode.SUCCESS);
+  }
+  const data = await readFile(target);
+  expect(data.length).toBe(size);
+  expect(firstMisplaced(data)).toBe(-1);
+  expect((await readdir(dir)).filter((f) => f.startsWith(name))).toEqual([name]);
+}
+
 describe('kill -9 at random points', () => {
   it('resumes with the same command until done: recorded bytes only grow, and the result is byte-identical', async () => {
     const size = 24 * MiB;
     const server = await startFaultServer({ content: payload(0, size - 1) });
     try {
-      const target = join(dir, 'killed.bin');
-      // Not --quiet: a failure shows what the run said.
-      const args = [server.url, '-o', target, '--block-size', '1MiB', '-c', '4', '--rate', '6MiB/s'];
-      let recorded = 0;
-      const kills: string[] = [];
-      let finished = false;
-      for (let round = 0; round < 3; round++) {
-        const indexPath = `${target}.blockfetch.json`;
-        const before = existsSync(indexPath) ? (await stat(indexPath)).mtimeMs : 0;
-        const running = startCli(args, { cwd: dir });
-        if (round === 0) {
-          // Truly anywhere: during start-up, creating the files, or downloading.
-          await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 2500));
-        } else {
-          // After a kill -9 the next run first waits for the dead run's lock
-          // to go stale; kill it once it has saved progress of its own.
-          let exited = false;
-          void running.done.then(() => {
-            exited = true;
-          });
-          await waitFor(async () => exited || (existsSync(indexPath) && (await stat(indexPath)).mtimeMs > before), 30_000).catch(
-            (err: unknown) => {
-              throw new Error(`round ${round}: ${String(err)}; its stderr so far: ${running.stderr()}`);
-            },
-          );
-          if (exited) {
-            const early = await running.done;
-            // It may legitimately have finished; anything else is a failure to explain.
-            expect(early.code, `round ${round} exited on its own: ${early.stderr}`).toBe(ExitCode.SUCCESS);
-            finished = true;
-            break;
-          }
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 1500));
-        }
-        running.child.kill('SIGKILL');
-        const result = await running.done;
-        if (result.code === ExitCode.SUCCESS) {
-          finished = true; // before the kill landed: nothing more to resume
-          break;
-        }
-        expect(result.signal).toBe('SIGKILL');
-        if (existsSync(indexPath) && existsSync(`${target}.blockfetch`)) {
-          const now = await expectRecordedBlocksCorrect(target);
-          expect(now).toBeGreaterThanOrEqual(recorded);
-          kills.push(`${((now * 100) / size).toFixed(0)}%`);
-          recorded = now;
-        } else {
-          kills.push('before the files existed');
-        }
-      }
-      // The final run: no rate limit, must finish.
-      if (!finished) {
-        const last = await runCli(args.filter((a, i) => a !== '--rate' && args[i - 1] !== '--rate'), { cwd: dir });
-        expect(last.code, `${last.stderr}\nkilled at: ${kills.join(', ')}`).toBe(ExitCode.SUCCESS);
-      }
-      const data = await readFile(target);
-      expect(data.length).toBe(size);
-      expect(firstMisplaced(data)).toBe(-1);
-      expect((await readdir(dir)).filter((f) => f.startsWith('killed.bin'))).toEqual(['killed.bin']);
+      await killAndResumeUntilDone(server.url, 'killed.bin', size);
     } finally {
       await server.close();
+    }
+  });
+
+  it('the same against nginx (its own Range, ETag and If-Match handling)', async () => {
+    const size = 24 * MiB;
+    const nginx = await startNginx({ files: { 'killed.bin': payload(0, size - 1) } });
+    try {
+      await killAndResumeUntilDone(nginx.url('killed.bin'), 'killed-nginx.bin', size);
+    } finally {
+      await nginx.stop();
     }
   });
 });
