@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { CachingDownloader } from '../src/download/caching-downloader.js';
-import type { DownloadEvent } from '../src/download/caching-options.js';
+import type { DownloadEvent, DownloadStatus } from '../src/download/caching-options.js';
 import { RateLimiter, type RateClock } from '../src/download/rate-limiter.js';
 import { BlockfetchError, InvalidArgumentError, RemoteChangedError } from '../src/errors.js';
 import { FakeReader, transient } from './helpers/fake-reader.js';
@@ -224,6 +224,48 @@ describe('retries, passes and stats', () => {
     expect(status.error?.message).toMatch(/1 block\(s\) of fake:\/\/payload still missing after 3 pass\(es\)/);
     expect(status.stats).toMatchObject({ passes: 3, doneBlocks: 9, errors: 6 });
     expect(status.digest).toBeUndefined();
+  });
+
+  it('always delivers the final done event, with the status run() returns, on failure paths too', async () => {
+    const cases: { readonly name: string; readonly run: (onEvent: (e: DownloadEvent) => void) => Promise<DownloadStatus> }[] = [
+      {
+        name: 'retries exhausted',
+        run: (onEvent) =>
+          new CachingDownloader(
+            new FakeReader({ size: 1000, script: ({ from }) => (from === 300 ? { refuse: transient() } : undefined) }),
+            MemoryCache.create(1000, 100),
+            { retry: { ...fast, attemptsPerBlock: 2 }, onEvent },
+          ).run(),
+      },
+      {
+        name: 'a fatal error',
+        run: (onEvent) =>
+          new CachingDownloader(
+            new FakeReader({ size: 10_000, script: ({ n }) => (n === 2 ? { refuse: new BlockfetchError('BLOCKFETCH_HTTP_STATUS', 'HTTP 404') } : undefined) }),
+            MemoryCache.create(10_000, 1000),
+            { maxRequestBytes: 0, onEvent },
+          ).run(),
+      },
+      {
+        name: 'an abort',
+        run: (onEvent) =>
+          // 100 one-chunk blocks of 20 ms over 8 connections: about 260 ms, aborted at 50 ms.
+          new CachingDownloader(
+            new FakeReader({ size: 100_000, chunkSize: 1000, chunkDelayMs: 20 }),
+            MemoryCache.create(100_000, 1000),
+            { maxRequestBytes: 0, onEvent },
+          ).run(AbortSignal.timeout(50)),
+      },
+    ];
+    for (const c of cases) {
+      const events: DownloadEvent[] = [];
+      const status = await c.run((e) => events.push(e));
+      expect(status.complete, c.name).toBe(false);
+      expect(status.error, c.name).toBeDefined();
+      const last = events.at(-1);
+      expect(last?.type, c.name).toBe('done');
+      expect(last?.type === 'done' ? last.status : undefined, c.name).toBe(status);
+    }
   });
 
   it('stops the whole run at once on a non-retryable error', async () => {
