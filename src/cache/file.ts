@@ -9,7 +9,7 @@
  * durability order holds.
  */
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { constants, type Stats } from 'node:fs';
+import { constants, write as writeCallback, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { BlockfetchError } from '../errors.js';
 
@@ -78,6 +78,8 @@ export class NodeCacheFile implements CacheFileReadWriter {
   /** The file's path, for messages. */
   readonly name: string;
   readonly #handle: FileHandle;
+  /** Writes issued on the raw fd and not yet finished: close() waits for them (FileHandle cannot see them). */
+  readonly #writes = new Set<Promise<number>>();
   #closed = false;
 
   /** Wraps an open handle; `name` is its path. Prefer {@link NodeCacheFile.open}. */
@@ -111,11 +113,30 @@ export class NodeCacheFile implements CacheFileReadWriter {
     return done;
   }
 
-  /** {@inheritDoc CacheFileReadWriter.write} */
+  /**
+   * {@inheritDoc CacheFileReadWriter.write}
+   *
+   * On the download's hot path (one call per received chunk), so it uses the
+   * callback `fs.write` on the handle's fd: measured on 1 GiB in 64 KiB
+   * writes, the event loop was busy 115-147 ms with it against 192-290 ms
+   * with `FileHandle.write`, for the same wall time. `close()` waits for these
+   * writes, as FileHandle would for its own.
+   */
   async write(data: Uint8Array, position: number): Promise<void> {
+    const fd = this.#handle.fd;
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.#handle.write(data, done, data.length - done, position + done);
+      if (this.#closed) throw new BlockfetchError('BLOCKFETCH_CACHE_CLOSED', `${this.name} is closed`);
+      const write = new Promise<number>((resolve, reject) =>
+        writeCallback(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
+      );
+      this.#writes.add(write);
+      let bytesWritten: number;
+      try {
+        bytesWritten = await write;
+      } finally {
+        this.#writes.delete(write);
+      }
       if (bytesWritten === 0) {
         throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `${this.name}: the write at ${position + done} made no progress`);
       }
@@ -150,6 +171,9 @@ export class NodeCacheFile implements CacheFileReadWriter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // A write still running on the raw fd must end before the fd is closed,
+    // or the number could be reused by another file and the write land there.
+    await Promise.allSettled([...this.#writes]);
     await this.#handle.close();
   }
 }
