@@ -486,11 +486,12 @@ describe('retry classification', () => {
     expect(err.retryAfterMs).toBeLessThanOrEqual(20_000);
   });
 
-  it('a Retry-After beyond maxRetryAfterMs is not retried', async () => {
+  it('a Retry-After beyond maxRetryAfterMs is honoured up to the cap, and still retried', async () => {
     const server = await serve();
     server.script(() => ({ kind: 'status', status: 503, headers: { 'retry-after': '3600' } }));
     const err = await failure(open(server.url, { maxRetryAfterMs: 60_000 }).contentLengthAndBlockSize());
-    expect(err.retryable).toBe(false);
+    expect(err.retryable).toBe(true);
+    expect(err.retryAfterMs).toBe(60_000);
     expect(err.message).toContain('3600000 ms');
   });
 

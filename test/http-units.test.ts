@@ -142,11 +142,11 @@ describe('status and network error classification', () => {
     for (let status = 400; status < 600; status++) if (statusError(status, {}, 'http://h/f', 1000).retryable) retryable.push(status);
     expect(retryable).toEqual([408, 429, 500, 502, 503, 504]);
   });
-  it('carries Retry-After, capped by refusing', () => {
+  it('carries Retry-After, capped at maxRetryAfterMs and still retryable', () => {
     expect(statusError(503, { 'retry-after': '2' }, 'http://h/f', 5000).retryAfterMs).toBe(2000);
     const tooLong = statusError(503, { 'retry-after': '10' }, 'http://h/f', 5000);
     expect(tooLong).toBeInstanceOf(HttpStatusError);
-    expect(tooLong.retryable).toBe(false);
+    expect(tooLong).toMatchObject({ retryable: true, retryAfterMs: 5000 });
   });
   it('maps undici errors: timeouts, bad arguments, the rest', () => {
     expect(networkError(Object.assign(new Error('t'), { code: 'UND_ERR_BODY_TIMEOUT' }), 'http://h/f')).toMatchObject({ code: 'BLOCKFETCH_TIMEOUT', retryable: true });

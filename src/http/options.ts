@@ -62,7 +62,7 @@ export interface HttpReaderOptions {
   readonly userAgent?: string;
   /**
    * The longest `Retry-After` the reader passes on as a retryable delay, in
-   * ms; a server asking for longer gets a non-retryable error.
+   * ms; a server asking for longer is waited for this long, then asked again.
    * @default 120000 (as `RetryOptions.maxRetryAfterMs`)
    */
   readonly maxRetryAfterMs?: number;
