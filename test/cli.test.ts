@@ -178,6 +178,17 @@ describe('--stdout | tar -x', () => {
   });
 });
 
+describe('--stdout | sha256sum', () => {
+  it('streams the exact bytes through a real pipe', async () => {
+    const server = await serve({ content: DATA });
+    const cwd = await freshDir('sha256sum');
+    const command = `${shellQuote(process.execPath)} --import ${shellQuote(TSX_LOADER)} ${shellQuote(MAIN)} ${server.url} --stdout -c 8 --block-size 1MiB --quiet | sha256sum`;
+    const { stdout } = await execFileAsync('bash', ['-o', 'pipefail', '-c', command], { cwd });
+    expect(stdout.split(/\s+/)[0]).toBe(SHA256);
+    expect(await readdir(cwd)).toEqual([]); // nothing written to disk
+  });
+});
+
 describe('--stdout | head', () => {
   it('stops quietly with 141 when the reader closes the pipe', async () => {
     const server = await serve({ content: DATA });
