@@ -42,8 +42,11 @@ describe('HttpReader against nginx', () => {
         'c.bin': payload(0, SIZE - 1),
         'small.bin': payload(0, 99),
         'empty.bin': Buffer.alloc(0),
+        'noetag/d.bin': payload(0, SIZE - 1),
       },
-      serverConfig: 'location = /moved { return 302 /a.bin; }',
+      // /noetag/: nginx sends Last-Modified but no ETag, so requests are
+      // pinned with If-Unmodified-Since, which nginx itself evaluates.
+      serverConfig: 'location = /moved { return 302 /a.bin; }\n    location /noetag/ { etag off; }',
     });
   });
   afterAll(async () => {
@@ -109,6 +112,26 @@ describe('HttpReader against nginx', () => {
     expect(err).toBeInstanceOf(RemoteChangedError);
     expect((err as RemoteChangedError).changes[0]).toMatchObject({ field: 'etag', before: info.identity.etag });
     expect((err as RemoteChangedError).retryable).toBe(false);
+  });
+
+  it('without an ETag, pins with If-Unmodified-Since: nginx answers 412 once the file changed', async () => {
+    const reader = open('noetag/d.bin');
+    const info = await reader.contentLengthAndBlockSize();
+    expect(info.identity.etag).toBeUndefined();
+    expect(info.identity.lastModified).toBeDefined();
+    expect(info.pinned).toBe(true);
+    const block1 = await collect(await reader.getReader(BS, 2 * BS - 1, new AbortController().signal));
+    expect(firstMisplaced(block1, BS)).toBe(-1);
+    const seen = (await nginx.requests()).at(-1);
+    expect(seen?.ifUnmodifiedSince).toBe(info.identity.lastModified);
+    await nginx.writeFile('noetag/d.bin', Buffer.alloc(SIZE, 0x5a)); // same size, a later mtime
+    const err = await reader.getReader(2 * BS, 3 * BS - 1, new AbortController().signal).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect((err as RemoteChangedError).retryable).toBe(false);
+    expect((await nginx.requests()).at(-1)?.status).toBe(412); // nginx's own verdict, not only ours
   });
 
   it('detects the change on resume, before any byte is fetched', async () => {
