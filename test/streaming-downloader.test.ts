@@ -121,14 +121,23 @@ describe('StreamingDownloader: order and memory', () => {
     const bound = window * blockSize;
     const parts: Uint8Array[] = [];
     let maxSeen = 0;
+    // Measured independently of the downloader's own counter: bytes the
+    // reader's bodies yielded minus bytes the consumer has taken.
+    let consumed = 0;
+    let maxHeld = 0;
     for await (const chunk of dl) {
       parts.push(chunk);
+      consumed += chunk.length;
+      const delivered = reader.requests.reduce((n, r) => n + r.delivered, 0);
+      maxHeld = Math.max(maxHeld, delivered - consumed);
       maxSeen = Math.max(maxSeen, dl.status().bufferedBytes);
       await sleep(1); // the consumer is much slower than the reader
     }
     const status = dl.status();
     expectExact(Buffer.concat(parts), size);
     expect(outsideWindow).toEqual([]);
+    expect(maxHeld).toBeLessThanOrEqual(bound);
+    expect(maxHeld).toBeGreaterThan((window - 1) * blockSize); // and the measurement is not vacuous
     expect(maxSeen).toBeLessThanOrEqual(bound);
     expect(status.memoryBound).toBe(bound);
     expect(status.maxBufferedBytes).toBeLessThanOrEqual(bound);
