@@ -36,7 +36,7 @@ export { reserveSpace, checkFreeSpace, defaultReserveSpaceOptions } from './cach
 export type { ReserveSpaceOptions, ReserveSpaceResult, ReserveMethod } from './cache/reserve-space.js';
 export { NodeCacheFile, nodeFileSystem } from './cache/file.js';
 export type { CacheFileReadWriter, CacheFileSystem } from './cache/file.js';
-export { INDEX_FORMAT, INDEX_VERSION, MAX_INDEX_BYTES, encodeIndex, decodeIndex, canonicalJson, rangesFromIndex } from './cache/index-format.js';
+export { INDEX_FORMAT, INDEX_VERSION, MAX_INDEX_BYTES, encodeIndex, decodeIndex, canonicalJson, rangesFromIndex, indexFromRanges } from './cache/index-format.js';
 export type { IndexContents } from './cache/index-format.js';
 export { IndexFile } from './cache/index-file.js';
 export { CacheLock, defaultCacheLockOptions } from './cache/lock.js';

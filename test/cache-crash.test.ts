@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheFileReadWriter, CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
+import { indexFromRanges } from '../src/cache/index-format.js';
 import { LocalDownloadCache, type LocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
 import { BlockfetchError } from '../src/errors.js';
 import { ByteRanges } from '../src/ranges/byte-ranges.js';
@@ -45,16 +46,7 @@ async function freshCache(s: Scenario, fs: CacheFileSystem & { syncAll(): void }
   await data.truncate(s.contentLength);
   await data.close();
   const empty = new ByteRanges(s.contentLength, s.blockSize);
-  await new IndexFile(INDEX, fs).save({
-    contentLength: s.contentLength,
-    blockSize: s.blockSize,
-    numBlocks: empty.numBlocks,
-    cachedBlocks: 0,
-    cachedBytes: 0,
-    remote: undefined,
-    bitmap: empty.serialize(),
-    updatedAt: new Date(0).toISOString(),
-  });
+  await new IndexFile(INDEX, fs).save(indexFromRanges(empty, undefined, new Date(0)));
   fs.syncAll();
 }
 

@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IndexFile } from '../src/cache/index-file.js';
+import { indexFromRanges } from '../src/cache/index-format.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
 import { BlockfetchError } from '../src/errors.js';
 import { ByteRanges } from '../src/ranges/byte-ranges.js';
@@ -17,16 +18,7 @@ async function cacheOn(fs: CrashFs, contentLength: number, blockSize: number): P
   await data.truncate(contentLength);
   const empty = new ByteRanges(contentLength, blockSize);
   const index = new IndexFile('/c/index', fs);
-  await index.save({
-    contentLength,
-    blockSize,
-    numBlocks: empty.numBlocks,
-    cachedBlocks: 0,
-    cachedBytes: 0,
-    remote: undefined,
-    bitmap: empty.serialize(),
-    updatedAt: new Date(0).toISOString(),
-  });
+  await index.save(indexFromRanges(empty, undefined, new Date(0)));
   return LocalDownloadCache.fromFiles(data, index, { flushIntervalMs: 60_000, flushBytes: Number.MAX_SAFE_INTEGER });
 }
 

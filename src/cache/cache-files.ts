@@ -9,6 +9,7 @@ import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
 import { errnoCode, NodeCacheFile, nodeFileSystem, parentDir, type CacheFileReadWriter } from './file.js';
 import { IndexFile } from './index-file.js';
+import { indexFromRanges } from './index-format.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import { checkFreeSpace, reserveSpace, type ReserveSpaceOptions } from './reserve-space.js';
 import type { RemoteIdentity } from './types.js';
@@ -88,16 +89,7 @@ export async function createNewFilesForCache(
       // The data file's directory entry must be durable before an index
       // that refers to it is (they may live in different directories).
       await nodeFileSystem.syncDir(parentDir(dataPath));
-      await index.save({
-        contentLength,
-        blockSize,
-        numBlocks: empty.numBlocks,
-        cachedBlocks: 0,
-        cachedBytes: 0,
-        remote: options.identity,
-        bitmap: empty.serialize(),
-        updatedAt: new Date().toISOString(),
-      });
+      await index.save(indexFromRanges(empty, options.identity));
     } catch (err) {
       // Only files this call created (or was told to replace) are removed.
       await nodeFileSystem.remove(indexPath).catch(() => undefined);

@@ -273,6 +273,32 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /**
+ * What an index records for `ranges`: the inverse of {@link rangesFromIndex}.
+ * Serializes the bitmap now, so the result is a snapshot.
+ *
+ * @example
+ * ```ts
+ * await index.save(indexFromRanges(new ByteRanges(size, blockSize), identity)); // a new, empty cache
+ * ```
+ */
+export function indexFromRanges(
+  ranges: ByteRanges,
+  remote: RemoteIdentity | undefined,
+  updatedAt: Date = new Date(),
+): IndexContents {
+  return {
+    contentLength: ranges.contentLength,
+    blockSize: ranges.blockSize,
+    numBlocks: ranges.numBlocks,
+    cachedBlocks: ranges.setCount,
+    cachedBytes: ranges.setBytes,
+    remote,
+    bitmap: ranges.serialize(),
+    updatedAt: updatedAt.toISOString(),
+  };
+}
+
+/**
  * The bitmap of a decoded index as {@link ByteRanges}, checked against the
  * index's own counts. A bitmap that is not roaring's portable format, sets a
  * block past the end of the file, or disagrees with `cachedBlocks` /

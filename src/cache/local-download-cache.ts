@@ -8,7 +8,7 @@ import type { ByteRanges } from '../ranges/byte-ranges.js';
 import { openCacheFiles } from './cache-files.js';
 import { errnoCode, type CacheFileReadWriter } from './file.js';
 import type { IndexFile } from './index-file.js';
-import { rangesFromIndex } from './index-format.js';
+import { indexFromRanges, rangesFromIndex } from './index-format.js';
 import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import type { DownloadCache, RemoteIdentity } from './types.js';
@@ -432,16 +432,7 @@ export class LocalDownloadCache implements DownloadCache {
     // 1. Snapshot, synchronously (the scheduler relies on it): only blocks
     //    whose writes already resolved are in it.
     const snapshotStarted = performance.now();
-    const contents = {
-      contentLength: this.#ranges.contentLength,
-      blockSize: this.#ranges.blockSize,
-      numBlocks: this.#ranges.numBlocks,
-      cachedBlocks: this.#ranges.setCount,
-      cachedBytes: this.#ranges.setBytes,
-      remote: this.#identity,
-      bitmap: this.#ranges.serialize(),
-      updatedAt: new Date().toISOString(),
-    };
+    const contents = indexFromRanges(this.#ranges, this.#identity);
     const snapshotMs = performance.now() - snapshotStarted;
     // 2. fsync the data: after this, every block in the snapshot is on disk.
     try {
