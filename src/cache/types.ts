@@ -25,6 +25,22 @@ export interface RemoteIdentity {
 /** Hash algorithms blockfetch can verify a whole file with. */
 export type DigestAlgorithm = 'sha256' | 'sha512' | 'sha1' | 'md5';
 
+/**
+ * Hex digits in a digest of each algorithm: the one table every parser of a
+ * digest (options, CLI flags, server headers, the index) checks against.
+ *
+ * @example
+ * ```ts
+ * DIGEST_HEX_LENGTH.sha256 // 64
+ * ```
+ */
+export const DIGEST_HEX_LENGTH: Readonly<Record<DigestAlgorithm, number>> = Object.freeze({
+  md5: 32,
+  sha1: 40,
+  sha256: 64,
+  sha512: 128,
+});
+
 /** A whole-file digest to verify against. */
 export interface ExpectedDigest {
   /** The algorithm, as `node:crypto` names it. */

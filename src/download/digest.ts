@@ -7,19 +7,13 @@
  * bytes it delivers), so a finished file is verified without a second pass.
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { DigestAlgorithm, ExpectedDigest } from '../cache/types.js';
+import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest } from '../cache/types.js';
 import { DigestMismatchError, InvalidArgumentError } from '../errors.js';
 
 /** The algorithm used when nobody names one. */
 export const defaultDigestAlgorithm: DigestAlgorithm = 'sha256';
 
-/** Hex digits in a digest of each algorithm. */
-const HEX_LENGTH: Readonly<Record<DigestAlgorithm, number>> = Object.freeze({
-  md5: 32,
-  sha1: 40,
-  sha256: 64,
-  sha512: 128,
-});
+const HEX_LENGTH = DIGEST_HEX_LENGTH;
 
 /** True when `value` names an algorithm blockfetch can verify with. */
 export function isDigestAlgorithm(value: unknown): value is DigestAlgorithm {
