@@ -74,12 +74,6 @@ export interface HttpReaderOptions {
    */
   readonly expected?: RemoteIdentity;
   /**
-   * The bytes already downloaded that a change of the remote would discard,
-   * reported in a `RemoteChangedError`. The caller knows it; the reader does not.
-   * @default 0
-   */
-  readonly bytesAtRisk?: number;
-  /**
    * How long the body of the first response is kept for the first
    * `getReader` that falls inside it, in ms. It is dropped (its socket
    * closed) after this, or as soon as another range is asked for first.
@@ -100,7 +94,6 @@ export const defaultHttpReaderOptions = Object.freeze({
   maxRedirects: 10,
   userAgent: DEFAULT_USER_AGENT,
   maxRetryAfterMs: defaultRetryOptions.maxRetryAfterMs,
-  bytesAtRisk: 0,
   firstBodyHoldMs: 5_000,
 });
 
@@ -141,8 +134,6 @@ export interface ResolvedHttpReaderOptions {
   readonly maxRetryAfterMs: number;
   /** {@inheritDoc HttpReaderOptions.expected} */
   readonly expected: RemoteIdentity | undefined;
-  /** {@inheritDoc HttpReaderOptions.bytesAtRisk} */
-  readonly bytesAtRisk: number;
   /** {@inheritDoc HttpReaderOptions.firstBodyHoldMs} */
   readonly firstBodyHoldMs: number;
 }
@@ -242,7 +233,6 @@ export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHt
     maxRedirects: wholeNumber('maxRedirects', options.maxRedirects ?? d.maxRedirects, 0),
     maxRetryAfterMs: wholeNumber('maxRetryAfterMs', options.maxRetryAfterMs ?? d.maxRetryAfterMs, 0),
     expected,
-    bytesAtRisk: wholeNumber('bytesAtRisk', options.bytesAtRisk ?? d.bytesAtRisk, 0),
     firstBodyHoldMs: wholeNumber('firstBodyHoldMs', options.firstBodyHoldMs ?? d.firstBodyHoldMs, 0),
   };
 }
