@@ -5,10 +5,12 @@
  * hints name options, never the command's flags (the CLI maps them).
  */
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCacheFiles } from '../src/cache/cache-files.js';
+import { IndexFile } from '../src/cache/index-file.js';
 import { exitCodeByErrorCode, ExitCode } from '../src/cli/exit-codes.js';
 import { cliHint, describeFailure } from '../src/cli/report.js';
 import { CachingDownloader } from '../src/download/caching-downloader.js';
@@ -155,6 +157,22 @@ describe('each split code is raised by its own site', () => {
     await reader.close();
     expect(err).toMatchObject({ code: 'BLOCKFETCH_HOST_NOT_FOUND', retryable: false });
     expect(describeFailure(err).exitCode).toBe(ExitCode.FAILURE);
+  });
+
+  it('a local file that cannot be read is BLOCKFETCH_DISK_READ, not DISK_WRITE', async () => {
+    // A directory where a file should be: reading it fails with EISDIR.
+    const index = join(dir, 'idx.json');
+    await mkdir(index);
+    const unreadable = await failure(new IndexFile(index).load());
+    expect(unreadable).toMatchObject({ code: 'BLOCKFETCH_DISK_READ' });
+    expect((unreadable.cause as NodeJS.ErrnoException).code).toBe('EISDIR');
+    const data = join(dir, 'data.bin');
+    await mkdir(data);
+    await writeFile(join(dir, 'data.json'), '{}');
+    expect(await failure(openCacheFiles(data, join(dir, 'data.json')))).toMatchObject({ code: 'BLOCKFETCH_DISK_READ' });
+    await rm(index, { recursive: true });
+    await rm(data, { recursive: true });
+    await rm(join(dir, 'data.json'));
   });
 
   it('maps socket errors by what retrying can do', () => {
