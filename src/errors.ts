@@ -5,7 +5,12 @@
  * stable `code` a caller can branch on (`err.code === 'BLOCKFETCH_REMOTE_CHANGED'`).
  * Subclasses exist only where a caller acts differently on them. Each error
  * also answers the {@link RetryResponse} questions, so a `Reader` can throw
- * one and the downloader knows whether and when to try again.
+ * one and the downloader knows whether and when to try again. Whether is the
+ * code's to say ({@link ERROR_CODES}), never the throw site's, and a value
+ * that is not a `BlockfetchError` is never retried ({@link retryResponseOf}).
+ *
+ * Hints speak of library options and actions ("option `restart`"), never of
+ * a command's flags: the CLI maps them to its own words in one place.
  *
  * Messages never contain credentials: URLs are passed through
  * {@link redactUrl} before they are put in a message.

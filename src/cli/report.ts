@@ -36,7 +36,7 @@ const OPTION_MENTION = /\(option `(\w+)`\)|option `(\w+)`/g;
  * at a terminal what to type.
  */
 const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string } = Object.freeze({
-  BLOCKFETCH_INVALID_ARGUMENT: (err: BlockfetchError) => err.hint ?? 'run `blockfetch --help` for usage',
+  BLOCKFETCH_INVALID_ARGUMENT: (err: BlockfetchError) => (err.hint === undefined ? 'run `blockfetch --help` for usage' : toFlags(err.hint)),
   BLOCKFETCH_TARGET_EXISTS: () => 'pass --force to replace it, or choose another name with -o',
   BLOCKFETCH_REMOTE_CHANGED: (err: BlockfetchError) => {
     const atRisk = err instanceof RemoteChangedError ? err.bytesAtRisk : 0;
@@ -45,13 +45,23 @@ const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string 
       : 'restart (--restart) to fetch the new revision';
   },
   BLOCKFETCH_DIGEST_MISMATCH: (err: BlockfetchError) =>
-    err.hint ?? 'check the digest you gave; the partial file is kept (delete FILE.blockfetch* to download it again)',
+    err.hint === undefined
+      ? 'check the digest you gave; the partial file is kept (delete FILE.blockfetch* to download it again)'
+      : toFlags(err.hint),
 });
 
 /**
  * The `hint:` line for `err`: the command's own hint for its code if it has
  * one; else the error's hint, or the library's "what to do" for the code
  * (`ERROR_CODES`), with every option it names replaced by the command's flag.
+ *
+ * @example
+ * ```ts
+ * cliHint(new RemoteChangedError(url, changes, 4096))
+ * // 'restart (--restart) to discard the 4096 bytes already downloaded and fetch the new revision'
+ * cliHint(new BlockfetchError('BLOCKFETCH_TIMEOUT', 'slow'))
+ * // 'run the same download again; raise the timeout (--timeout) on a very slow link'
+ * ```
  */
 export function cliHint(err: BlockfetchError): string {
   const own = CLI_HINTS[err.code];
