@@ -387,14 +387,14 @@ async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<vo
   if (target === undefined) return;
   if (target.isDirectory()) {
     throw new InvalidArgumentError(`${paths.target} is a directory, not a file to download into`, {
-      hint: 'name a file inside it (the command does this itself for -o DIR)',
+      hint: 'name a file inside it as the target',
     });
   }
   const partial = await statOrUndefined(paths.partial);
   if (partial === undefined) await nodeFileSystem.remove(paths.index);
   if (overwrite) return;
   throw new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${paths.target} already exists`, {
-    hint: 'pass --force (overwrite) to replace it, or choose another name with -o',
+    hint: 'replace it (option `overwrite`), or choose another target path',
   });
 }
 

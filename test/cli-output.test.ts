@@ -93,7 +93,7 @@ describe('progress', () => {
 
 describe('failure reports', () => {
   it('are one message line and one hint line; --debug adds code, stack and causes', () => {
-    const cause = new BlockfetchError('BLOCKFETCH_NETWORK', 'http://u:secret@h/f: socket hang up', { retryable: true });
+    const cause = new BlockfetchError('BLOCKFETCH_NETWORK', 'http://u:secret@h/f: socket hang up');
     const err = new RetriesExhaustedError('block 3 failed 6 times', 6, { cause });
     const plain = formatFailure(err, false);
     expect(plain).toBe('blockfetch: block 3 failed 6 times\nhint: run the same download again to resume\n');

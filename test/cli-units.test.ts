@@ -284,7 +284,7 @@ describe('exit codes', () => {
     // Running again would not help a 404 or a refused redirect: 1, not 3 ("it resumes").
     expect(exitCodeFor(new HttpStatusError(404, 'http://h/f', 'Not Found'))).toBe(ExitCode.FAILURE);
     expect(exitCodeFor(new BlockfetchError('BLOCKFETCH_REDIRECT', 'https -> http refused'))).toBe(ExitCode.FAILURE);
-    expect(exitCodeFor(new HttpStatusError(503, 'http://h/f', '', { retryable: true }))).toBe(ExitCode.NETWORK);
+    expect(exitCodeFor(new HttpStatusError(503, 'http://h/f', ''))).toBe(ExitCode.NETWORK);
   });
   it('are documented in docs/errors.md, every code with the exit status the code maps it to', () => {
     const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');

@@ -64,7 +64,7 @@ describe('https', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(err).toMatchObject({ code: 'BLOCKFETCH_NETWORK', retryable: false });
+    expect(err).toMatchObject({ code: 'BLOCKFETCH_TLS', retryable: false });
     expect((err as Error).message).toContain('certificate');
     await reader.close();
   });

@@ -10,6 +10,7 @@ import { digestFromHeaders, parseLegacyDigest, parseReprDigest } from '../src/ht
 import { networkError, statusError } from '../src/http/failures.js';
 import { isStrongEtag, parseContentLength, parseContentRange, parseRetryAfter } from '../src/http/headers.js';
 import { pinHeaders, pinKind } from '../src/http/identity.js';
+import { DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../src/defaults.js';
 import { defaultHttpReaderOptions, resolveHttpReaderOptions } from '../src/http/options.js';
 import { DEFAULT_SENSITIVE_HEADERS, followRedirect } from '../src/http/redirect.js';
 import { BLOCKFETCH_VERSION, DEFAULT_USER_AGENT } from '../src/http/version.js';
@@ -175,6 +176,17 @@ describe('options', () => {
     const o = resolveHttpReaderOptions({ url: 'http://us%40er:p%3Ass@127.0.0.1/f' });
     expect(o.url.href).toBe('http://127.0.0.1/f');
     expect(o.headers['authorization']).toBe(`Basic ${Buffer.from('us@er:p:ss').toString('base64')}`);
+  });
+  it('takes its defaults from src/defaults.ts, as every other entry point does', () => {
+    const o = resolveHttpReaderOptions({ url: 'http://h/' });
+    expect(o.requestTimeoutMs).toBe(DEFAULT_TIMEOUT_MS);
+    expect(o.idleTimeoutMs).toBe(DEFAULT_TIMEOUT_MS);
+    expect(o.maxRetryAfterMs).toBe(DEFAULT_MAX_RETRY_AFTER_MS);
+  });
+  it('names the owner, the option, the value and its type', () => {
+    expect(() => resolveHttpReaderOptions({ url: 'http://h/', firstBodyHoldMs: -1 })).toThrow(
+      'HttpReader option firstBodyHoldMs must be a whole number >= 0, got -1 (number)',
+    );
   });
   it('names the option, the value and its type', () => {
     const bad: [object, RegExp][] = [

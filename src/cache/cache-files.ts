@@ -75,7 +75,7 @@ export async function createNewFilesForCache(
     if ((exists.data || exists.index) && options.overwrite !== true) {
       const which = [exists.data ? `data file ${dataPath}` : '', exists.index ? `index file ${indexPath}` : ''].filter(Boolean).join(' and ');
       throw new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `cannot create a new cache: ${which} already exist(s)`, {
-        hint: 'open the existing cache to resume it, or pass overwrite (--restart) to discard it and start over',
+        hint: 'open the existing cache to resume it, or pass option `overwrite` to discard it and start over',
       });
     }
     const index = new IndexFile(indexPath);
@@ -141,7 +141,7 @@ export async function openCacheFiles(dataPath: string, indexPath: string): Promi
     const missing = [present.data ? '' : `data file ${dataPath}`, present.index ? '' : `index file ${indexPath}`].filter(Boolean);
     throw new BlockfetchError('BLOCKFETCH_CACHE_MISSING', `cache is incomplete: ${missing.join(' and ')} not found`, {
       hint: present.data
-        ? 'without its index nothing in the data file is known to be complete: start over (--restart)'
+        ? 'without its index nothing in the data file is known to be complete: start over (option `restart`)'
         : 'start a new download (the cache files are created then)',
     });
   }
@@ -149,7 +149,7 @@ export async function openCacheFiles(dataPath: string, indexPath: string): Promi
   try {
     data = await NodeCacheFile.open(dataPath);
   } catch (err) {
-    throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot open ${dataPath}: ${err instanceof Error ? err.message : String(err)}`, {
+    throw new BlockfetchError('BLOCKFETCH_DISK_READ', `cannot open ${dataPath}: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,
     });
   }

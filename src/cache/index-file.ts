@@ -61,7 +61,7 @@ export class IndexFile {
           hint: 'create the cache first (a new download), or check the index path',
         });
       }
-      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot read index ${this.path}: ${messageOf(err)}`, { cause: err });
+      throw new BlockfetchError('BLOCKFETCH_DISK_READ', `cannot read index ${this.path}: ${messageOf(err)}`, { cause: err });
     }
     return decodeIndex(bytes, this.path);
   }
@@ -97,7 +97,6 @@ export class IndexFile {
       if (err instanceof BlockfetchError) throw err;
       throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot write index ${this.path}: ${messageOf(err)}`, {
         cause: err,
-        retryable: true,
       });
     }
   }

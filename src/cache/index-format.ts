@@ -50,7 +50,7 @@ export interface IndexContents {
 
 const HINTS = {
   corrupt:
-    'the data file was not changed; check that this is the right index path, then restore the index from a backup or start the download over (--restart) to fetch everything again',
+    'the data file was not changed; check that this is the right index path, then restore the index from a backup or start the download over (option `restart`) to fetch everything again',
   foreign: 'this file was not written by blockfetch: check the index path; nothing was changed',
 } as const;
 

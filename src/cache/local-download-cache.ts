@@ -181,31 +181,31 @@ export class LocalDownloadCache implements DownloadCache {
     if (options.expectedContentLength !== undefined && options.expectedContentLength !== contents.contentLength) {
       throw mismatch(
         `the cache holds a file of ${contents.contentLength} bytes, not the ${options.expectedContentLength} expected`,
-        'the remote is a different file or revision: start over (--restart) to download it',
+        'the remote is a different file or revision: start over (option `restart`) to download it',
       );
     }
     if (options.expectedBlockSize !== undefined && options.expectedBlockSize !== contents.blockSize) {
       throw mismatch(
         `the cache uses blocks of ${contents.blockSize} bytes, not the ${options.expectedBlockSize} asked for`,
-        `resume with block size ${contents.blockSize}, or start over (--restart)`,
+        `resume with block size ${contents.blockSize} (option \`blockSize\`), or start over (option \`restart\`)`,
       );
     }
     if (contents.remote !== undefined && contents.remote.size !== contents.contentLength) {
       throw mismatch(
         `the recorded remote is ${contents.remote.size} bytes but the cache holds ${contents.contentLength}`,
-        'the index was edited or belongs to another download: start over (--restart)',
+        'the index was edited or belongs to another download: start over (option `restart`)',
       );
     }
     let size: number;
     try {
       size = await data.size();
     } catch (err) {
-      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot stat ${data.name}: ${messageOf(err)}`, { cause: err });
+      throw new BlockfetchError('BLOCKFETCH_DISK_READ', `cannot stat ${data.name}: ${messageOf(err)}`, { cause: err });
     }
     if (size !== contents.contentLength) {
       throw mismatch(
         `the data file ${data.name} is ${size} bytes but the index describes ${contents.contentLength}`,
-        'the index belongs to another data file, or the data file was truncated or replaced: check both paths, or start over (--restart)',
+        'the index belongs to another data file, or the data file was truncated or replaced: check both paths, or start over (option `restart`)',
       );
     }
     const ranges = rangesFromIndex(contents, index.path);
@@ -338,10 +338,10 @@ export class LocalDownloadCache implements DownloadCache {
       );
     }
     const read = await this.#track(this.#data.read(data, offset).catch((err: unknown) => {
-      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot read ${this.#data.name} at ${offset}: ${messageOf(err)}`, { cause: err });
+      throw new BlockfetchError('BLOCKFETCH_DISK_READ', `cannot read ${this.#data.name} at ${offset}: ${messageOf(err)}`, { cause: err });
     }));
     if (read !== data.length) {
-      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `${this.#data.name} ended after ${read} of ${data.length} bytes read at ${offset}`);
+      throw new BlockfetchError('BLOCKFETCH_DISK_READ', `${this.#data.name} ended after ${read} of ${data.length} bytes read at ${offset}`);
     }
     return read;
   }
@@ -440,7 +440,6 @@ export class LocalDownloadCache implements DownloadCache {
     } catch (err) {
       throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot fsync ${this.#data.name}: ${messageOf(err)}`, {
         cause: err,
-        retryable: true,
       });
     }
     // 3. Only now may the index name those blocks: temp, fsync, rename, fsync dir.

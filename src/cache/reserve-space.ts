@@ -90,15 +90,15 @@ export async function reserveSpace(path: string, size: number, options: ReserveS
   const existing = await statIfExists(path);
   const { needed, available } = await spaceCheck(path, size, existing);
 
-  const file = await wrapIo(path, 'open', () => NodeCacheFile.open(path, { create: true }));
+  const file = await wrapIo(path, 'write', 'open', () => NodeCacheFile.open(path, { create: true }));
   try {
     let method: ReserveMethod | undefined;
     if (size > 0) {
       method = await allocate(file, path, size, existing?.size ?? 0, needed, available, o);
     }
-    await wrapIo(path, 'set the length of', () => file.truncate(size));
-    await wrapIo(path, 'fsync', () => file.sync());
-    const allocatedBytes = await wrapIo(path, 'stat', () => file.allocatedBytes());
+    await wrapIo(path, 'write', 'set the length of', () => file.truncate(size));
+    await wrapIo(path, 'write', 'fsync', () => file.sync());
+    const allocatedBytes = await wrapIo(path, 'read', 'stat', () => file.allocatedBytes());
     if (allocatedBytes < size) {
       throw new BlockfetchError(
         'BLOCKFETCH_ALLOCATION_FAILED',
@@ -238,7 +238,7 @@ async function zeroFill(
       } catch (err) {
         stopped = true;
         if (errnoCode(err) === 'ENOSPC') throw new NotEnoughSpaceError(path, needed, available, { cause: err });
-        throw ioError(path, 'write zeros to', err);
+        throw ioError(path, 'write', 'write zeros to', err);
       }
       written += length;
       o.onProgress?.(written, size);
@@ -252,7 +252,7 @@ async function zeroFill(
 
 /** Bytes this user may still allocate on the filesystem holding `path`. */
 async function availableBytes(path: string): Promise<number> {
-  const fs = await wrapIo(path, 'statfs the directory of', () => statfs(dirname(path), { bigint: true }));
+  const fs = await wrapIo(path, 'read', 'statfs the directory of', () => statfs(dirname(path), { bigint: true }));
   // bavail (not bfree): blocks reserved for root are not ours to use.
   const bytes = fs.bavail * fs.bsize;
   return bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes);
@@ -268,21 +268,23 @@ async function statIfExists(path: string): Promise<{ size: number; blocks: numbe
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
     if (err instanceof BlockfetchError) throw err;
-    throw ioError(path, 'stat', err);
+    throw ioError(path, 'read', 'stat', err);
   }
 }
 
-async function wrapIo<T>(path: string, what: string, fn: () => Promise<T>): Promise<T> {
+async function wrapIo<T>(path: string, kind: 'read' | 'write', what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof BlockfetchError) throw err;
-    throw ioError(path, what, err);
+    throw ioError(path, kind, what, err);
   }
 }
 
-function ioError(path: string, what: string, err: unknown): BlockfetchError {
-  return new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot ${what} ${path}: ${messageOf(err)}`, { cause: err });
+/** A failed system call, coded by whether it read (stat, statfs) or changed the disk. */
+function ioError(path: string, kind: 'read' | 'write', what: string, err: unknown): BlockfetchError {
+  const code = kind === 'read' ? 'BLOCKFETCH_DISK_READ' : 'BLOCKFETCH_DISK_WRITE';
+  return new BlockfetchError(code, `cannot ${what} ${path}: ${messageOf(err)}`, { cause: err });
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -60,18 +60,27 @@ export const exitCodeByErrorCode: Readonly<Record<ErrorCode, ExitCodeValue>> = O
   BLOCKFETCH_CACHE_MISSING: ExitCode.INDEX,
   BLOCKFETCH_CACHE_CLOSED: ExitCode.FAILURE,
   BLOCKFETCH_LOCKED: ExitCode.LOCKED,
+  BLOCKFETCH_LOCK_FAILED: ExitCode.FAILURE,
   BLOCKFETCH_UNCACHED_RANGE: ExitCode.FAILURE,
   BLOCKFETCH_INVALID_WRITE: ExitCode.FAILURE,
   BLOCKFETCH_DISK_WRITE: ExitCode.FAILURE,
+  BLOCKFETCH_DISK_READ: ExitCode.FAILURE,
 
   BLOCKFETCH_REMOTE_CHANGED: ExitCode.REMOTE_CHANGED,
-  BLOCKFETCH_RANGE_NOT_SUPPORTED: ExitCode.NETWORK,
+  // Exit 3 says "run it again: it resumes", so only retryable codes map to
+  // it; a code that retrying cannot fix (a 404, no ranges, a refused
+  // redirect, an unknown host, a rejected certificate) is 1.
+  BLOCKFETCH_RANGE_NOT_SUPPORTED: ExitCode.FAILURE,
   BLOCKFETCH_BAD_RESPONSE: ExitCode.NETWORK,
-  BLOCKFETCH_HTTP_STATUS: ExitCode.NETWORK,
+  BLOCKFETCH_UNUSABLE_RESPONSE: ExitCode.FAILURE,
+  BLOCKFETCH_HTTP_STATUS: ExitCode.FAILURE,
+  BLOCKFETCH_HTTP_TRANSIENT: ExitCode.NETWORK,
   BLOCKFETCH_NETWORK: ExitCode.NETWORK,
+  BLOCKFETCH_HOST_NOT_FOUND: ExitCode.FAILURE,
+  BLOCKFETCH_TLS: ExitCode.FAILURE,
   BLOCKFETCH_BODY_LENGTH: ExitCode.NETWORK,
   BLOCKFETCH_TIMEOUT: ExitCode.NETWORK,
-  BLOCKFETCH_REDIRECT: ExitCode.NETWORK,
+  BLOCKFETCH_REDIRECT: ExitCode.FAILURE,
 
   BLOCKFETCH_RETRIES_EXHAUSTED: ExitCode.NETWORK,
   BLOCKFETCH_DIGEST_MISMATCH: ExitCode.INTEGRITY,
@@ -85,10 +94,14 @@ export const exitCodeByErrorCode: Readonly<Record<ErrorCode, ExitCodeValue>> = O
  * `ENOSPC`/`EDQUOT` anywhere in the cause chain is {@link ExitCode.NO_SPACE}.
  * Anything else is {@link ExitCode.FAILURE}.
  *
- * A network-class error that is NOT retryable (a 404 or 401, a refused
- * https → http redirect, a server that neither ranges nor tells the size)
- * is {@link ExitCode.FAILURE}, not {@link ExitCode.NETWORK}: exit 3 tells the
- * user that running the same command again resumes, which would not help.
+ * Since each code has one meaning, the table alone decides: a 404 is
+ * `BLOCKFETCH_HTTP_STATUS` (1), a 503 `BLOCKFETCH_HTTP_TRANSIENT` (3).
+ *
+ * @example
+ * ```ts
+ * exitCodeFor(new HttpStatusError(404, url, 'Not Found')) // 1
+ * exitCodeFor(new LockHeldError(path))                    // 7
+ * ```
  */
 export function exitCodeFor(err: unknown): ExitCodeValue {
   if (hasNoSpaceCause(err)) return ExitCode.NO_SPACE;
@@ -98,8 +111,7 @@ export function exitCodeFor(err: unknown): ExitCodeValue {
     // A cause that is itself a transient failure still means "network".
     return inner !== ExitCode.FAILURE && inner !== ExitCode.USAGE ? inner : ExitCode.NETWORK;
   }
-  const mapped = exitCodeByErrorCode[err.code];
-  return mapped === ExitCode.NETWORK && !err.retryable ? ExitCode.FAILURE : mapped;
+  return exitCodeByErrorCode[err.code];
 }
 
 function hasNoSpaceCause(err: unknown): boolean {

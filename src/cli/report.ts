@@ -7,44 +7,76 @@
  */
 import { debuglog } from 'node:util';
 
-import { BlockfetchError, redactUrl, type ErrorCode } from '../errors.js';
+import { BlockfetchError, ERROR_CODES, RemoteChangedError, redactUrl, type ErrorCode } from '../errors.js';
 import { exitCodeFor, type ExitCodeValue } from './exit-codes.js';
 
 /** True when `NODE_DEBUG` includes `blockfetch`, as `util.debuglog` reads it. */
 export const debugFromEnvironment: boolean = debuglog('blockfetch').enabled;
 
 /**
- * What to do, for errors raised without a hint of their own: the "what to
- * do" column of docs/errors.md, so every failure prints a `hint:` line.
+ * The command's flag for each library option a library hint may name. Library
+ * hints speak of options ("restart (option `restart`) to ..."), never of
+ * flags; this is the one place those names become the command's own words.
  */
-const FALLBACK_HINTS: Readonly<Record<ErrorCode, string>> = Object.freeze({
-  BLOCKFETCH_INVALID_ARGUMENT: 'run `blockfetch --help` for usage',
-  BLOCKFETCH_TARGET_EXISTS: 'pass --force to replace it, or choose another name with -o',
-  BLOCKFETCH_NOT_ENOUGH_SPACE: 'free some space on that filesystem, or download to another directory',
-  BLOCKFETCH_ALLOCATION_FAILED: 'download to a directory on another filesystem',
-  BLOCKFETCH_INDEX_CORRUPT: '--restart discards the partial download and starts over',
-  BLOCKFETCH_INDEX_FOREIGN: 'check the path; blockfetch never deletes a file it did not write',
-  BLOCKFETCH_INDEX_VERSION: 'upgrade blockfetch to resume this download',
-  BLOCKFETCH_INDEX_MISMATCH: '--restart discards the partial download and starts over',
-  BLOCKFETCH_CACHE_MISSING: 'check the path',
-  BLOCKFETCH_CACHE_CLOSED: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
-  BLOCKFETCH_LOCKED: 'wait for the other download to finish, or stop it',
-  BLOCKFETCH_UNCACHED_RANGE: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
-  BLOCKFETCH_INVALID_WRITE: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
-  BLOCKFETCH_DISK_WRITE: 'fix the cause above (permissions, disk), then run the same command again to resume',
-  BLOCKFETCH_REMOTE_CHANGED: 'restart (--restart) to fetch the new revision',
-  BLOCKFETCH_RANGE_NOT_SUPPORTED: 'use a server or mirror that supports byte ranges',
-  BLOCKFETCH_BAD_RESPONSE: 'run the same command again later; report the server if it persists',
-  BLOCKFETCH_HTTP_STATUS: 'check the URL and credentials (-H); for a 5xx or 429 run the same command again later',
-  BLOCKFETCH_NETWORK: 'check the network, then run the same command again: it resumes',
-  BLOCKFETCH_BODY_LENGTH: 'run the same command again: it resumes',
-  BLOCKFETCH_TIMEOUT: 'run the same command again; raise --timeout on a very slow link',
-  BLOCKFETCH_REDIRECT: 'check the URL, or download the final URL directly',
-  BLOCKFETCH_RETRIES_EXHAUSTED: 'run the same command again: it resumes',
-  BLOCKFETCH_DIGEST_MISMATCH:
-    'check the digest you gave; the partial file is kept (delete FILE.blockfetch* to download it again)',
-  BLOCKFETCH_ABORTED: 'run the same command again to resume',
+const FLAG_FOR_OPTION: Readonly<Record<string, string>> = Object.freeze({
+  restart: '--restart',
+  overwrite: '--force',
+  timeoutMs: '--timeout',
+  headers: '-H',
+  blockSize: '--block-size',
+  expectedDigest: '--sha256',
 });
+
+/** "option `name`" in a library hint, and the same in parentheses. */
+const OPTION_MENTION = /\(option `(\w+)`\)|option `(\w+)`/g;
+
+/**
+ * Hints the command words itself for a code, from the error's details, where
+ * the library's (an option's name, a cache figure) would not tell a person
+ * at a terminal what to type.
+ */
+const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string } = Object.freeze({
+  BLOCKFETCH_INVALID_ARGUMENT: (err: BlockfetchError) => (err.hint === undefined ? 'run `blockfetch --help` for usage' : toFlags(err.hint)),
+  BLOCKFETCH_TARGET_EXISTS: () => 'pass --force to replace it, or choose another name with -o',
+  BLOCKFETCH_REMOTE_CHANGED: (err: BlockfetchError) => {
+    const atRisk = err instanceof RemoteChangedError ? err.bytesAtRisk : 0;
+    return atRisk > 0
+      ? `restart (--restart) to discard the ${atRisk} bytes already downloaded and fetch the new revision`
+      : 'restart (--restart) to fetch the new revision';
+  },
+  BLOCKFETCH_DIGEST_MISMATCH: (err: BlockfetchError) =>
+    err.hint === undefined
+      ? 'check the digest you gave; the partial file is kept (delete FILE.blockfetch* to download it again)'
+      : toFlags(err.hint),
+});
+
+/**
+ * The `hint:` line for `err`: the command's own hint for its code if it has
+ * one; else the error's hint, or the library's "what to do" for the code
+ * (`ERROR_CODES`), with every option it names replaced by the command's flag.
+ *
+ * @example
+ * ```ts
+ * cliHint(new RemoteChangedError(url, changes, 4096))
+ * // 'restart (--restart) to discard the 4096 bytes already downloaded and fetch the new revision'
+ * cliHint(new BlockfetchError('BLOCKFETCH_TIMEOUT', 'slow'))
+ * // 'run the same download again; raise the timeout (--timeout) on a very slow link'
+ * ```
+ */
+export function cliHint(err: BlockfetchError): string {
+  const own = CLI_HINTS[err.code];
+  if (own !== undefined) return own(err);
+  return toFlags(err.hint ?? ERROR_CODES[err.code].action);
+}
+
+/** Replaces "option `restart`" (and "(option `restart`)") with the flag that sets it. */
+function toFlags(hint: string): string {
+  return hint.replace(OPTION_MENTION, (whole: string, inParens: string | undefined, bare: string | undefined) => {
+    const flag = FLAG_FOR_OPTION[inParens ?? bare ?? ''];
+    if (flag === undefined) return whole;
+    return inParens !== undefined ? `(${flag})` : flag;
+  });
+}
 
 /** A failure, ready to print or to serialize as JSON. */
 export interface FailureReport {
@@ -60,15 +92,14 @@ export interface FailureReport {
 
 /**
  * Describes `err` for a person. A {@link BlockfetchError} carries its own
- * message and hint; anything else is an unexpected failure, described by
+ * message, and its hint is {@link cliHint}'s; anything else is an unexpected failure, described by
  * its message with a hint to re-run with `--debug` and report it.
  */
 export function describeFailure(err: unknown): FailureReport {
   const exitCode = exitCodeFor(err);
   if (err instanceof BlockfetchError) {
     // Every error gets a hint, even one raised deep in a layer without one.
-    const hint = err.hint ?? FALLBACK_HINTS[err.code];
-    return { exitCode, code: err.code, message: oneLine(err.message), hint: oneLine(hint) };
+    return { exitCode, code: err.code, message: oneLine(err.message), hint: oneLine(cliHint(err)) };
   }
   const message = err instanceof Error ? err.message : String(err);
   const errno = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;

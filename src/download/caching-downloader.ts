@@ -538,7 +538,6 @@ export class CachingDownloader {
           throw new BlockfetchError(
             'BLOCKFETCH_BODY_LENGTH',
             `${this.#reader.name}: body for bytes ${request.from}-${request.to} ran ${over} byte(s) past its end`,
-            { retryable: true },
           );
         }
         // Throttle BEFORE the bytes are handed on: pausing here stops reading
@@ -562,7 +561,6 @@ export class CachingDownloader {
         throw new BlockfetchError(
           'BLOCKFETCH_BODY_LENGTH',
           `${this.#reader.name}: body for bytes ${request.from}-${request.to} ended after byte ${t.position - 1}`,
-          { retryable: true },
         );
       }
       await writes.drain();

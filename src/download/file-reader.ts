@@ -116,13 +116,13 @@ export class FileReader implements Reader {
         signal.throwIfAborted();
         const want = Math.min(this.#chunkSize, to - position + 1);
         const buffer = Buffer.allocUnsafe(want);
-        const { bytesRead } = await handle.read(buffer, 0, want, position);
+        const { bytesRead } = await handle.read(buffer, 0, want, position).catch((err: unknown) => {
+          throw fileError(this.name, err);
+        });
         if (bytesRead === 0) {
           // The file got shorter under us: the stat below names the change.
           this.#checkUnchanged(identity, await handle.stat({ bigint: true }));
-          throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.name}: unexpected end of file at byte ${position}`, {
-            retryable: true,
-          });
+          throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.name}: unexpected end of file at byte ${position}`);
         }
         position += bytesRead;
         yield bytesRead === want ? buffer : buffer.subarray(0, bytesRead);
@@ -197,8 +197,11 @@ function fileError(path: string, err: unknown): Error {
   if (code === 'EACCES' || code === 'EPERM') {
     return new InvalidArgumentError(`FileReader: no permission to read ${path}`, { cause: err });
   }
-  // Anything else (EIO, EMFILE) may pass: the downloader retries it.
-  return err instanceof Error ? err : new Error(String(err));
+  // Anything else (EIO, EMFILE) may pass: its code is retryable, so the
+  // downloader retries it (a raw fs error would not be).
+  return new BlockfetchError('BLOCKFETCH_DISK_READ', `FileReader: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`, {
+    cause: err,
+  });
 }
 
 function positiveInteger(name: string, value: number): number {

@@ -34,8 +34,9 @@ export interface ContentInfo {
  *
  * Failures are thrown (or emitted by the body) as errors; each answers the
  * `RetryResponse` questions through {@link retryResponseOf}: a
- * `BlockfetchError` says whether it is retryable and whether the remote asked
- * for a delay; any other error is treated as transient.
+ * `BlockfetchError` says by its code whether it is retryable, and whether the
+ * remote asked for a delay; any other error is never retried, so a Reader
+ * throws each transient failure as a `BlockfetchError` with a retryable code.
  */
 export interface Reader {
   /** A name for messages: the URL (credentials removed) or the path. */

@@ -564,7 +564,6 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
             throw new BlockfetchError(
               'BLOCKFETCH_BODY_LENGTH',
               `${this.#reader.name}: block ${block.index} (bytes ${block.from}-${block.to}) got more than its ${length} bytes`,
-              { retryable: true },
             );
           }
           // No await at all without a limiter: this loop runs once per chunk.
@@ -580,7 +579,6 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
           throw new BlockfetchError(
             'BLOCKFETCH_BODY_LENGTH',
             `${this.#reader.name}: block ${block.index} (bytes ${block.from}-${block.to}) ended after ${block.received} of ${length} bytes`,
-            { retryable: true },
           );
         }
         buffer.finish(block.index);
@@ -679,7 +677,6 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
           throw new BlockfetchError(
             'BLOCKFETCH_BODY_LENGTH',
             `${this.#reader.name}: the body ended after ${this.#streamedBytes + this.#skip} of ${size} bytes`,
-            { retryable: true },
           );
         }
         let chunk = next.value;
@@ -692,9 +689,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
         }
         if (chunk.byteLength === 0) continue;
         if (this.#streamedBytes + chunk.byteLength > size) {
-          throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.#reader.name}: the body is longer than ${size} bytes`, {
-            retryable: true,
-          });
+          throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.#reader.name}: the body is longer than ${size} bytes`);
         }
         this.#budget.onProgress(0);
         if (chunk.byteLength > this.#singleMaxChunk) this.#singleMaxChunk = chunk.byteLength;
@@ -704,9 +699,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
           // file's identity there) run before the stream can end cleanly.
           const after = await this.#body.next();
           if (after.done !== true) {
-            throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.#reader.name}: the body is longer than ${size} bytes`, {
-              retryable: true,
-            });
+            throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.#reader.name}: the body is longer than ${size} bytes`);
           }
           this.#endBody();
         }

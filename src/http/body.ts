@@ -67,7 +67,6 @@ export async function* exactBody(source: Readable, options: ExactBodyOptions): A
           throw new BlockfetchError(
             'BLOCKFETCH_BODY_LENGTH',
             `${redactUrl(url)}: the body is longer than the ${length} bytes asked for`,
-            { retryable: true },
           );
         }
         chunk = chunk.subarray(0, length - received);
@@ -86,7 +85,6 @@ export async function* exactBody(source: Readable, options: ExactBodyOptions): A
     throw new BlockfetchError(
       'BLOCKFETCH_BODY_LENGTH',
       `${redactUrl(url)}: the body ended after ${received} of ${length} bytes`,
-      { retryable: true },
     );
   }
 }
@@ -105,7 +103,7 @@ function bodyFailure(err: unknown, url: string, received: number, length: number
   return new BlockfetchError(
     'BLOCKFETCH_BODY_LENGTH',
     `${redactUrl(url)}: the body broke off after ${received} of ${length} bytes (${describeCause(err)})`,
-    { cause: err, retryable: true },
+    { cause: err },
   );
 }
 

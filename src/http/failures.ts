@@ -4,16 +4,14 @@
  * whether to retry and after how long. The reader never retries by itself.
  */
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
-import { AbortedError, BlockfetchError, HttpStatusError, InvalidArgumentError, redactUrl } from '../errors.js';
+import { AbortedError, BlockfetchError, HttpStatusError, InvalidArgumentError, TRANSIENT_HTTP_STATUSES, redactUrl } from '../errors.js';
 import { headerValue, parseRetryAfter } from './headers.js';
 
 /**
- * Statuses that are worth retrying: request timeout, too many requests, and
- * the server-side failures that are usually transient. Every other 4xx is the
- * request's fault and fatal; 501 and 505 (and the rest of 5xx) say the server
- * cannot do this at all.
+ * Statuses that are worth retrying (`BLOCKFETCH_HTTP_TRANSIENT`); the set
+ * lives beside the code table in `src/errors.ts`, since it decides the code.
  */
-export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
+export const RETRYABLE_STATUSES: ReadonlySet<number> = TRANSIENT_HTTP_STATUSES;
 
 /**
  * The error for a response with an unusable status. Retryable statuses carry
@@ -36,13 +34,11 @@ export function statusError(
     // Honoured, but capped: wait maxRetryAfterMs and ask again (the retry
     // budget still bounds how often), rather than give up at once.
     return new HttpStatusError(status, url, `${reason}; the server asked to retry after ${retryAfterMs} ms, waiting ${maxRetryAfterMs} ms (maxRetryAfterMs)`, {
-      retryable: true,
       retryAfterMs: maxRetryAfterMs,
       hint: 'try again later; the download resumes from what is on disk',
     });
   }
   return new HttpStatusError(status, url, reason, {
-    retryable: true,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
   });
 }
@@ -78,6 +74,22 @@ const TLS_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * The DNS answered that the name does not exist (getaddrinfo's EAI_NONAME,
+ * which Node reports as ENOTFOUND): asking again gets the same answer. A
+ * resolver that could not answer (EAI_AGAIN) is a retryable network error.
+ */
+const HOST_NOT_FOUND_CODES: ReadonlySet<string> = new Set(['ENOTFOUND']);
+
+/**
+ * A TLS handshake that failed for a reason other than the certificate: the
+ * port does not speak TLS (an https URL at a plain HTTP server), or no
+ * protocol or cipher in common. The same server fails the same way again.
+ */
+function isTlsHandshakeCode(code: string): boolean {
+  return code.startsWith('ERR_SSL_') || code === 'EPROTO';
+}
+
+/**
  * The error to throw for something that failed while talking to `url`
  * (connecting, waiting for headers, reading a body). In order:
  * - `signal` aborted: its reason (an {@link AbortedError} if it has none),
@@ -86,8 +98,12 @@ const TLS_CODES: ReadonlySet<string> = new Set([
  * - an undici timeout: retryable `BLOCKFETCH_TIMEOUT`;
  * - an undici argument error (e.g. a bad header from the caller):
  *   `BLOCKFETCH_INVALID_ARGUMENT`;
- * - a certificate the platform does not trust: `BLOCKFETCH_NETWORK`, NOT retryable;
- * - anything else (reset, refused, closed, DNS): retryable `BLOCKFETCH_NETWORK`.
+ * - a certificate the platform does not trust, or a handshake that cannot
+ *   succeed (no TLS on that port): `BLOCKFETCH_TLS`, not retryable;
+ * - a host name that does not exist: `BLOCKFETCH_HOST_NOT_FOUND`, not retryable;
+ * - anything else (reset, refused, closed, a DNS timeout, an error without a
+ *   code): retryable `BLOCKFETCH_NETWORK`. Every value is wrapped, since the
+ *   downloader retries only a `BlockfetchError` whose code says so.
  */
 export function networkError(err: unknown, url: string, signal?: AbortSignal): unknown {
   if (signal?.aborted) return signal.reason ?? new AbortedError();
@@ -95,19 +111,25 @@ export function networkError(err: unknown, url: string, signal?: AbortSignal): u
   const code = codeOf(err) ?? codeOf((err as { cause?: unknown } | null | undefined)?.cause);
   const detail = err instanceof Error ? err.message : String(err);
   if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return new BlockfetchError('BLOCKFETCH_TIMEOUT', `${redactUrl(url)}: ${detail} (${code})`, { cause: err, retryable: true });
+    return new BlockfetchError('BLOCKFETCH_TIMEOUT', `${redactUrl(url)}: ${detail} (${code})`, { cause: err });
   }
   if (code === 'UND_ERR_INVALID_ARG') {
     return new InvalidArgumentError(`request to ${redactUrl(url)} is invalid: ${detail}`, { cause: err });
   }
   if (code !== undefined && TLS_CODES.has(code)) {
-    return new BlockfetchError('BLOCKFETCH_NETWORK', `${redactUrl(url)}: TLS certificate rejected: ${detail} (${code})`, {
+    return new BlockfetchError('BLOCKFETCH_TLS', `${redactUrl(url)}: TLS certificate rejected: ${detail} (${code})`, {
       cause: err,
       hint: 'trust the issuing CA (NODE_EXTRA_CA_CERTS=ca.pem) or check the host name and the clock',
     });
   }
-  return new BlockfetchError('BLOCKFETCH_NETWORK', `${redactUrl(url)}: ${detail}${code ? ` (${code})` : ''}`, {
-    cause: err,
-    retryable: true,
-  });
+  if (code !== undefined && isTlsHandshakeCode(code)) {
+    return new BlockfetchError('BLOCKFETCH_TLS', `${redactUrl(url)}: TLS handshake failed: ${detail} (${code})`, {
+      cause: err,
+      hint: 'check that the server speaks https on that port (the URL scheme and port)',
+    });
+  }
+  if (code !== undefined && HOST_NOT_FOUND_CODES.has(code)) {
+    return new BlockfetchError('BLOCKFETCH_HOST_NOT_FOUND', `${redactUrl(url)}: ${detail} (${code})`, { cause: err });
+  }
+  return new BlockfetchError('BLOCKFETCH_NETWORK', `${redactUrl(url)}: ${detail}${code ? ` (${code})` : ''}`, { cause: err });
 }

@@ -59,7 +59,9 @@ function discard(body: Dispatcher.ResponseData['body']): void {
  *   `Repr-Digest`, `Digest`, `x-amz-checksum-sha256` or `x-goog-hash`.
  * - Every later request is pinned: `If-Match` with a strong ETag, else
  *   `If-Unmodified-Since` with Last-Modified; a 412 or a response naming
- *   another ETag or size is a {@link RemoteChangedError}, never retried.
+ *   another ETag or size is a {@link RemoteChangedError}, never retried. Its
+ *   `bytesAtRisk` is 0: what a restart would discard is the cache's figure,
+ *   and the downloader that owns the cache fills it in.
  * - Every 206 must carry exactly the range asked for, and its body must be
  *   exactly that long; anything else is a retryable error, never data.
  * - A server that answers 200 to a Range request is read as one stream
@@ -241,7 +243,7 @@ export class HttpReader implements Reader {
       const expected = this.#options.expected;
       if (expected !== undefined) {
         const changes = compareIdentity(expected, identity);
-        if (changes.length > 0) throw new RemoteChangedError(this.#origin.url.href, changes, this.#options.bytesAtRisk);
+        if (changes.length > 0) throw new RemoteChangedError(this.#origin.url.href, changes, 0);
       }
       this.#resolved = exchange;
       this.#digest = digest;
@@ -293,7 +295,7 @@ export class HttpReader implements Reader {
       return { size: 0, rangesSupported: true, bodyTo: -1 };
     }
     if (status === 206 && range !== undefined && range.from === 0 && range.size === undefined) {
-      throw new BlockfetchError('BLOCKFETCH_BAD_RESPONSE', `${redactUrl(url)} does not tell the file's size (Content-Range ${headerValue(headers, 'content-range')})`);
+      throw new BlockfetchError('BLOCKFETCH_UNUSABLE_RESPONSE', `${redactUrl(url)} does not tell the file's size (Content-Range ${headerValue(headers, 'content-range')})`);
     }
     if (status !== 206 || range === undefined || range.size === undefined || range.from !== 0 || range.to !== Math.min(blockSize, range.size) - 1) {
       throw this.#badResponse(url, `answered ${status} with Content-Range ${headerValue(headers, 'content-range') ?? '(none)'} to bytes=0-${blockSize - 1}`);
@@ -371,7 +373,7 @@ export class HttpReader implements Reader {
     const identity = info.identity;
     const expectedStatus = info.rangesSupported ? 206 : 200;
     if (status === 412) {
-      throw new RemoteChangedError(this.#origin.url.href, this.#preconditionChanges(headers, identity), this.#options.bytesAtRisk);
+      throw new RemoteChangedError(this.#origin.url.href, this.#preconditionChanges(headers, identity), 0);
     }
     const range = parseContentRange(headerValue(headers, 'content-range'));
     if ((status === 206 || status === 416) && range?.size !== undefined && range.size !== identity.size) {
@@ -423,11 +425,11 @@ export class HttpReader implements Reader {
   }
 
   #changed(changes: RemoteChange[]): RemoteChangedError {
-    return new RemoteChangedError(this.#origin.url.href, changes, this.#options.bytesAtRisk);
+    return new RemoteChangedError(this.#origin.url.href, changes, 0);
   }
 
   #badResponse(url: string, what: string): BlockfetchError {
-    return new BlockfetchError('BLOCKFETCH_BAD_RESPONSE', `${redactUrl(url)} ${what}`, { retryable: true });
+    return new BlockfetchError('BLOCKFETCH_BAD_RESPONSE', `${redactUrl(url)} ${what}`);
   }
 
   /** A Content-Length, when sent, must be exactly the range's length. */
@@ -444,7 +446,7 @@ export class HttpReader implements Reader {
     const encoding = headerValue(headers, 'content-encoding')?.trim().toLowerCase();
     if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
       throw new BlockfetchError(
-        'BLOCKFETCH_BAD_RESPONSE',
+        'BLOCKFETCH_UNUSABLE_RESPONSE',
         `${redactUrl(url)} sent a ${encoding}-encoded body although only identity was accepted; byte ranges of it are not the file's`,
       );
     }

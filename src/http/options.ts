@@ -5,8 +5,9 @@
  */
 import type { Dispatcher } from 'undici';
 import type { RemoteIdentity } from '../cache/types.js';
-import { defaultRetryOptions } from '../download/backoff.js';
+import { DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
+import { describeValue, wholeNumber } from '../validate.js';
 import { DEFAULT_SENSITIVE_HEADERS } from './redirect.js';
 import { DEFAULT_USER_AGENT } from './version.js';
 
@@ -37,7 +38,8 @@ export interface HttpReaderOptions {
    * The block size the reader prefers, in bytes, and the size of the first
    * request (`Range: bytes=0-(blockSize-1)`), whose body is reused for
    * block 0.
-   * @default 16 MiB (16777216)
+   * @default 16 MiB (16777216); blockfetch's own callers always pass one
+   * (theirs is `DEFAULT_BLOCK_SIZE`, 2 MiB)
    */
   readonly blockSize?: number;
   /**
@@ -47,13 +49,13 @@ export interface HttpReaderOptions {
    * EnvHttpProxyAgent when HTTP_PROXY/HTTPS_PROXY are set; closed by {@link HttpReader.close}
    */
   readonly dispatcher?: Dispatcher;
-  /** Time to wait for a response's headers, in ms; then a retryable `BLOCKFETCH_TIMEOUT`. @default 30000 */
+  /** Time to wait for a response's headers, in ms; then a retryable `BLOCKFETCH_TIMEOUT`. @default `DEFAULT_TIMEOUT_MS` (30000) */
   readonly requestTimeoutMs?: number;
   /**
    * Time a body may go without delivering a byte, in ms (while the consumer
    * is waiting for one): then the request is aborted with a retryable
    * `BLOCKFETCH_TIMEOUT`. A consumer that is slow to read does not count.
-   * @default 30000
+   * @default `DEFAULT_TIMEOUT_MS` (30000)
    */
   readonly idleTimeoutMs?: number;
   /** Redirects followed per request, at most. @default 10 */
@@ -63,7 +65,7 @@ export interface HttpReaderOptions {
   /**
    * The longest `Retry-After` the reader passes on as a retryable delay, in
    * ms; a server asking for longer is waited for this long, then asked again.
-   * @default 120000 (as `RetryOptions.maxRetryAfterMs`)
+   * @default `DEFAULT_MAX_RETRY_AFTER_MS` (120000), as `RetryOptions.maxRetryAfterMs`
    */
   readonly maxRetryAfterMs?: number;
   /**
@@ -73,12 +75,6 @@ export interface HttpReaderOptions {
    * before any byte is fetched.
    */
   readonly expected?: RemoteIdentity;
-  /**
-   * The bytes already downloaded that a change of the remote would discard,
-   * reported in a `RemoteChangedError`. The caller knows it; the reader does not.
-   * @default 0
-   */
-  readonly bytesAtRisk?: number;
   /**
    * How long the body of the first response is kept for the first
    * `getReader` that falls inside it, in ms. It is dropped (its socket
@@ -95,12 +91,11 @@ export const defaultHttpReaderOptions = Object.freeze({
   headers: Object.freeze({}) as Readonly<Record<string, string>>,
   sensitiveHeaders: Object.freeze([]) as readonly string[],
   blockSize: 16 * 1024 * 1024,
-  requestTimeoutMs: 30_000,
-  idleTimeoutMs: 30_000,
+  requestTimeoutMs: DEFAULT_TIMEOUT_MS,
+  idleTimeoutMs: DEFAULT_TIMEOUT_MS,
   maxRedirects: 10,
   userAgent: DEFAULT_USER_AGENT,
-  maxRetryAfterMs: defaultRetryOptions.maxRetryAfterMs,
-  bytesAtRisk: 0,
+  maxRetryAfterMs: DEFAULT_MAX_RETRY_AFTER_MS,
   firstBodyHoldMs: 5_000,
 });
 
@@ -141,22 +136,11 @@ export interface ResolvedHttpReaderOptions {
   readonly maxRetryAfterMs: number;
   /** {@inheritDoc HttpReaderOptions.expected} */
   readonly expected: RemoteIdentity | undefined;
-  /** {@inheritDoc HttpReaderOptions.bytesAtRisk} */
-  readonly bytesAtRisk: number;
   /** {@inheritDoc HttpReaderOptions.firstBodyHoldMs} */
   readonly firstBodyHoldMs: number;
 }
 
-function describe(value: unknown): string {
-  return `${typeof value === 'string' ? JSON.stringify(value) : String(value)} (${typeof value})`;
-}
-
-function wholeNumber(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidArgumentError(`HttpReader option ${name} must be a whole number >= ${min}, got ${describe(value)}`);
-  }
-  return value;
-}
+const OWNER = 'HttpReader';
 
 /** Parses and checks the URL; a bad one is an {@link InvalidArgumentError} that shows no credentials. */
 function parseUrl(value: unknown): URL {
@@ -178,7 +162,7 @@ function parseUrl(value: unknown): URL {
 /** Fills in defaults and checks every option, naming a bad one. */
 export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHttpReaderOptions {
   if (options === null || typeof options !== 'object') {
-    throw new InvalidArgumentError(`HttpReader options must be an object with a url, got ${describe(options)}`);
+    throw new InvalidArgumentError(`HttpReader options must be an object with a url, got ${describeValue(options)}`);
   }
   const url = parseUrl(options.url);
   const headers: Record<string, string> = {};
@@ -210,7 +194,7 @@ export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHt
   }
   const userAgent = options.userAgent ?? defaultHttpReaderOptions.userAgent;
   if (typeof userAgent !== 'string') {
-    throw new InvalidArgumentError(`HttpReader option userAgent must be a string, got ${describe(userAgent)}`);
+    throw new InvalidArgumentError(`HttpReader option userAgent must be a string, got ${describeValue(userAgent)}`);
   }
   headers['user-agent'] ??= userAgent;
   // Byte ranges only make sense on the stored bytes: a compressed
@@ -219,17 +203,17 @@ export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHt
 
   const sensitive = options.sensitiveHeaders ?? defaultHttpReaderOptions.sensitiveHeaders;
   if (!Array.isArray(sensitive) || sensitive.some((h) => typeof h !== 'string')) {
-    throw new InvalidArgumentError(`HttpReader option sensitiveHeaders must be an array of header names, got ${describe(sensitive)}`);
+    throw new InvalidArgumentError(`HttpReader option sensitiveHeaders must be an array of header names, got ${describeValue(sensitive)}`);
   }
   const d = defaultHttpReaderOptions;
-  const blockSize = wholeNumber('blockSize', options.blockSize ?? d.blockSize, 1);
+  const blockSize = wholeNumber(OWNER, 'blockSize', options.blockSize ?? d.blockSize, { min: 1 });
   const dispatcher = options.dispatcher;
   if (dispatcher !== undefined && (dispatcher === null || typeof (dispatcher as { dispatch?: unknown }).dispatch !== 'function')) {
-    throw new InvalidArgumentError(`HttpReader option dispatcher must be an undici Dispatcher, got ${describe(dispatcher)}`);
+    throw new InvalidArgumentError(`HttpReader option dispatcher must be an undici Dispatcher, got ${describeValue(dispatcher)}`);
   }
   const expected = options.expected;
   if (expected !== undefined && (expected === null || typeof expected !== 'object' || typeof expected.size !== 'number')) {
-    throw new InvalidArgumentError(`HttpReader option expected must be a RemoteIdentity with a numeric size, got ${describe(expected)}`);
+    throw new InvalidArgumentError(`HttpReader option expected must be a RemoteIdentity with a numeric size, got ${describeValue(expected)}`);
   }
   return {
     url,
@@ -237,12 +221,11 @@ export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHt
     sensitiveHeaders: [...new Set([...DEFAULT_SENSITIVE_HEADERS, ...sensitive.map((h) => h.toLowerCase())])],
     blockSize,
     dispatcher,
-    requestTimeoutMs: wholeNumber('requestTimeoutMs', options.requestTimeoutMs ?? d.requestTimeoutMs, 1),
-    idleTimeoutMs: wholeNumber('idleTimeoutMs', options.idleTimeoutMs ?? d.idleTimeoutMs, 1),
-    maxRedirects: wholeNumber('maxRedirects', options.maxRedirects ?? d.maxRedirects, 0),
-    maxRetryAfterMs: wholeNumber('maxRetryAfterMs', options.maxRetryAfterMs ?? d.maxRetryAfterMs, 0),
+    requestTimeoutMs: wholeNumber(OWNER, 'requestTimeoutMs', options.requestTimeoutMs ?? d.requestTimeoutMs, { min: 1 }),
+    idleTimeoutMs: wholeNumber(OWNER, 'idleTimeoutMs', options.idleTimeoutMs ?? d.idleTimeoutMs, { min: 1 }),
+    maxRedirects: wholeNumber(OWNER, 'maxRedirects', options.maxRedirects ?? d.maxRedirects, { min: 0 }),
+    maxRetryAfterMs: wholeNumber(OWNER, 'maxRetryAfterMs', options.maxRetryAfterMs ?? d.maxRetryAfterMs, { min: 0 }),
     expected,
-    bytesAtRisk: wholeNumber('bytesAtRisk', options.bytesAtRisk ?? d.bytesAtRisk, 0),
-    firstBodyHoldMs: wholeNumber('firstBodyHoldMs', options.firstBodyHoldMs ?? d.firstBodyHoldMs, 0),
+    firstBodyHoldMs: wholeNumber(OWNER, 'firstBodyHoldMs', options.firstBodyHoldMs ?? d.firstBodyHoldMs, { min: 0 }),
   };
 }

@@ -68,7 +68,6 @@ export interface FakeReaderOptions {
 /** A transient failure, as a network error would be. */
 export function transient(message = 'connection reset (scripted)', retryAfterMs?: number): BlockfetchError {
   return new BlockfetchError('BLOCKFETCH_NETWORK', message, {
-    retryable: true,
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
   });
 }
