@@ -35,6 +35,8 @@ export interface FakeFault {
    * `BLOCKFETCH_BODY_LENGTH` instead of yielding any byte past `to`.
    */
   readonly overrun?: number;
+  /** After this many bytes of the body, send nothing more until aborted (a stalled connection). */
+  readonly stallAfter?: number;
 }
 
 /** One request the reader was asked for. */
@@ -75,6 +77,9 @@ export interface FakeReaderOptions {
   readonly lookFailures?: number;
 }
 
+
+/** How long a stalled body waits: longer than any test, shorter than setTimeout's limit. */
+const STALL_MS = 60 * 60 * 1000;
 
 /** A transient failure, as a network error would be. */
 export function transient(message = 'connection reset (scripted)', retryAfterMs?: number): BlockfetchError {
@@ -165,8 +170,11 @@ export class FakeReader implements Reader {
       const last = Math.min(request.to + 1, stopAt) + (fault.extraBytes ?? 0);
       for (let pos = request.from; pos < last; ) {
         signal.throwIfAborted();
+        if (fault.stallAfter !== undefined && pos - request.from >= fault.stallAfter) await sleep(STALL_MS, signal);
         if ((this.#o.chunkDelayMs ?? 0) > 0) await sleep(this.#o.chunkDelayMs ?? 0, signal);
-        const end = Math.min(pos + chunk, last);
+        const stallAt = fault.stallAfter === undefined ? Infinity : request.from + fault.stallAfter;
+        // A chunk never spans the stall: the bytes before it arrive, then nothing.
+        const end = Math.min(pos + chunk, last, pos < stallAt ? stallAt : Infinity);
         const bytes =
           end - 1 < this.#o.size
             ? this.#content(pos, end - 1)
