@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
  * at each step, and the recovery from a crash at each step of finishing.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -280,6 +280,62 @@ describe('downloadFile with any Reader', () => {
     expect(closed).toBe(1);
     expect(result.size).toBe(SIZE);
     expect((await readFile(join(d, 'f.bin'))).equals(DATA)).toBe(true);
+  });
+
+  it('restart starts over when a Reader source changed since the partial download began; createReader makes a fresh reader for it', async () => {
+    const d = await sub('reader-restart');
+    const changing = join(d, 'changing.src');
+    await writeFile(changing, DATA);
+    const target = join(d, 't.bin');
+    const partialRun = async (): Promise<void> => {
+      const controller = new AbortController();
+      await expect(
+        downloadFile(new FileReader(changing), target, {
+          blockSize: 256 * 1024,
+          concurrency: 1,
+          bytesPerSecond: 8 * MiB,
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (e.type === 'progress' && e.stats.doneBytes > 0) controller.abort();
+          },
+        }),
+      ).rejects.toBeInstanceOf(AbortedError);
+    };
+    const other = payload(SIZE, 2 * SIZE - 1);
+    // A new revision is a new mtime: set it, so two writes within one clock tick still differ.
+    let day = 0;
+    const rewrite = async (data: Buffer): Promise<void> => {
+      await writeFile(changing, data);
+      const at = new Date(Date.UTC(2026, 0, ++day));
+      await utimes(changing, at, at);
+    };
+
+    // A Reader instance: it looks at the new revision, so the discard is followed by a whole new download.
+    await partialRun();
+    await rewrite(other);
+    await expect(downloadFile(new FileReader(changing), target)).rejects.toMatchObject({ code: 'BLOCKFETCH_REMOTE_CHANGED' });
+    const events: DownloadFileEvent[] = [];
+    const result = await downloadFile(new FileReader(changing), target, { restart: true, onEvent: (e) => events.push(e) });
+    expect(events.filter((e) => e.type === 'discard')).toHaveLength(1);
+    expect(result.resumedBytes).toBe(0);
+    expect((await readFile(target)).equals(other)).toBe(true);
+
+    // createReader: called once per attempt, so the attempt after the discard reads through a fresh reader.
+    await rm(target);
+    await rewrite(DATA);
+    await partialRun();
+    await rewrite(other);
+    const urls: string[] = [];
+    const again = await downloadFile('nas://changing', target, {
+      restart: true,
+      createReader: (url) => {
+        urls.push(url);
+        return new FileReader(changing);
+      },
+    });
+    expect(urls).toEqual(['nas://changing', 'nas://changing']);
+    expect(again.resumedBytes).toBe(0);
+    expect((await readFile(target)).equals(other)).toBe(true);
   });
 
   it('refuses HTTP-only options with a Reader or createReader, and a source that is no Reader, before touching anything', async () => {
