@@ -221,13 +221,7 @@ const HTTP_ONLY_OPTIONS = ['headers', 'timeoutMs', 'dispatcher'] as const;
 /** The defaults of {@link DownloadFileOptions}. */
 export const defaultDownloadFileOptions = Object.freeze({
   concurrency: DEFAULT_CONCURRENCY,
-  /**
-   * 2 MiB blocks, fetched up to 16 MiB per request: the block is the unit a
-   * `kill -9` can lose (one partly received block per connection), the
-   * request the unit of round trips. On 1 GiB over loopback block sizes from
-   * 1 to 16 MiB were equally fast (2.5-3.2 s, within noise), while a kill at
-   * mid-download lost up to 8 x 16 MiB with 16 MiB blocks. See docs/cli.md.
-   */
+  /** Why 2 MiB blocks fetched up to 16 MiB per request: see `DEFAULT_BLOCK_SIZE` and docs/cli.md. */
   blockSize: DEFAULT_BLOCK_SIZE,
   maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
   restart: false,
@@ -279,6 +273,12 @@ export interface DownloadFileResult {
  * What {@link downloadFile} reads: a URL (read by {@link HttpReader}, or by
  * the `createReader` option), or any {@link Reader} (a `FileReader`, a
  * reader of another service).
+ *
+ * @example
+ * ```ts
+ * const source: DownloadSource = process.argv[2]?.startsWith('/') ? new FileReader(process.argv[2]) : url;
+ * await downloadFile(source, 'big.iso');
+ * ```
  */
 export type DownloadSource = string | Reader;
 

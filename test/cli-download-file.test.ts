@@ -179,6 +179,18 @@ describe('downloadFile', () => {
     expect(server.requests.length).toBe(before);
   });
 
+  it('names a restart or overwrite option that is not a boolean, before any request', async () => {
+    const before = server.requests.length;
+    await expect(downloadFile(server.url, join(dir, 'h.bin'), { restart: 'yes' as unknown as boolean })).rejects.toMatchObject({
+      code: 'BLOCKFETCH_INVALID_ARGUMENT',
+      message: 'downloadFile option restart must be true or false, got "yes" (string)',
+    });
+    await expect(downloadFile(server.url, join(dir, 'h.bin'), { overwrite: 1 as unknown as boolean })).rejects.toMatchObject({
+      message: 'downloadFile option overwrite must be true or false, got 1 (number)',
+    });
+    expect(server.requests.length).toBe(before);
+  });
+
   it('reads the paths of a download from any of its three names', () => {
     const p = downloadPaths('/x/y.iso');
     expect(p).toEqual({ target: '/x/y.iso', partial: '/x/y.iso.blockfetch', index: '/x/y.iso.blockfetch.json', directory: '/x' });
