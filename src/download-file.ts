@@ -1,15 +1,16 @@
 /**
- * `downloadFile(url, target, options)`: the library entry that downloads one
- * URL to one file, resumably, exactly as the `blockfetch` command does (the
- * command is a thin layer over it). It composes the layers:
- * {@link HttpReader} → {@link LocalDownloadCache} → {@link CachingDownloader}.
+ * `downloadFile(source, target, options)`: the library entry that downloads
+ * one URL (or reads any other {@link Reader}) to one file, resumably, exactly
+ * as the `blockfetch` command does (the command is a thin layer over it). It
+ * composes the layers: a Reader ({@link HttpReader} for a URL) →
+ * {@link LocalDownloadCache} → {@link CachingDownloader}, so every source
+ * gets the same lock, resume, digest check and final rename.
  *
  * While a download is in progress its data and index sit NEXT TO the target,
  * in the same directory (never in /tmp): the final rename is then atomic
  * (same filesystem), the space check is made on the filesystem that will hold
  * the file, and a reboot that clears /tmp does not lose the download.
  */
-import { open, rename } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 import type { Dispatcher } from 'undici';
@@ -25,8 +26,10 @@ import type { DownloadEvent } from './download/caching-options.js';
 import type { DigestResult } from './download/digest.js';
 import type { ContentInfo, Reader } from './download/reader.js';
 import type { DownloadStats } from './download/stats.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from './defaults.js';
 import { AbortedError, BlockfetchError, InvalidArgumentError, RetriesExhaustedError, hasCode, retryResponseOf } from './errors.js';
 import { HttpReader } from './http/http-reader.js';
+import { booleanOption, definedFields, describeValue, wholeNumber } from './validate.js';
 
 /** The suffix of the partial data file: `big.iso` downloads into `big.iso.blockfetch`. */
 export const PARTIAL_SUFFIX = '.blockfetch';
@@ -132,23 +135,30 @@ export async function lookAtRemote(
 
 /** Options of {@link downloadFile}. Every field is optional. */
 export interface DownloadFileOptions {
-  /** Requests open at once. @default 8 */
+  /** Requests open at once. @default 8 (`DEFAULT_CONCURRENCY`) */
   readonly concurrency?: number;
   /**
    * The block size of a NEW download, in bytes: the unit of resumption and of
    * the index. A resumed download keeps the block size it was started with.
-   * @default 2097152 (2 MiB; see `defaultDownloadFileOptions`)
+   * For a URL it is also the HTTP reader's first request. Given a
+   * {@link Reader} (or `createReader`) and no `blockSize`, the reader's own
+   * preferred block size is used.
+   * @default 2097152 (2 MiB, `DEFAULT_BLOCK_SIZE`; see `defaultDownloadFileOptions`)
    */
   readonly blockSize?: number;
   /**
    * The most one request asks for, in bytes: adjacent outstanding blocks are
    * fetched together up to this size, and still recorded one by one as their
-   * bytes land. @default 16777216 (16 MiB)
+   * bytes land. @default 16777216 (16 MiB, `DEFAULT_MAX_REQUEST_BYTES`)
    */
   readonly maxRequestBytes?: number;
   /** Limit the transfer to this many bytes per second. @default undefined (no limit) */
   readonly bytesPerSecond?: number;
-  /** Extra request headers, e.g. `{ authorization: 'Bearer …' }`. @default {} */
+  /**
+   * Extra request headers, e.g. `{ authorization: 'Bearer …' }`. HTTP only:
+   * an error together with a {@link Reader} source or `createReader`.
+   * @default {}
+   */
   readonly headers?: Readonly<Record<string, string>>;
   /**
    * The digest the file must have. Checked (in order, while downloading)
@@ -169,7 +179,12 @@ export interface DownloadFileOptions {
   readonly overwrite?: boolean;
   /** Retry limits and backoff. @default defaultRetryOptions (6 attempts per block) */
   readonly retry?: RetryOptions;
-  /** How long to wait for response headers, and for the next body bytes, before a request fails (and is retried), in ms. @default 30000 */
+  /**
+   * How long to wait for response headers, and for the next body bytes,
+   * before a request fails (and is retried), in ms. HTTP only: an error
+   * together with a {@link Reader} source or `createReader`.
+   * @default 30000 (`DEFAULT_TIMEOUT_MS`)
+   */
   readonly timeoutMs?: number;
   /**
    * How long to wait for another process's lock on the same download. The
@@ -184,27 +199,34 @@ export interface DownloadFileOptions {
   readonly onEvent?: (event: DownloadFileEvent) => void;
   /**
    * The undici dispatcher the HTTP reader uses (a proxy agent, an agent with
-   * other limits, one with interceptors). The caller keeps ownership.
+   * other limits, one with interceptors). The caller keeps ownership. HTTP
+   * only: an error together with a {@link Reader} source or `createReader`.
    * @default a new Agent per call (or a proxy agent when HTTP(S)_PROXY is set)
    */
   readonly dispatcher?: Dispatcher;
+  /**
+   * How a URL `source` is read, instead of {@link HttpReader}: e.g. an
+   * object-store or local reader chosen by the URL's scheme. Called with the
+   * URL for each attempt (a fresh reader after `restart` discarded a changed
+   * remote, so it looks again); a reader it returns with a `close()` method
+   * is closed when the call ends.
+   * @default a new `HttpReader` with `headers`, `timeoutMs`, `dispatcher` and `blockSize`
+   */
+  readonly createReader?: (url: string) => Reader;
 }
+
+/** The options that only mean something to the built-in HTTP reader. */
+const HTTP_ONLY_OPTIONS = ['headers', 'timeoutMs', 'dispatcher'] as const;
 
 /** The defaults of {@link DownloadFileOptions}. */
 export const defaultDownloadFileOptions = Object.freeze({
-  concurrency: 8,
-  /**
-   * 2 MiB blocks, fetched up to 16 MiB per request: the block is the unit a
-   * `kill -9` can lose (one partly received block per connection), the
-   * request the unit of round trips. On 1 GiB over loopback block sizes from
-   * 1 to 16 MiB were equally fast (2.5-3.2 s, within noise), while a kill at
-   * mid-download lost up to 8 x 16 MiB with 16 MiB blocks. See docs/cli.md.
-   */
-  blockSize: 2 * 1024 * 1024,
-  maxRequestBytes: 16 * 1024 * 1024,
+  concurrency: DEFAULT_CONCURRENCY,
+  /** Why 2 MiB blocks fetched up to 16 MiB per request: see `DEFAULT_BLOCK_SIZE` and docs/cli.md. */
+  blockSize: DEFAULT_BLOCK_SIZE,
+  maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
   restart: false,
   overwrite: false,
-  timeoutMs: 30_000,
+  timeoutMs: DEFAULT_TIMEOUT_MS,
   lockWaitMs: defaultCacheLockOptions.staleMs + 2000,
 });
 
@@ -248,8 +270,23 @@ export interface DownloadFileResult {
 }
 
 /**
- * Downloads `url` to `target`, resuming a partial download of it if there is
- * one, and renames the verified result into place.
+ * What {@link downloadFile} reads: a URL (read by {@link HttpReader}, or by
+ * the `createReader` option), or any {@link Reader} (a `FileReader`, a
+ * reader of another service).
+ *
+ * @example
+ * ```ts
+ * const source: DownloadSource = process.argv[2]?.startsWith('/') ? new FileReader(process.argv[2]) : url;
+ * await downloadFile(source, 'big.iso');
+ * ```
+ */
+export type DownloadSource = string | Reader;
+
+/**
+ * Downloads `source` to `target`, resuming a partial download of it if there
+ * is one, and renames the verified result into place. `source` is a URL, or
+ * any {@link Reader}: every source gets the same lock, resume, digest check
+ * and final rename.
  *
  * Steps: take the download's cross-process lock; refuse an existing target
  * (unless `overwrite`); open the partial download, or look at the remote and
@@ -262,6 +299,13 @@ export interface DownloadFileResult {
  * see docs/errors.md); whatever was downloaded stays on disk and the same
  * call resumes it.
  *
+ * A {@link Reader} passed as `source` stays the caller's: it is used for
+ * every step and never closed here. It remembers the revision it first saw,
+ * so when the source changes DURING the call, `restart` discards the old
+ * bytes and the next attempt fails with the same `RemoteChangedError`; run
+ * again with a new Reader (or pass a URL and `createReader`, which makes a
+ * fresh reader for the attempt after a discard).
+ *
  * @example
  * ```ts
  * import { downloadFile } from 'blockfetch';
@@ -269,10 +313,16 @@ export interface DownloadFileResult {
  *   expectedDigest: { algorithm: 'sha256', hex: '…' },
  *   onEvent: (e) => { if (e.type === 'progress') console.log(e.stats.doneBytes); },
  * });
+ *
+ * // Any Reader: a local copy with the same resume and verification.
+ * await downloadFile(new FileReader('/mnt/nas/big.iso'), 'big.iso', { expectedDigest });
+ *
+ * // A URL read by another Reader.
+ * await downloadFile('s3://bucket/big.iso', 'big.iso', { createReader: (url) => new MyS3Reader(url) });
  * ```
  */
-export async function downloadFile(url: string, target: string, options: DownloadFileOptions = {}): Promise<DownloadFileResult> {
-  const o = resolveDownloadFileOptions(options);
+export async function downloadFile(source: DownloadSource, target: string, options: DownloadFileOptions = {}): Promise<DownloadFileResult> {
+  const o = resolveDownloadFileOptions(source, options);
   const started = performance.now();
   const paths = downloadPaths(target);
   const emit = (event: DownloadFileEvent): void => {
@@ -291,7 +341,7 @@ export async function downloadFile(url: string, target: string, options: Downloa
     // Once through, and once more after a discard (restart) at most: a
     // remote that changes on every attempt is not chased forever.
     for (let attempt = 0; ; attempt++) {
-      const reader = newReader(url, o);
+      const { reader, owned } = readerFor(source, o);
       let cache: LocalDownloadCache | undefined;
       try {
         cache = await openOrCreateCache(paths, reader, o, signal, emit);
@@ -330,7 +380,7 @@ export async function downloadFile(url: string, target: string, options: Downloa
         throw error;
       } finally {
         await cache?.close().catch(() => undefined);
-        await reader.close().catch(() => undefined);
+        if (owned) await closeReader(reader);
       }
     }
   } finally {
@@ -341,40 +391,86 @@ export async function downloadFile(url: string, target: string, options: Downloa
 type ResolvedOptions = Required<
   Pick<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>
 > &
-  Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>;
-
-function resolveDownloadFileOptions(options: DownloadFileOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError(`downloadFile options must be an object, got ${String(options)} (${typeof options})`);
-  }
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as DownloadFileOptions;
-  const o = { ...defaultDownloadFileOptions, ...defined };
-  const whole = (name: 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'timeoutMs' | 'lockWaitMs', min: number): void => {
-    const value: unknown = o[name];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-      throw new InvalidArgumentError(`downloadFile option ${name} must be a whole number >= ${min}, got ${String(value)} (${typeof value})`);
-    }
+  Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'> & {
+    /** The block size the caller asked for, or undefined to take the reader's (a Reader source, `createReader`). */
+    readonly requestedBlockSize: number | undefined;
   };
-  whole('concurrency', 1);
-  whole('blockSize', 1);
-  whole('maxRequestBytes', 0);
-  whole('timeoutMs', 1);
-  whole('lockWaitMs', 0);
+
+const OWNER = 'downloadFile';
+
+function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFileOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgumentError(`downloadFile options must be an object, got ${describeValue(options)}`);
+  }
+  const defined = definedFields(options);
+  if (typeof source !== 'string') checkReader(source);
+  if (defined.createReader !== undefined && typeof defined.createReader !== 'function') {
+    throw new InvalidArgumentError(`downloadFile option createReader must be a function, got ${describeValue(defined.createReader)}`);
+  }
+  // A Reader of its own brings its own transport: HTTP knobs given with it would be ignored silently.
+  if (typeof source !== 'string' || defined.createReader !== undefined) {
+    const given = HTTP_ONLY_OPTIONS.filter((name) => defined[name] !== undefined);
+    if (given.length > 0) {
+      const withWhat = typeof source === 'string' ? 'the createReader option' : `a Reader source (${source.name})`;
+      throw new InvalidArgumentError(
+        `downloadFile ${given.length > 1 ? 'options' : 'option'} ${given.join(', ')} only ${given.length > 1 ? 'apply' : 'applies'} to a URL read over HTTP, not to ${withWhat}`,
+        { hint: 'configure the Reader itself instead' },
+      );
+    }
+  }
+  const o = { ...defaultDownloadFileOptions, ...defined };
+  wholeNumber(OWNER, 'concurrency', o.concurrency, { min: 1 });
+  wholeNumber(OWNER, 'blockSize', o.blockSize, { min: 1 });
+  wholeNumber(OWNER, 'maxRequestBytes', o.maxRequestBytes, { min: 0 });
+  wholeNumber(OWNER, 'timeoutMs', o.timeoutMs, { min: 1 });
+  wholeNumber(OWNER, 'lockWaitMs', o.lockWaitMs, { min: 0 });
+  booleanOption(OWNER, 'restart', o.restart);
+  booleanOption(OWNER, 'overwrite', o.overwrite);
   if (o.onEvent !== undefined && typeof o.onEvent !== 'function') {
     throw new InvalidArgumentError(`downloadFile option onEvent must be a function, got ${typeof o.onEvent}`);
   }
-  return o;
+  const takesReaderBlockSize = typeof source !== 'string' || o.createReader !== undefined;
+  return { ...o, requestedBlockSize: takesReaderBlockSize ? defined.blockSize : o.blockSize };
 }
 
-function newReader(url: string, o: ResolvedOptions): HttpReader {
-  return new HttpReader({
-    url,
+/** A `source` that is not a string must at least look like a Reader, or the first use would be a TypeError deep inside. */
+function checkReader(source: unknown): asserts source is Reader {
+  const r = source as Partial<Reader> | null;
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    typeof r.getReader !== 'function' ||
+    typeof r.contentLengthAndBlockSize !== 'function' ||
+    typeof r.digest !== 'function'
+  ) {
+    throw new InvalidArgumentError(`downloadFile source must be a URL string or a Reader, got ${describeValue(source)}`);
+  }
+}
+
+/** The reader for one attempt, and whether this call made it (and so closes it). */
+function readerFor(source: DownloadSource, o: ResolvedOptions): { reader: Reader; owned: boolean } {
+  if (typeof source !== 'string') return { reader: source, owned: false };
+  if (o.createReader !== undefined) return { reader: o.createReader(source), owned: true };
+  const reader = new HttpReader({
+    url: source,
     blockSize: o.blockSize,
     requestTimeoutMs: o.timeoutMs,
     idleTimeoutMs: o.timeoutMs,
     ...(o.headers === undefined ? {} : { headers: o.headers }),
     ...(o.dispatcher === undefined ? {} : { dispatcher: o.dispatcher }),
   });
+  return { reader, owned: true };
+}
+
+/** Closes a reader this call made, if it has anything to close (HttpReader's sockets); never throws. */
+async function closeReader(reader: Reader): Promise<void> {
+  const close = (reader as { close?: unknown }).close;
+  if (typeof close !== 'function') return;
+  try {
+    await (close as () => Promise<void> | void).call(reader);
+  } catch {
+    // Closing is cleanup: the download's outcome is already decided.
+  }
 }
 
 /**
@@ -466,7 +562,7 @@ async function openOrCreateCache(
     ...(o.retry === undefined ? {} : { retry: o.retry }),
     onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
   });
-  await createNewFilesForCache(paths.partial, paths.index, info.contentLength, info.blockSize, {
+  await createNewFilesForCache(paths.partial, paths.index, info.contentLength, o.requestedBlockSize ?? info.blockSize, {
     identity: info.identity,
     lock: false,
     signal,
@@ -489,13 +585,13 @@ async function discard(paths: DownloadPaths): Promise<void> {
  * it); after it, a finished target and a stale index (removed by the next run).
  */
 async function finish(paths: DownloadPaths): Promise<void> {
-  const handle = await open(paths.partial, 'r+');
+  const data = await nodeFileSystem.openExisting(paths.partial);
   try {
-    await handle.sync();
+    await data.sync();
   } finally {
-    await handle.close();
+    await data.close();
   }
-  await rename(paths.partial, paths.target);
+  await nodeFileSystem.rename(paths.partial, paths.target);
   await nodeFileSystem.syncDir(paths.directory);
   await nodeFileSystem.remove(paths.index);
   await nodeFileSystem.syncDir(paths.directory);

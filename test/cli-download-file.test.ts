@@ -5,13 +5,15 @@ import { createHash } from 'node:crypto';
  * at each step, and the recovery from a crash at each step of finishing.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { downloadFile, downloadPaths, pathsFromAnyName, type DownloadFileEvent } from '../src/download-file.js';
-import { AbortedError, BlockfetchError, InvalidArgumentError } from '../src/errors.js';
+import { DEFAULT_BLOCK_SIZE } from '../src/defaults.js';
+import { FileReader } from '../src/download/file-reader.js';
+import { downloadFile, downloadPaths, pathsFromAnyName, type DownloadFileEvent, type DownloadFileOptions } from '../src/download-file.js';
+import { AbortedError, BlockfetchError, DigestMismatchError, InvalidArgumentError } from '../src/errors.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
@@ -171,9 +173,21 @@ describe('downloadFile', () => {
       new InvalidArgumentError('downloadFile option concurrency must be a whole number >= 1, got 0 (number)'),
     );
     await expect(downloadFile(server.url, join(dir, 'f.bin'), { blockSize: '16MiB' as unknown as number })).rejects.toThrow(
-      /downloadFile option blockSize must be a whole number >= 1, got 16MiB \(string\)/,
+      /downloadFile option blockSize must be a whole number >= 1, got "16MiB" \(string\)/,
     );
     await expect(downloadFile(server.url, dir, { overwrite: true })).rejects.toThrow(/is a directory, not a file to download into/);
+    expect(server.requests.length).toBe(before);
+  });
+
+  it('names a restart or overwrite option that is not a boolean, before any request', async () => {
+    const before = server.requests.length;
+    await expect(downloadFile(server.url, join(dir, 'h.bin'), { restart: 'yes' as unknown as boolean })).rejects.toMatchObject({
+      code: 'BLOCKFETCH_INVALID_ARGUMENT',
+      message: 'downloadFile option restart must be true or false, got "yes" (string)',
+    });
+    await expect(downloadFile(server.url, join(dir, 'h.bin'), { overwrite: 1 as unknown as boolean })).rejects.toMatchObject({
+      message: 'downloadFile option overwrite must be true or false, got 1 (number)',
+    });
     expect(server.requests.length).toBe(before);
   });
 
@@ -196,6 +210,164 @@ describe('downloadFile', () => {
     } finally {
       server.script(undefined);
     }
+    expect(await readdir(d)).toEqual([]);
+  });
+});
+
+describe('downloadFile with any Reader', () => {
+  let source: string;
+  beforeAll(async () => {
+    source = join(dir, 'source.bin');
+    await writeFile(source, DATA);
+  });
+
+  it('copies a FileReader source to the target, in the reader\'s own block size, leaving only the target', async () => {
+    const d = await sub('reader-copy');
+    const events: DownloadFileEvent[] = [];
+    const result = await downloadFile(new FileReader(source), join(d, 'copy.bin'), { onEvent: (e) => events.push(e) });
+    expect(result).toMatchObject({ target: join(d, 'copy.bin'), size: SIZE, resumedBytes: 0 });
+    expect(events.find((e) => e.type === 'open')).toMatchObject({ blockSize: DEFAULT_BLOCK_SIZE, size: SIZE });
+    expect((await readFile(join(d, 'copy.bin'))).equals(DATA)).toBe(true);
+    expect(await readdir(d)).toEqual(['copy.bin']);
+
+    // An explicit blockSize still decides a new download's blocks.
+    const sized: DownloadFileEvent[] = [];
+    await downloadFile(new FileReader(source), join(d, 'sized.bin'), { blockSize: MiB, onEvent: (e) => sized.push(e) });
+    expect(sized.find((e) => e.type === 'open')).toMatchObject({ blockSize: MiB });
+  });
+
+  it('resumes a FileReader copy after an abort: fewer bytes the second time, the same file', async () => {
+    const d = await sub('reader-abort');
+    const target = join(d, 'r.bin');
+    const controller = new AbortController();
+    const first = downloadFile(new FileReader(source), target, {
+      blockSize: 256 * 1024,
+      concurrency: 1,
+      bytesPerSecond: 8 * MiB,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'progress' && e.stats.doneBytes >= 2 * MiB) controller.abort();
+      },
+    });
+    await expect(first).rejects.toBeInstanceOf(AbortedError);
+    expect(existsSync(`${target}.blockfetch.json`)).toBe(true);
+
+    const again = await downloadFile(new FileReader(source), target);
+    expect(again.resumedBytes).toBeGreaterThanOrEqual(2 * MiB);
+    expect(again.stats.downloadedBytes).toBeLessThan(SIZE);
+    expect(again.resumedBytes + again.stats.downloadedBytes).toBe(SIZE);
+    expect((await readFile(target)).equals(DATA)).toBe(true);
+  });
+
+  it('verifies a digest for a Reader source, and keeps the partial file on a mismatch', async () => {
+    const d = await sub('reader-digest');
+    const hex = createHash('sha256').update(DATA).digest('hex');
+    const wrong = { algorithm: 'sha256' as const, hex: hex.replace(/^./, (c) => (c === '0' ? '1' : '0')) };
+    await expect(downloadFile(new FileReader(source), join(d, 'bad.bin'), { expectedDigest: wrong })).rejects.toBeInstanceOf(
+      DigestMismatchError,
+    );
+    expect(existsSync(join(d, 'bad.bin'))).toBe(false);
+    expect(existsSync(join(d, 'bad.bin.blockfetch'))).toBe(true);
+    // A digest the Reader itself knows is checked too.
+    const ok = await downloadFile(new FileReader(source, { digest: { algorithm: 'sha256', hex } }), join(d, 'good.bin'));
+    expect(ok.digest).toMatchObject({ algorithm: 'sha256', hex, verified: true });
+  });
+
+  it('reads a URL through createReader: called with the URL, its reader closed at the end', async () => {
+    const d = await sub('reader-factory');
+    const urls: string[] = [];
+    let closed = 0;
+    class ClosingFileReader extends FileReader {
+      async close(): Promise<void> {
+        closed++;
+      }
+    }
+    const result = await downloadFile('nas://share/source.bin', join(d, 'f.bin'), {
+      createReader: (url) => {
+        urls.push(url);
+        return new ClosingFileReader(source);
+      },
+    });
+    expect(urls).toEqual(['nas://share/source.bin']);
+    expect(closed).toBe(1);
+    expect(result.size).toBe(SIZE);
+    expect((await readFile(join(d, 'f.bin'))).equals(DATA)).toBe(true);
+  });
+
+  it('restart starts over when a Reader source changed since the partial download began; createReader makes a fresh reader for it', async () => {
+    const d = await sub('reader-restart');
+    const changing = join(d, 'changing.src');
+    await writeFile(changing, DATA);
+    const target = join(d, 't.bin');
+    const partialRun = async (): Promise<void> => {
+      const controller = new AbortController();
+      await expect(
+        downloadFile(new FileReader(changing), target, {
+          blockSize: 256 * 1024,
+          concurrency: 1,
+          bytesPerSecond: 8 * MiB,
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (e.type === 'progress' && e.stats.doneBytes > 0) controller.abort();
+          },
+        }),
+      ).rejects.toBeInstanceOf(AbortedError);
+    };
+    const other = payload(SIZE, 2 * SIZE - 1);
+    // A new revision is a new mtime: set it, so two writes within one clock tick still differ.
+    let day = 0;
+    const rewrite = async (data: Buffer): Promise<void> => {
+      await writeFile(changing, data);
+      const at = new Date(Date.UTC(2026, 0, ++day));
+      await utimes(changing, at, at);
+    };
+
+    // A Reader instance: it looks at the new revision, so the discard is followed by a whole new download.
+    await partialRun();
+    await rewrite(other);
+    await expect(downloadFile(new FileReader(changing), target)).rejects.toMatchObject({ code: 'BLOCKFETCH_REMOTE_CHANGED' });
+    const events: DownloadFileEvent[] = [];
+    const result = await downloadFile(new FileReader(changing), target, { restart: true, onEvent: (e) => events.push(e) });
+    expect(events.filter((e) => e.type === 'discard')).toHaveLength(1);
+    expect(result.resumedBytes).toBe(0);
+    expect((await readFile(target)).equals(other)).toBe(true);
+
+    // createReader: called once per attempt, so the attempt after the discard reads through a fresh reader.
+    await rm(target);
+    await rewrite(DATA);
+    await partialRun();
+    await rewrite(other);
+    const urls: string[] = [];
+    const again = await downloadFile('nas://changing', target, {
+      restart: true,
+      createReader: (url) => {
+        urls.push(url);
+        return new FileReader(changing);
+      },
+    });
+    expect(urls).toEqual(['nas://changing', 'nas://changing']);
+    expect(again.resumedBytes).toBe(0);
+    expect((await readFile(target)).equals(other)).toBe(true);
+  });
+
+  it('refuses HTTP-only options with a Reader or createReader, and a source that is no Reader, before touching anything', async () => {
+    const d = await sub('reader-refused');
+    await expect(downloadFile(new FileReader(source), join(d, 'x.bin'), { headers: { a: 'b' }, timeoutMs: 5 })).rejects.toMatchObject({
+      code: 'BLOCKFETCH_INVALID_ARGUMENT',
+      message: `downloadFile options headers, timeoutMs only apply to a URL read over HTTP, not to a Reader source (${source})`,
+    });
+    // An option left undefined (as a JavaScript caller may) was not given: only timeoutMs is named.
+    const loose = { createReader: () => new FileReader(source), headers: undefined, timeoutMs: 5 } as unknown as DownloadFileOptions;
+    await expect(
+      downloadFile('nas://x', join(d, 'x.bin'), loose),
+    ).rejects.toMatchObject({
+      code: 'BLOCKFETCH_INVALID_ARGUMENT',
+      message: 'downloadFile option timeoutMs only applies to a URL read over HTTP, not to the createReader option',
+    });
+    await expect(downloadFile({ name: 'x' } as unknown as FileReader, join(d, 'x.bin'))).rejects.toMatchObject({
+      code: 'BLOCKFETCH_INVALID_ARGUMENT',
+      message: expect.stringMatching(/downloadFile source must be a URL string or a Reader/) as unknown,
+    });
     expect(await readdir(d)).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CachingDownloader } from '../src/download/caching-downloader.js';
+import { DEFAULT_BLOCK_SIZE } from '../src/defaults.js';
 import { FileReader } from '../src/download/file-reader.js';
 import { InvalidArgumentError, RemoteChangedError } from '../src/errors.js';
 import { rangeForIndex } from '../src/ranges/byte-range.js';
@@ -62,7 +63,9 @@ describe('FileReader', () => {
       expect((await collect(await reader.getReader(from, to, new AbortController().signal))).equals(payload(from, to))).toBe(true);
     }
     await expect(reader.getReader(10, 1000, new AbortController().signal)).rejects.toThrow(InvalidArgumentError);
-    await expect(reader.getReader(10, 9, new AbortController().signal)).rejects.toThrow(/range 10-9 is not inside/);
+    // The Reader contract: 10..9 is the empty range (no bytes); 10..8 is outside the file.
+    expect((await collect(await reader.getReader(10, 9, new AbortController().signal))).length).toBe(0);
+    await expect(reader.getReader(10, 8, new AbortController().signal)).rejects.toThrow(/range 10-8 is not inside/);
   });
 
   it('has the identity path + size + mtime, and refuses a file that changed', async () => {
@@ -116,6 +119,26 @@ describe('FileReader', () => {
     expect(n).toBe(2048);
     await expect(new FileReader(join(dir, 'nope')).contentLengthAndBlockSize()).rejects.toThrow(/does not exist/);
     expect(() => new FileReader(path, { chunkSize: 0 })).toThrow(/chunkSize must be a whole number >= 1, got 0 \(number\)/);
+  });
+});
+
+describe('FileReader defaults and a vanished file', () => {
+  it('suggests the shared default block size, and names an option it refuses', async () => {
+    const path = join(dir, 'defaults.bin');
+    await writeFile(path, payload(0, 99));
+    expect((await new FileReader(path).contentLengthAndBlockSize()).blockSize).toBe(DEFAULT_BLOCK_SIZE);
+    expect(() => new FileReader(path, { blockSize: 1.5 })).toThrow('FileReader option blockSize must be a whole number >= 1, got 1.5 (number)');
+  });
+
+  it('revalidate reports a file removed since the first look as changed, not as a raw system error', async () => {
+    const path = join(dir, 'vanishing.bin');
+    await writeFile(path, payload(0, 99));
+    const reader = new FileReader(path);
+    await reader.contentLengthAndBlockSize();
+    await rm(path);
+    const err = await reader.revalidate(new AbortController().signal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect((err as RemoteChangedError).changes).toEqual([{ field: 'size', before: '100', after: '(missing)' }]);
   });
 });
 

@@ -6,14 +6,20 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
+import { DEFAULT_BLOCK_SIZE } from '../defaults.js';
 import { BlockfetchError, InvalidArgumentError, RemoteChangedError } from '../errors.js';
+import { wholeNumber } from '../validate.js';
 import { normalizeExpectedDigest } from './digest.js';
 import { compareIdentity } from './identity.js';
 import type { ContentInfo, Reader } from './reader.js';
 
 /** Options of {@link FileReader}. */
 export interface FileReaderOptions {
-  /** The block size the reader suggests to a new cache, in bytes. @default 4194304 (4 MiB) */
+  /**
+   * The block size the reader suggests to a new cache, in bytes: the same as
+   * every other entry point's, so a copy resumes like a download.
+   * @default 2097152 (2 MiB, `DEFAULT_BLOCK_SIZE`)
+   */
   readonly blockSize?: number;
   /**
    * How many bytes each chunk of a body holds at most. Each chunk is a fresh
@@ -27,7 +33,7 @@ export interface FileReaderOptions {
 
 /** {@link FileReaderOptions} with every default filled in (`digest` has none). */
 export const defaultFileReaderOptions: Readonly<Required<Omit<FileReaderOptions, 'digest'>>> = Object.freeze({
-  blockSize: 4 * 1024 * 1024,
+  blockSize: DEFAULT_BLOCK_SIZE,
   chunkSize: 128 * 1024,
 });
 
@@ -59,8 +65,8 @@ export class FileReader implements Reader {
       throw new InvalidArgumentError(`FileReader path must be a non-empty string, got ${String(path)} (${typeof path})`);
     }
     this.name = path;
-    this.#blockSize = positiveInteger('blockSize', options.blockSize ?? defaultFileReaderOptions.blockSize);
-    this.#chunkSize = positiveInteger('chunkSize', options.chunkSize ?? defaultFileReaderOptions.chunkSize);
+    this.#blockSize = wholeNumber('FileReader', 'blockSize', options.blockSize ?? defaultFileReaderOptions.blockSize, { min: 1 });
+    this.#chunkSize = wholeNumber('FileReader', 'chunkSize', options.chunkSize ?? defaultFileReaderOptions.chunkSize, { min: 1 });
     this.#digest = options.digest === undefined ? undefined : normalizeExpectedDigest(options.digest, 'FileReader digest');
   }
 
@@ -84,11 +90,13 @@ export class FileReader implements Reader {
   /**
    * A body of exactly the bytes `from..to` (inclusive) of the file as first
    * seen. Bytes are read at their own offsets: chunk `k` of the body starts
-   * at byte `from + k * chunkSize`.
+   * at byte `from + k * chunkSize`. The empty range (`to === from - 1`)
+   * yields nothing and opens no file, so a 0-byte file copies like any other.
    */
   async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     signal.throwIfAborted();
     const info = await this.contentLengthAndBlockSize(signal);
+    if (Number.isSafeInteger(from) && to === from - 1 && from >= 0 && from <= info.contentLength) return emptyBody(signal);
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= info.contentLength) {
       throw new InvalidArgumentError(
         `FileReader.getReader: range ${String(from)}-${String(to)} is not inside ${this.name} (${info.contentLength} bytes)`,
@@ -116,9 +124,7 @@ export class FileReader implements Reader {
         signal.throwIfAborted();
         const want = Math.min(this.#chunkSize, to - position + 1);
         const buffer = Buffer.allocUnsafe(want);
-        const { bytesRead } = await handle.read(buffer, 0, want, position).catch((err: unknown) => {
-          throw fileError(this.name, err);
-        });
+        const { bytesRead } = await readAt(handle, buffer, want, position, this.name);
         if (bytesRead === 0) {
           // The file got shorter under us: the stat below names the change.
           this.#checkUnchanged(identity, await handle.stat({ bigint: true }));
@@ -157,7 +163,14 @@ export class FileReader implements Reader {
   async revalidate(signal: AbortSignal): Promise<void> {
     signal.throwIfAborted();
     const info = await this.contentLengthAndBlockSize(signal);
-    this.#checkUnchanged(info.identity, await stat(this.name, { bigint: true }));
+    let st: BigIntStats;
+    try {
+      st = await stat(this.name, { bigint: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw missing(this.name, info.identity);
+      throw transientFileError(this.name, err);
+    }
+    this.#checkUnchanged(info.identity, st);
   }
 
   #checkUnchanged(identity: RemoteIdentity, st: BigIntStats): void {
@@ -184,11 +197,14 @@ async function openForReading(path: string, identity: RemoteIdentity): Promise<F
   try {
     return await open(path, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new RemoteChangedError(path, [{ field: 'size', before: String(identity.size), after: '(missing)' }], 0);
-    }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw missing(path, identity);
     throw fileError(path, err);
   }
+}
+
+/** A file that was there when first seen and is gone now has changed. */
+function missing(path: string, identity: RemoteIdentity): RemoteChangedError {
+  return new RemoteChangedError(path, [{ field: 'size', before: String(identity.size), after: '(missing)' }], 0);
 }
 
 function fileError(path: string, err: unknown): Error {
@@ -197,16 +213,30 @@ function fileError(path: string, err: unknown): Error {
   if (code === 'EACCES' || code === 'EPERM') {
     return new InvalidArgumentError(`FileReader: no permission to read ${path}`, { cause: err });
   }
-  // Anything else (EIO, EMFILE) may pass: its code is retryable, so the
-  // downloader retries it (a raw fs error would not be).
-  return new BlockfetchError('BLOCKFETCH_DISK_READ', `FileReader: cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`, {
-    cause: err,
-  });
+  return transientFileError(path, err);
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidArgumentError(`FileReader option ${name} must be a whole number >= 1, got ${String(value)} (${typeof value})`);
+/**
+ * Anything but a missing or forbidden file (EIO, EMFILE, ENFILE) may pass,
+ * so it is retried: a plain system error would not be (unknown errors are
+ * never retried, so that a bug is not).
+ */
+function transientFileError(path: string, err: unknown): BlockfetchError {
+  if (err instanceof BlockfetchError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new BlockfetchError('BLOCKFETCH_DISK_READ', `FileReader: reading ${path} failed: ${detail}`, { cause: err });
+}
+
+/** `handle.read`, with a system error mapped like every other failure of the source. */
+async function readAt(handle: FileHandle, buffer: Buffer, length: number, position: number, path: string): Promise<{ bytesRead: number }> {
+  try {
+    return await handle.read(buffer, 0, length, position);
+  } catch (err) {
+    throw transientFileError(path, err);
   }
-  return value;
+}
+
+/** The body of the empty range: nothing, unless the caller aborted first. */
+async function* emptyBody(signal: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
+  signal.throwIfAborted();
 }

@@ -32,11 +32,47 @@ export interface ContentInfo {
 /**
  * A source of a large file's bytes, read by inclusive byte ranges.
  *
- * Failures are thrown (or emitted by the body) as errors; each answers the
- * `RetryResponse` questions through {@link retryResponseOf}: a
- * `BlockfetchError` says by its code whether it is retryable, and whether the
- * remote asked for a delay; any other error is never retried, so a Reader
- * throws each transient failure as a `BlockfetchError` with a retryable code.
+ * The contract every implementation keeps (and `test/helpers/reader-contract.ts`
+ * checks, against each of them):
+ *
+ * - **Exact ranges.** `getReader(from, to)` with `0 <= from <= to < contentLength`
+ *   yields exactly the bytes `from..to` of the revision
+ *   {@link Reader.contentLengthAndBlockSize} found, in order, in chunks of
+ *   any size.
+ * - **Empty ranges.** `getReader(from, from - 1)` with `0 <= from <= contentLength`
+ *   is the empty range: it yields no bytes and ends cleanly (the source need
+ *   not be asked). This is the only range a 0-byte file has
+ *   (`getReader(0, -1)`), and what a retry asks for once every byte already
+ *   arrived.
+ * - **Ranges outside the file** (`from < 0`, `to >= contentLength`,
+ *   `to < from - 1`, a non-integer) are rejected by `getReader` with an
+ *   `InvalidArgumentError` (`BLOCKFETCH_INVALID_ARGUMENT`), never retried:
+ *   asking again cannot help.
+ * - **Short and long bodies.** The caller (the downloaders' attempt engine)
+ *   counts the bytes of every body and treats any other count than
+ *   `to - from + 1` as a retryable `BLOCKFETCH_BODY_LENGTH`, resuming from
+ *   the first byte it did not get. A Reader whose source sends fewer bytes
+ *   may end the body early or fail it (retryably, unless the source itself
+ *   changed); it must never end a short body as if it were complete by
+ *   padding it. A source that sends MORE bytes than asked for must never
+ *   have them yielded as part of the range: the Reader fails the body
+ *   (retryable `BLOCKFETCH_BODY_LENGTH`) before yielding the first byte past
+ *   `to`.
+ * - **Abort.** A `signal` already aborted makes `getReader` reject at once;
+ *   aborting it later ends the request and the body promptly (no further
+ *   chunk is yielded, and the pending read rejects, with the signal's reason
+ *   or an abort error). Nothing keeps running for an aborted body.
+ * - **Retry hints.** Every failure a Reader throws on purpose (from
+ *   `getReader`, the body, or `contentLengthAndBlockSize`) is a
+ *   `BlockfetchError` that answers {@link RetryResponse} through
+ *   {@link retryResponseOf}: a transient failure is retryable, and carries
+ *   `retryAfterMs` when the source asked for a delay (HTTP `Retry-After`).
+ *   Any other error (a `TypeError` from a bug) is not retried, so a Reader
+ *   wraps transient system errors (a reset socket, `EMFILE`) in a
+ *   retryable `BlockfetchError` itself.
+ * - **A stable look.** `contentLengthAndBlockSize` answers the same
+ *   {@link ContentInfo} on every call once it has answered; `digest()` is
+ *   the whole-file digest the source advertised (or was given), once known.
  */
 export interface Reader {
   /** A name for messages: the URL (credentials removed) or the path. */
@@ -50,9 +86,17 @@ export interface Reader {
   digest(): ExpectedDigest | undefined;
   /**
    * Opens a body of exactly the bytes `from..to` (inclusive) of the revision
-   * found by `contentLengthAndBlockSize`. The body must yield exactly
-   * `to - from + 1` bytes; the caller checks and treats anything else as a
-   * retryable failure. Aborting `signal` must end the request and the body.
+   * found by `contentLengthAndBlockSize`; `to === from - 1` is the empty
+   * range (no bytes). See the contract above for short and long bodies,
+   * ranges outside the file, abort and retry hints.
+   *
+   * @example
+   * ```ts
+   * const { contentLength } = await reader.contentLengthAndBlockSize(signal);
+   * let n = 0;
+   * for await (const chunk of await reader.getReader(0, contentLength - 1, signal)) n += chunk.length;
+   * if (n !== contentLength) throw new Error('short body: retry from byte ' + n);
+   * ```
    */
   getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
   /**

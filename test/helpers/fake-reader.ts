@@ -8,7 +8,7 @@
 import type { ExpectedDigest, RemoteIdentity } from '../../src/cache/types.js';
 import { sleep } from '../../src/download/backoff.js';
 import type { ContentInfo, Reader } from '../../src/download/reader.js';
-import { BlockfetchError } from '../../src/errors.js';
+import { BlockfetchError, InvalidArgumentError } from '../../src/errors.js';
 import { payload } from './payload.js';
 import { seededRandom } from './random.js';
 
@@ -22,8 +22,21 @@ export interface FakeFault {
   readonly endAfter?: number;
   /** Throw this error from the body after `endAfter` bytes (a reset connection). */
   readonly errorAfterEnd?: Error;
-  /** Send this many extra bytes after the range (a long body). */
+  /**
+   * Yield this many extra bytes after the range, as if they were in it: a
+   * Reader that BREAKS its contract, so that a test can prove the caller's
+   * own byte count catches it. For a source that runs long behind a Reader
+   * that keeps the contract, use `overrun`.
+   */
   readonly extraBytes?: number;
+  /**
+   * The source sends this many bytes past the range: like `HttpReader`, the
+   * fake yields the range and then fails the body with a retryable
+   * `BLOCKFETCH_BODY_LENGTH` instead of yielding any byte past `to`.
+   */
+  readonly overrun?: number;
+  /** After this many bytes of the body, send nothing more until aborted (a stalled connection). */
+  readonly stallAfter?: number;
 }
 
 /** One request the reader was asked for. */
@@ -64,6 +77,9 @@ export interface FakeReaderOptions {
   readonly lookFailures?: number;
 }
 
+
+/** How long a stalled body waits: longer than any test, shorter than setTimeout's limit. */
+const STALL_MS = 60 * 60 * 1000;
 
 /** A transient failure, as a network error would be. */
 export function transient(message = 'connection reset (scripted)', retryAfterMs?: number): BlockfetchError {
@@ -118,7 +134,11 @@ export class FakeReader implements Reader {
 
   async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     signal.throwIfAborted();
-    if (from < 0 || to < from || to >= this.#o.size) throw new Error(`FakeReader: bad range ${from}-${to} of ${this.#o.size}`);
+    // The Reader contract: `from..from-1` is the empty range; anything else outside the file is refused for good.
+    if (Number.isSafeInteger(from) && to === from - 1 && from >= 0 && from <= this.#o.size) return emptyBody(signal);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= this.#o.size) {
+      throw new InvalidArgumentError(`FakeReader: range ${from}-${to} is not inside the ${this.#o.size} bytes`);
+    }
     const n = this.requests.length;
     const request: FakeRequest = { from, to, at: performance.now(), delivered: 0, outcome: 'open', endedAt: undefined };
     this.requests.push(request);
@@ -149,8 +169,11 @@ export class FakeReader implements Reader {
       const last = Math.min(request.to + 1, stopAt) + (fault.extraBytes ?? 0);
       for (let pos = request.from; pos < last; ) {
         signal.throwIfAborted();
+        if (fault.stallAfter !== undefined && pos - request.from >= fault.stallAfter) await sleep(STALL_MS, signal);
         if ((this.#o.chunkDelayMs ?? 0) > 0) await sleep(this.#o.chunkDelayMs ?? 0, signal);
-        const end = Math.min(pos + chunk, last);
+        const stallAt = fault.stallAfter === undefined ? Infinity : request.from + fault.stallAfter;
+        // A chunk never spans the stall: the bytes before it arrive, then nothing.
+        const end = Math.min(pos + chunk, last, pos < stallAt ? stallAt : Infinity);
         const bytes =
           end - 1 < this.#o.size
             ? this.#content(pos, end - 1)
@@ -158,6 +181,10 @@ export class FakeReader implements Reader {
         request.delivered += bytes.length;
         pos = end;
         yield bytes;
+      }
+      if (fault.overrun !== undefined && fault.overrun > 0 && fault.endAfter === undefined) {
+        request.outcome = 'fault';
+        throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.name}: the body is longer than the ${request.to - request.from + 1} bytes asked for (scripted)`);
       }
       if (fault.errorAfterEnd !== undefined) {
         request.outcome = 'fault';
@@ -177,4 +204,9 @@ export class FakeReader implements Reader {
     if (to < from) return new Uint8Array(0);
     return this.#o.content?.(from, to) ?? payload(from, to);
   }
+}
+
+/** The body of the empty range: nothing, unless the caller aborted first. */
+async function* emptyBody(signal: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
+  signal.throwIfAborted();
 }
