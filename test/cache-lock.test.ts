@@ -69,7 +69,8 @@ describe('CacheLock', () => {
 
   it('a compromised lock is recorded, reported once, and never thrown from a timer', async () => {
     const reported: BlockfetchError[] = [];
-    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000, onCompromised: (e) => reported.push(e) });
+    // The mkdir lock (a flock cannot be lost while held).
+    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000, backend: 'mkdir', onCompromised: (e) => reported.push(e) });
     // Someone removes the lock while we hold it: the next refresh notices.
     await rm(`${path}.lock`, { recursive: true });
     const deadline = Date.now() + 5000;
@@ -84,7 +85,7 @@ describe('CacheLock', () => {
     await expect(CacheLock.acquire(path, { staleMs: 100 })).rejects.toThrow(/staleMs .* >= 2000, got 100 \(number\)/);
     await expect(CacheLock.acquire(path, { staleMs: 4000, updateMs: 3000 })).rejects.toThrow(/updateMs \(3000\) must be at most half/);
     // @ts-expect-error not a mode
-    await expect(CacheLock.acquire(path, { mode: 'maybe' })).rejects.toThrow(/mode must be 'fail' or 'wait', got maybe/);
+    await expect(CacheLock.acquire(path, { mode: 'maybe' })).rejects.toThrow(/lock option mode must be one of "fail", "wait", got "maybe" \(string\)/);
     await expect(stat(`${path}.lock`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
@@ -133,7 +134,7 @@ describe('LocalDownloadCache and the lock', () => {
 
   it('a background flush due after the lock was lost writes no index', async () => {
     await createNewFilesForCache(path, indexPath(), 100, 10);
-    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000 });
+    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000, backend: 'mkdir' });
     const cache = await LocalDownloadCache.open(path, indexPath(), { lock, flushIntervalMs: 2500 });
     const writtenAt = Date.now();
     await cache.writeAt(payload(0, 9), 0); // a flush is now due 2.5 s later
@@ -151,7 +152,7 @@ describe('LocalDownloadCache and the lock', () => {
     await createNewFilesForCache(path, indexPath(), 100, 10);
     // No background flush (60 s): the only index writes would come from close().
     const cache = await LocalDownloadCache.open(path, indexPath(), {
-      lockOptions: { staleMs: 2000, updateMs: 1000 },
+      lockOptions: { staleMs: 2000, updateMs: 1000, backend: 'mkdir' }, // a flock cannot be lost
       flushIntervalMs: 60_000,
     });
     await rm(`${path}.lock`, { recursive: true });

@@ -29,6 +29,7 @@ const FALLBACK_HINTS: Readonly<Record<ErrorCode, string>> = Object.freeze({
   BLOCKFETCH_CACHE_MISSING: 'check the path',
   BLOCKFETCH_CACHE_CLOSED: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
   BLOCKFETCH_LOCKED: 'wait for the other download to finish, or stop it',
+  BLOCKFETCH_LOCK_FAILED: 'fix the cause above (permissions, disk), then run the same command again to resume',
   BLOCKFETCH_UNCACHED_RANGE: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
   BLOCKFETCH_INVALID_WRITE: 'this looks like a bug in blockfetch: run again with --debug and report what it prints',
   BLOCKFETCH_DISK_WRITE: 'fix the cause above (permissions, disk), then run the same command again to resume',
