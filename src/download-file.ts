@@ -172,9 +172,12 @@ export interface DownloadFileOptions {
   /** How long to wait for response headers, and for the next body bytes, before a request fails (and is retried), in ms. @default 30000 */
   readonly timeoutMs?: number;
   /**
-   * How long to wait for another process's lock on the same download. The
-   * lock of a process that was killed goes stale after 5 s, so the default
-   * lets a re-run right after a `kill -9` proceed instead of failing.
+   * How long to wait for another process's lock on the same download. On a
+   * local filesystem the lock is a flock, which the kernel drops the moment
+   * a killed holder dies, so waiting only helps when the holder is about to
+   * finish. Where the mkdir lock is used (network filesystems, no fs-ext) a
+   * killed process's lock goes stale after 5 s (`staleMs`): the default is
+   * that plus 2 s, so a re-run right after a `kill -9` proceeds there too.
    * @default 7000
    */
   readonly lockWaitMs?: number;
@@ -205,6 +208,7 @@ export const defaultDownloadFileOptions = Object.freeze({
   restart: false,
   overwrite: false,
   timeoutMs: 30_000,
+  /** Only the mkdir lock needs it: its stale time plus 2 s (see `lockWaitMs`). */
   lockWaitMs: defaultCacheLockOptions.staleMs + 2000,
 });
 

@@ -27,9 +27,15 @@ interface Holder {
   send(line: string): void;
 }
 
-function startHolder(path: string, backend: 'auto' | CacheLockBackend): Holder {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, HOLDER, path, backend], { stdio: ['pipe', 'pipe', 'inherit'] });
+function startHolder(path: string, backend: 'auto' | 'default' | CacheLockBackend, env: Readonly<Record<string, string>> = {}): Holder {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, HOLDER, path, backend], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, BLOCKFETCH_LOCK_BACKEND: '', ...env },
+  });
   child.stdout.setEncoding('utf8');
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => (stderr += chunk));
   const firstLine = new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (chunk: string) => {
@@ -37,7 +43,8 @@ function startHolder(path: string, backend: 'auto' | CacheLockBackend): Holder {
       const end = out.indexOf('\n');
       if (end >= 0) resolve(out.slice(0, end));
     });
-    child.once('exit', (code) => reject(new Error(`the lock holder exited (${code}) before saying anything`)));
+    // 'close': stderr has been read to its end.
+    child.once('close', (code) => reject(new Error(`the lock holder exited (${code}) before saying anything: ${stderr}`)));
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return { child, firstLine, exited, send: (line) => child.stdin.write(`${line}\n`) };
@@ -58,8 +65,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function holding(backend: 'auto' | CacheLockBackend): Promise<Holder> {
-  const holder = startHolder(path, backend);
+async function holding(backend: 'auto' | 'default' | CacheLockBackend, env: Readonly<Record<string, string>> = {}): Promise<Holder> {
+  const holder = startHolder(path, backend, env);
   holders.push(holder);
   expect(await holder.firstLine).toMatch(/^locked /);
   return holder;
@@ -70,6 +77,15 @@ describe('CacheLock across processes', () => {
     expect(await untrustedFlockReason(dir)).toBeUndefined(); // else this machine's tmpdir is not local
     const holder = await holding('auto');
     expect(await holder.firstLine).toBe('locked flock');
+  });
+
+  it('BLOCKFETCH_LOCK_BACKEND chooses the backend when the option does not (the command has no flag for it)', async () => {
+    const holder = await holding('default', { BLOCKFETCH_LOCK_BACKEND: 'mkdir' });
+    expect(await holder.firstLine).toBe('locked mkdir');
+    expect(existsSync(`${path}.lock`)).toBe(true);
+    const bad = startHolder(join(dir, 'other.bin'), 'default', { BLOCKFETCH_LOCK_BACKEND: 'fcntl' });
+    holders.push(bad);
+    await expect(bad.firstLine).rejects.toThrow(/lock option backend \(from BLOCKFETCH_LOCK_BACKEND\) must be one of .* got "fcntl"/);
   });
 
   it('a second process is refused at once while the holder lives', async () => {

@@ -86,7 +86,10 @@ describe('CacheLock', () => {
     await expect(CacheLock.acquire(path, { staleMs: 4000, updateMs: 3000 })).rejects.toThrow(/updateMs \(3000\) must be at most half/);
     // @ts-expect-error not a mode
     await expect(CacheLock.acquire(path, { mode: 'maybe' })).rejects.toThrow(/lock option mode must be one of "fail", "wait", got "maybe" \(string\)/);
+    // @ts-expect-error not a backend
+    await expect(CacheLock.acquire(path, { backend: 'fcntl' })).rejects.toThrow(/lock option backend must be one of "auto", "flock", "mkdir", "both", got "fcntl" \(string\)/);
     await expect(stat(`${path}.lock`)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(`${path}.flock`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 

@@ -112,7 +112,9 @@ export interface CacheLockOptions {
    * `'auto'` chooses by the filesystem (see the module comment): `'flock'`
    * on a local Linux filesystem, `'both'` on a network one or outside Linux,
    * `'mkdir'` when fs-ext cannot be loaded. The others force one, for tests
-   * and for a filesystem that lies about itself.
+   * and for a filesystem that lies about itself. Without this option the
+   * environment variable `BLOCKFETCH_LOCK_BACKEND` may set it (for the
+   * command, which has no flag for it).
    * @default 'auto'
    */
   readonly backend?: 'auto' | CacheLockBackend;
@@ -340,7 +342,7 @@ function resolveLockOptions(options: CacheLockOptions): ResolvedLockOptions {
     updateMs: ms('updateMs', options.updateMs ?? d.updateMs, 1000),
     waitTimeoutMs: ms('waitTimeoutMs', options.waitTimeoutMs ?? d.waitTimeoutMs, 0),
     pollMs: ms('pollMs', options.pollMs ?? d.pollMs, 1),
-    backend: oneOf('lock', 'backend', options.backend ?? d.backend, ['auto', 'flock', 'mkdir', 'both'] as const),
+    backend: resolveBackend(options.backend),
     signal: options.signal,
     onCompromised: options.onCompromised,
   };
@@ -348,6 +350,15 @@ function resolveLockOptions(options: CacheLockOptions): ResolvedLockOptions {
     throw new InvalidArgumentError(`lock option updateMs (${o.updateMs}) must be at most half of staleMs (${o.staleMs})`);
   }
   return o;
+}
+
+const BACKENDS = ['auto', 'flock', 'mkdir', 'both'] as const;
+
+function resolveBackend(backend: CacheLockOptions['backend']): 'auto' | CacheLockBackend {
+  if (backend !== undefined) return oneOf('lock', 'backend', backend, BACKENDS);
+  const fromEnvironment = process.env.BLOCKFETCH_LOCK_BACKEND;
+  if (fromEnvironment === undefined || fromEnvironment === '') return defaultCacheLockOptions.backend;
+  return oneOf('lock', 'backend (from BLOCKFETCH_LOCK_BACKEND)', fromEnvironment, BACKENDS);
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
