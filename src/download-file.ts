@@ -48,7 +48,7 @@ export interface DownloadPaths {
 
 /**
  * The paths for downloading to `target`. The cross-process lock is a
- * directory next to them, `<partial>.lock`, while a process holds it.
+ * flock on `<partial>.flock` next to them (see src/cache/lock.ts).
  *
  * @example
  * ```ts
@@ -226,7 +226,7 @@ export type DownloadFileEvent =
       readonly blockSize: number;
       readonly resumedBytes: number;
     }
-  /** Another process holds the download's lock; waiting up to `waitMs` for it (a killed process's lock goes stale after 5 s). */
+  /** Another process holds the download's lock; waiting up to `waitMs` for it to finish (or, for the mkdir lock, for a killed holder's lock to go stale after 5 s). */
   | { readonly type: 'lock-wait'; readonly paths: DownloadPaths; readonly waitMs: number }
   /** The first request to a new download failed and will be retried after `delayMs`. */
   | ({ readonly type: 'look-retry' } & LookRetry)
