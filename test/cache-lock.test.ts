@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
+import { FlockFile, loadFlock } from '../src/cache/flock.js';
 import { CacheLock } from '../src/cache/lock.js';
 import { BlockfetchError, LockHeldError } from '../src/errors.js';
 import { payload } from './helpers/payload.js';
@@ -170,5 +171,32 @@ describe('LocalDownloadCache and the lock', () => {
     const indexBefore = await stat(indexPath());
     await cache.close();
     expect((await stat(indexPath())).mtimeMs).toBe(indexBefore.mtimeMs);
+  });
+});
+
+describe('FlockFile', () => {
+  type Flock = Parameters<typeof FlockFile.tryLock>[1];
+  const failingFlock =
+    (code: string): Flock =>
+    (_fd, flags, callback) =>
+      callback(flags === 'un' ? null : Object.assign(new Error(`${code}: refused`), { code }));
+
+  it("a filesystem that refuses flock is 'unsupported' (and leaves no lock file); other flock errors are LOCK_FAILED", async () => {
+    expect(await FlockFile.tryLock(`${path}.flock`, failingFlock('ENOLCK'))).toBe('unsupported');
+    await expect(stat(`${path}.flock`)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(FlockFile.tryLock(`${path}.flock`, failingFlock('EIO'))).rejects.toMatchObject({ code: 'BLOCKFETCH_LOCK_FAILED' });
+  });
+
+  it("the real flock: a second open file is 'held' until release, which removes the file", async () => {
+    const flock = loadFlock();
+    if (flock instanceof Error) throw flock;
+    const first = await FlockFile.tryLock(`${path}.flock`, flock);
+    expect(first).toBeInstanceOf(FlockFile);
+    expect(await FlockFile.tryLock(`${path}.flock`, flock)).toBe('held');
+    await (first as FlockFile).release();
+    await expect(stat(`${path}.flock`)).rejects.toMatchObject({ code: 'ENOENT' });
+    const second = await FlockFile.tryLock(`${path}.flock`, flock);
+    expect(second).toBeInstanceOf(FlockFile);
+    await (second as FlockFile).release();
   });
 });

@@ -115,11 +115,14 @@ export class FlockFile {
   }
 
   /**
-   * Takes the flock on `path` without blocking: the lock, or `undefined` when
-   * another open file holds it. Any other failure (a symlink or a directory
-   * at `path`, permissions) is a `BLOCKFETCH_LOCK_FAILED` error.
+   * Takes the flock on `path` without blocking: the lock; `'held'` when
+   * another open file holds it; `'unsupported'` when the filesystem refuses
+   * flock itself (ENOLCK from an NFS mount without a lock daemon, EOPNOTSUPP,
+   * ...), so that a caller with another lock to fall back on can. Any other
+   * failure (a symlink or a directory at `path`, permissions) is a
+   * `BLOCKFETCH_LOCK_FAILED` error.
    */
-  static async tryLock(path: string, flock: FlockFunction): Promise<FlockFile | undefined> {
+  static async tryLock(path: string, flock: FlockFunction): Promise<FlockFile | 'held' | 'unsupported'> {
     // Each round loses only if the holder released (and removed the file)
     // between our open and our flock; a handful of rounds is plenty.
     for (let round = 0; round < 16; round++) {
@@ -131,7 +134,14 @@ export class FlockFile {
         try {
           await flockAsync(flock, handle.fd, 'exnb');
         } catch (err) {
-          if (errnoCode(err) === 'EAGAIN' || errnoCode(err) === 'EWOULDBLOCK') return undefined;
+          const code = errnoCode(err) ?? '';
+          if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return 'held';
+          if (FLOCK_UNSUPPORTED.has(code)) {
+            // Nobody can flock it on this filesystem, so it locks nothing; left
+            // behind, its fresh mtime would make a mkdir-only locker back off.
+            if (sameFile(await lstatOrUndefined(path), identity)) await unlink(path).catch(() => undefined);
+            return 'unsupported';
+          }
           throw lockFailed(path, 'flock failed', err);
         }
         // A releasing holder unlinks the file before it unlocks it, so the
@@ -180,6 +190,9 @@ export class FlockFile {
     }
   }
 }
+
+/** The errno codes with which a filesystem says it does not do flock at all. */
+const FLOCK_UNSUPPORTED: ReadonlySet<string> = new Set(['ENOLCK', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS', 'EINVAL']);
 
 async function openLockFile(path: string): Promise<FileHandle> {
   const flags = constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;

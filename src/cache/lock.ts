@@ -34,7 +34,9 @@
  *   there takes the flock AND the mkdir lock (`backend: 'both'`); a resume
  *   after `kill -9` waits for `staleMs` there, as it always did;
  * - outside Linux, whose f_type values are not listed, likewise `'both'`;
- * - where `fs-ext` cannot be loaded, the mkdir lock alone (`'mkdir'`).
+ * - where `fs-ext` cannot be loaded, or the filesystem refuses flock itself
+ *   (ENOLCK: an NFS mount without a lock daemon), the mkdir lock alone
+ *   (`'mkdir'`): a download must not fail for want of a better lock.
  *
  * **Two kinds of holders on one local filesystem** (one process with fs-ext,
  * one without, or an older blockfetch that only knows the directory) must not
@@ -164,12 +166,21 @@ export class CacheLock {
    */
   static async acquire(path: string, options: CacheLockOptions = {}): Promise<CacheLock> {
     const o = resolveLockOptions(options);
-    const backend = await chooseBackend(path, o.backend);
+    let backend = await chooseBackend(path, o.backend);
     const started = Date.now();
     for (;;) {
       if (o.signal?.aborted) throw new AbortedError(`waiting for the lock on ${path} was aborted`, { cause: o.signal.reason });
       const lock = new CacheLock(path, backend);
-      if (await lock.#tryTake(o)) return lock;
+      const taken = await lock.#tryTake(o);
+      if (taken === 'unsupported') {
+        // The filesystem refuses flock itself. A chosen backend gives way to
+        // the mkdir lock, which works everywhere; a forced one is an error.
+        if (o.backend !== 'auto') throw lockFailed(path, `the filesystem does not support flock, which the '${backend}' lock needs`, undefined);
+        debug('lock %s: the filesystem refuses flock; using the mkdir lock', path);
+        backend = 'mkdir';
+        continue;
+      }
+      if (taken) return lock;
       const waited = Date.now() - started;
       if (o.mode === 'fail' || waited >= o.waitTimeoutMs) throw new LockHeldError(path);
       await sleep(Math.min(o.pollMs, o.waitTimeoutMs - waited), o.signal);
@@ -201,13 +212,15 @@ export class CacheLock {
     await flock?.release();
   }
 
-  /** One attempt: true when held, false when another holder has it. */
-  async #tryTake(o: ResolvedLockOptions): Promise<boolean> {
+  /** One attempt: true when held, false when another holder has it, `'unsupported'` when flock is refused. */
+  async #tryTake(o: ResolvedLockOptions): Promise<boolean | 'unsupported'> {
     if (this.backend !== 'mkdir') {
       const flock = loadFlock();
       if (flock instanceof Error) throw lockFailed(this.path, `the ${this.backend} lock needs fs-ext, which could not be loaded`, flock);
-      this.#flock = await FlockFile.tryLock(flockPath(this.path), flock);
-      if (this.#flock === undefined) return false;
+      const taken = await FlockFile.tryLock(flockPath(this.path), flock);
+      if (taken === 'held') return false;
+      if (taken === 'unsupported') return taken;
+      this.#flock = taken;
     }
     try {
       if (this.backend === 'flock') {
