@@ -369,7 +369,7 @@ const BACKENDS = ['auto', 'flock', 'mkdir', 'both'] as const;
 
 function resolveBackend(backend: CacheLockOptions['backend']): 'auto' | CacheLockBackend {
   if (backend !== undefined) return oneOf('lock', 'backend', backend, BACKENDS);
-  const fromEnvironment = process.env.BLOCKFETCH_LOCK_BACKEND;
+  const fromEnvironment = process.env['BLOCKFETCH_LOCK_BACKEND'];
   if (fromEnvironment === undefined || fromEnvironment === '') return defaultCacheLockOptions.backend;
   return oneOf('lock', 'backend (from BLOCKFETCH_LOCK_BACKEND)', fromEnvironment, BACKENDS);
 }
