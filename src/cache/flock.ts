@@ -109,7 +109,11 @@ export class FlockFile {
     // still holds the flock until the kernel drops it; remove the file too,
     // so a finished download leaves only its target behind.
     this.#onExit = () => {
-      if (sameFile(lstatOrUndefinedSync(path), identity)) unlinkSync(path);
+      try {
+        if (sameFile(lstatOrUndefinedSync(path), identity)) unlinkSync(path);
+      } catch {
+        // Exiting anyway; a lock file left behind is harmless (the next holder reuses it).
+      }
     };
     process.once('exit', this.#onExit);
   }
