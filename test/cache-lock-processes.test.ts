@@ -143,6 +143,12 @@ describe('CacheLock across processes', () => {
     expect(existsSync(join(dir, 'nowhere'))).toBe(false);
   });
 
+  it('a directory where the lock file belongs is LOCK_FAILED, not LOCKED', async () => {
+    await mkdir(`${path}.flock`);
+    await expect(CacheLock.acquire(path, { backend: 'flock' })).rejects.toMatchObject({ code: 'BLOCKFETCH_LOCK_FAILED' });
+    expect((await lstat(`${path}.flock`)).isDirectory()).toBe(true);
+  });
+
   it('an existing lock file keeps its bytes', async () => {
     await writeFile(`${path}.flock`, 'left by someone');
     const lock = await CacheLock.acquire(path, { backend: 'flock' });
