@@ -51,7 +51,7 @@ export interface DownloadPaths {
 
 /**
  * The paths for downloading to `target`. The cross-process lock is a
- * directory next to them, `<partial>.lock`, while a process holds it.
+ * flock on `<partial>.flock` next to them (see src/cache/lock.ts).
  *
  * @example
  * ```ts
@@ -187,9 +187,12 @@ export interface DownloadFileOptions {
    */
   readonly timeoutMs?: number;
   /**
-   * How long to wait for another process's lock on the same download. The
-   * lock of a process that was killed goes stale after 5 s, so the default
-   * lets a re-run right after a `kill -9` proceed instead of failing.
+   * How long to wait for another process's lock on the same download. On a
+   * local filesystem the lock is a flock, which the kernel drops the moment
+   * a killed holder dies, so waiting only helps when the holder is about to
+   * finish. Where the mkdir lock is used (network filesystems, no fs-ext) a
+   * killed process's lock goes stale after 5 s (`staleMs`): the default is
+   * that plus 2 s, so a re-run right after a `kill -9` proceeds there too.
    * @default 7000
    */
   readonly lockWaitMs?: number;
@@ -227,6 +230,7 @@ export const defaultDownloadFileOptions = Object.freeze({
   restart: false,
   overwrite: false,
   timeoutMs: DEFAULT_TIMEOUT_MS,
+  /** Only the mkdir lock needs it: its stale time plus 2 s (see `lockWaitMs`). */
   lockWaitMs: defaultCacheLockOptions.staleMs + 2000,
 });
 
@@ -244,7 +248,7 @@ export type DownloadFileEvent =
       readonly blockSize: number;
       readonly resumedBytes: number;
     }
-  /** Another process holds the download's lock; waiting up to `waitMs` for it (a killed process's lock goes stale after 5 s). */
+  /** Another process holds the download's lock; waiting up to `waitMs` for it to finish (or, for the mkdir lock, for a killed holder's lock to go stale after 5 s). */
   | { readonly type: 'lock-wait'; readonly paths: DownloadPaths; readonly waitMs: number }
   /** The first request to a new download failed and will be retried after `delayMs`. */
   | ({ readonly type: 'look-retry' } & LookRetry)

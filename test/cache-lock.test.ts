@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
+import { FlockFile, loadFlock } from '../src/cache/flock.js';
 import { CacheLock } from '../src/cache/lock.js';
 import { BlockfetchError, LockHeldError } from '../src/errors.js';
 import { payload } from './helpers/payload.js';
@@ -69,7 +70,8 @@ describe('CacheLock', () => {
 
   it('a compromised lock is recorded, reported once, and never thrown from a timer', async () => {
     const reported: BlockfetchError[] = [];
-    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000, onCompromised: (e) => reported.push(e) });
+    // The mkdir lock (a flock cannot be lost while held).
+    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000, backend: 'mkdir', onCompromised: (e) => reported.push(e) });
     // Someone removes the lock while we hold it: the next refresh notices.
     await rm(`${path}.lock`, { recursive: true });
     const deadline = Date.now() + 5000;
@@ -84,8 +86,11 @@ describe('CacheLock', () => {
     await expect(CacheLock.acquire(path, { staleMs: 100 })).rejects.toThrow(/staleMs .* >= 2000, got 100 \(number\)/);
     await expect(CacheLock.acquire(path, { staleMs: 4000, updateMs: 3000 })).rejects.toThrow(/updateMs \(3000\) must be at most half/);
     // @ts-expect-error not a mode
-    await expect(CacheLock.acquire(path, { mode: 'maybe' })).rejects.toThrow(/mode must be 'fail' or 'wait', got maybe/);
+    await expect(CacheLock.acquire(path, { mode: 'maybe' })).rejects.toThrow(/lock option mode must be one of "fail", "wait", got "maybe" \(string\)/);
+    // @ts-expect-error not a backend
+    await expect(CacheLock.acquire(path, { backend: 'fcntl' })).rejects.toThrow(/lock option backend must be one of "auto", "flock", "mkdir", "both", got "fcntl" \(string\)/);
     await expect(stat(`${path}.lock`)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(`${path}.flock`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 
@@ -133,7 +138,7 @@ describe('LocalDownloadCache and the lock', () => {
 
   it('a background flush due after the lock was lost writes no index', async () => {
     await createNewFilesForCache(path, indexPath(), 100, 10);
-    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000 });
+    const lock = await CacheLock.acquire(path, { staleMs: 2000, updateMs: 1000, backend: 'mkdir' });
     const cache = await LocalDownloadCache.open(path, indexPath(), { lock, flushIntervalMs: 2500 });
     const writtenAt = Date.now();
     await cache.writeAt(payload(0, 9), 0); // a flush is now due 2.5 s later
@@ -151,7 +156,7 @@ describe('LocalDownloadCache and the lock', () => {
     await createNewFilesForCache(path, indexPath(), 100, 10);
     // No background flush (60 s): the only index writes would come from close().
     const cache = await LocalDownloadCache.open(path, indexPath(), {
-      lockOptions: { staleMs: 2000, updateMs: 1000 },
+      lockOptions: { staleMs: 2000, updateMs: 1000, backend: 'mkdir' }, // a flock cannot be lost
       flushIntervalMs: 60_000,
     });
     await rm(`${path}.lock`, { recursive: true });
@@ -166,5 +171,32 @@ describe('LocalDownloadCache and the lock', () => {
     const indexBefore = await stat(indexPath());
     await cache.close();
     expect((await stat(indexPath())).mtimeMs).toBe(indexBefore.mtimeMs);
+  });
+});
+
+describe('FlockFile', () => {
+  type Flock = Parameters<typeof FlockFile.tryLock>[1];
+  const failingFlock =
+    (code: string): Flock =>
+    (_fd, flags, callback) =>
+      callback(flags === 'un' ? null : Object.assign(new Error(`${code}: refused`), { code }));
+
+  it("a filesystem that refuses flock is 'unsupported' (and leaves no lock file); other flock errors are LOCK_FAILED", async () => {
+    expect(await FlockFile.tryLock(`${path}.flock`, failingFlock('ENOLCK'))).toBe('unsupported');
+    await expect(stat(`${path}.flock`)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(FlockFile.tryLock(`${path}.flock`, failingFlock('EIO'))).rejects.toMatchObject({ code: 'BLOCKFETCH_LOCK_FAILED' });
+  });
+
+  it("the real flock: a second open file is 'held' until release, which removes the file", async () => {
+    const flock = loadFlock();
+    if (flock instanceof Error) throw flock;
+    const first = await FlockFile.tryLock(`${path}.flock`, flock);
+    expect(first).toBeInstanceOf(FlockFile);
+    expect(await FlockFile.tryLock(`${path}.flock`, flock)).toBe('held');
+    await (first as FlockFile).release();
+    await expect(stat(`${path}.flock`)).rejects.toMatchObject({ code: 'ENOENT' });
+    const second = await FlockFile.tryLock(`${path}.flock`, flock);
+    expect(second).toBeInstanceOf(FlockFile);
+    await (second as FlockFile).release();
   });
 });

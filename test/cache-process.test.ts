@@ -31,6 +31,8 @@ interface Message {
 function startHolder(args: string[]): { child: ChildProcess; next: () => Promise<Message>; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ['--import', 'tsx', holderScript, dataPath, indexPath, ...args], {
     cwd: join(here, '..'),
+    // The stale takeover is the mkdir lock's; a flock needs none (test/cache-lock-processes.test.ts).
+    env: { ...process.env, BLOCKFETCH_LOCK_BACKEND: 'mkdir' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
