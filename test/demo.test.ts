@@ -14,21 +14,32 @@ async function demoDirs(): Promise<string[]> {
   return (await readdir(tmpdir())).filter((name) => name.startsWith('blockfetch-demo-'));
 }
 
-function runDemo(size: number, stopAfterMs?: number): Promise<{ code: number | null; out: string }> {
+/**
+ * Runs the demo; with `stopOn`, sends SIGTERM once a line of its stdout
+ * matches it. A signal rather than a fixed delay: under load the demo may
+ * not even have installed its handlers after a second and a half (the
+ * process then dies of the signal, exit code null instead of 143).
+ */
+function runDemo(size: number, stopOn?: RegExp): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', DEMO], {
       env: { ...process.env, BLOCKFETCH_DEMO_SIZE: String(size) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = stopAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGTERM'), stopAfterMs);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
+    let stdout = '';
+    let stopped = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      stdout += d.toString();
+      if (stopOn !== undefined && !stopped && stdout.split('\n').some((line) => stopOn.test(line))) {
+        stopped = true;
+        child.kill('SIGTERM');
+      }
     });
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, out }));
   });
 }
 
@@ -44,7 +55,10 @@ describe('npm start (the demo)', () => {
 
   it('cleans up when stopped with SIGTERM', async () => {
     const before = await demoDirs();
-    const { code, out } = await runDemo(512 * 2 ** 20, 1500);
+    // The demo prints "step 1:" just before it spawns the first download:
+    // its signal handlers are installed and a child is about to be running.
+    const { code, out } = await runDemo(512 * 2 ** 20, /^step 1: /);
+    expect(out).toMatch(/^step 1: /m);
     expect(code, out).toBe(143);
     expect(await demoDirs()).toEqual(before);
   });
