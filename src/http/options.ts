@@ -8,6 +8,7 @@ import type { RemoteIdentity } from '../cache/types.js';
 import { defaultRetryOptions } from '../download/backoff.js';
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_SENSITIVE_HEADERS } from './redirect.js';
+import { RESERVED_REQUEST_HEADERS as RESERVED_HEADERS } from './reserved-headers.js';
 import { DEFAULT_USER_AGENT } from './version.js';
 
 /** What an {@link HttpReader} reads and how. Only `url` is required. */
@@ -107,17 +108,6 @@ export const defaultHttpReaderOptions = Object.freeze({
 /** An RFC 9110 token: what a header name may consist of. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Request headers only the reader may set. */
-const RESERVED_HEADERS: ReadonlySet<string> = new Set([
-  'range',
-  'if-match',
-  'if-unmodified-since',
-  'if-range',
-  'if-none-match',
-  'if-modified-since',
-  'accept-encoding',
-  'host',
-]);
 
 /** {@link HttpReaderOptions} checked, with defaults filled in and the URL split from its credentials. */
 export interface ResolvedHttpReaderOptions {
