@@ -2,6 +2,7 @@
  * Option and argument validation in the core (ranges and cache) goes through
  * src/validate.ts: every message names the owner, the option, the value with
  * its type, and what is allowed, and is thrown before anything touches the disk.
+ * A digest the index reader would call corrupt is refused by its writers.
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,10 +11,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { resolveFlushPolicy } from '../src/cache/flush-scheduler.js';
+import { decodeIndex, encodeIndex, indexFromRanges, isIndexDigest } from '../src/cache/index-format.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
 import { checkFreeSpace, reserveSpace } from '../src/cache/reserve-space.js';
 import { InvalidArgumentError } from '../src/errors.js';
 import { numBlocks, ranges, validateSizes } from '../src/ranges/byte-range.js';
+import { ByteRanges } from '../src/ranges/byte-ranges.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -81,5 +84,40 @@ describe('cache options', () => {
     } finally {
       await cache.close();
     }
+  });
+});
+
+describe('digests in the index: DIGEST_HEX_LENGTH on both sides', () => {
+  const url = 'http://127.0.0.1:1/f';
+  const short = { algorithm: 'sha256', hex: 'ab'.repeat(31) } as const;
+
+  it('the reader calls a digest of the wrong length corrupt', () => {
+    const ranges = new ByteRanges(10, 4);
+    const good = indexFromRanges(ranges, { url, size: 10, digest: { algorithm: 'md5', hex: '0f'.repeat(16) } });
+    expect(decodeIndex(encodeIndex(good), 'x').remote?.digest).toEqual({ algorithm: 'md5', hex: '0f'.repeat(16) });
+    const bad = indexFromRanges(ranges, { url, size: 10, digest: short });
+    expect(() => decodeIndex(encodeIndex(bad), 'x')).toThrow(/"remote.digest" must be .*lower-case hex of its length/);
+    expect(isIndexDigest({ algorithm: 'sha512', hex: 'ab'.repeat(64) })).toBe(true);
+    expect(isIndexDigest({ algorithm: 'sha512', hex: 'ab'.repeat(32) })).toBe(false);
+    expect(isIndexDigest({ algorithm: 'sha1', hex: 'AB'.repeat(20) })).toBe(false);
+  });
+
+  it('the writers refuse it up front, so an index blockfetch wrote is one it can read', async () => {
+    const dataPath = join(dir, 'd');
+    const indexPath = join(dir, 'd.json');
+    await expect(createNewFilesForCache(dataPath, indexPath, 10, 4, { identity: { url, size: 10, digest: short } })).rejects.toThrow(
+      /createNewFilesForCache identity.digest must be a known algorithm with lower-case hex of its length \(.*sha256: 64.*\), got algorithm "sha256", hex of 62 characters/,
+    );
+    expect(await readdir(dir)).toEqual([]);
+    await createNewFilesForCache(dataPath, indexPath, 10, 4);
+    const cache = await LocalDownloadCache.open(dataPath, indexPath);
+    try {
+      await expect(cache.setRemoteIdentity({ url, size: 10, digest: short })).rejects.toThrow(/setRemoteIdentity identity.digest must be/);
+      await cache.setRemoteIdentity({ url, size: 10, digest: { algorithm: 'sha256', hex: 'ab'.repeat(32) } });
+    } finally {
+      await cache.close();
+    }
+    const reopened = await LocalDownloadCache.open(dataPath, indexPath);
+    await reopened.close();
   });
 });

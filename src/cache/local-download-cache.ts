@@ -8,7 +8,7 @@ import type { ByteRanges } from '../ranges/byte-ranges.js';
 import { openCacheFiles } from './cache-files.js';
 import { errnoCode, type CacheFileReadWriter } from './file.js';
 import type { IndexFile } from './index-file.js';
-import { indexFromRanges, rangesFromIndex } from './index-format.js';
+import { checkIdentityDigest, indexFromRanges, rangesFromIndex } from './index-format.js';
 import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import type { DownloadCache, RemoteIdentity } from './types.js';
@@ -356,6 +356,7 @@ export class LocalDownloadCache implements DownloadCache {
         `setRemoteIdentity: identity.size ${String(identity.size)} differs from the cache's contentLength ${this.#ranges.contentLength}`,
       );
     }
+    checkIdentityDigest('setRemoteIdentity', identity);
     this.#identity = Object.freeze({ ...identity });
     this.#flusher.changed(0);
     await this.#flusher.flushNow();
