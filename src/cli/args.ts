@@ -54,11 +54,15 @@ export const defaultCliOptions = Object.freeze({
 });
 
 /** The range of `-c/--concurrency`. */
-export const CONCURRENCY_LIMITS = Object.freeze({ min: 1, max: 256 });
+const CONCURRENCY_LIMITS = Object.freeze({ min: 1, max: 256 });
 /** The range of `--retries`. */
-export const RETRIES_LIMITS = Object.freeze({ min: 0, max: 1000 });
-/** The range of `--block-size` and `--request-size`, in bytes: 4 KiB to 1 GiB. */
-export const BLOCK_SIZE_LIMITS = Object.freeze({ min: 4096, max: 2 ** 30 });
+const RETRIES_LIMITS = Object.freeze({ min: 0, max: 1000 });
+/**
+ * The range of `--block-size` and `--request-size`, in bytes: at least 4 KiB
+ * (below that, request overhead dominates), at most 1 GiB (a block is
+ * buffered per connection when streaming).
+ */
+const BLOCK_SIZE_LIMITS = Object.freeze({ min: 4096, max: 2 ** 30 });
 
 /** How progress and results are shown. */
 export type OutputMode = 'auto' | 'quiet' | 'json';
@@ -310,10 +314,7 @@ function checkUrl(text: string): string {
   return text;
 }
 
-/**
- * A block or request size: at least 4 KiB (below that, request overhead
- * dominates), at most 1 GiB (a block is buffered per connection when streaming).
- */
+/** A block or request size, within {@link BLOCK_SIZE_LIMITS}. */
 function checkBlockSize(text: string, option: '--block-size' | '--request-size'): number {
   const size = parseByteSize(text, option);
   const { min, max } = BLOCK_SIZE_LIMITS;
