@@ -286,7 +286,7 @@ describe('LocalDownloadCache: close', () => {
     await expect(LocalDownloadCache.open(dataPath, indexPath, { flushIntervalMs: -1 })).rejects.toThrow(/flushIntervalMs .* got -1 \(number\)/);
     await expect(LocalDownloadCache.open(dataPath, indexPath, { flushTimeBudget: 0 })).rejects.toThrow(/flushTimeBudget .* got 0 \(number\)/);
     // @ts-expect-error a string where a number belongs
-    await expect(LocalDownloadCache.open(dataPath, indexPath, { flushBytes: '1' })).rejects.toThrow(/flushBytes .* got 1 \(string\)/);
+    await expect(LocalDownloadCache.open(dataPath, indexPath, { flushBytes: '1' })).rejects.toThrow(/flushBytes .* got "1" \(string\)/);
     // @ts-expect-error not a lock mode
     await expect(LocalDownloadCache.open(dataPath, indexPath, { lock: 'yes' })).rejects.toThrow(/lock must be 'fail', 'wait', false or a CacheLock, got yes \(string\)/);
   });

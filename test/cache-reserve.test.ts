@@ -182,7 +182,7 @@ describe('reserveSpace', () => {
     await expect(reserveSpace(path, 10, { concurrency: 0 })).rejects.toThrow(/concurrency .* got 0 \(number\)/);
     await expect(reserveSpace(path, 10, { chunkSize: Number.NaN })).rejects.toThrow(/chunkSize/);
     // @ts-expect-error a method that does not exist
-    await expect(reserveSpace(path, 10, { method: 'magic' })).rejects.toThrow(/method .* got magic \(string\)/);
+    await expect(reserveSpace(path, 10, { method: 'magic' })).rejects.toThrow(/method .* got "magic" \(string\)/);
     await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

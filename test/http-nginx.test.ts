@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteChangedError } from '../src/errors.js';
 import { HttpReader } from '../src/http/http-reader.js';
-import { startNginx, type NginxServer } from './helpers/nginx.js';
+import { startNginx, type NginxRequest, type NginxServer } from './helpers/nginx.js';
+import { waitFor } from './cli-helpers.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
 const BS = 64 * 1024;
@@ -15,6 +16,17 @@ async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const parts: Uint8Array[] = [];
   for await (const chunk of body) parts.push(chunk);
   return Buffer.concat(parts);
+}
+
+/**
+ * The access log once `done(lines)` holds: nginx writes a line when a
+ * response ends, which may be after the client has its last byte, so a
+ * test waits for the line rather than for a fixed time.
+ */
+async function logWhen(nginx: NginxServer, done: (lines: NginxRequest[]) => boolean): Promise<NginxRequest[]> {
+  let lines: NginxRequest[] = [];
+  await waitFor(async () => done((lines = await nginx.requests())), 20_000, 10);
+  return lines;
 }
 
 async function readAll(reader: HttpReader, size: number): Promise<Buffer> {
@@ -79,8 +91,7 @@ describe('HttpReader against nginx', () => {
     );
     blocks.forEach((block, i) => expect(firstMisplaced(block, i * BS)).toBe(-1));
     await reader.close();
-    await new Promise((r) => setTimeout(r, 100)); // nginx logs when a response ends
-    const seen = (await nginx.requests()).slice(before);
+    const seen = (await logWhen(nginx, (lines) => lines.length >= before + blocks.length)).slice(before);
     expect(seen[0]).toMatchObject({ request: 'GET /p.bin HTTP/1.1', status: 206, range: `bytes=0-${BS - 1}`, ifMatch: '' });
     // Block 0 came from the first response (its getReader was called first),
     // so nginx saw exactly one request for each other block.
@@ -122,7 +133,8 @@ describe('HttpReader against nginx', () => {
     expect(info.pinned).toBe(true);
     const block1 = await collect(await reader.getReader(BS, 2 * BS - 1, new AbortController().signal));
     expect(firstMisplaced(block1, BS)).toBe(-1);
-    const seen = (await nginx.requests()).at(-1);
+    const block1Line = (l: NginxRequest): boolean => l.request.includes('/noetag/d.bin') && l.range === `bytes=${BS}-${2 * BS - 1}`;
+    const seen = (await logWhen(nginx, (lines) => lines.some(block1Line))).findLast(block1Line);
     expect(seen?.ifUnmodifiedSince).toBe(info.identity.lastModified);
     await nginx.writeFile('noetag/d.bin', Buffer.alloc(SIZE, 0x5a)); // same size, a later mtime
     const err = await reader.getReader(2 * BS, 3 * BS - 1, new AbortController().signal).then(
@@ -131,7 +143,9 @@ describe('HttpReader against nginx', () => {
     );
     expect(err).toBeInstanceOf(RemoteChangedError);
     expect((err as RemoteChangedError).retryable).toBe(false);
-    expect((await nginx.requests()).at(-1)?.status).toBe(412); // nginx's own verdict, not only ours
+    const block2Line = (l: NginxRequest): boolean => l.request.includes('/noetag/d.bin') && l.range === `bytes=${2 * BS}-${3 * BS - 1}`;
+    const refused = (await logWhen(nginx, (lines) => lines.some(block2Line))).findLast(block2Line);
+    expect(refused?.status).toBe(412); // nginx's own verdict, not only ours
   });
 
   it('detects the change on resume, before any byte is fetched', async () => {

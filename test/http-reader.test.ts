@@ -676,10 +676,15 @@ describe('cancellation', () => {
     const server = await serve();
     const reader = open(server.url, { requestTimeoutMs: 30_000 });
     await reader.contentLengthAndBlockSize();
-    server.script(() => ({ kind: 'hang' }));
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('stop now')), 50);
+    // Abort once the server holds the request (not after a fixed 50 ms, which
+    // under load may fire before the request is even sent).
+    server.script(() => {
+      setImmediate(() => controller.abort(new Error('stop now')));
+      return { kind: 'hang' };
+    });
     await expect(reader.getReader(BS, 2 * BS - 1, controller.signal)).rejects.toThrow('stop now');
+    expect(server.requests).toHaveLength(2);
   });
 
   it('aborting ends the kept first body too', async () => {

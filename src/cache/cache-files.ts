@@ -9,7 +9,7 @@ import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
 import { errnoCode, NodeCacheFile, nodeFileSystem, parentDir, type CacheFileReadWriter } from './file.js';
 import { IndexFile } from './index-file.js';
-import { indexFromRanges } from './index-format.js';
+import { checkIdentityDigest, indexFromRanges } from './index-format.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import { checkFreeSpace, reserveSpace, type ReserveSpaceOptions } from './reserve-space.js';
 import type { RemoteIdentity } from './types.js';
@@ -66,6 +66,7 @@ export async function createNewFilesForCache(
       `createNewFilesForCache: identity.size ${String(options.identity.size)} differs from contentLength ${contentLength}`,
     );
   }
+  if (options.identity !== undefined) checkIdentityDigest('createNewFilesForCache', options.identity);
   if (resolve(dataPath) === resolve(indexPath)) {
     throw new InvalidArgumentError(`createNewFilesForCache: the data file and the index file must be different paths, both are ${dataPath}`);
   }

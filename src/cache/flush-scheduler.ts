@@ -4,6 +4,7 @@
  * requests. It knows nothing of files; the cache hands it a `flush` function.
  */
 import { BlockfetchError, InvalidArgumentError } from '../errors.js';
+import { describeValue, wholeNumber } from '../validate.js';
 
 /** How flushes are batched. All three are options of `LocalDownloadCache`. */
 export interface FlushPolicy {
@@ -60,15 +61,13 @@ export function resolveFlushPolicy(policy: FlushPolicy): Required<FlushPolicy> {
     flushBytes: policy.flushBytes ?? defaultFlushPolicy.flushBytes,
     flushTimeBudget: policy.flushTimeBudget ?? defaultFlushPolicy.flushTimeBudget,
   };
-  for (const key of ['flushIntervalMs', 'flushBytes'] as const) {
-    const value = resolved[key];
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new InvalidArgumentError(`cache option ${key} must be a whole number >= 0, got ${String(value)} (${typeof value})`);
-    }
-  }
+  wholeNumber('cache', 'flushIntervalMs', resolved.flushIntervalMs, { unit: 'ms' });
+  wholeNumber('cache', 'flushBytes', resolved.flushBytes, { unit: 'bytes' });
   const budget = resolved.flushTimeBudget;
+  // Not numberInRange: 0 is excluded (a budget of 0 would never flush in the
+  // background), and that helper's ranges are closed.
   if (typeof budget !== 'number' || !(budget > 0 && budget <= 1)) {
-    throw new InvalidArgumentError(`cache option flushTimeBudget must be a number above 0 and at most 1, got ${String(budget)} (${typeof budget})`);
+    throw new InvalidArgumentError(`cache option flushTimeBudget must be a number above 0 and at most 1, got ${describeValue(budget)}`);
   }
   return resolved;
 }

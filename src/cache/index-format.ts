@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { IndexError, InvalidArgumentError } from '../errors.js';
 import { validateSizes } from '../ranges/byte-range.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
-import type { DigestAlgorithm, ExpectedDigest, RemoteIdentity } from './types.js';
+import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest, type RemoteIdentity } from './types.js';
 
 /** The value of the index's `format` field: "this JSON is a blockfetch index". */
 export const INDEX_FORMAT = 'blockfetch-index';
@@ -231,6 +231,54 @@ function identityToJson(identity: RemoteIdentity): Record<string, unknown> {
 
 const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512', 'sha1', 'md5'];
 
+/**
+ * True when `digest` can be recorded in an index: a known algorithm and
+ * lower-case hex of exactly that algorithm's length (DIGEST_HEX_LENGTH).
+ * The reader calls a digest that is not one corrupt, so the writers check
+ * with this first: an index blockfetch wrote is always one it can read.
+ *
+ * @example
+ * ```ts
+ * isIndexDigest({ algorithm: 'sha256', hex: 'ab'.repeat(32) }) // true
+ * isIndexDigest({ algorithm: 'sha256', hex: 'abc' })           // false
+ * ```
+ */
+export function isIndexDigest(digest: unknown): digest is ExpectedDigest {
+  if (!isPlainObject(digest)) return false;
+  const { algorithm, hex } = digest;
+  return (
+    DIGEST_ALGORITHMS.includes(algorithm as DigestAlgorithm) &&
+    typeof hex === 'string' &&
+    hex.length === DIGEST_HEX_LENGTH[algorithm as DigestAlgorithm] &&
+    /^[0-9a-f]+$/.test(hex)
+  );
+}
+
+/**
+ * Throws an {@link InvalidArgumentError} naming `where` unless `identity`'s
+ * digest (if any) passes {@link isIndexDigest}: for the writers of an index.
+ *
+ * @example
+ * ```ts
+ * checkIdentityDigest('setRemoteIdentity', { url, size, digest: { algorithm: 'md5', hex: '00' } });
+ * // throws: setRemoteIdentity identity.digest must be ... md5 has 32 hex digits, got "00" (2 digits)
+ * ```
+ */
+export function checkIdentityDigest(where: string, identity: RemoteIdentity): void {
+  const { digest } = identity;
+  if (digest === undefined || isIndexDigest(digest)) return;
+  const lengths = DIGEST_ALGORITHMS.map((a) => `${a}: ${DIGEST_HEX_LENGTH[a]}`).join(', ');
+  throw new InvalidArgumentError(
+    `${where} identity.digest must be a known algorithm with lower-case hex of its length (${lengths}), got ${describeDigest(digest)}`,
+  );
+}
+
+function describeDigest(digest: unknown): string {
+  if (!isPlainObject(digest)) return String(digest);
+  const hex = digest['hex'];
+  return `algorithm ${JSON.stringify(digest['algorithm'])}, hex of ${typeof hex === 'string' ? `${hex.length} characters` : typeof hex}`;
+}
+
 function identityFromJson(value: unknown, corrupt: (what: string) => IndexError): RemoteIdentity | undefined {
   if (value === null || value === undefined) return undefined;
   if (!isPlainObject(value)) throw corrupt('"remote" must be an object or null');
@@ -241,15 +289,10 @@ function identityFromJson(value: unknown, corrupt: (what: string) => IndexError)
   if (lastModified !== undefined && typeof lastModified !== 'string') throw corrupt('"remote.lastModified" must be a string');
   let parsedDigest: ExpectedDigest | undefined;
   if (digest !== undefined) {
-    if (
-      !isPlainObject(digest) ||
-      !DIGEST_ALGORITHMS.includes(digest['algorithm'] as DigestAlgorithm) ||
-      typeof digest['hex'] !== 'string' ||
-      !/^[0-9a-f]+$/.test(digest['hex'])
-    ) {
-      throw corrupt(`"remote.digest" must be { "algorithm": one of ${DIGEST_ALGORITHMS.join('/')}, "hex": lower-case hex }`);
+    if (!isIndexDigest(digest)) {
+      throw corrupt(`"remote.digest" must be { "algorithm": one of ${DIGEST_ALGORITHMS.join('/')}, "hex": lower-case hex of its length }`);
     }
-    parsedDigest = { algorithm: digest['algorithm'] as DigestAlgorithm, hex: digest['hex'] };
+    parsedDigest = { algorithm: digest.algorithm, hex: digest.hex };
   }
   return {
     url,

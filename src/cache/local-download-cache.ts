@@ -8,10 +8,11 @@ import type { ByteRanges } from '../ranges/byte-ranges.js';
 import { openCacheFiles } from './cache-files.js';
 import { errnoCode, type CacheFileReadWriter } from './file.js';
 import type { IndexFile } from './index-file.js';
-import { indexFromRanges, rangesFromIndex } from './index-format.js';
+import { checkIdentityDigest, indexFromRanges, rangesFromIndex } from './index-format.js';
 import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import type { DownloadCache, RemoteIdentity } from './types.js';
+import { wholeNumber } from '../validate.js';
 
 /**
  * Options of {@link LocalDownloadCache.fromFiles} (and of
@@ -309,11 +310,7 @@ export class LocalDownloadCache implements DownloadCache {
   /** {@inheritDoc DownloadCache.markCached} */
   markCached(index: number): void {
     this.#checkWritable();
-    if (!Number.isSafeInteger(index) || index < 0 || index >= this.#ranges.numBlocks) {
-      throw new InvalidArgumentError(
-        `markCached index must be a block index from 0 to ${this.#ranges.numBlocks - 1}, got ${String(index)} (${typeof index})`,
-      );
-    }
+    wholeNumber('', 'markCached index', index, { max: this.#ranges.numBlocks - 1 });
     this.#mark(index);
   }
 
@@ -359,6 +356,7 @@ export class LocalDownloadCache implements DownloadCache {
         `setRemoteIdentity: identity.size ${String(identity.size)} differs from the cache's contentLength ${this.#ranges.contentLength}`,
       );
     }
+    checkIdentityDigest('setRemoteIdentity', identity);
     this.#identity = Object.freeze({ ...identity });
     this.#flusher.changed(0);
     await this.#flusher.flushNow();
@@ -491,10 +489,7 @@ export class LocalDownloadCache implements DownloadCache {
 function checkOptions(options: LocalDownloadCacheOptions): void {
   resolveFlushPolicy(options);
   for (const key of ['expectedContentLength', 'expectedBlockSize'] as const) {
-    const value = options[key];
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
-      throw new InvalidArgumentError(`cache option ${key} must be a whole number of bytes, got ${String(value)} (${typeof value})`);
-    }
+    if (options[key] !== undefined) wholeNumber('cache', key, options[key], { unit: 'bytes' });
   }
 }
 

@@ -14,6 +14,7 @@ import { stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { AbortedError, BlockfetchError, InvalidArgumentError, NotEnoughSpaceError } from '../errors.js';
 import { errnoCode, NodeCacheFile } from './file.js';
+import { definedFields, oneOf, wholeNumber } from '../validate.js';
 
 /** How {@link reserveSpace} allocated the blocks. */
 export type ReserveMethod = 'fallocate' | 'zero-fill';
@@ -82,9 +83,7 @@ export interface ReserveSpaceResult {
  */
 export async function reserveSpace(path: string, size: number, options: ReserveSpaceOptions = {}): Promise<ReserveSpaceResult> {
   const o = resolveOptions(options);
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new InvalidArgumentError(`reserveSpace size must be a whole number of bytes >= 0, got ${String(size)} (${typeof size})`);
-  }
+  wholeNumber('', 'reserveSpace size', size, { unit: 'bytes' });
   throwIfAborted(o.signal);
 
   const existing = await statIfExists(path);
@@ -122,9 +121,7 @@ export async function reserveSpace(path: string, size: number, options: ReserveS
  * the old file in place.
  */
 export async function checkFreeSpace(path: string, size: number): Promise<void> {
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new InvalidArgumentError(`checkFreeSpace size must be a whole number of bytes >= 0, got ${String(size)} (${typeof size})`);
-  }
+  wholeNumber('', 'checkFreeSpace size', size, { unit: 'bytes' });
   await spaceCheck(path, size, await statIfExists(path));
 }
 
@@ -149,20 +146,10 @@ interface ResolvedOptions {
 }
 
 function resolveOptions(options: ReserveSpaceOptions): ResolvedOptions {
-  const concurrency = options.concurrency ?? defaultReserveSpaceOptions.concurrency;
-  const chunkSize = options.chunkSize ?? defaultReserveSpaceOptions.chunkSize;
-  const method = options.method ?? defaultReserveSpaceOptions.method;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-    throw new InvalidArgumentError(`reserveSpace option concurrency must be a whole number >= 1, got ${String(concurrency)} (${typeof concurrency})`);
-  }
-  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1 || chunkSize > 256 * 1024 * 1024) {
-    throw new InvalidArgumentError(
-      `reserveSpace option chunkSize must be a whole number of bytes from 1 to 268435456, got ${String(chunkSize)} (${typeof chunkSize})`,
-    );
-  }
-  if (method !== 'auto' && method !== 'fallocate' && method !== 'zero-fill') {
-    throw new InvalidArgumentError(`reserveSpace option method must be 'auto', 'fallocate' or 'zero-fill', got ${String(method)} (${typeof method})`);
-  }
+  const o = { ...defaultReserveSpaceOptions, ...definedFields(options) };
+  const concurrency = wholeNumber('reserveSpace', 'concurrency', o.concurrency, { min: 1 });
+  const chunkSize = wholeNumber('reserveSpace', 'chunkSize', o.chunkSize, { min: 1, max: 256 * 1024 * 1024, unit: 'bytes' });
+  const method = oneOf('reserveSpace', 'method', o.method, ['auto', 'fallocate', 'zero-fill'] as const);
   return { concurrency, chunkSize, method, onProgress: options.onProgress, signal: options.signal };
 }
 

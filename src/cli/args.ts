@@ -9,35 +9,60 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-import type { ExpectedDigest } from '../cache/types.js';
+import { DIGEST_HEX_LENGTH, type ExpectedDigest } from '../cache/types.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
-import { parseByteSize, parseRate } from './units.js';
+import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
+import { formatSizeOption, parseByteSize, parseRate } from './units.js';
 
-/** Defaults of the download command's options. */
+/**
+ * Defaults of the download command's options. The shared ones are the
+ * library's (`src/defaults.ts`), so that `blockfetch URL` and
+ * `downloadFile({ url })` download alike; `--help` prints these values.
+ *
+ * @example
+ * ```ts
+ * defaultCliOptions.concurrency // 8
+ * ```
+ */
 export const defaultCliOptions = Object.freeze({
-  /** Parallel ranged requests. */
-  concurrency: 8,
+  /** Parallel ranged requests. @default DEFAULT_CONCURRENCY (8) */
+  concurrency: DEFAULT_CONCURRENCY,
   /**
-   * 2 MiB blocks (the unit of resumption: a kill -9 loses at most one partly
-   * received block per connection), fetched up to {@link requestSize} per
-   * request. See docs/cli.md, "Block size and request size".
+   * The unit of resumption: a kill -9 loses at most one partly received
+   * block per connection; fetched up to {@link requestSize} per request.
+   * See docs/cli.md, "Block size and request size".
+   * @default DEFAULT_BLOCK_SIZE (2 MiB)
    */
-  blockSize: 2 * 2 ** 20,
+  blockSize: DEFAULT_BLOCK_SIZE,
   /**
-   * 16 MiB per request: a round trip (~100 ms across the world) is small next
-   * to a 16 MiB transfer. With --stdout it is also the block size, since
-   * nothing is resumed there (reorder memory: 2 x 8 x 16 MiB = 256 MiB).
+   * The most one request fetches: a round trip (~100 ms across the world) is
+   * small next to a 16 MiB transfer. With --stdout it is also the block size,
+   * since nothing is resumed there (reorder memory: 2 x 8 x 16 MiB = 256 MiB).
+   * @default DEFAULT_MAX_REQUEST_BYTES (16 MiB)
    */
-  requestSize: 16 * 2 ** 20,
+  requestSize: DEFAULT_MAX_REQUEST_BYTES,
   /**
    * Retries of a request that makes no progress before the run gives up
    * (the downloader's `attemptsPerBlock` is this plus one; a request that
    * received bytes before failing starts counting again).
+   * @default 5
    */
   retries: 5,
-  /** How long a request may wait for the next bytes before it is retried, in ms. */
-  timeoutMs: 30_000,
+  /** How long a request may wait for the next bytes before it is retried, in ms. @default DEFAULT_TIMEOUT_MS (30 s) */
+  timeoutMs: DEFAULT_TIMEOUT_MS,
 });
+
+/** The range of `-c/--concurrency`. */
+const CONCURRENCY_LIMITS = Object.freeze({ min: 1, max: 256 });
+/** The range of `--retries`. */
+const RETRIES_LIMITS = Object.freeze({ min: 0, max: 1000 });
+/**
+ * The range of `--block-size` and `--request-size`, in bytes: at least 4 KiB
+ * (below that, request overhead dominates), at most 1 GiB (a block is
+ * buffered per connection when streaming).
+ */
+const BLOCK_SIZE_LIMITS = Object.freeze({ min: 4096, max: 2 ** 30 });
 
 /** How progress and results are shown. */
 export type OutputMode = 'auto' | 'quiet' | 'json';
@@ -210,14 +235,14 @@ function parseDownload(argv: readonly string[]): Command {
     url,
     output: toStdout ? undefined : values.output,
     toStdout,
-    concurrency: parseWholeNumber(values.concurrency, '-c/--concurrency', 1, 256) ?? defaultCliOptions.concurrency,
+    concurrency: parseWholeNumber(values.concurrency, '-c/--concurrency', CONCURRENCY_LIMITS) ?? defaultCliOptions.concurrency,
     blockSize: values['block-size'] === undefined ? undefined : checkBlockSize(values['block-size'], '--block-size'),
     requestSize: values['request-size'] === undefined ? undefined : checkBlockSize(values['request-size'], '--request-size'),
     rateBytesPerSecond: values.rate === undefined ? undefined : parseRate(values.rate, '--rate'),
     headers: (values.header ?? []).map(parseHeader),
     digest: digests[0],
     restart: values.restart === true,
-    retries: parseWholeNumber(values.retries, '--retries', 0, 1000) ?? defaultCliOptions.retries,
+    retries: parseWholeNumber(values.retries, '--retries', RETRIES_LIMITS) ?? defaultCliOptions.retries,
     timeoutMs: values.timeout === undefined ? defaultCliOptions.timeoutMs : parseDurationMs(values.timeout, '--timeout'),
     force: values.force === true,
     outputMode: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'auto',
@@ -289,22 +314,28 @@ function checkUrl(text: string): string {
   return text;
 }
 
-/**
- * A block or request size: at least 4 KiB (below that, request overhead
- * dominates), at most 1 GiB (a block is buffered per connection when streaming).
- */
+/** A block or request size, within {@link BLOCK_SIZE_LIMITS}. */
 function checkBlockSize(text: string, option: '--block-size' | '--request-size'): number {
   const size = parseByteSize(text, option);
-  if (size < 4096 || size > 2 ** 30) {
-    throw new InvalidArgumentError(`${option} must be from 4KiB to 1GiB, got ${JSON.stringify(text)} (${size} bytes)`, {
-      hint: `the default, ${option === '--block-size' ? '2MiB' : '16MiB'}, suits most links`,
-    });
+  const { min, max } = BLOCK_SIZE_LIMITS;
+  if (size < min || size > max) {
+    const fallback = option === '--block-size' ? defaultCliOptions.blockSize : defaultCliOptions.requestSize;
+    throw new InvalidArgumentError(
+      `${option} must be from ${formatSizeOption(min)} to ${formatSizeOption(max)}, got ${JSON.stringify(text)} (${size} bytes)`,
+      { hint: `the default, ${formatSizeOption(fallback)}, suits most links` },
+    );
   }
   return size;
 }
 
-function parseWholeNumber(text: string | undefined, option: string, min: number, max: number): number | undefined {
+/**
+ * The one parser of a whole-number flag (`-c 8`, `--retries 0`). It reads
+ * text, not a value, so it cannot use `wholeNumber` from validate.ts (whose
+ * message describes a JavaScript value and its type); it quotes what was typed.
+ */
+function parseWholeNumber(text: string | undefined, option: string, limits: { readonly min: number; readonly max: number }): number | undefined {
   if (text === undefined) return undefined;
+  const { min, max } = limits;
   const value = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new InvalidArgumentError(`${option} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
@@ -329,12 +360,13 @@ export function parseDurationMs(text: string, option: string): number {
 
 function parseDigests(sha256: string | undefined, sha512: string | undefined): ExpectedDigest[] {
   const digests: ExpectedDigest[] = [];
-  if (sha256 !== undefined) digests.push(checkHex(sha256, 'sha256', 64));
-  if (sha512 !== undefined) digests.push(checkHex(sha512, 'sha512', 128));
+  if (sha256 !== undefined) digests.push(checkHex(sha256, 'sha256'));
+  if (sha512 !== undefined) digests.push(checkHex(sha512, 'sha512'));
   return digests;
 }
 
-function checkHex(text: string, algorithm: 'sha256' | 'sha512', length: number): ExpectedDigest {
+function checkHex(text: string, algorithm: 'sha256' | 'sha512'): ExpectedDigest {
+  const length = DIGEST_HEX_LENGTH[algorithm];
   const hex = text.trim().toLowerCase();
   if (!new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
     throw new InvalidArgumentError(
@@ -344,24 +376,6 @@ function checkHex(text: string, algorithm: 'sha256' | 'sha512', length: number):
   }
   return { algorithm, hex };
 }
-
-/**
- * Headers that would break revision pinning or the byte accounting if a
- * user set them: blockfetch sets these itself on every request.
- */
-const RESERVED_HEADERS = new Set([
-  'range',
-  'if-match',
-  'if-none-match',
-  'if-range',
-  'if-modified-since',
-  'if-unmodified-since',
-  'accept-encoding',
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'host',
-]);
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -379,7 +393,8 @@ function parseHeader(text: string): readonly [string, string] {
   if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) {
     throw new InvalidArgumentError(`-H/--header ${name} has a control character in its value`);
   }
-  if (RESERVED_HEADERS.has(name.toLowerCase())) {
+  // The HTTP layer's list: a header it refuses is refused here first, with a CLI hint.
+  if (RESERVED_REQUEST_HEADERS.has(name.toLowerCase())) {
     throw new InvalidArgumentError(`-H/--header cannot set ${name}: blockfetch sets it on every request`, {
       hint: 'Range and the If-* headers pin each request to one revision of the file',
     });

@@ -150,6 +150,8 @@ async function main(): Promise<number> {
     const target = join(dir, 'downloaded.bin');
     const args = [server.url, '-o', target, '-c', String(CONCURRENCY), '--sha256', sha256];
     say();
+    // test/demo.test.ts sends SIGTERM on this line: by now the signal
+    // handlers are installed, and the child is spawned in the same tick.
     say(`step 1: blockfetch ${server.url} -o ${target} -c ${CONCURRENCY} --sha256 …   (SIGINT at ~${INTERRUPT_AT * 100}%)`);
     const started = performance.now();
     let watcher: ReturnType<typeof interruptAt> | undefined;

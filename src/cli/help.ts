@@ -2,7 +2,13 @@
  * The `--help` texts. Kept next to each other so that they read as one
  * manual page; `docs/cli.md` says the same at more length.
  */
-import type { HelpCommand } from './args.js';
+import { DIGEST_HEX_LENGTH } from '../cache/types.js';
+import { defaultCliOptions, type HelpCommand } from './args.js';
+import { formatDurationOption, formatSizeOption } from './units.js';
+
+// The defaults are interpolated, not written out, so that the help cannot
+// drift from what a run does.
+const d = defaultCliOptions;
 
 const DOWNLOAD = `Usage: blockfetch <url> [options]
        blockfetch inspect <FILE|FILE.blockfetch.json> [--json]
@@ -18,11 +24,11 @@ Options:
                          URL's last path segment); '-' streams to stdout; a
                          directory saves under that name inside it
       --stdout           stream the file in order to stdout (same as -o -)
-  -c, --concurrency N    parallel requests (default 8)
+  -c, --concurrency N    parallel requests (default ${d.concurrency})
       --block-size SIZE  the unit of resumption: a kill loses at most one
-                         partly received block per connection (default 2MiB)
+                         partly received block per connection (default ${formatSizeOption(d.blockSize)})
       --request-size SIZE
-                         the most one request fetches (default 16MiB); with
+                         the most one request fetches (default ${formatSizeOption(d.requestSize)}); with
                          --stdout the unit of the stream
       --rate RATE        limit the transfer rate, e.g. 50MB/s, 8MiB/s
   -H, --header 'N: V'    send an extra request header (repeatable)
@@ -31,9 +37,9 @@ Options:
       --restart          if the remote changed since the partial download
                          began, discard it and download the new revision
       --retries N        retries of a request that makes no progress
-                         before giving up (default 5)
+                         before giving up (default ${d.retries})
       --timeout DURATION give up on a silent request after this, e.g. 30s
-                         (default 30s); it is retried
+                         (default ${formatDurationOption(d.timeoutMs)}); it is retried
   -f, --force            overwrite FILE if it exists
   -q, --quiet            print nothing but errors
       --json             print one JSON object per line (progress, retries,
@@ -70,8 +76,8 @@ Hashes FILE and compares. Exit status 0 when every digest matches, 5 when
 one does not.
 
 Options:
-  --sha256 HEX   the expected SHA-256 (64 hex digits)
-  --sha512 HEX   the expected SHA-512 (128 hex digits)
+  --sha256 HEX   the expected SHA-256 (${DIGEST_HEX_LENGTH.sha256} hex digits)
+  --sha512 HEX   the expected SHA-512 (${DIGEST_HEX_LENGTH.sha512} hex digits)
   --json         print the result as one JSON object
   --debug        show error codes, stacks and causes
 `;

@@ -9,18 +9,15 @@
  * at every moment (it is replaced atomically), so at most the blocks since
  * the last save (a second or two of downloading) are fetched again.
  */
-import { setMaxListeners } from 'node:events';
-
 import { Interrupted, StdoutClosed } from './io.js';
 import { runCli } from './run.js';
 import { ExitCode } from './exit-codes.js';
 
-// Each open request listens on its run's AbortSignal (and the body on its
-// request's), so a download at -c 8 passes Node's default of 10 listeners
-// per signal without leaking anything; the warning would only alarm the
-// user. 4 per connection at the largest -c (256), plus slack.
-setMaxListeners(1100);
-
+// No process-wide setMaxListeners: Node's default of 10 per target stays in
+// force, so a real listener leak shows as a warning. The one target that
+// legitimately has a listener per open request, the downloader's own run
+// signal, raises its limit itself, sized from the concurrency; this
+// signal gets one listener per downloader (test/cli-listeners.test.ts).
 const controller = new AbortController();
 let interruptedBy: 'SIGINT' | 'SIGTERM' | undefined;
 

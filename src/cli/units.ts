@@ -92,6 +92,42 @@ export function parseRate(text: string, option: string): number {
   return rate;
 }
 
+/**
+ * A byte count as one would type it after a flag, exactly: the largest IEC
+ * unit that divides it, no space (`2097152` → `2MiB`, `4096` → `4KiB`,
+ * `1000` → `1000B`). For `--help` and hints that quote a default, so that
+ * the text and {@link parseByteSize} agree on the value.
+ *
+ * @example
+ * ```ts
+ * formatSizeOption(16 * 2 ** 20) // '16MiB'
+ * parseByteSize(formatSizeOption(n), '--x') === n // for every whole n >= 0
+ * ```
+ */
+export function formatSizeOption(bytes: number): string {
+  for (const [unit, factor] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes !== 0 && bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return `${bytes}B`;
+}
+
+/**
+ * A duration in ms as one would type it after `--timeout`, exactly: the
+ * largest of h, m, s that divides it, else ms (`30000` → `30s`, `1500` → `1500ms`).
+ *
+ * @example
+ * ```ts
+ * formatDurationOption(30_000) // '30s'
+ * formatDurationOption(120_000) // '2m'
+ * ```
+ */
+export function formatDurationOption(ms: number): string {
+  for (const [unit, factor] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms !== 0 && ms % factor === 0) return `${ms / factor}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 const IEC_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 
 /**

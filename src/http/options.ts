@@ -9,6 +9,7 @@ import { DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describeValue, wholeNumber } from '../validate.js';
 import { DEFAULT_SENSITIVE_HEADERS } from './redirect.js';
+import { RESERVED_REQUEST_HEADERS as RESERVED_HEADERS } from './reserved-headers.js';
 import { DEFAULT_USER_AGENT } from './version.js';
 
 /** What an {@link HttpReader} reads and how. Only `url` is required. */
@@ -102,17 +103,6 @@ export const defaultHttpReaderOptions = Object.freeze({
 /** An RFC 9110 token: what a header name may consist of. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Request headers only the reader may set. */
-const RESERVED_HEADERS: ReadonlySet<string> = new Set([
-  'range',
-  'if-match',
-  'if-unmodified-since',
-  'if-range',
-  'if-none-match',
-  'if-modified-since',
-  'accept-encoding',
-  'host',
-]);
 
 /** {@link HttpReaderOptions} checked, with defaults filled in and the URL split from its credentials. */
 export interface ResolvedHttpReaderOptions {

@@ -7,6 +7,7 @@
  * including `min((i + 1) * blockSize, contentLength) - 1`.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { wholeNumber } from '../validate.js';
 
 /**
  * A range of bytes, INCLUSIVE at both ends, as in the HTTP `Range` header:
@@ -38,16 +39,10 @@ export function rangeLength(range: Readonly<ByteRange>): number {
  * at least 1. The number of blocks must fit in the bitmap (2^32 - 1).
  */
 export function validateSizes(contentLength: number, blockSize: number): void {
-  if (!Number.isSafeInteger(contentLength) || contentLength < 0) {
-    throw new InvalidArgumentError(
-      `contentLength must be a whole number of bytes from 0 to ${Number.MAX_SAFE_INTEGER}, got ${String(contentLength)} (${typeof contentLength})`,
-    );
-  }
-  if (!Number.isSafeInteger(blockSize) || blockSize < 1) {
-    throw new InvalidArgumentError(
-      `blockSize must be a whole number of bytes from 1 to ${Number.MAX_SAFE_INTEGER}, got ${String(blockSize)} (${typeof blockSize})`,
-    );
-  }
+  // No owner: these are arguments of many callers (the cache, the
+  // downloaders, the bitmap), which name them the same way.
+  wholeNumber('', 'contentLength', contentLength, { unit: 'bytes' });
+  wholeNumber('', 'blockSize', blockSize, { min: 1, unit: 'bytes' });
   const blocks = Math.ceil(contentLength / blockSize);
   if (blocks > 0xffff_ffff) {
     throw new InvalidArgumentError(
@@ -95,9 +90,7 @@ export function rangeForIndex(index: number, contentLength: number, blockSize: n
  * ```
  */
 export function* ranges(from: number, to: number, blockSize: number): Generator<ByteRange> {
-  if (!Number.isSafeInteger(blockSize) || blockSize < 1) {
-    throw new InvalidArgumentError(`blockSize must be a whole number of bytes of at least 1, got ${String(blockSize)}`);
-  }
+  wholeNumber('', 'blockSize', blockSize, { min: 1, unit: 'bytes' });
   for (let start = from; start <= to; start += blockSize) {
     yield { from: start, to: Math.min(start + blockSize - 1, to) };
   }
