@@ -10,7 +10,7 @@ import { digestFromHeaders, parseLegacyDigest, parseReprDigest } from '../src/ht
 import { networkError, statusError } from '../src/http/failures.js';
 import { isStrongEtag, parseContentLength, parseContentRange, parseRetryAfter } from '../src/http/headers.js';
 import { pinHeaders, pinKind } from '../src/http/identity.js';
-import { DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../src/defaults.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../src/defaults.js';
 import { defaultHttpReaderOptions, resolveHttpReaderOptions } from '../src/http/options.js';
 import { DEFAULT_SENSITIVE_HEADERS, followRedirect } from '../src/http/redirect.js';
 import { BLOCKFETCH_VERSION, DEFAULT_USER_AGENT } from '../src/http/version.js';
@@ -161,7 +161,7 @@ describe('status and network error classification', () => {
 describe('options', () => {
   it('fills defaults and fixed headers', () => {
     const o = resolveHttpReaderOptions({ url: 'http://127.0.0.1/f', headers: { 'X-Trace': '1' } });
-    expect(o.blockSize).toBe(16 * 1024 * 1024);
+    expect(o.blockSize).toBe(DEFAULT_BLOCK_SIZE);
     expect(o.maxRedirects).toBe(10);
     expect(o.idleTimeoutMs).toBe(defaultHttpReaderOptions.idleTimeoutMs);
     expect(o.headers).toEqual({ 'x-trace': '1', 'user-agent': DEFAULT_USER_AGENT, 'accept-encoding': 'identity' });

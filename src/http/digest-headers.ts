@@ -13,11 +13,8 @@
  * carries the object's MD5 (absent for composite objects).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { DigestAlgorithm, ExpectedDigest } from '../cache/types.js';
+import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest } from '../cache/types.js';
 import { headerValue } from './headers.js';
-
-/** Digest length in bytes per algorithm: a value of another length is rejected. */
-const DIGEST_BYTES: Readonly<Record<DigestAlgorithm, number>> = { sha512: 64, sha256: 32, sha1: 20, md5: 16 };
 
 /** Stronger first: when a server offers several, the strongest is kept. */
 const PREFERENCE: readonly DigestAlgorithm[] = ['sha512', 'sha256', 'sha1', 'md5'];
@@ -35,7 +32,7 @@ function base64ToHex(algorithm: DigestAlgorithm, text: string): string | undefin
   const trimmed = text.trim();
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed)) return undefined;
   const bytes = Buffer.from(trimmed, 'base64');
-  return bytes.length === DIGEST_BYTES[algorithm] ? bytes.toString('hex') : undefined;
+  return bytes.length * 2 === DIGEST_HEX_LENGTH[algorithm] ? bytes.toString('hex') : undefined;
 }
 
 function strongest(found: Map<DigestAlgorithm, string>): ExpectedDigest | undefined {

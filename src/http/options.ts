@@ -5,7 +5,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { RemoteIdentity } from '../cache/types.js';
-import { DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describeValue, wholeNumber } from '../validate.js';
 import { DEFAULT_SENSITIVE_HEADERS } from './redirect.js';
@@ -23,8 +23,8 @@ export interface HttpReaderOptions {
   /**
    * Extra request headers sent with every request, e.g.
    * `{ authorization: 'Bearer …' }`. The headers the reader controls
-   * (`range`, `if-match`, `if-unmodified-since`, `if-range`, `if-none-match`,
-   * `if-modified-since`, `accept-encoding`, `host`) may not be set here.
+   * (`RESERVED_REQUEST_HEADERS` in `./reserved-headers.ts`: the range, the
+   * conditional and the framing headers) may not be set here.
    * @default {}
    */
   readonly headers?: Readonly<Record<string, string>>;
@@ -39,8 +39,8 @@ export interface HttpReaderOptions {
    * The block size the reader prefers, in bytes, and the size of the first
    * request (`Range: bytes=0-(blockSize-1)`), whose body is reused for
    * block 0.
-   * @default 16 MiB (16777216); blockfetch's own callers always pass one
-   * (theirs is `DEFAULT_BLOCK_SIZE`, 2 MiB)
+   * @default `DEFAULT_BLOCK_SIZE` (2 MiB), the block size every other part
+   * of blockfetch starts a download with
    */
   readonly blockSize?: number;
   /**
@@ -91,7 +91,7 @@ export interface HttpReaderOptions {
 export const defaultHttpReaderOptions = Object.freeze({
   headers: Object.freeze({}) as Readonly<Record<string, string>>,
   sensitiveHeaders: Object.freeze([]) as readonly string[],
-  blockSize: 16 * 1024 * 1024,
+  blockSize: DEFAULT_BLOCK_SIZE,
   requestTimeoutMs: DEFAULT_TIMEOUT_MS,
   idleTimeoutMs: DEFAULT_TIMEOUT_MS,
   maxRedirects: 10,
