@@ -156,7 +156,7 @@ export interface BodySink {
 export class AttemptEngine {
   readonly #reader: Reader;
   readonly #budget: RetryBudget<string>;
-  readonly #stats: StatsRecorder | undefined;
+  #stats: StatsRecorder | undefined;
   readonly #limiter: RateLimiter | undefined;
   readonly #exhaustion: 'defer' | 'fail';
   readonly #isFatal: ((err: unknown) => boolean) | undefined;
@@ -188,6 +188,14 @@ export class AttemptEngine {
   /** The last failure counted, for a message when a later step gives up. */
   get lastFailure(): unknown {
     return this.#lastFailure;
+  }
+
+  /**
+   * Counts into `stats` from now on. A stream learns its size (and so gets
+   * its real recorder) only after the look, whose failures the budget keeps.
+   */
+  useStats(stats: StatsRecorder): void {
+    this.#stats = stats;
   }
 
   /** A new pass: every key's attempts start again; the run's total does not. */
