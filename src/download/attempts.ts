@@ -354,12 +354,12 @@ export class AttemptEngine {
   }
 
   #exhausted(key: AttemptKey, reason: 'block-attempts' | 'total-retries', attempt: number, err: unknown): RetriesExhaustedError {
-    const why = reason === 'total-retries' ? `the run's ${this.#budget.retries} retries are spent` : `after ${attempt} attempts`;
+    const why = reason === 'total-retries' ? `: the run's ${this.#budget.retries} retries are spent` : ` after ${attempt} attempts`;
     // The look keeps the wording the CLI has always printed for it.
     const message =
       key.kind === 'look' && reason === 'block-attempts'
         ? `the first request failed ${attempt} times: ${messageOf(err)}`
-        : `${this.#reader.name}: ${describeKey(key)} gave up ${why}; last error: ${messageOf(err)}`;
+        : `${this.#reader.name}: ${describeKey(key)} gave up${why}; last error: ${messageOf(err)}`;
     return new RetriesExhaustedError(message, reason === 'total-retries' ? this.#errors : attempt, { cause: err });
   }
 }
