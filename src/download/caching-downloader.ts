@@ -13,7 +13,9 @@
  *    Each body is written chunk by chunk (`writeData`), rate limited chunk by
  *    chunk, and each block is marked (`markCached`) only once exactly its
  *    bytes were written. A failed attempt resumes at the first unwritten
- *    byte, after a backoff (`RetryBudget`).
+ *    byte, after a backoff: the attempt engine (`attempts.ts`) retries,
+ *    resumes and checks body lengths; this class only says where the bytes
+ *    go (`CacheSink`).
  * 3. Meanwhile one loop follows `cache.tail()` and feeds the growing prefix
  *    to the in-order digest and to any tail streams, reading the data file
  *    in bounded chunks.

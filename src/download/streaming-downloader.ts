@@ -72,7 +72,8 @@ function deferred<T>(): Deferred<T> {
  * after yielding it.
  *
  * **Failures.** A failed block is retried by the shared attempt engine
- * (`AttemptEngine`: the same budget and backoff as the CachingDownloader), resuming from the first byte it had not yet received:
+ * (`AttemptEngine`: the same budget and backoff as the CachingDownloader),
+ * resuming from the first byte it had not yet received:
  * bytes already received are kept and nothing is emitted twice. When a
  * block fails for good (retries exhausted: `RetriesExhaustedError` with the
  * last failure as `cause`; or a non-retryable error, passed on as is), every
