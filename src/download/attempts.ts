@@ -211,8 +211,9 @@ export class AttemptEngine {
   /** `reader.revalidate` (when the Reader has it), retried; a `RemoteChangedError` surfaces as is. */
   async revalidate(signal: AbortSignal): Promise<void> {
     const reader = this.#reader;
-    if (reader.revalidate === undefined) return;
-    await this.#retried(REVALIDATE, () => (reader.revalidate as (s: AbortSignal) => Promise<void>).call(reader, signal), signal);
+    const revalidate = reader.revalidate;
+    if (revalidate === undefined) return;
+    await this.#retried(REVALIDATE, () => revalidate.call(reader, signal), signal);
   }
 
   /**

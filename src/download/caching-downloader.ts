@@ -42,11 +42,10 @@ import {
   type CachingDownloaderOptions,
   type DownloadEvent,
   type DownloadStatus,
-  type EventError,
   type ResolvedCachingOptions,
 } from './caching-options.js';
 import { chooseDigest, type DigestResult } from './digest.js';
-import { debug, EventReporter } from './events.js';
+import { debug, eventErrorOf, EventReporter } from './events.js';
 import { compareIdentity } from './identity.js';
 import { digestPrefix, type PrefixDigestOutcome } from './prefix-digest.js';
 import { PrefixWatcher } from './prefix-watcher.js';
@@ -274,7 +273,7 @@ export class CachingDownloader {
             range: retry.range,
             attempt: retry.attempt,
             delayMs: retry.delayMs,
-            error: eventError(retry.error),
+            error: eventErrorOf(retry.error),
             stats: stats.snapshot(),
           }),
       }),
@@ -586,14 +585,6 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'UNKNOWN';
-}
-
-function eventError(err: unknown): EventError {
-  return { code: err instanceof BlockfetchError ? err.code : errorCode(err), message: messageOf(err) };
-}
 
 /** What a {@link CacheSink} needs of its downloader (its private write and mark steps, bound to one run). */
 interface CacheTarget {

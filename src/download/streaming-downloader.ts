@@ -9,12 +9,11 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ExpectedDigest } from '../cache/types.js';
-import { AbortedError, BlockfetchError, InvalidArgumentError } from '../errors.js';
+import { AbortedError, InvalidArgumentError } from '../errors.js';
 import { numBlocks, validateSizes } from '../ranges/byte-range.js';
 import { AttemptEngine } from './attempts.js';
-import type { EventError } from './caching-options.js';
 import { InOrderDigest, chooseDigest, type DigestResult } from './digest.js';
-import { EventReporter } from './events.js';
+import { EventReporter, eventErrorOf } from './events.js';
 import type { ContentInfo, Reader } from './reader.js';
 import { StatsRecorder } from './stats.js';
 import { SingleMode, WindowedMode, type StreamContext, type StreamMode } from './stream-modes.js';
@@ -167,7 +166,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
           range: retry.range,
           attempt: retry.attempt,
           delayMs: retry.delayMs,
-          error: eventError(retry.error),
+          error: eventErrorOf(retry.error),
           stats: this.status(),
         }),
     });
@@ -461,11 +460,6 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
   async #settled(): Promise<void> {
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
   }
-}
-
-function eventError(err: unknown): EventError {
-  const code = err instanceof BlockfetchError ? err.code : (err as { code?: unknown } | null)?.code;
-  return { code: typeof code === 'string' ? code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) };
 }
 
 function toError(err: unknown): Error {
