@@ -20,14 +20,15 @@ import { nodeFileSystem, statOrUndefined } from './cache/file.js';
 import { LocalDownloadCache } from './cache/local-download-cache.js';
 import { CacheLock, defaultCacheLockOptions } from './cache/lock.js';
 import type { ExpectedDigest } from './cache/types.js';
-import { RetryBudget, sleep, type RetryOptions } from './download/backoff.js';
+import { AttemptEngine, type AttemptRetry } from './download/attempts.js';
+import type { RetryOptions } from './download/backoff.js';
 import { CachingDownloader } from './download/caching-downloader.js';
 import type { DownloadEvent } from './download/caching-options.js';
 import type { DigestResult } from './download/digest.js';
 import type { ContentInfo, Reader } from './download/reader.js';
 import type { DownloadStats } from './download/stats.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from './defaults.js';
-import { AbortedError, BlockfetchError, InvalidArgumentError, RetriesExhaustedError, hasCode, retryResponseOf } from './errors.js';
+import { AbortedError, BlockfetchError, InvalidArgumentError, hasCode } from './errors.js';
 import { HttpReader } from './http/http-reader.js';
 import { booleanOption, definedFields, describeValue, wholeNumber } from './validate.js';
 
@@ -107,29 +108,24 @@ export async function lookAtRemote(
   reader: Reader,
   options: { readonly retry?: RetryOptions; readonly signal?: AbortSignal; readonly onRetry?: (retry: LookRetry) => void } = {},
 ): Promise<ContentInfo> {
-  const budget = new RetryBudget(options.retry);
-  for (;;) {
-    try {
-      return await reader.contentLengthAndBlockSize(options.signal);
-    } catch (err) {
-      if (options.signal?.aborted) throw new AbortedError('the download was aborted', { cause: options.signal.reason });
-      const response = retryResponseOf(err);
-      const decision = budget.onFailure(-1, response.isRetryable(), response.backoffDuration());
-      const error =
-        err instanceof BlockfetchError
-          ? err
-          : new BlockfetchError('BLOCKFETCH_NETWORK', `${reader.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      if (!decision.retry) {
-        if (decision.reason === 'not-retryable') throw error;
-        throw new RetriesExhaustedError(`the first request failed ${decision.attempt} times: ${error.message}`, decision.attempt, {
-          cause: error,
-        });
-      }
-      options.onRetry?.({ attempt: decision.attempt, delayMs: decision.delayMs, error });
-      await sleep(decision.delayMs, options.signal).catch(() => {
-        throw new AbortedError('the download was aborted', { cause: options.signal?.reason });
-      });
-    }
+  const signal = options.signal ?? new AbortController().signal;
+  const asBlockfetchError = (err: unknown): BlockfetchError =>
+    err instanceof BlockfetchError
+      ? err
+      : new BlockfetchError('BLOCKFETCH_NETWORK', `${reader.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  const onRetry = options.onRetry;
+  const engine = new AttemptEngine({
+    reader,
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(onRetry === undefined
+      ? {}
+      : { onRetry: (retry: AttemptRetry) => onRetry({ attempt: retry.attempt, delayMs: retry.delayMs, error: asBlockfetchError(retry.error) }) }),
+  });
+  try {
+    return await engine.look(signal);
+  } catch (err) {
+    if (signal.aborted) throw new AbortedError('the download was aborted', { cause: signal.reason });
+    throw asBlockfetchError(err);
   }
 }
 

@@ -53,7 +53,7 @@ export type { Reader, ContentInfo } from './download/reader.js';
 export { backoffDelay, RetryBudget, sleep, defaultRetryOptions, resolveRetryOptions } from './download/backoff.js';
 export type { RetryOptions, RetryDecision } from './download/backoff.js';
 export { StreamingDownloader, defaultStreamingOptions } from './download/streaming-downloader.js';
-export type { StreamingDownloaderOptions, StreamingStatus } from './download/streaming-downloader.js';
+export type { StreamingDownloaderOptions, StreamingStatus, StreamingEvent } from './download/streaming-downloader.js';
 export { ReorderBuffer } from './download/reorder-buffer.js';
 export { CachingDownloader } from './download/caching-downloader.js';
 export { defaultCachingDownloaderOptions, resolveCachingOptions } from './download/caching-options.js';

@@ -6,7 +6,7 @@
 import type { Dispatcher } from 'undici';
 
 import { HttpReader } from '../http/http-reader.js';
-import { StreamingDownloader } from '../download/streaming-downloader.js';
+import { StreamingDownloader, type StreamingEvent, type StreamingStatus } from '../download/streaming-downloader.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { redactUrl } from '../errors.js';
 import { defaultCliOptions, headerRecord, type DownloadCommand } from './args.js';
@@ -32,19 +32,12 @@ export async function runStream(
     dispatcher,
     blockSize: streamBlockSize,
   });
-  const downloader = new StreamingDownloader(reader, {
-    concurrency: command.concurrency,
-    retry: { attemptsPerBlock: command.retries + 1 },
-    blockSize: streamBlockSize,
-    ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
-    ...(command.rateBytesPerSecond === undefined ? {} : { rateLimiter: new RateLimiter({ bytesPerSecond: command.rateBytesPerSecond }) }),
-  });
   const snapshots = new SnapshotMaker();
   let started = false;
   let retries = 0;
-  const tick = (): void => {
-    const status = downloader.status();
-    if (status.mode === undefined) return;
+  // Driven by the downloader's events (start, then progress at most every
+  // 250 ms), not by polling its status.
+  const show = (status: StreamingStatus): void => {
     if (!started) {
       started = true;
       view.start({
@@ -63,10 +56,20 @@ export async function runStream(
     }
     view.update(snapshot);
   };
-  const ticker = setInterval(tick, 250);
+  const onEvent = (event: StreamingEvent): void => {
+    if (event.type === 'start' || event.type === 'progress') show(event.stats);
+  };
+  const downloader = new StreamingDownloader(reader, {
+    concurrency: command.concurrency,
+    retry: { attemptsPerBlock: command.retries + 1 },
+    blockSize: streamBlockSize,
+    ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+    ...(command.rateBytesPerSecond === undefined ? {} : { rateLimiter: new RateLimiter({ bytesPerSecond: command.rateBytesPerSecond }) }),
+    onEvent,
+  });
   try {
     const status = await downloader.pipeTo(io.stdout, { signal: io.signal });
-    tick();
+    show(status);
     view.done({
       target: '-',
       totalBytes: status.size,
@@ -76,7 +79,6 @@ export async function runStream(
     });
     return ExitCode.SUCCESS;
   } finally {
-    clearInterval(ticker);
     await reader.close().catch(() => undefined);
   }
 }

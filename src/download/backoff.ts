@@ -5,7 +5,8 @@
  * Unlike the Go seed (which retried immediately and forever by default),
  * blockfetch always waits between attempts and always has a limit.
  */
-import { InvalidArgumentError } from '../errors.js';
+import { DEFAULT_MAX_RETRY_AFTER_MS } from '../defaults.js';
+import { definedFields, numberInRange, wholeNumber } from '../validate.js';
 
 /** The knobs of {@link backoffDelay} and {@link RetryBudget}. */
 export interface RetryOptions {
@@ -17,7 +18,14 @@ export interface RetryOptions {
   readonly baseDelayMs?: number;
   /** The largest exponential delay, in ms. @default 30000 */
   readonly maxDelayMs?: number;
-  /** The largest delay a server may ask for with Retry-After, in ms. @default 120000 */
+  /**
+   * The longest delay a server may ask for with Retry-After that is waited
+   * for, in ms. A longer request is honoured up to this cap, never beyond and
+   * never silently below it: the cap is this option, so a caller who sets 10
+   * minutes waits up to 10 minutes. (A Reader may apply its own cap before
+   * the delay reaches the downloader; `HttpReader` has `maxRetryAfterMs` too.)
+   * @default 120000 (`DEFAULT_MAX_RETRY_AFTER_MS`, 2 min)
+   */
   readonly maxRetryAfterMs?: number;
   /**
    * Fraction of each exponential delay that is random, 0 (none) to 1 (full
@@ -32,26 +40,29 @@ export const defaultRetryOptions: Required<RetryOptions> = Object.freeze({
   totalRetries: 200,
   baseDelayMs: 250,
   maxDelayMs: 30_000,
-  maxRetryAfterMs: 120_000,
+  maxRetryAfterMs: DEFAULT_MAX_RETRY_AFTER_MS,
   jitter: 0.5,
 });
 
-/** Fills in defaults and checks every field, naming a bad one. */
+/**
+ * Fills in defaults and checks every field, naming a bad one.
+ *
+ * @example
+ * ```ts
+ * resolveRetryOptions({ attemptsPerBlock: 3 }).totalRetries // 200
+ * resolveRetryOptions({ jitter: 2 }) // throws: retry option jitter must be a number from 0 to 1, got 2 (number)
+ * ```
+ */
 export function resolveRetryOptions(options: RetryOptions = {}): Required<RetryOptions> {
-  const resolved = { ...defaultRetryOptions, ...stripUndefined(options) };
-  for (const key of ['attemptsPerBlock', 'totalRetries', 'baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs'] as const) {
-    const value = resolved[key];
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new InvalidArgumentError(`retry option ${key} must be a whole number >= 0, got ${String(value)} (${typeof value})`);
-    }
-  }
-  if (resolved.attemptsPerBlock < 1) {
-    throw new InvalidArgumentError(`retry option attemptsPerBlock must be at least 1, got ${resolved.attemptsPerBlock}`);
-  }
-  if (typeof resolved.jitter !== 'number' || !(resolved.jitter >= 0 && resolved.jitter <= 1)) {
-    throw new InvalidArgumentError(`retry option jitter must be a number from 0 to 1, got ${String(resolved.jitter)}`);
-  }
-  return resolved;
+  const o = { ...defaultRetryOptions, ...definedFields(options) };
+  return Object.freeze({
+    attemptsPerBlock: wholeNumber('retry', 'attemptsPerBlock', o.attemptsPerBlock, { min: 1 }),
+    totalRetries: wholeNumber('retry', 'totalRetries', o.totalRetries),
+    baseDelayMs: wholeNumber('retry', 'baseDelayMs', o.baseDelayMs, { unit: 'ms' }),
+    maxDelayMs: wholeNumber('retry', 'maxDelayMs', o.maxDelayMs, { unit: 'ms' }),
+    maxRetryAfterMs: wholeNumber('retry', 'maxRetryAfterMs', o.maxRetryAfterMs, { unit: 'ms' }),
+    jitter: numberInRange('retry', 'jitter', o.jitter, 0, 1),
+  });
 }
 
 /**
@@ -75,7 +86,7 @@ export function backoffDelay(
   retryAfterMs?: number,
   random: () => number = Math.random,
 ): number {
-  const o = { ...defaultRetryOptions, ...stripUndefined(options) };
+  const o = { ...defaultRetryOptions, ...definedFields(options) };
   if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0) {
     return Math.min(Math.round(retryAfterMs), o.maxRetryAfterMs);
   }
@@ -91,14 +102,14 @@ export type RetryDecision =
   | { readonly retry: false; readonly reason: 'not-retryable' | 'block-attempts' | 'total-retries'; readonly attempt: number };
 
 /**
- * Counts failures per key (a block index) and across a run, and decides
+ * Counts failures per key (a block index, or any other value) and across a run, and decides
  * whether to retry and after how long. A key's count resets when its work
  * made progress, so a block that fails after moving some bytes is not
  * punished like one that fails at once.
  */
-export class RetryBudget {
+export class RetryBudget<K = number> {
   readonly #options: Required<RetryOptions>;
-  readonly #attempts = new Map<number, number>();
+  readonly #attempts = new Map<K, number>();
   readonly #random: () => number;
   #retries = 0;
 
@@ -117,7 +128,7 @@ export class RetryBudget {
    * Records a failure of `key` and decides. `retryable` and `retryAfterMs`
    * come from the error's RetryResponse.
    */
-  onFailure(key: number, retryable: boolean, retryAfterMs?: number): RetryDecision {
+  onFailure(key: K, retryable: boolean, retryAfterMs?: number): RetryDecision {
     const attempt = (this.#attempts.get(key) ?? 0) + 1;
     this.#attempts.set(key, attempt);
     if (!retryable) return { retry: false, reason: 'not-retryable', attempt };
@@ -128,8 +139,16 @@ export class RetryBudget {
   }
 
   /** Records that `key` made progress: its failure count starts again. */
-  onProgress(key: number): void {
+  onProgress(key: K): void {
     this.#attempts.delete(key);
+  }
+
+  /**
+   * Starts every key's failure count again, keeping the run's total: what a
+   * new pass over the outstanding blocks does.
+   */
+  resetAttempts(): void {
+    this.#attempts.clear();
   }
 }
 
@@ -153,6 +172,3 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}

@@ -13,7 +13,9 @@
  *    Each body is written chunk by chunk (`writeData`), rate limited chunk by
  *    chunk, and each block is marked (`markCached`) only once exactly its
  *    bytes were written. A failed attempt resumes at the first unwritten
- *    byte, after a backoff (`RetryBudget`).
+ *    byte, after a backoff: the attempt engine (`attempts.ts`) retries,
+ *    resumes and checks body lengths; this class only says where the bytes
+ *    go (`CacheSink`).
  * 3. Meanwhile one loop follows `cache.tail()` and feeds the growing prefix
  *    to the in-order digest and to any tail streams, reading the data file
  *    in bounded chunks.
@@ -31,10 +33,10 @@ import {
   InvalidArgumentError,
   RemoteChangedError,
   RetriesExhaustedError,
-  retryResponseOf,
 } from '../errors.js';
-import { numBlocks, type ByteRange } from '../ranges/byte-range.js';
-import { backoffDelay, RetryBudget, sleep } from './backoff.js';
+import { numBlocks } from '../ranges/byte-range.js';
+import { AttemptEngine, blockKey, type BodySink } from './attempts.js';
+import { backoffDelay, sleep } from './backoff.js';
 import {
   resolveCachingOptions,
   type CachingDownloaderOptions,
@@ -43,7 +45,7 @@ import {
   type ResolvedCachingOptions,
 } from './caching-options.js';
 import { chooseDigest, type DigestResult } from './digest.js';
-import { debug, EventReporter } from './events.js';
+import { debug, eventErrorOf, EventReporter } from './events.js';
 import { compareIdentity } from './identity.js';
 import { digestPrefix, type PrefixDigestOutcome } from './prefix-digest.js';
 import { PrefixWatcher } from './prefix-watcher.js';
@@ -61,10 +63,10 @@ interface RunState {
   readonly stats: StatsRecorder;
   /** The first error that must stop the whole run. */
   fatal: unknown;
-  /** The last failure of a block, for the message when attempts run out. */
-  lastFailure: unknown;
-  /** Errors raised by the cache's writes: they make the run not resumable. */
+  /** Errors raised by the cache's writes: they make the run not resumable, and are never retried. */
   readonly internal: WeakSet<object>;
+  /** Every request of the run, the look and the revalidation go through it: one retry budget. */
+  readonly engine: AttemptEngine;
   /** The `stats.version` of the last progress event. */
   progressVersion: number;
 }
@@ -105,16 +107,6 @@ class WriteWindow {
     await Promise.all(pending);
     return this.#failure;
   }
-}
-
-/** Where a request stands between its attempts. */
-interface Transfer {
-  /** The next byte to ask for and write. */
-  position: number;
-  /** The first block of the request not yet marked cached. */
-  nextToMark: number;
-  /** True when this attempt marked at least one block (what counts as progress without ranges). */
-  progressed: boolean;
 }
 
 /**
@@ -253,18 +245,38 @@ export class CachingDownloader {
     // its listener when done: raise Node's leak warning threshold to match.
     setMaxListeners(4 * this.#options.concurrency + 16, controller.signal);
     const cached = this.#cache.cachedBytesAndBlocks();
+    const stats = new StatsRecorder({
+      size: this.#contentLength,
+      blockSize: this.#blockSize,
+      doneBytes: cached.bytes,
+      doneBlocks: cached.blocks,
+    });
+    const internal = new WeakSet<object>();
     const run: RunState = {
       signal: controller.signal,
       abort: (reason) => controller.abort(reason),
-      stats: new StatsRecorder({
-        size: this.#contentLength,
-        blockSize: this.#blockSize,
-        doneBytes: cached.bytes,
-        doneBlocks: cached.blocks,
-      }),
+      stats,
       fatal: undefined,
-      lastFailure: undefined,
-      internal: new WeakSet(),
+      internal,
+      engine: new AttemptEngine({
+        reader: this.#reader,
+        retry: this.#options.retry,
+        random: this.#options.random,
+        stats,
+        limiter: this.#limiter,
+        // A block whose attempts ran out waits for the next pass.
+        blockExhaustion: 'defer',
+        isFatal: (err) => typeof err === 'object' && err !== null && internal.has(err),
+        onRetry: (retry) =>
+          this.#events.emit({
+            type: 'retry',
+            range: retry.range,
+            attempt: retry.attempt,
+            delayMs: retry.delayMs,
+            error: eventErrorOf(retry.error),
+            stats: stats.snapshot(),
+          }),
+      }),
       progressVersion: -1,
     };
     this.#lastStats = run.stats;
@@ -336,34 +348,16 @@ export class CachingDownloader {
 
   /**
    * Asks the reader whether the remote is still the revision this run
-   * fetched ({@link Reader.revalidate}), retrying transient failures like
-   * any request; a `RemoteChangedError` ends the run not complete.
+   * fetched ({@link Reader.revalidate}), retried by the engine; a
+   * `RemoteChangedError` ends the run not complete.
    */
   async #revalidate(run: RunState): Promise<void> {
-    if (this.#reader.revalidate === undefined) return;
-    const budget = new RetryBudget(this.#options.retry, this.#options.random);
-    for (;;) {
-      try {
-        await this.#reader.revalidate(run.signal);
-        return;
-      } catch (err) {
-        await this.#afterFailure(run, budget, -1, { from: -1, to: -1 }, err);
-      }
-    }
+    await run.engine.revalidate(run.signal);
   }
 
-  /** Looks at the remote (retrying transient failures) and checks it is the cached revision. */
+  /** Looks at the remote (retried by the engine) and checks it is the cached revision. */
   async #look(run: RunState): Promise<ContentInfo> {
-    const budget = new RetryBudget(this.#options.retry, this.#options.random);
-    let info: ContentInfo;
-    for (;;) {
-      try {
-        info = await this.#reader.contentLengthAndBlockSize(run.signal);
-        break;
-      } catch (err) {
-        await this.#afterFailure(run, budget, -1, { from: -1, to: -1 }, err);
-      }
-    }
+    const info = await run.engine.look(run.signal);
     const atRisk = this.#cache.cachedBytesAndBlocks().bytes;
     if (info.contentLength !== this.#contentLength) {
       throw new RemoteChangedError(
@@ -393,11 +387,12 @@ export class CachingDownloader {
       if (this.#cache.complete()) return;
       const missing = this.#numBlocks - this.#cache.cachedBytesAndBlocks().blocks;
       if (!o.waitForCompletion || pass >= o.maxPasses) {
-        const last = run.lastFailure instanceof Error ? `; last error: ${run.lastFailure.message}` : '';
+        const lastFailure = run.engine.lastFailure;
+        const last = lastFailure instanceof Error ? `; last error: ${lastFailure.message}` : '';
         throw new RetriesExhaustedError(
           `${missing} block(s) of ${this.#reader.name} still missing after ${pass} pass(es)${last}`,
           run.stats.snapshot().errors,
-          { cause: run.lastFailure },
+          { cause: lastFailure },
         );
       }
       const delayMs = backoffDelay(pass, o.retry, undefined, o.random);
@@ -410,9 +405,8 @@ export class CachingDownloader {
   /** One pass: every outstanding block is requested once (with retries). */
   async #pass(run: RunState, info: ContentInfo): Promise<void> {
     const o = this.#options;
-    const spent = run.stats.snapshot().retries;
     // Attempts per block start afresh each pass; the total limit is for the whole run.
-    const budget = new RetryBudget({ ...o.retry, totalRetries: Math.max(0, o.retry.totalRetries - spent) }, o.random);
+    run.engine.newPass();
     const queue = new PQueue({ concurrency: info.rangesSupported ? o.concurrency : 1 });
     const onAbort = (): void => queue.clear();
     run.signal.addEventListener('abort', onAbort, { once: true });
@@ -432,7 +426,7 @@ export class CachingDownloader {
           : [{ firstBlock: 0, lastBlock: this.#numBlocks - 1, from: 0, to: this.#contentLength - 1 }];
       for (const request of requests) {
         if (run.signal.aborted) break;
-        void queue.add(() => this.#fetch(run, budget, request, info.rangesSupported));
+        void queue.add(() => this.#fetch(run, request, info.rangesSupported));
         // Plan lazily: only a few requests wait in the queue at any time.
         if (queue.size >= o.concurrency) await queue.onSizeLessThan(o.concurrency);
       }
@@ -442,142 +436,22 @@ export class CachingDownloader {
     }
   }
 
-  /** Fetches one request, retrying; never rejects (a fatal error stops the run instead). */
-  async #fetch(run: RunState, budget: RetryBudget, request: PlannedRequest, ranged: boolean): Promise<void> {
-    const t: Transfer = { position: request.from, nextToMark: request.firstBlock, progressed: false };
+  /**
+   * Fetches one request through the engine (which retries and resumes);
+   * never rejects: a fatal error stops the run instead, and a request whose
+   * attempts ran out stays outstanding for the next pass.
+   */
+  async #fetch(run: RunState, request: PlannedRequest, ranged: boolean): Promise<void> {
     try {
-      for (;;) {
-        run.signal.throwIfAborted();
-        const attemptFrom = t.position;
-        t.progressed = false;
-        try {
-          await this.#transfer(run, request, t, ranged);
-          return;
-        } catch (err) {
-          // Progress resets the block's attempt count. With ranges an attempt
-          // resumes where the last one stopped, so any byte gained counts;
-          // without, only blocks newly marked do (the next attempt starts at 0).
-          if (ranged ? t.position > attemptFrom : t.progressed) budget.onProgress(request.firstBlock);
-          const retried = await this.#afterFailure(run, budget, request.firstBlock, { from: attemptFrom, to: request.to }, err);
-          if (!retried) return; // attempts for this block ran out: left for the next pass
-          if (!ranged) {
-            // Without ranges the only request there is starts at byte 0.
-            t.position = 0;
-            t.nextToMark = 0;
-          }
-        }
-      }
+      const target: CacheTarget = {
+        write: (chunk, offset) => this.#write(run, chunk, offset, ranged),
+        mark: (index) => this.#mark(run, index, ranged),
+        blockEnd: (index) => this.#blockEnd(index),
+        blockSize: this.#blockSize,
+      };
+      await run.engine.fetch(blockKey(request.firstBlock), request, new CacheSink(target, request, ranged), run.signal);
     } catch (err) {
       this.#fail(run, err);
-    }
-  }
-
-  /**
-   * Decides what a failure means: waits and returns true to retry, returns
-   * false when the block's attempts ran out (it stays outstanding), or throws
-   * when the run must stop (an abort, a cache write, a non-retryable error,
-   * the run's retries spent).
-   */
-  async #afterFailure(run: RunState, budget: RetryBudget, key: number, range: ByteRange, err: unknown): Promise<boolean> {
-    if (run.signal.aborted) throw run.signal.reason;
-    if (typeof err === 'object' && err !== null && run.internal.has(err)) throw err;
-    run.stats.error();
-    run.lastFailure = err;
-    const response = retryResponseOf(err);
-    const decision = budget.onFailure(key, response.isRetryable(), response.backoffDuration());
-    if (!decision.retry) {
-      if (decision.reason === 'not-retryable') throw err;
-      if (decision.reason === 'total-retries' || key < 0) {
-        throw new RetriesExhaustedError(
-          `${this.#reader.name}: gave up after ${run.stats.snapshot().retries} retries; last error: ${messageOf(err)}`,
-          run.stats.snapshot().errors,
-          { cause: err },
-        );
-      }
-      debug('%s: bytes %d-%d: attempts ran out: %s', this.#reader.name, range.from, range.to, messageOf(err));
-      return false;
-    }
-    run.stats.retry();
-    this.#events.emit({
-      type: 'retry',
-      range: { from: range.from, to: range.to },
-      attempt: decision.attempt,
-      delayMs: decision.delayMs,
-      error: { code: err instanceof BlockfetchError ? err.code : errorCode(err), message: messageOf(err) },
-      stats: run.stats.snapshot(),
-    });
-    debug('%s: bytes %d-%d failed (attempt %d), retrying in %d ms: %s', this.#reader.name, range.from, range.to, decision.attempt, decision.delayMs, messageOf(err));
-    await sleep(decision.delayMs, run.signal);
-    return true;
-  }
-
-  /**
-   * One attempt: one body from `t.position` to the request's end, streamed
-   * into the cache.
-   *
-   * Writes are not awaited one by one: up to {@link WRITE_WINDOW_BYTES} of
-   * them run while the next chunks arrive, so the socket and the disk work at
-   * the same time instead of taking turns (awaiting each 64 KiB write made a
-   * loopback download about half as fast). A block is marked only after every
-   * write that touched it has resolved, which is all `markCached` asks.
-   */
-  async #transfer(run: RunState, request: PlannedRequest, t: Transfer, ranged: boolean): Promise<void> {
-    const signal = run.signal;
-    await this.#limiter.takeRequest(signal);
-    run.stats.requestStarted();
-    const writes = new WriteWindow();
-    try {
-      const body = await this.#reader.getReader(t.position, request.to, signal);
-      for await (const chunk of body) {
-        if (chunk.length === 0) continue;
-        if (t.position + chunk.length - 1 > request.to) {
-          // Longer than asked: keep none of it, and fetch the first unmarked
-          // block again whole (its bytes so far came from a confused body).
-          const over = t.position + chunk.length - 1 - request.to;
-          t.position = t.nextToMark * this.#blockSize;
-          throw new BlockfetchError(
-            'BLOCKFETCH_BODY_LENGTH',
-            `${this.#reader.name}: body for bytes ${request.from}-${request.to} ran ${over} byte(s) past its end`,
-          );
-        }
-        // Throttle BEFORE the bytes are handed on: pausing here stops reading
-        // the body, and the socket's window does the rest.
-        await this.#limiter.takeBytes(chunk.length, signal);
-        writes.add(this.#write(run, chunk, t.position, ranged), chunk.length);
-        if (writes.bytes >= WRITE_WINDOW_BYTES) await writes.drain();
-        t.position += chunk.length;
-        run.stats.received(chunk.length);
-        // Mark every block that is now whole, except the request's last: only
-        // the end of the body shows that it was not longer than asked.
-        if (t.nextToMark < request.lastBlock && this.#blockEnd(t.nextToMark) < t.position) {
-          await writes.drain();
-          while (t.nextToMark < request.lastBlock && this.#blockEnd(t.nextToMark) < t.position) {
-            this.#mark(run, t.nextToMark++, ranged);
-            t.progressed = true;
-          }
-        }
-      }
-      if (t.position !== request.to + 1) {
-        throw new BlockfetchError(
-          'BLOCKFETCH_BODY_LENGTH',
-          `${this.#reader.name}: body for bytes ${request.from}-${request.to} ended after byte ${t.position - 1}`,
-        );
-      }
-      await writes.drain();
-      while (t.nextToMark <= request.lastBlock) {
-        this.#mark(run, t.nextToMark++, ranged);
-        t.progressed = true;
-      }
-    } finally {
-      // Whatever ended the attempt, no write of it may still be running when
-      // the next attempt (or the final flush) starts.
-      const writeFailure = await writes.settle();
-      run.stats.requestEnded();
-      // A failed write outranks whatever else ended the attempt (say, a cut
-      // body): its bytes are not on disk, and a retry resuming at
-      // t.position would skip them. It is an internal error: the run stops.
-      // eslint-disable-next-line no-unsafe-finally
-      if (writeFailure) throw writeFailure.error;
     }
   }
 
@@ -711,7 +585,96 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'UNKNOWN';
+
+/** What a {@link CacheSink} needs of its downloader (its private write and mark steps, bound to one run). */
+interface CacheTarget {
+  /** Writes a chunk at its offset (skipping blocks already cached, without ranges). */
+  write(chunk: Uint8Array, offset: number): Promise<void>;
+  /** Marks a block cached and counts it. */
+  mark(index: number): void;
+  /** The last byte of block `index`. */
+  blockEnd(index: number): number;
+  readonly blockSize: number;
+}
+
+/**
+ * Where the bytes of one request go: the cache's data file, through a
+ * window of writes that run while the next chunks arrive, and the block
+ * marks once a block's bytes are all written.
+ *
+ * Writes are not awaited one by one: up to {@link WRITE_WINDOW_BYTES} of
+ * them run while the next chunks arrive, so the socket and the disk work at
+ * the same time instead of taking turns (awaiting each 64 KiB write made a
+ * loopback download about half as fast). A block is marked only after every
+ * write that touched it has resolved, which is all `markCached` asks.
+ */
+class CacheSink implements BodySink {
+  readonly #target: CacheTarget;
+  readonly #request: PlannedRequest;
+  readonly #ranged: boolean;
+  #writes = new WriteWindow();
+  /** The first block of the request not yet marked cached. */
+  #nextToMark: number;
+  /** True when an attempt marked a block since the last failure (what counts as progress without ranges). */
+  #marked = false;
+
+  constructor(target: CacheTarget, request: PlannedRequest, ranged: boolean) {
+    this.#target = target;
+    this.#request = request;
+    this.#ranged = ranged;
+    this.#nextToMark = request.firstBlock;
+  }
+
+  write(chunk: Uint8Array, offset: number): void | Promise<void> {
+    const writes = this.#writes;
+    writes.add(this.#target.write(chunk, offset), chunk.length);
+    const end = offset + chunk.length;
+    // Mark every block that is now whole, except the request's last: only
+    // the end of the body shows that it was not longer than asked.
+    const markable = this.#nextToMark < this.#request.lastBlock && this.#target.blockEnd(this.#nextToMark) < end;
+    if (markable) return this.#markWhole(end);
+    if (writes.bytes >= WRITE_WINDOW_BYTES) return writes.drain();
+    return undefined;
+  }
+
+  async end(): Promise<void> {
+    await this.#writes.drain();
+    while (this.#nextToMark <= this.#request.lastBlock) this.#markNext();
+  }
+
+  async settle(): Promise<void> {
+    const failure = await this.#writes.settle();
+    if (failure) throw failure.error;
+  }
+
+  resumeAt(position: number, overran: boolean): number {
+    // Without ranges the only request there is starts at byte 0 (blocks
+    // already cached are skipped by the writes).
+    if (!this.#ranged) {
+      this.#nextToMark = this.#request.firstBlock;
+      return 0;
+    }
+    // Longer than asked: keep none of the unmarked block's bytes, and fetch
+    // it again whole (they came from a confused body).
+    return overran ? this.#nextToMark * this.#target.blockSize : position;
+  }
+
+  progressed(attemptFrom: number, position: number): boolean {
+    // With ranges an attempt resumes where the last one stopped, so any byte
+    // gained counts; without, only blocks newly marked do (the next attempt
+    // starts at 0).
+    const marked = this.#marked;
+    this.#marked = false;
+    return this.#ranged ? position > attemptFrom : marked;
+  }
+
+  async #markWhole(end: number): Promise<void> {
+    await this.#writes.drain();
+    while (this.#nextToMark < this.#request.lastBlock && this.#target.blockEnd(this.#nextToMark) < end) this.#markNext();
+  }
+
+  #markNext(): void {
+    this.#target.mark(this.#nextToMark++);
+    this.#marked = true;
+  }
 }

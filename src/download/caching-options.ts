@@ -3,8 +3,10 @@
  * and the types it reports with (status and events).
  */
 import type { ExpectedDigest } from '../cache/types.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES } from '../defaults.js';
 import type { BlockfetchError } from '../errors.js';
 import { InvalidArgumentError } from '../errors.js';
+import { booleanOption, describeValue, wholeNumber } from '../validate.js';
 import type { ByteRange } from '../ranges/byte-range.js';
 import { resolveRetryOptions, type RetryOptions } from './backoff.js';
 import { normalizeExpectedDigest, type DigestResult } from './digest.js';
@@ -15,14 +17,14 @@ import type { DownloadStats } from './stats.js';
 
 /** Options of `new CachingDownloader(reader, cache, options)`. */
 export interface CachingDownloaderOptions {
-  /** Requests open at once. @default 8 */
+  /** Requests open at once, 1 to 1024. @default 8 (`DEFAULT_CONCURRENCY`) */
   readonly concurrency?: number;
   /**
    * Adjacent outstanding blocks are fetched in one request of up to this many
    * bytes (never fewer requests than workers while there is enough to do);
    * each block is still marked cached on its own as its bytes land. Set it to
    * the block size or less to fetch one block per request.
-   * @default 8388608 (8 MiB)
+   * @default 16777216 (16 MiB, `DEFAULT_MAX_REQUEST_BYTES`, as `downloadFile` and the CLI)
    */
   readonly maxRequestBytes?: number;
   /** Retry limits and backoff timing (see `RetryOptions`). @default defaultRetryOptions */
@@ -80,15 +82,31 @@ export interface CachingDownloaderOptions {
   readonly random?: () => number;
 }
 
-/** The defaults of {@link CachingDownloaderOptions}. */
+/**
+ * The defaults of {@link CachingDownloaderOptions}.
+ *
+ * @example
+ * ```ts
+ * new CachingDownloader(reader, cache, { concurrency: defaultCachingDownloaderOptions.concurrency * 2 });
+ * ```
+ */
 export const defaultCachingDownloaderOptions = Object.freeze({
-  concurrency: 8,
-  maxRequestBytes: 8 * 1024 * 1024,
+  /** @default 8 (`DEFAULT_CONCURRENCY`) */
+  concurrency: DEFAULT_CONCURRENCY,
+  /** @default 16777216 (16 MiB, `DEFAULT_MAX_REQUEST_BYTES`) */
+  maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
+  /** @default false */
   waitForCompletion: false,
+  /** @default 10 */
   maxPasses: 10,
+  /** @default 1048576 (1 MiB) */
   readChunkBytes: 1024 * 1024,
+  /** @default 250 */
   progressIntervalMs: 250,
 });
+
+/** Who the messages of {@link resolveCachingOptions} name. */
+const OWNER = 'CachingDownloader';
 
 /**
  * {@link CachingDownloaderOptions} after defaults and checks (each field means
@@ -112,35 +130,48 @@ export interface ResolvedCachingOptions {
   readonly random: () => number;
 }
 
-/** Fills in defaults and checks every option, naming a bad one, its value and its type. */
+/**
+ * Fills in defaults and checks every option, naming a bad one, its value and what is allowed.
+ *
+ * @example
+ * ```ts
+ * resolveCachingOptions({ concurrency: 4 }).maxRequestBytes // 16777216
+ * resolveCachingOptions({ concurrency: 0 });
+ * // throws: CachingDownloader option concurrency must be a whole number from 1 to 1024, got 0 (number)
+ * ```
+ */
 export function resolveCachingOptions(options: CachingDownloaderOptions = {}): ResolvedCachingOptions {
   if (typeof options !== 'object' || options === null) {
-    throw new InvalidArgumentError(`CachingDownloader options must be an object, got ${String(options)} (${typeof options})`);
+    throw new InvalidArgumentError(`${OWNER} options must be an object, got ${describeValue(options)}`);
   }
   const d = defaultCachingDownloaderOptions;
-  const concurrency = integer('concurrency', options.concurrency ?? d.concurrency, 1, 1024);
-  const maxRequestBytes = integer('maxRequestBytes', options.maxRequestBytes ?? d.maxRequestBytes, 0, Number.MAX_SAFE_INTEGER);
-  const maxPasses = integer('maxPasses', options.maxPasses ?? d.maxPasses, 1, 1_000_000);
-  const readChunkBytes = integer('readChunkBytes', options.readChunkBytes ?? d.readChunkBytes, 1, 1 << 30);
-  const progressIntervalMs = integer('progressIntervalMs', options.progressIntervalMs ?? d.progressIntervalMs, 1, 2 ** 31 - 1);
-  const waitForCompletion = boolean('waitForCompletion', options.waitForCompletion ?? d.waitForCompletion);
-  const computeDigest = options.computeDigest === undefined ? undefined : boolean('computeDigest', options.computeDigest);
+  const concurrency = wholeNumber(OWNER, 'concurrency', options.concurrency ?? d.concurrency, { min: 1, max: 1024 });
+  const maxRequestBytes = wholeNumber(OWNER, 'maxRequestBytes', options.maxRequestBytes ?? d.maxRequestBytes, { unit: 'bytes' });
+  const maxPasses = wholeNumber(OWNER, 'maxPasses', options.maxPasses ?? d.maxPasses, { min: 1, max: 1_000_000 });
+  const readChunkBytes = wholeNumber(OWNER, 'readChunkBytes', options.readChunkBytes ?? d.readChunkBytes, { min: 1, max: 1 << 30, unit: 'bytes' });
+  const progressIntervalMs = wholeNumber(OWNER, 'progressIntervalMs', options.progressIntervalMs ?? d.progressIntervalMs, {
+    min: 1,
+    max: 2 ** 31 - 1,
+    unit: 'ms',
+  });
+  const waitForCompletion = booleanOption(OWNER, 'waitForCompletion', options.waitForCompletion ?? d.waitForCompletion);
+  const computeDigest = options.computeDigest === undefined ? undefined : booleanOption(OWNER, 'computeDigest', options.computeDigest);
   const expectedDigest =
     options.expectedDigest === undefined ? undefined : normalizeExpectedDigest(options.expectedDigest, 'expectedDigest');
   if (expectedDigest !== undefined && computeDigest === false) {
-    throw new InvalidArgumentError('CachingDownloader option expectedDigest cannot be checked with computeDigest: false');
+    throw new InvalidArgumentError(`${OWNER} option expectedDigest cannot be checked with computeDigest: false`);
   }
   for (const name of ['bytesPerSecond', 'requestsPerSecond'] as const) {
     const v = options[name];
     if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)) {
-      throw new InvalidArgumentError(`CachingDownloader option ${name} must be a finite number > 0, got ${String(v)} (${typeof v})`);
+      throw new InvalidArgumentError(`${OWNER} option ${name} must be a finite number > 0, got ${describeValue(v)}`);
     }
   }
-  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
-    throw new InvalidArgumentError(`CachingDownloader option onEvent must be a function, got ${typeof options.onEvent}`);
-  }
-  if (options.random !== undefined && typeof options.random !== 'function') {
-    throw new InvalidArgumentError(`CachingDownloader option random must be a function, got ${typeof options.random}`);
+  for (const name of ['onEvent', 'random'] as const) {
+    const fn = options[name];
+    if (fn !== undefined && typeof fn !== 'function') {
+      throw new InvalidArgumentError(`${OWNER} option ${name} must be a function, got ${describeValue(fn)}`);
+    }
   }
   return Object.freeze({
     concurrency,
@@ -215,7 +246,8 @@ export type DownloadEvent =
       readonly type: 'retry';
       /**
        * The bytes the failed attempt asked for (inclusive); `{ from: -1, to: -1 }`
-       * when it was the first look at the remote (`contentLengthAndBlockSize`).
+       * when it was the look at the remote (`contentLengthAndBlockSize`) or
+       * the revalidation at the end.
        */
       readonly range: ByteRange;
       /** The failed attempt's number for this block (1 for the first failure). */
@@ -228,19 +260,3 @@ export type DownloadEvent =
   | { readonly type: 'pass'; readonly pass: number; readonly outstandingBlocks: number; readonly delayMs: number; readonly stats: DownloadStats }
   /** The run ended; always delivered, before `run()` resolves. */
   | { readonly type: 'done'; readonly status: DownloadStatus };
-
-function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(
-      `CachingDownloader option ${name} must be a whole number from ${min} to ${max}, got ${String(value)} (${typeof value})`,
-    );
-  }
-  return value;
-}
-
-function boolean(name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') {
-    throw new InvalidArgumentError(`CachingDownloader option ${name} must be true or false, got ${String(value)} (${typeof value})`);
-  }
-  return value;
-}

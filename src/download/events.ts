@@ -11,6 +11,7 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
+import type { EventError } from './caching-options.js';
 
 /** `util.debuglog('blockfetch')`: prints when `NODE_DEBUG` includes `blockfetch`. */
 export const debug: (message: string, ...args: unknown[]) => void = debuglog('blockfetch');
@@ -73,6 +74,19 @@ export class EventReporter<E extends { readonly type: string }> {
     }
     return channel;
   }
+}
+
+/**
+ * An error as events carry it: its `code` (`'UNKNOWN'` when it has none) and message.
+ *
+ * @example
+ * ```ts
+ * eventErrorOf(new BlockfetchError('BLOCKFETCH_NETWORK', 'reset')) // { code: 'BLOCKFETCH_NETWORK', message: 'reset' }
+ * ```
+ */
+export function eventErrorOf(err: unknown): EventError {
+  const code = (err as { code?: unknown } | null)?.code;
+  return { code: typeof code === 'string' ? code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -9,126 +9,30 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ExpectedDigest } from '../cache/types.js';
-import {
-  AbortedError,
-  BlockfetchError,
-  InvalidArgumentError,
-  RetriesExhaustedError,
-  hasCode,
-  retryResponseOf,
-} from '../errors.js';
-import { numBlocks, rangeForIndex, validateSizes } from '../ranges/byte-range.js';
-import { RetryBudget, resolveRetryOptions, sleep, type RetryOptions } from './backoff.js';
+import { AbortedError, InvalidArgumentError } from '../errors.js';
+import { numBlocks, validateSizes } from '../ranges/byte-range.js';
+import { AttemptEngine } from './attempts.js';
 import { InOrderDigest, chooseDigest, type DigestResult } from './digest.js';
-import type { RateLimiter } from './rate-limiter.js';
+import { EventReporter, eventErrorOf } from './events.js';
 import type { ContentInfo, Reader } from './reader.js';
-import { ReorderBuffer } from './reorder-buffer.js';
-import { StatsRecorder, type DownloadStats } from './stats.js';
+import { StatsRecorder } from './stats.js';
+import { SingleMode, WindowedMode, type StreamContext, type StreamMode } from './stream-modes.js';
+import {
+  resolveStreamingOptions,
+  type ResolvedStreamingOptions,
+  type StreamingDownloaderOptions,
+  type StreamingEvent,
+  type StreamingStatus,
+} from './streaming-options.js';
 
-/** The options of a {@link StreamingDownloader}. */
-export interface StreamingDownloaderOptions {
-  /**
-   * Ranged requests in flight at once. 1 streams the object with a single
-   * `getReader(0, size - 1)` request and no reordering at all, as does a
-   * Reader whose `ContentInfo` says ranges are not supported or requests
-   * cannot be pinned to one revision (`pinned: false`).
-   * @default 4
-   */
-  readonly concurrency?: number;
-  /**
-   * The most blocks that may be in flight or buffered ahead of the consumer
-   * at once, at least `concurrency`. Peak buffered data is at most
-   * `window × blockSize` bytes (see {@link StreamingDownloader}).
-   * @default 2 × concurrency
-   */
-  readonly window?: number;
-  /**
-   * Bytes per ranged request. Smaller blocks lower the memory bound;
-   * larger ones mean fewer requests.
-   * @default the Reader's preferred `ContentInfo.blockSize`
-   */
-  readonly blockSize?: number;
-  /** Retry limits and backoff timing, shared with the CachingDownloader. @default defaultRetryOptions */
-  readonly retry?: RetryOptions;
-  /**
-   * The digest the whole object must have; wins over `reader.digest()`
-   * (read once the Reader has looked at the remote). When either is known,
-   * the stream errors with a `DigestMismatchError` instead of ending if the
-   * bytes emitted do not match.
-   * @default reader.digest()
-   */
-  readonly expectedDigest?: ExpectedDigest;
-  /**
-   * Whether to hash the emitted bytes when there is no digest to verify
-   * (with sha256; reported in {@link StreamingStatus.digest}). An expected
-   * digest (the caller's or the reader's) is always verified, whatever this
-   * says. Off by default, as in the CachingDownloader: hashing is CPU the
-   * download competes for, and it verifies nothing without a digest.
-   * @default false
-   */
-  readonly computeDigest?: boolean;
-  /**
-   * A rate limiter (shareable between downloads): every request waits for
-   * `takeRequest` and every chunk for `takeBytes` before it is buffered.
-   * @default undefined (no limit)
-   */
-  readonly rateLimiter?: RateLimiter;
-  /** Aborting it stops every request and releases every buffer; the stream errors with an `AbortedError`. */
-  readonly signal?: AbortSignal;
-}
-
-/** The defaults of {@link StreamingDownloaderOptions}; `window` defaults to `2 × concurrency`. */
-export const defaultStreamingOptions = Object.freeze({
-  concurrency: 4,
-  windowPerConcurrency: 2,
-  computeDigest: false,
-});
-
-/**
- * What a {@link StreamingDownloader} did, at any moment or at the end: the
- * shared {@link DownloadStats} (a block is "done" once it was delivered to
- * the consumer whole, in order; `receivedBytes` counts every byte the Reader
- * gave, re-fetched ones included) plus what only a stream has.
- */
-export interface StreamingStatus extends DownloadStats {
-  /** `'windowed'` (parallel ranged reads) or `'single'` (one sequential request); undefined until the Reader was asked. */
-  readonly mode: 'windowed' | 'single' | undefined;
-  /** Requests in flight at once, at most (1 in single-stream mode). */
-  readonly concurrency: number;
-  /** Blocks in flight or buffered ahead of the consumer, at most. */
-  readonly window: number;
-  /** Distinct blocks that finished arriving while an earlier block had not, so could not be emitted yet. */
-  readonly outOfOrder: number;
-  /** The most such out-of-order blocks waiting at any one time. */
-  readonly maxOutOfOrder: number;
-  /** Bytes received and not yet handed to the consumer, now. */
-  readonly bufferedBytes: number;
-  /** The most bytes buffered at once; never more than {@link StreamingStatus.memoryBound}. */
-  readonly maxBufferedBytes: number;
-  /**
-   * The bound on buffered bytes: `window × blockSize` in windowed mode; in
-   * single-stream mode the largest chunk the Reader yielded (the only one
-   * held). 0 until the Reader was asked.
-   */
-  readonly memoryBound: number;
-  /** The digest of the bytes streamed, once the stream ended, if one was computed. */
-  readonly digest: DigestResult | undefined;
-  /** Milliseconds from the start to the end (or to now while running). */
-  readonly durationMs: number;
-  /** True once every byte was handed to the consumer and the digest (if any) matched. */
-  readonly complete: boolean;
-}
-
-/** One block with a request (or its backoff) under way. */
-interface Block {
-  readonly index: number;
-  readonly from: number;
-  readonly to: number;
-  /** Bytes of this block received so far (and kept): a retry asks for the rest. */
-  received: number;
-  /** Aborts this block's request and backoff alone (when a block before it failed for good). */
-  readonly controller: AbortController;
-}
+export {
+  defaultStreamingOptions,
+  resolveStreamingOptions,
+  type ResolvedStreamingOptions,
+  type StreamingDownloaderOptions,
+  type StreamingEvent,
+  type StreamingStatus,
+} from './streaming-options.js';
 
 /** A promise with its settle functions exposed. */
 interface Deferred<T> {
@@ -166,8 +70,9 @@ function deferred<T>(): Deferred<T> {
  * passed on without copying, so a Reader must not reuse a chunk's memory
  * after yielding it.
  *
- * **Failures.** A failed block is retried after the shared backoff
- * (`RetryBudget`), resuming from the first byte it had not yet received:
+ * **Failures.** A failed block is retried by the shared attempt engine
+ * (`AttemptEngine`: the same budget and backoff as the CachingDownloader),
+ * resuming from the first byte it had not yet received:
  * bytes already received are kept and nothing is emitted twice. When a
  * block fails for good (retries exhausted: `RetriesExhaustedError` with the
  * last failure as `cause`; or a non-retryable error, passed on as is), every
@@ -181,6 +86,10 @@ function deferred<T>(): Deferred<T> {
  * **Abort.** The `signal` option, `pipeTo`'s signal, leaving a `for await`
  * early or destroying `readable` abort every request and backoff and drop
  * every buffered byte; the stream errors with an `AbortedError`.
+ *
+ * **Events.** `onEvent` (and `node:diagnostics_channel`, as
+ * `blockfetch:stream:<type>`) receives `start`, `progress`, `retry` and
+ * `done`, like the CachingDownloader's; `done` is always delivered.
  *
  * **Single use.** The bytes are streamed once: use one of `readable`,
  * iteration or `pipeTo`.
@@ -197,14 +106,10 @@ function deferred<T>(): Deferred<T> {
  */
 export class StreamingDownloader implements AsyncIterable<Uint8Array> {
   readonly #reader: Reader;
-  readonly #concurrency: number;
-  readonly #window: number;
-  readonly #blockSizeOption: number | undefined;
-  readonly #budget: RetryBudget;
-  readonly #expectedOption: ExpectedDigest | undefined;
-  readonly #computeDigest: boolean;
-  readonly #limiter: RateLimiter | undefined;
-  readonly #signal: AbortSignal | undefined;
+  readonly #options: ResolvedStreamingOptions;
+  readonly #events: EventReporter<StreamingEvent>;
+  /** Every request, the look and the revalidation go through it: one retry budget. */
+  readonly #engine: AttemptEngine;
 
   /** Settles when the download ended and no request is left running. */
   readonly #done = deferred<StreamingStatus>();
@@ -212,36 +117,26 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
   readonly #controller = new AbortController();
   /** Every piece of work that may hold a request open; run() waits for all. */
   readonly #tasks = new Set<Promise<void>>();
-  /** Resolved (and dropped) when the consumer may have something new to look at; only while it waits. */
-  #changed: Deferred<void> | undefined;
-  #started: Promise<void> | undefined;
+  #started: Promise<StreamMode> | undefined;
   #startedAt = 0;
   #endedAt = 0;
   #consumer: 'readable' | 'iterator' | 'pipeTo' | undefined;
   #readable: Readable | undefined;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  /** The `stats.version` of the last progress event. */
+  #progressVersion = -1;
 
-  #info: ContentInfo | undefined;
-  #mode: 'windowed' | 'single' | undefined;
   #blockSize = 0;
   #stats: StatsRecorder;
-  #buffer: ReorderBuffer | undefined;
-  /** Blocks with a request (or its backoff) under way, by index. */
-  readonly #blocks = new Map<number, Block>();
-  /** The first block that failed for good, and why: bytes before it are still delivered. */
-  #fatal: { readonly index: number; readonly error: Error } | undefined;
-  /** An error that ends the stream at once (abort, remote changed, digest mismatch). */
+  /** How the bytes are fetched and put in order; chosen once the ContentInfo is known. */
+  #mode: StreamMode | undefined;
+  /** An error that ends the stream at once (abort, remote changed, digest mismatch, a block failed for good). */
   #failure: Error | undefined;
   #complete = false;
 
   #hash: InOrderDigest | undefined;
   #expected: ExpectedDigest | undefined;
   #digest: DigestResult | undefined;
-
-  // single-stream mode: the one body, and how many of its bytes to skip after a restart from byte 0
-  #body: AsyncIterator<Uint8Array> | undefined;
-  #bodyController: AbortController | undefined;
-  #skip = 0;
-  #singleMaxChunk = 0;
   #streamedBytes = 0;
 
   /**
@@ -250,36 +145,31 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
    * @throws InvalidArgumentError when an option is out of range (the message names it)
    */
   constructor(reader: Reader, options: StreamingDownloaderOptions = {}) {
+    if (typeof reader !== 'object' || reader === null || typeof reader.getReader !== 'function') {
+      throw new InvalidArgumentError(`StreamingDownloader reader must be a Reader, got ${String(reader)} (${typeof reader})`);
+    }
     this.#reader = reader;
-    const concurrency = options.concurrency ?? defaultStreamingOptions.concurrency;
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-      throw new InvalidArgumentError(`option concurrency must be a whole number >= 1, got ${String(concurrency)} (${typeof concurrency})`);
-    }
-    const window = options.window ?? defaultStreamingOptions.windowPerConcurrency * concurrency;
-    if (!Number.isSafeInteger(window) || window < concurrency) {
-      throw new InvalidArgumentError(
-        `option window must be a whole number >= concurrency (${concurrency}), got ${String(window)} (${typeof window})`,
-      );
-    }
-    if (options.blockSize !== undefined && (!Number.isSafeInteger(options.blockSize) || options.blockSize < 1)) {
-      throw new InvalidArgumentError(
-        `option blockSize must be a whole number of bytes >= 1, got ${String(options.blockSize)} (${typeof options.blockSize})`,
-      );
-    }
-    const computeDigest = options.computeDigest ?? defaultStreamingOptions.computeDigest;
-    if (typeof computeDigest !== 'boolean') {
-      throw new InvalidArgumentError(`option computeDigest must be a boolean, got ${String(computeDigest)} (${typeof computeDigest})`);
-    }
-    this.#concurrency = concurrency;
-    this.#window = window;
-    this.#blockSizeOption = options.blockSize;
-    this.#budget = new RetryBudget(resolveRetryOptions(options.retry));
-    // Checked now so a malformed digest is a constructor error, not a late stream error.
-    this.#expectedOption = chooseDigest(options.expectedDigest, undefined).expected;
-    this.#computeDigest = computeDigest;
-    this.#limiter = options.rateLimiter;
-    this.#signal = options.signal;
+    this.#options = resolveStreamingOptions(options);
+    const o = this.#options;
+    this.#events = new EventReporter<StreamingEvent>('blockfetch:stream', o.onEvent);
     this.#stats = this.#newStats(0, 1);
+    this.#engine = new AttemptEngine({
+      reader,
+      retry: o.retry,
+      random: o.random,
+      stats: this.#stats,
+      ...(o.rateLimiter === undefined ? {} : { limiter: o.rateLimiter }),
+      blockExhaustion: 'fail',
+      onRetry: (retry) =>
+        this.#events.emit({
+          type: 'retry',
+          range: retry.range,
+          attempt: retry.attempt,
+          delayMs: retry.delayMs,
+          error: eventErrorOf(retry.error),
+          stats: this.status(),
+        }),
+    });
     // Nobody may be awaiting run(); the error still reaches the stream's consumer.
     this.#done.promise.catch(() => undefined);
   }
@@ -368,19 +258,19 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
 
   /** A frozen snapshot of the counters now; see {@link StreamingStatus}. */
   status(): StreamingStatus {
-    const buffer = this.#buffer;
-    const single = this.#mode === 'single';
+    const mode = this.#mode;
+    const c = mode?.counters();
     const end = this.#endedAt || performance.now();
     return Object.freeze({
       ...this.#stats.snapshot(),
-      mode: this.#mode,
-      concurrency: single ? 1 : this.#concurrency,
-      window: single ? 1 : this.#window,
-      outOfOrder: buffer?.outOfOrder ?? 0,
-      maxOutOfOrder: buffer?.maxOutOfOrder ?? 0,
-      bufferedBytes: buffer?.bufferedBytes ?? 0,
-      maxBufferedBytes: single ? this.#singleMaxChunk : (buffer?.maxBufferedBytes ?? 0),
-      memoryBound: this.#mode === undefined ? 0 : single ? this.#singleMaxChunk : this.#window * this.#blockSize,
+      mode: mode?.name,
+      concurrency: c?.concurrency ?? this.#options.concurrency,
+      window: c?.window ?? this.#options.window,
+      outOfOrder: c?.outOfOrder ?? 0,
+      maxOutOfOrder: c?.maxOutOfOrder ?? 0,
+      bufferedBytes: c?.bufferedBytes ?? 0,
+      maxBufferedBytes: c?.maxBufferedBytes ?? 0,
+      memoryBound: c?.memoryBound ?? 0,
       digest: this.#digest,
       durationMs: this.#startedAt ? Math.max(0, Math.round(end - this.#startedAt)) : 0,
       complete: this.#complete,
@@ -439,14 +329,14 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     return stats;
   }
 
-  #start(): Promise<void> {
+  #start(): Promise<StreamMode> {
     this.#started ??= this.#begin();
     return this.#started;
   }
 
-  async #begin(): Promise<void> {
+  async #begin(): Promise<StreamMode> {
     this.#startedAt = performance.now();
-    const signal = this.#signal;
+    const signal = this.#options.signal;
     if (signal !== undefined) {
       const onAbort = (): void => this.#cancel(new AbortedError('the download was aborted', { cause: signal.reason }));
       if (signal.aborted) onAbort();
@@ -456,346 +346,76 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     let info: ContentInfo;
     try {
       if (this.#failure !== undefined) throw this.#failure;
-      info = await this.#contentInfo();
+      info = await this.#engine.look(this.#controller.signal);
       if (this.#failure !== undefined) throw this.#failure;
-      this.#blockSize = this.#blockSizeOption ?? info.blockSize;
+      this.#blockSize = this.#options.blockSize ?? info.blockSize;
       validateSizes(info.contentLength, this.#blockSize);
-      const chosen = chooseDigest(this.#expectedOption, this.#reader.digest());
+      const chosen = chooseDigest(this.#options.expectedDigest, this.#reader.digest());
       this.#expected = chosen.expected;
-      if (this.#expected !== undefined || this.#computeDigest) this.#hash = new InOrderDigest(chosen.algorithm);
+      if (this.#expected !== undefined || this.#options.computeDigest) this.#hash = new InOrderDigest(chosen.algorithm);
     } catch (err) {
       this.#cancel(toError(err));
       throw this.#failure ?? err;
     }
-    this.#info = info;
     this.#stats = this.#newStats(info.contentLength, this.#blockSize, this.#stats);
+    this.#engine.useStats(this.#stats);
+    const ctx: StreamContext = {
+      engine: this.#engine,
+      stats: this.#stats,
+      info,
+      blockSize: this.#blockSize,
+      track: (work) => {
+        this.#tasks.add(work);
+        void work.finally(() => this.#tasks.delete(work));
+      },
+      cancel: (error) => this.#cancel(error),
+      failure: () => this.#failure,
+    };
     const blocks = numBlocks(info.contentLength, this.#blockSize);
-    if (this.#concurrency === 1 || !info.rangesSupported || !info.pinned || blocks <= 1) {
-      // One plain request: nothing to reorder, and the consumer's pace is the
-      // request's pace (the body is read only as fast as it is consumed).
-      // A remote with nothing to pin requests to (no strong ETag, no
-      // Last-Modified) gets one request too: parallel ranges of it could
-      // come from two revisions, one response cannot.
-      this.#mode = 'single';
-    } else {
-      this.#mode = 'windowed';
-      this.#buffer = new ReorderBuffer(blocks, this.#window);
-      this.#schedule();
-    }
+    // One plain request when there is nothing to reorder, and the consumer's
+    // pace is the request's pace (the body is read only as fast as it is
+    // consumed). A remote with nothing to pin requests to (no strong ETag,
+    // no Last-Modified) gets one request too: parallel ranges of it could
+    // come from two revisions, one response cannot.
+    const single = this.#options.concurrency === 1 || !info.rangesSupported || !info.pinned || blocks <= 1;
+    const mode = single ? new SingleMode(ctx) : new WindowedMode(ctx, this.#options.concurrency, this.#options.window);
+    this.#mode = mode;
+    this.#events.emit({ type: 'start', info, stats: this.status() });
+    this.#ticker = setInterval(() => this.#progress(), this.#options.progressIntervalMs);
+    this.#ticker.unref();
+    return mode;
   }
 
-  /** Asks the Reader whether the remote is still the same revision ({@link Reader.revalidate}), retrying like any request. */
-  async #revalidate(): Promise<void> {
-    if (this.#reader.revalidate === undefined) return;
-    for (;;) {
-      try {
-        return await this.#reader.revalidate(this.#controller.signal);
-      } catch (err) {
-        if (this.#failure !== undefined) throw this.#failure;
-        await this.#afterFailure(-2, err, this.#controller.signal);
-      }
-    }
-  }
-
-  /** Asks the Reader for the size, retrying what is retryable like any request. */
-  async #contentInfo(): Promise<ContentInfo> {
-    for (;;) {
-      try {
-        return await this.#reader.contentLengthAndBlockSize(this.#controller.signal);
-      } catch (err) {
-        if (this.#failure !== undefined) throw this.#failure;
-        await this.#afterFailure(-1, err, this.#controller.signal);
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- windowed mode
-
-  /**
-   * Starts blocks, in index order, while the concurrency limit and the
-   * window allow. The window check (in `ReorderBuffer.canOpen`) is what
-   * bounds memory: a block is never requested until the block `window`
-   * places before it has been handed to the consumer.
-   */
-  #schedule(): void {
-    const buffer = this.#buffer;
-    const info = this.#info;
-    if (buffer === undefined || info === undefined) return;
-    while (this.#failure === undefined && this.#fatal === undefined && this.#blocks.size < this.#concurrency && buffer.canOpen()) {
-      const index = buffer.open();
-      const range = rangeForIndex(index, info.contentLength, this.#blockSize);
-      const block: Block = { index, from: range.from, to: range.to, received: 0, controller: new AbortController() };
-      this.#blocks.set(index, block);
-      const task = this.#fetchBlock(block)
-        // #fetchBlock handles its own failures; anything else is a bug, and
-        // must end the stream rather than become an unhandled rejection.
-        .catch((err: unknown) => this.#cancel(toError(err)))
-        .finally(() => {
-          this.#tasks.delete(task);
-          this.#blocks.delete(index);
-          this.#schedule();
-          this.#notify();
-        });
-      this.#tasks.add(task);
-    }
-  }
-
-  /**
-   * Fetches one block until it is whole or fails for good. After a failure
-   * the block is re-requested from its first byte not yet received: the
-   * bytes received so far are of the same pinned revision, so they are kept
-   * (and may already have been emitted, if this is the head block).
-   */
-  async #fetchBlock(block: Block): Promise<void> {
-    const buffer = this.#buffer as ReorderBuffer;
-    const length = block.to - block.from + 1;
-    const signal = block.controller.signal;
-    for (;;) {
-      let requested = false;
-      try {
-        await this.#limiter?.takeRequest(signal);
-        this.#stats.requestStarted();
-        requested = true;
-        const body = await this.#reader.getReader(block.from + block.received, block.to, signal);
-        for await (const chunk of body) {
-          if (signal.aborted) return;
-          if (chunk.byteLength === 0) continue;
-          if (block.received + chunk.byteLength > length) {
-            throw new BlockfetchError(
-              'BLOCKFETCH_BODY_LENGTH',
-              `${this.#reader.name}: block ${block.index} (bytes ${block.from}-${block.to}) got more than its ${length} bytes`,
-            );
-          }
-          // No await at all without a limiter: this loop runs once per chunk.
-          if (this.#limiter !== undefined) await this.#limiter.takeBytes(chunk.byteLength, signal);
-          block.received += chunk.byteLength;
-          this.#stats.received(chunk.byteLength);
-          buffer.append(block.index, chunk);
-          this.#budget.onProgress(block.index);
-          if (block.index === buffer.head) this.#notify();
-        }
-        if (signal.aborted) return;
-        if (block.received < length) {
-          throw new BlockfetchError(
-            'BLOCKFETCH_BODY_LENGTH',
-            `${this.#reader.name}: block ${block.index} (bytes ${block.from}-${block.to}) ended after ${block.received} of ${length} bytes`,
-          );
-        }
-        buffer.finish(block.index);
-        this.#notify();
-        return;
-      } catch (err) {
-        if (signal.aborted) return;
-        if (block.received === length && !hasCode(err, 'BLOCKFETCH_REMOTE_CHANGED')) {
-          // Every byte of the block arrived (each inside its range) before the
-          // body failed, e.g. by running long or a reset after the last byte:
-          // the block is whole. A changed remote is still fatal, below.
-          this.#stats.error();
-          buffer.finish(block.index);
-          this.#notify();
-          return;
-        }
-        try {
-          await this.#afterFailure(block.index, err, signal);
-        } catch (fatal) {
-          if (!signal.aborted) this.#failBlock(block.index, toError(fatal));
-          return;
-        }
-      } finally {
-        if (requested) this.#stats.requestEnded();
-      }
-    }
-  }
-
-  /**
-   * Block `index` failed for good: stop everything after it, deliver what
-   * came before it, then error. An earlier block failing later wins.
-   */
-  #failBlock(index: number, error: Error): void {
-    if (this.#fatal !== undefined && this.#fatal.index <= index) return;
-    this.#fatal = { index, error };
-    for (const [i, block] of this.#blocks) if (i > index) block.controller.abort(error);
-    this.#buffer?.dropAfter(index);
-    this.#notify();
-  }
-
-  async #readWindowed(buffer: ReorderBuffer): Promise<Uint8Array | null> {
-    for (;;) {
-      if (this.#failure !== undefined) throw this.#failure;
-      const headBefore = buffer.head;
-      const chunk = buffer.take();
-      if (buffer.head !== headBefore) {
-        for (let i = headBefore; i < buffer.head; i++) {
-          this.#stats.blockDone(Math.min(this.#blockSize, (this.#info as ContentInfo).contentLength - i * this.#blockSize));
-        }
-        // The window moved: more blocks may start.
-        this.#schedule();
-      }
-      if (chunk !== undefined) return chunk;
-      if (buffer.ended()) return null;
-      const fatal = this.#fatal;
-      if (fatal !== undefined && buffer.head === fatal.index) {
-        // Every byte before the failure was delivered: now the error.
-        this.#cancel(fatal.error);
-        throw fatal.error;
-      }
-      await (this.#changed ??= deferred<void>()).promise;
-    }
-  }
-
-  // ---------------------------------------------------------------- single-stream mode
-
-  /**
-   * The next chunk of the one sequential request. The body is pulled only
-   * when the consumer asks, so nothing accumulates. After a failure it is
-   * re-opened from the first byte not yet emitted when the remote serves
-   * ranges, else from byte 0 with the bytes already emitted skipped.
-   */
-  async #readSingle(): Promise<Uint8Array | null> {
-    const info = this.#info as ContentInfo;
-    const size = info.contentLength;
-    for (;;) {
-      if (this.#failure !== undefined) throw this.#failure;
-      if (this.#streamedBytes >= size) return null;
-      const controller = (this.#bodyController ??= new AbortController());
-      try {
-        if (this.#body === undefined) {
-          const from = info.rangesSupported ? this.#streamedBytes : 0;
-          this.#skip = this.#streamedBytes - from;
-          await this.#limiter?.takeRequest(controller.signal);
-          this.#stats.requestStarted();
-          try {
-            const body = await this.#reader.getReader(from, size - 1, controller.signal);
-            this.#body = body[Symbol.asyncIterator]();
-          } catch (err) {
-            this.#stats.requestEnded();
-            throw err;
-          }
-        }
-        const next = await this.#body.next();
-        if (next.done === true) {
-          throw new BlockfetchError(
-            'BLOCKFETCH_BODY_LENGTH',
-            `${this.#reader.name}: the body ended after ${this.#streamedBytes + this.#skip} of ${size} bytes`,
-          );
-        }
-        let chunk = next.value;
-        if (this.#limiter !== undefined) await this.#limiter.takeBytes(chunk.byteLength, controller.signal);
-        this.#stats.received(chunk.byteLength);
-        if (this.#skip > 0) {
-          const skipped = Math.min(this.#skip, chunk.byteLength);
-          this.#skip -= skipped;
-          chunk = chunk.subarray(skipped);
-        }
-        if (chunk.byteLength === 0) continue;
-        if (this.#streamedBytes + chunk.byteLength > size) {
-          throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.#reader.name}: the body is longer than ${size} bytes`);
-        }
-        this.#budget.onProgress(0);
-        if (chunk.byteLength > this.#singleMaxChunk) this.#singleMaxChunk = chunk.byteLength;
-        if (this.#streamedBytes + chunk.byteLength === size) {
-          // Let the body end by itself before the last chunk goes out, so
-          // the Reader's end-of-body checks (a FileReader re-checks the
-          // file's identity there) run before the stream can end cleanly.
-          const after = await this.#body.next();
-          if (after.done !== true) {
-            throw new BlockfetchError('BLOCKFETCH_BODY_LENGTH', `${this.#reader.name}: the body is longer than ${size} bytes`);
-          }
-          this.#endBody();
-        }
-        return chunk;
-      } catch (err) {
-        this.#endBody();
-        controller.abort();
-        if (this.#failure !== undefined) throw this.#failure;
-        try {
-          await this.#afterFailure(0, err, this.#controller.signal);
-        } catch (fatal) {
-          // Everything before the failure was already emitted.
-          this.#cancel(toError(fatal));
-          throw this.#failure ?? fatal;
-        }
-      }
-    }
-  }
-
-  /** Lets go of the single-stream body (its request ends). */
-  #endBody(): void {
-    const body = this.#body;
-    this.#body = undefined;
-    this.#bodyController = undefined;
-    if (body === undefined) return;
-    this.#stats.requestEnded();
-    void body.return?.()?.catch(() => undefined);
-  }
-
-  /** Counts the blocks whose last byte was just streamed in single-stream mode. */
-  #countSingleBlocks(before: number, after: number): void {
-    const size = (this.#info as ContentInfo).contentLength;
-    const doneBefore = before === size ? numBlocks(size, this.#blockSize) : Math.floor(before / this.#blockSize);
-    const doneAfter = after === size ? numBlocks(size, this.#blockSize) : Math.floor(after / this.#blockSize);
-    for (let i = doneBefore; i < doneAfter; i++) this.#stats.blockDone(Math.min(this.#blockSize, size - i * this.#blockSize));
-  }
-
-  // ---------------------------------------------------------------- shared
-
-  /**
-   * Decides what a failure of `key` means: resolves after the backoff when
-   * it is to be retried; throws the error to end with otherwise (and ends
-   * the stream at once for a remote that changed).
-   */
-  async #afterFailure(key: number, err: unknown, signal: AbortSignal): Promise<void> {
-    this.#stats.error();
-    if (hasCode(err, 'BLOCKFETCH_REMOTE_CHANGED')) {
-      // Never mixed bytes: no further byte of this stream may be emitted.
-      this.#cancel(err);
-      throw err;
-    }
-    const response = retryResponseOf(err);
-    const decision = this.#budget.onFailure(key, response.isRetryable(), response.backoffDuration());
-    if (!decision.retry) {
-      if (decision.reason === 'not-retryable') throw err;
-      const what = key < 0 ? 'looking at the remote' : this.#mode === 'single' ? 'the stream' : `block ${key}`;
-      const why = decision.reason === 'total-retries' ? 'the total retry limit was reached' : 'its attempts were used up';
-      throw new RetriesExhaustedError(`${this.#reader.name}: ${what} failed ${decision.attempt} times; ${why}`, decision.attempt, {
-        cause: err,
-      });
-    }
-    this.#stats.retry();
-    await sleep(decision.delayMs, signal);
+  /** Emits a `progress` event when a count changed since the last one. */
+  #progress(): void {
+    const version = this.#stats.version;
+    if (version === this.#progressVersion) return;
+    this.#progressVersion = version;
+    this.#events.emit({ type: 'progress', stats: this.status() });
   }
 
   /** The next in-order chunk for the consumer, or null at the (verified) end. */
   async #read(): Promise<Uint8Array | null> {
     if (this.#complete) return null;
-    if (this.#mode === undefined) await this.#start();
-    let chunk: Uint8Array | null;
-    if (this.#mode === 'single') {
-      // Tracked like a block's task, so run() settles only after this
-      // request has ended too.
-      const pending = this.#readSingle();
-      const task = pending.then(
-        () => undefined,
-        () => undefined,
-      );
-      this.#tasks.add(task);
-      void task.finally(() => this.#tasks.delete(task));
-      chunk = await pending;
-    } else {
-      chunk = await this.#readWindowed(this.#buffer as ReorderBuffer);
-    }
+    const mode = await this.#start();
+    const chunk = await mode.next();
     if (chunk === null) {
       // Like the digest: the stream ends cleanly only if the remote is still
       // the revision it started from (an in-place rewrite can mix new bytes
       // into a response already under way); else it errors instead.
-      if (this.#streamedBytes > 0) await this.#revalidate();
+      if (this.#streamedBytes > 0) {
+        try {
+          await this.#engine.revalidate(this.#controller.signal);
+        } catch (err) {
+          this.#cancel(toError(err));
+          throw this.#failure ?? err;
+        }
+      }
       this.#finish();
       return null;
     }
     this.#hash?.update(chunk);
-    const before = this.#streamedBytes;
     this.#streamedBytes += chunk.byteLength;
-    if (this.#mode === 'single') this.#countSingleBlocks(before, this.#streamedBytes);
     return chunk;
   }
 
@@ -813,7 +433,10 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     this.#complete = true;
     this.#endedAt = performance.now();
     this.#controller.abort();
-    this.#done.resolve(this.status());
+    clearInterval(this.#ticker);
+    const status = this.status();
+    this.#events.emit({ type: 'done', status });
+    this.#done.resolve(status);
   }
 
   /**
@@ -826,22 +449,16 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     this.#failure = error;
     this.#endedAt = performance.now();
     this.#controller.abort(error);
-    for (const block of this.#blocks.values()) block.controller.abort(error);
-    this.#bodyController?.abort(error);
-    this.#endBody();
-    this.#buffer?.clear();
-    this.#notify();
-    void this.#settled().then(() => this.#done.reject(error));
+    clearInterval(this.#ticker);
+    this.#mode?.cancel(error);
+    void this.#settled().then(() => {
+      this.#events.emit({ type: 'done', status: this.status(), error });
+      this.#done.reject(error);
+    });
   }
 
   async #settled(): Promise<void> {
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
-  }
-
-  #notify(): void {
-    const changed = this.#changed;
-    this.#changed = undefined;
-    changed?.resolve();
   }
 }
 

@@ -1,0 +1,384 @@
+/**
+ * The attempt engine: every request the downloaders make to a {@link Reader}
+ * goes through here, so the retry policy is written once.
+ *
+ * It owns:
+ * - the retry budget (attempts per key, retries per run) and the backoff
+ *   between attempts (`backoffDelay`, honouring Retry-After), slept
+ *   abortably;
+ * - counting failures and retries in the run's {@link StatsRecorder} and
+ *   reporting each retry to the downloader (which turns it into its `retry`
+ *   event);
+ * - exact-length fetching: one place opens `reader.getReader(from, to)`,
+ *   counts the bytes, rejects a body that ends short or runs long
+ *   (`BLOCKFETCH_BODY_LENGTH`) and, after a retryable failure, re-opens the
+ *   range from the first byte not yet received;
+ * - the look at the remote and the revalidation at the end, retried.
+ *
+ * A downloader supplies only a {@link BodySink}: where the bytes go (the
+ * cache's write window, or the reorder buffer).
+ *
+ * The rules, in one place:
+ * 1. An abort is never counted or retried: it ends the attempt with the
+ *    signal's reason.
+ * 2. An error the owner calls fatal (`isFatal`, e.g. a failed cache write) is
+ *    never counted or retried.
+ * 3. Whether anything else is retried is the error's to say
+ *    (`retryResponseOf(err).isRetryable()`); a delay it asks for is honoured
+ *    up to `retry.maxRetryAfterMs`.
+ * 4. Each key (`look`, `revalidate`, one per block) has `attemptsPerBlock`
+ *    attempts; an attempt that made progress (by default: received any byte)
+ *    starts its key's count again. The run has `totalRetries` retries in all,
+ *    the look and the revalidation included.
+ * 5. A block whose attempts ran out is, with `blockExhaustion: 'defer'`,
+ *    left outstanding for a later pass; with `'fail'` (and always for the
+ *    look, the revalidation and when the run's total is spent) the run gets
+ *    a `RetriesExhaustedError` whose `cause` is the last failure.
+ * 6. An attempt that received every byte of its range before its body
+ *    failed is complete (unless the failure says the remote changed): the
+ *    bytes are all in, each inside its range.
+ *
+ * @module
+ */
+import { BlockfetchError, RemoteChangedError, RetriesExhaustedError, retryResponseOf } from '../errors.js';
+import type { ByteRange } from '../ranges/byte-range.js';
+import { RetryBudget, sleep, type RetryOptions } from './backoff.js';
+import { debug } from './events.js';
+import type { RateLimiter } from './rate-limiter.js';
+import type { ContentInfo, Reader } from './reader.js';
+import type { StatsRecorder } from './stats.js';
+
+/** What an attempt was for: the key its failures are counted under. */
+export type AttemptKey =
+  /** The first look at the remote (`reader.contentLengthAndBlockSize`). */
+  | { readonly kind: 'look' }
+  /** The check at the end that the remote is still the same revision (`reader.revalidate`). */
+  | { readonly kind: 'revalidate' }
+  /** The bytes of a request, counted under its first block. */
+  | { readonly kind: 'block'; readonly index: number };
+
+/** The key of the look at the remote. */
+export const LOOK: AttemptKey = Object.freeze({ kind: 'look' });
+/** The key of the revalidation. */
+export const REVALIDATE: AttemptKey = Object.freeze({ kind: 'revalidate' });
+
+/** The key of block `index`. */
+export function blockKey(index: number): AttemptKey {
+  return { kind: 'block', index };
+}
+
+/** One failed attempt that will be tried again, as {@link AttemptEngineOptions.onRetry} receives it. */
+export interface AttemptRetry {
+  readonly key: AttemptKey;
+  /** The bytes the failed attempt asked for; `{ from: -1, to: -1 }` for the look and the revalidation. */
+  readonly range: ByteRange;
+  /** The failed attempt's number for its key (1 for the first failure). */
+  readonly attempt: number;
+  /** How long the engine waits before the next attempt, in ms. */
+  readonly delayMs: number;
+  /** What failed. */
+  readonly error: unknown;
+}
+
+/** How {@link AttemptEngine} is set up; one engine per run. */
+export interface AttemptEngineOptions {
+  /** Where the bytes come from. */
+  readonly reader: Reader;
+  /** Retry limits and backoff timing. @default defaultRetryOptions */
+  readonly retry?: RetryOptions;
+  /** The random source of backoff jitter. @default Math.random */
+  readonly random?: () => number;
+  /** Counts requests, bytes, failures and retries, when given. @default undefined */
+  readonly stats?: StatsRecorder;
+  /** Every request waits for `takeRequest`, every chunk for `takeBytes`, when given. @default undefined */
+  readonly limiter?: RateLimiter;
+  /**
+   * What a block whose attempts ran out means: `'defer'` leaves it for a
+   * later pass ({@link AttemptEngine.fetch} resolves `'exhausted'`),
+   * `'fail'` throws a `RetriesExhaustedError`.
+   * @default 'fail'
+   */
+  readonly blockExhaustion?: 'defer' | 'fail';
+  /** Errors the owner's own work raised (a failed disk write): never counted, never retried. @default none */
+  readonly isFatal?: (err: unknown) => boolean;
+  /** Called once per retry, before the backoff. Must not throw. @default undefined */
+  readonly onRetry?: (retry: AttemptRetry) => void;
+}
+
+/**
+ * Where the bytes of {@link AttemptEngine.fetch} go. The engine calls
+ * `write` for each non-empty chunk, in order, with the chunk's offset in the
+ * file; every chunk lies inside the range asked for. A promise returned from
+ * `write` is awaited before the next chunk is read (backpressure); returning
+ * nothing costs no promise hop, which matters on the per-chunk path.
+ */
+export interface BodySink {
+  /** Takes `chunk`, the bytes from `offset`. */
+  write(chunk: Uint8Array, offset: number): void | Promise<void>;
+  /** Every byte of the range arrived: finish (mark the last block, release the last chunk). */
+  end(): void | Promise<void>;
+  /**
+   * Called when an attempt ended, whatever ended it: waits for the sink's
+   * pending work and throws its failure, which then outranks the attempt's
+   * own error. @default nothing to wait for
+   */
+  settle?(): Promise<void>;
+  /**
+   * Where the next attempt starts, given the first byte not yet received
+   * and whether the last body ran past its range.
+   * @default position (resume from the first byte not yet received)
+   */
+  resumeAt?(position: number, overran: boolean): number;
+  /**
+   * Whether the failed attempt (from `attemptFrom`, up to `position`) made
+   * progress, which starts its key's attempt count again.
+   * @default position > attemptFrom (it received a byte)
+   */
+  progressed?(attemptFrom: number, position: number): boolean;
+}
+
+/**
+ * Runs attempts against one Reader with one retry budget: see the module
+ * comment for its rules.
+ *
+ * @example
+ * ```ts
+ * const engine = new AttemptEngine({ reader, retry: { attemptsPerBlock: 3 }, stats });
+ * const info = await engine.look(signal);
+ * const chunks: Uint8Array[] = [];
+ * await engine.fetch(blockKey(0), { from: 0, to: info.contentLength - 1 }, {
+ *   write: (chunk) => void chunks.push(chunk),
+ *   end: () => undefined,
+ * }, signal);
+ * await engine.revalidate(signal);
+ * ```
+ */
+export class AttemptEngine {
+  readonly #reader: Reader;
+  readonly #budget: RetryBudget<string>;
+  #stats: StatsRecorder | undefined;
+  readonly #limiter: RateLimiter | undefined;
+  readonly #exhaustion: 'defer' | 'fail';
+  readonly #isFatal: ((err: unknown) => boolean) | undefined;
+  readonly #onRetry: ((retry: AttemptRetry) => void) | undefined;
+  #lastFailure: unknown;
+  #errors = 0;
+
+  /** @throws InvalidArgumentError for a bad retry option. */
+  constructor(options: AttemptEngineOptions) {
+    this.#reader = options.reader;
+    this.#budget = new RetryBudget<string>(options.retry, options.random);
+    this.#stats = options.stats;
+    this.#limiter = options.limiter;
+    this.#exhaustion = options.blockExhaustion ?? 'fail';
+    this.#isFatal = options.isFatal;
+    this.#onRetry = options.onRetry;
+  }
+
+  /** Retries granted so far. */
+  get retries(): number {
+    return this.#budget.retries;
+  }
+
+  /** Failed attempts so far (retried or not). */
+  get errors(): number {
+    return this.#errors;
+  }
+
+  /** The last failure counted, for a message when a later step gives up. */
+  get lastFailure(): unknown {
+    return this.#lastFailure;
+  }
+
+  /**
+   * Counts into `stats` from now on. A stream learns its size (and so gets
+   * its real recorder) only after the look, whose failures the budget keeps.
+   */
+  useStats(stats: StatsRecorder): void {
+    this.#stats = stats;
+  }
+
+  /** A new pass: every key's attempts start again; the run's total does not. */
+  newPass(): void {
+    this.#budget.resetAttempts();
+  }
+
+  /** `reader.contentLengthAndBlockSize`, retried. */
+  look(signal: AbortSignal): Promise<ContentInfo> {
+    return this.#retried(LOOK, () => this.#reader.contentLengthAndBlockSize(signal), signal);
+  }
+
+  /** `reader.revalidate` (when the Reader has it), retried; a `RemoteChangedError` surfaces as is. */
+  async revalidate(signal: AbortSignal): Promise<void> {
+    const reader = this.#reader;
+    const revalidate = reader.revalidate;
+    if (revalidate === undefined) return;
+    await this.#retried(REVALIDATE, () => revalidate.call(reader, signal), signal);
+  }
+
+  /**
+   * Fetches exactly the bytes of `range` into `sink`, retrying: each retry
+   * asks for the bytes not yet received (or from `sink.resumeAt`). Resolves
+   * `'done'` once `sink.end()` ran, or `'exhausted'` when the key's attempts
+   * ran out under `blockExhaustion: 'defer'`. Rejects with an abort's reason,
+   * a fatal or non-retryable error, or a `RetriesExhaustedError`.
+   */
+  async fetch(key: AttemptKey, range: ByteRange, sink: BodySink, signal: AbortSignal): Promise<'done' | 'exhausted'> {
+    let position = range.from;
+    for (;;) {
+      signal.throwIfAborted();
+      const attemptFrom = position;
+      // The attempt advances `progress.position` as bytes arrive, so it is
+      // current even when the attempt throws part way.
+      const progress = { position, overran: false };
+      try {
+        await this.#attempt(range, progress, sink, signal);
+        return 'done';
+      } catch (err) {
+        position = progress.position;
+        const resume = sink.resumeAt?.(position, progress.overran) ?? position;
+        if (resume > range.to && !(err instanceof RemoteChangedError) && !this.#fatal(err, signal)) {
+          // Rule 6: every byte is in; whatever failed after them cost nothing.
+          this.#countError(err);
+          await sink.end();
+          return 'done';
+        }
+        if (sink.progressed?.(attemptFrom, position) ?? position > attemptFrom) this.#budget.onProgress(keyId(key));
+        const outcome = await this.#afterFailure(key, { from: attemptFrom, to: range.to }, err, signal);
+        if (outcome === 'exhausted') return 'exhausted';
+        position = resume;
+      }
+    }
+  }
+
+  /** One body from `progress.position` to `range.to`, into `sink`. */
+  async #attempt(range: ByteRange, progress: { position: number; overran: boolean }, sink: BodySink, signal: AbortSignal): Promise<void> {
+    const limiter = this.#limiter;
+    const stats = this.#stats;
+    await limiter?.takeRequest(signal);
+    stats?.requestStarted();
+    try {
+      const body = await this.#reader.getReader(progress.position, range.to, signal);
+      for await (const chunk of body) {
+        const length = chunk.byteLength;
+        if (length === 0) continue;
+        signal.throwIfAborted();
+        if (progress.position + length - 1 > range.to) {
+          progress.overran = true;
+          throw new BlockfetchError(
+            'BLOCKFETCH_BODY_LENGTH',
+            `${this.#reader.name}: body for bytes ${range.from}-${range.to} ran ${progress.position + length - 1 - range.to} byte(s) past its end`,
+          );
+        }
+        // Throttle BEFORE the bytes are handed on: pausing here stops reading
+        // the body, and the socket's window does the rest. No await at all
+        // without a limiter: this loop runs once per chunk.
+        if (limiter !== undefined) await limiter.takeBytes(length, signal);
+        const offset = progress.position;
+        progress.position += length;
+        stats?.received(length);
+        const wrote = sink.write(chunk, offset);
+        if (wrote !== undefined) await wrote;
+      }
+      if (progress.position !== range.to + 1) {
+        throw new BlockfetchError(
+          'BLOCKFETCH_BODY_LENGTH',
+          `${this.#reader.name}: body for bytes ${range.from}-${range.to} ended after byte ${progress.position - 1}`,
+        );
+      }
+      await sink.end();
+    } finally {
+      try {
+        // Whatever ended the attempt, none of its sink's work may still be
+        // running when the next attempt starts; a sink failure outranks the
+        // attempt's own error (its bytes are not where they should be).
+        await sink.settle?.();
+      } finally {
+        stats?.requestEnded();
+      }
+    }
+  }
+
+  /** Runs `call` until it succeeds or the budget says stop. */
+  async #retried<T>(key: AttemptKey, call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        await this.#afterFailure(key, { from: -1, to: -1 }, err, signal);
+      }
+    }
+  }
+
+  /**
+   * Counts a failure and decides: resolves `'retry'` after the backoff,
+   * `'exhausted'` for a deferred block, or throws what the run must end with.
+   */
+  async #afterFailure(key: AttemptKey, range: ByteRange, err: unknown, signal: AbortSignal): Promise<'retry' | 'exhausted'> {
+    if (this.#fatal(err, signal)) throw signal.aborted ? signal.reason : err;
+    this.#countError(err);
+    const response = retryResponseOf(err);
+    const decision = this.#budget.onFailure(keyId(key), response.isRetryable(), response.backoffDuration());
+    if (!decision.retry) {
+      if (decision.reason === 'not-retryable') throw err;
+      if (decision.reason === 'block-attempts' && key.kind === 'block' && this.#exhaustion === 'defer') {
+        debug('%s: bytes %d-%d: attempts ran out: %s', this.#reader.name, range.from, range.to, messageOf(err));
+        return 'exhausted';
+      }
+      throw this.#exhausted(key, decision.reason, decision.attempt, err);
+    }
+    this.#stats?.retry();
+    this.#onRetry?.({ key, range, attempt: decision.attempt, delayMs: decision.delayMs, error: err });
+    debug(
+      '%s: %s failed (attempt %d), retrying in %d ms: %s',
+      this.#reader.name,
+      describeKey(key),
+      decision.attempt,
+      decision.delayMs,
+      messageOf(err),
+    );
+    await sleep(decision.delayMs, signal);
+    return 'retry';
+  }
+
+  /** True for what is never counted or retried: an abort, or the owner's own failure. */
+  #fatal(err: unknown, signal: AbortSignal): boolean {
+    return signal.aborted || (this.#isFatal?.(err) ?? false);
+  }
+
+  #countError(err: unknown): void {
+    this.#errors++;
+    this.#lastFailure = err;
+    this.#stats?.error();
+  }
+
+  #exhausted(key: AttemptKey, reason: 'block-attempts' | 'total-retries', attempt: number, err: unknown): RetriesExhaustedError {
+    const why = reason === 'total-retries' ? `: the run's ${this.#budget.retries} retries are spent` : ` after ${attempt} attempts`;
+    // The look keeps the wording the CLI has always printed for it.
+    const message =
+      key.kind === 'look' && reason === 'block-attempts'
+        ? `the first request failed ${attempt} times: ${messageOf(err)}`
+        : `${this.#reader.name}: ${describeKey(key)} gave up${why}; last error: ${messageOf(err)}`;
+    return new RetriesExhaustedError(message, reason === 'total-retries' ? this.#errors : attempt, { cause: err });
+  }
+}
+
+/** The budget's key for `key`: one string per distinct attempt key. */
+function keyId(key: AttemptKey): string {
+  return key.kind === 'block' ? `block:${key.index}` : key.kind;
+}
+
+function describeKey(key: AttemptKey): string {
+  switch (key.kind) {
+    case 'look':
+      return 'looking at the remote';
+    case 'revalidate':
+      return 'revalidating the remote';
+    case 'block':
+      return `block ${key.index}`;
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

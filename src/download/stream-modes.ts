@@ -1,0 +1,363 @@
+/**
+ * The two ways a StreamingDownloader gets its bytes in order, behind one
+ * interface: the windowed mode (parallel ranged requests through the
+ * reorder buffer) and the single-stream mode (one sequential request, paced
+ * by the consumer). The downloader creates one, once it knows the
+ * `ContentInfo`; everything else (start, events, digest, revalidation,
+ * cancellation) is shared and lives in `streaming-downloader.ts`.
+ *
+ * Both fetch through the {@link AttemptEngine}, which retries, resumes and
+ * checks body lengths; a mode only says where the bytes go.
+ *
+ * @module
+ */
+import { RemoteChangedError } from '../errors.js';
+import { numBlocks, rangeForIndex } from '../ranges/byte-range.js';
+import { blockKey, type AttemptEngine, type BodySink } from './attempts.js';
+import type { ContentInfo } from './reader.js';
+import { ReorderBuffer } from './reorder-buffer.js';
+import type { StatsRecorder } from './stats.js';
+
+/** What a mode needs of the download it serves. */
+export interface StreamContext {
+  readonly engine: AttemptEngine;
+  readonly stats: StatsRecorder;
+  readonly info: ContentInfo;
+  readonly blockSize: number;
+  /** Runs work that may hold a request open; the download settles only once all of it has. */
+  track(work: Promise<void>): void;
+  /** Ends the whole stream at once with `error` (a changed remote, a bug). */
+  cancel(error: Error): void;
+  /** The error the stream already ended with, if it did. */
+  failure(): Error | undefined;
+}
+
+/** The memory and ordering counters a mode reports into `StreamingStatus`. */
+export interface StreamCounters {
+  readonly concurrency: number;
+  readonly window: number;
+  readonly outOfOrder: number;
+  readonly maxOutOfOrder: number;
+  readonly bufferedBytes: number;
+  readonly maxBufferedBytes: number;
+  readonly memoryBound: number;
+}
+
+/** One way of getting the bytes in order. */
+export interface StreamMode {
+  readonly name: 'windowed' | 'single';
+  /**
+   * The next in-order chunk, or null once every byte was handed out. Rejects
+   * with the error the stream must end with (having delivered every byte
+   * before the failure). One call at a time.
+   */
+  next(): Promise<Uint8Array | null>;
+  /** Ends every request and drops every buffered byte; wakes a waiting `next`. */
+  cancel(error: Error): void;
+  counters(): StreamCounters;
+}
+
+/** Wakes the one consumer waiting for something new. */
+class Wakeup {
+  #resolve: (() => void) | undefined;
+  #promise: Promise<void> | undefined;
+
+  wait(): Promise<void> {
+    return (this.#promise ??= new Promise<void>((resolve) => (this.#resolve = resolve)));
+  }
+
+  notify(): void {
+    const resolve = this.#resolve;
+    this.#promise = undefined;
+    this.#resolve = undefined;
+    resolve?.();
+  }
+}
+
+/**
+ * Parallel ranged requests, one per block, emitted in order through a
+ * {@link ReorderBuffer}.
+ *
+ * Blocks are requested in index order while the concurrency limit and the
+ * window allow. The window check (in `ReorderBuffer.canOpen`) is what bounds
+ * memory: a block is never requested until the block `window` places
+ * before it has been handed to the consumer.
+ */
+export class WindowedMode implements StreamMode {
+  readonly name = 'windowed';
+  readonly #ctx: StreamContext;
+  readonly #concurrency: number;
+  readonly #window: number;
+  readonly #buffer: ReorderBuffer;
+  /** Blocks with a request (or its backoff) under way, each with the controller that stops it alone. */
+  readonly #blocks = new Map<number, AbortController>();
+  readonly #wakeup = new Wakeup();
+  /** The first block that failed for good, and why: bytes before it are still delivered. */
+  #fatal: { readonly index: number; readonly error: Error } | undefined;
+
+  constructor(ctx: StreamContext, concurrency: number, window: number) {
+    this.#ctx = ctx;
+    this.#concurrency = concurrency;
+    this.#window = window;
+    this.#buffer = new ReorderBuffer(numBlocks(ctx.info.contentLength, ctx.blockSize), window);
+    this.#schedule();
+  }
+
+  async next(): Promise<Uint8Array | null> {
+    const buffer = this.#buffer;
+    const { stats, blockSize, info } = this.#ctx;
+    for (;;) {
+      const failure = this.#ctx.failure();
+      if (failure !== undefined) throw failure;
+      const headBefore = buffer.head;
+      const chunk = buffer.take();
+      if (buffer.head !== headBefore) {
+        for (let i = headBefore; i < buffer.head; i++) stats.blockDone(Math.min(blockSize, info.contentLength - i * blockSize));
+        // The window moved: more blocks may start.
+        this.#schedule();
+      }
+      if (chunk !== undefined) return chunk;
+      if (buffer.ended()) return null;
+      const fatal = this.#fatal;
+      if (fatal !== undefined && buffer.head === fatal.index) {
+        // Every byte before the failure was delivered: now the error.
+        this.#ctx.cancel(fatal.error);
+        throw fatal.error;
+      }
+      await this.#wakeup.wait();
+    }
+  }
+
+  cancel(error: Error): void {
+    for (const controller of this.#blocks.values()) controller.abort(error);
+    this.#buffer.clear();
+    this.#wakeup.notify();
+  }
+
+  counters(): StreamCounters {
+    const b = this.#buffer;
+    return {
+      concurrency: this.#concurrency,
+      window: this.#window,
+      outOfOrder: b.outOfOrder,
+      maxOutOfOrder: b.maxOutOfOrder,
+      bufferedBytes: b.bufferedBytes,
+      maxBufferedBytes: b.maxBufferedBytes,
+      memoryBound: this.#window * this.#ctx.blockSize,
+    };
+  }
+
+  #schedule(): void {
+    const buffer = this.#buffer;
+    const ctx = this.#ctx;
+    while (ctx.failure() === undefined && this.#fatal === undefined && this.#blocks.size < this.#concurrency && buffer.canOpen()) {
+      const index = buffer.open();
+      const controller = new AbortController();
+      this.#blocks.set(index, controller);
+      const task = this.#fetchBlock(index, controller.signal)
+        // #fetchBlock handles its own failures; anything else is a bug, and
+        // must end the stream rather than become an unhandled rejection.
+        .catch((err: unknown) => ctx.cancel(toError(err)))
+        .finally(() => {
+          this.#blocks.delete(index);
+          this.#schedule();
+          this.#wakeup.notify();
+        });
+      ctx.track(task);
+    }
+  }
+
+  /**
+   * Fetches one block until it is whole or fails for good. The engine
+   * re-requests it from its first byte not yet received: the bytes received
+   * so far are of the same pinned revision, so they are kept (and may
+   * already have been emitted, if this is the head block).
+   */
+  async #fetchBlock(index: number, signal: AbortSignal): Promise<void> {
+    const buffer = this.#buffer;
+    const sink: BodySink = {
+      // No promise returned: the engine does not wait per chunk.
+      write: (chunk) => {
+        buffer.append(index, chunk);
+        if (index === buffer.head) this.#wakeup.notify();
+      },
+      end: () => {
+        buffer.finish(index);
+        this.#wakeup.notify();
+      },
+    };
+    try {
+      await this.#ctx.engine.fetch(blockKey(index), rangeForIndex(index, this.#ctx.info.contentLength, this.#ctx.blockSize), sink, signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      // Never mixed bytes: no further byte of this stream may be emitted.
+      if (err instanceof RemoteChangedError) this.#ctx.cancel(err);
+      else this.#failBlock(index, toError(err));
+    }
+  }
+
+  /**
+   * Block `index` failed for good: stop everything after it, deliver what
+   * came before it, then error. An earlier block failing later wins.
+   */
+  #failBlock(index: number, error: Error): void {
+    if (this.#fatal !== undefined && this.#fatal.index <= index) return;
+    this.#fatal = { index, error };
+    for (const [i, controller] of this.#blocks) if (i > index) controller.abort(error);
+    this.#buffer.dropAfter(index);
+    this.#wakeup.notify();
+  }
+}
+
+/**
+ * One sequential request for the whole object, paced by the consumer: the
+ * engine reads the next chunk only once the consumer took the last one, so
+ * the mode holds at most one chunk. After a failure the engine re-opens the
+ * body from the first byte not yet handed on when the remote serves ranges,
+ * else from byte 0 (the bytes already handed on are skipped).
+ */
+export class SingleMode implements StreamMode, BodySink {
+  readonly name = 'single';
+  readonly #ctx: StreamContext;
+  readonly #controller = new AbortController();
+  readonly #wakeup = new Wakeup();
+  #started = false;
+  /** True once the engine's fetch resolved: every byte is in. */
+  #finished = false;
+  /** The chunk waiting for the consumer, and the engine waiting for it to be taken. */
+  #slot: { readonly chunk: Uint8Array; readonly taken: () => void } | undefined;
+  /** The last chunk, held back until the body ended by itself. */
+  #last: Uint8Array | undefined;
+  /** Bytes accepted from the body: handed on, in the slot, or held back. */
+  #accepted = 0;
+  /** `#accepted` when the engine last asked about progress. */
+  #acceptedBefore = 0;
+  /** Bytes handed to the consumer, for counting blocks done. */
+  #delivered = 0;
+  #maxChunk = 0;
+
+  constructor(ctx: StreamContext) {
+    this.#ctx = ctx;
+  }
+
+  async next(): Promise<Uint8Array | null> {
+    if (this.#ctx.info.contentLength === 0) return null;
+    if (!this.#started) {
+      // Opened on the first read, not before: with no consumer, no request.
+      this.#started = true;
+      this.#ctx.track(this.#run());
+    }
+    for (;;) {
+      const failure = this.#ctx.failure();
+      if (failure !== undefined) throw failure;
+      const slot = this.#slot;
+      if (slot !== undefined) {
+        this.#slot = undefined;
+        slot.taken();
+        this.#countBlocks(slot.chunk.byteLength);
+        return slot.chunk;
+      }
+      if (this.#finished) return null;
+      await this.#wakeup.wait();
+    }
+  }
+
+  cancel(error: Error): void {
+    this.#controller.abort(error);
+    this.#last = undefined;
+    // Let an engine waiting for the consumer go: it sees the abort next.
+    this.#slot?.taken();
+    this.#slot = undefined;
+    this.#wakeup.notify();
+  }
+
+  counters(): StreamCounters {
+    return {
+      concurrency: 1,
+      window: 1,
+      outOfOrder: 0,
+      maxOutOfOrder: 0,
+      bufferedBytes: 0,
+      maxBufferedBytes: this.#maxChunk,
+      memoryBound: this.#maxChunk,
+    };
+  }
+
+  // ---- BodySink: how the engine hands over the one body's bytes
+
+  write(chunk: Uint8Array, offset: number): void | Promise<void> {
+    let piece = chunk;
+    // A restart from byte 0 sends again what was already accepted.
+    if (offset < this.#accepted) {
+      const skip = this.#accepted - offset;
+      if (skip >= piece.byteLength) return undefined;
+      piece = piece.subarray(skip);
+    }
+    this.#accepted += piece.byteLength;
+    if (piece.byteLength > this.#maxChunk) this.#maxChunk = piece.byteLength;
+    if (this.#accepted === this.#ctx.info.contentLength) {
+      // Let the body end by itself before the last chunk goes out, so the
+      // Reader's end-of-body checks (a FileReader re-checks the file's
+      // identity there) run before the stream can end cleanly.
+      this.#last = piece;
+      return undefined;
+    }
+    return new Promise<void>((taken) => {
+      this.#slot = { chunk: piece, taken };
+      this.#wakeup.notify();
+    });
+  }
+
+  end(): void {
+    const last = this.#last;
+    this.#last = undefined;
+    if (last !== undefined) this.#slot = { chunk: last, taken: () => undefined };
+    this.#wakeup.notify();
+  }
+
+  resumeAt(position: number, overran: boolean): number {
+    const last = this.#last;
+    if (overran && last !== undefined) {
+      // The body ran long after what looked like its last chunk: that chunk
+      // was never handed on, so it is fetched again rather than trusted.
+      this.#accepted -= last.byteLength;
+      this.#last = undefined;
+    }
+    if (this.#ctx.info.rangesSupported) return this.#accepted;
+    return this.#accepted === this.#ctx.info.contentLength ? position : 0;
+  }
+
+  progressed(): boolean {
+    const progressed = this.#accepted > this.#acceptedBefore;
+    this.#acceptedBefore = this.#accepted;
+    return progressed;
+  }
+
+  async #run(): Promise<void> {
+    const size = this.#ctx.info.contentLength;
+    try {
+      await this.#ctx.engine.fetch(blockKey(0), { from: 0, to: size - 1 }, this, this.#controller.signal);
+      this.#finished = true;
+    } catch (err) {
+      // Everything before the failure was already handed on.
+      if (!this.#controller.signal.aborted) this.#ctx.cancel(toError(err));
+    } finally {
+      this.#wakeup.notify();
+    }
+  }
+
+  /** Counts the blocks whose last byte was just handed on. */
+  #countBlocks(bytes: number): void {
+    const { stats, blockSize, info } = this.#ctx;
+    const size = info.contentLength;
+    const before = this.#delivered;
+    const after = (this.#delivered += bytes);
+    const doneBefore = before === size ? numBlocks(size, blockSize) : Math.floor(before / blockSize);
+    const doneAfter = after === size ? numBlocks(size, blockSize) : Math.floor(after / blockSize);
+    for (let i = doneBefore; i < doneAfter; i++) stats.blockDone(Math.min(blockSize, size - i * blockSize));
+  }
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
