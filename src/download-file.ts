@@ -217,7 +217,14 @@ export interface DownloadFileOptions {
 /** The options that only mean something to the built-in HTTP reader. */
 const HTTP_ONLY_OPTIONS = ['headers', 'timeoutMs', 'dispatcher'] as const;
 
-/** The defaults of {@link DownloadFileOptions}. */
+/**
+ * The defaults of {@link DownloadFileOptions}.
+ *
+ * @example
+ * ```ts
+ * await downloadFile(url, target, { concurrency: defaultDownloadFileOptions.concurrency * 2 });
+ * ```
+ */
 export const defaultDownloadFileOptions = Object.freeze({
   concurrency: DEFAULT_CONCURRENCY,
   /** Why 2 MiB blocks fetched up to 16 MiB per request: see `DEFAULT_BLOCK_SIZE` and docs/cli.md. */

@@ -309,14 +309,29 @@ export class BlockfetchError extends Error implements RetryResponse {
   }
 }
 
-/** An argument or option is not acceptable; the message names it and its value. */
+/**
+ * An argument or option is not acceptable; the message names it and its value.
+ *
+ * @example
+ * ```ts
+ * try { new FileReader(''); }
+ * catch (err) { if (err instanceof InvalidArgumentError) console.error(err.message); } // FileReader path must be …
+ * ```
+ */
 export class InvalidArgumentError extends BlockfetchError {
   constructor(message: string, options: BlockfetchErrorOptions = {}) {
     super('BLOCKFETCH_INVALID_ARGUMENT', message, options);
   }
 }
 
-/** There is not enough free space on the target's filesystem. Nothing was written. */
+/**
+ * There is not enough free space on the target's filesystem. Nothing was written.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof NotEnoughSpaceError) console.error(`need ${err.needed - err.available} more bytes`); }
+ * ```
+ */
 export class NotEnoughSpaceError extends BlockfetchError {
   /** Bytes the operation needs. */
   readonly needed: number;
@@ -336,6 +351,13 @@ export class NotEnoughSpaceError extends BlockfetchError {
 /**
  * The index file of a cache cannot be used: torn, corrupt, foreign, of a newer
  * version, or not matching its data file. `code` says which. Nothing is deleted.
+ *
+ * @example
+ * ```ts
+ * catch (err) {
+ *   if (err instanceof IndexError && err.code === 'BLOCKFETCH_INDEX_CORRUPT') await downloadFile(url, target, { restart: true });
+ * }
+ * ```
  */
 export class IndexError extends BlockfetchError {
   /** The index file's path. */
@@ -355,7 +377,14 @@ export class IndexError extends BlockfetchError {
   }
 }
 
-/** Another process (or another cache object) holds the cache's lock. */
+/**
+ * Another process (or another cache object) holds the cache's lock.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof LockHeldError) console.error(`${err.path} is being downloaded by another process`); }
+ * ```
+ */
 export class LockHeldError extends BlockfetchError {
   /** The path whose lock is held. */
   readonly path: string;
@@ -378,6 +407,13 @@ export interface RemoteChange {
 /**
  * The remote file is not the revision this download started from (its ETag,
  * Last-Modified or size changed). Nothing from the new revision was written.
+ *
+ * @example
+ * ```ts
+ * catch (err) {
+ *   if (err instanceof RemoteChangedError) console.error(err.changes.map((c) => c.field), `${err.bytesAtRisk} bytes would be discarded`);
+ * }
+ * ```
  */
 export class RemoteChangedError extends BlockfetchError {
   /** What changed, old and new. */
@@ -434,7 +470,14 @@ export class HttpStatusError extends BlockfetchError {
   }
 }
 
-/** Retries ran out; `cause` is the last failure. The cache is left resumable. */
+/**
+ * Retries ran out; `cause` is the last failure. The cache is left resumable.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof RetriesExhaustedError) console.error(`gave up after ${err.attempts} attempts:`, err.cause); }
+ * ```
+ */
 export class RetriesExhaustedError extends BlockfetchError {
   /** How many attempts were made in all. */
   readonly attempts: number;
@@ -444,7 +487,14 @@ export class RetriesExhaustedError extends BlockfetchError {
   }
 }
 
-/** The downloaded bytes do not have the expected digest. The file is not complete. */
+/**
+ * The downloaded bytes do not have the expected digest. The file is not complete.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof DigestMismatchError) console.error(`${err.algorithm}: expected ${err.expected}, got ${err.actual}`); }
+ * ```
+ */
 export class DigestMismatchError extends BlockfetchError {
   /** The hash algorithm, e.g. `sha256`. */
   readonly algorithm: string;
@@ -460,7 +510,16 @@ export class DigestMismatchError extends BlockfetchError {
   }
 }
 
-/** The operation was stopped by its `AbortSignal`. */
+/**
+ * The operation was stopped by its `AbortSignal`.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * process.once('SIGINT', () => controller.abort());
+ * catch (err) { if (err instanceof AbortedError) console.error('stopped; run again to resume'); }
+ * ```
+ */
 export class AbortedError extends BlockfetchError {
   constructor(message = 'the operation was aborted', options: BlockfetchErrorOptions = {}) {
     super('BLOCKFETCH_ABORTED', message, options);
@@ -515,7 +574,14 @@ export function retryResponseOf(err: unknown): RetryResponse {
   return err instanceof BlockfetchError ? err : NOT_RETRYABLE;
 }
 
-/** True when `err` is a {@link BlockfetchError} with the given code. */
+/**
+ * True when `err` is a {@link BlockfetchError} with the given code.
+ *
+ * @example
+ * ```ts
+ * if (hasCode(err, 'BLOCKFETCH_LOCKED')) console.error('another process is downloading it');
+ * ```
+ */
 export function hasCode(err: unknown, code: ErrorCode): err is BlockfetchError {
   return err instanceof BlockfetchError && err.code === code;
 }

@@ -47,7 +47,14 @@ export interface OpenLocalDownloadCacheOptions extends LocalDownloadCacheOptions
   readonly signal?: AbortSignal;
 }
 
-/** The defaults of {@link LocalDownloadCacheOptions}. */
+/**
+ * The defaults of {@link LocalDownloadCacheOptions}: how often the index is saved.
+ *
+ * @example
+ * ```ts
+ * const cache = await LocalDownloadCache.open(data, index, { ...defaultLocalDownloadCacheOptions, flushIntervalMs: 1000 });
+ * ```
+ */
 export const defaultLocalDownloadCacheOptions: Readonly<Required<FlushPolicy>> = defaultFlushPolicy;
 
 const NONE: ByteRange = Object.freeze({ from: -1, to: -1 });

@@ -34,7 +34,14 @@ export interface RetryOptions {
   readonly jitter?: number;
 }
 
-/** {@link RetryOptions} with every default filled in. */
+/**
+ * {@link RetryOptions} with every default filled in.
+ *
+ * @example
+ * ```ts
+ * await downloadFile(url, target, { retry: { attemptsPerBlock: defaultRetryOptions.attemptsPerBlock * 2 } });
+ * ```
+ */
 export const defaultRetryOptions: Required<RetryOptions> = Object.freeze({
   attemptsPerBlock: 6,
   totalRetries: 200,

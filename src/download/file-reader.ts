@@ -31,7 +31,14 @@ export interface FileReaderOptions {
   readonly digest?: ExpectedDigest;
 }
 
-/** {@link FileReaderOptions} with every default filled in (`digest` has none). */
+/**
+ * {@link FileReaderOptions} with every default filled in (`digest` has none).
+ *
+ * @example
+ * ```ts
+ * new FileReader(path, { chunkSize: defaultFileReaderOptions.chunkSize * 4 });
+ * ```
+ */
 export const defaultFileReaderOptions: Readonly<Required<Omit<FileReaderOptions, 'digest'>>> = Object.freeze({
   blockSize: DEFAULT_BLOCK_SIZE,
   chunkSize: 128 * 1024,

@@ -87,7 +87,14 @@ export interface HttpReaderOptions {
   readonly firstBodyHoldMs?: number;
 }
 
-/** The defaults of {@link HttpReaderOptions}. */
+/**
+ * The defaults of {@link HttpReaderOptions}.
+ *
+ * @example
+ * ```ts
+ * new HttpReader({ url, idleTimeoutMs: defaultHttpReaderOptions.idleTimeoutMs * 4 });
+ * ```
+ */
 export const defaultHttpReaderOptions = Object.freeze({
   headers: Object.freeze({}) as Readonly<Record<string, string>>,
   sensitiveHeaders: Object.freeze([]) as readonly string[],

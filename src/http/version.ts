@@ -15,7 +15,14 @@ function readVersion(): string {
   }
 }
 
-/** The version of blockfetch, from its package.json. */
+/**
+ * The version of blockfetch, from its package.json (also in the default User-Agent).
+ *
+ * @example
+ * ```ts
+ * console.log(`blockfetch ${BLOCKFETCH_VERSION}`);
+ * ```
+ */
 export const BLOCKFETCH_VERSION: string = readVersion();
 
 /** The User-Agent the HTTP reader sends unless told otherwise: `blockfetch/<version>`. */

@@ -40,6 +40,13 @@ const { RoaringBitmap32 } = roaring;
  * Iterating (`nextClear`, `allClear`, `clearRuns`, ...) while blocks are being
  * set is safe: each step asks the bitmap afresh, so it sees every change made
  * before that step.
+ *
+ * @example
+ * ```ts
+ * function missingBlocks(bitmap: BlockBitmap): number {
+ *   return bitmap.numBlocks - bitmap.setCount; // the same for ByteRanges and ByteRangesTracker
+ * }
+ * ```
  */
 export abstract class BlockBitmap {
   readonly #contentLength: number;
