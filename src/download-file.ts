@@ -112,7 +112,7 @@ export async function lookAtRemote(
   const asBlockfetchError = (err: unknown): BlockfetchError =>
     err instanceof BlockfetchError
       ? err
-      : new BlockfetchError('BLOCKFETCH_NETWORK', `${reader.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      : new BlockfetchError('BLOCKFETCH_INTERNAL', `${reader.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   const onRetry = options.onRetry;
   const engine = new AttemptEngine({
     reader,
@@ -463,6 +463,9 @@ function readerFor(source: DownloadSource, o: ResolvedOptions): { reader: Reader
     blockSize: o.blockSize,
     requestTimeoutMs: o.timeoutMs,
     idleTimeoutMs: o.timeoutMs,
+    // One knob for the longest Retry-After honoured: the reader caps what it
+    // reports at this, so a larger retry.maxRetryAfterMs must reach it too.
+    ...(o.retry?.maxRetryAfterMs === undefined ? {} : { maxRetryAfterMs: o.retry.maxRetryAfterMs }),
     ...(o.headers === undefined ? {} : { headers: o.headers }),
     ...(o.dispatcher === undefined ? {} : { dispatcher: o.dispatcher }),
   });

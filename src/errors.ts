@@ -54,7 +54,8 @@ export type ErrorCode =
   // the download as a whole
   | 'BLOCKFETCH_RETRIES_EXHAUSTED'
   | 'BLOCKFETCH_DIGEST_MISMATCH'
-  | 'BLOCKFETCH_ABORTED';
+  | 'BLOCKFETCH_ABORTED'
+  | 'BLOCKFETCH_INTERNAL';
 
 /** What is fixed about one {@link ErrorCode}, whatever raised it. */
 export interface ErrorCodeInfo {
@@ -233,6 +234,11 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.fr
     retryable: false,
     meaning: 'the operation was stopped by its AbortSignal; progress was saved',
     action: 'run the same download again to resume',
+  },
+  BLOCKFETCH_INTERNAL: {
+    retryable: false,
+    meaning: 'an error that is not a BlockfetchError (a TypeError, a plain Error) ended the run: a bug in blockfetch or in a Reader, never retried',
+    action: BUG,
   },
 });
 

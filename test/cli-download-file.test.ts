@@ -191,6 +191,31 @@ describe('downloadFile', () => {
     expect(server.requests.length).toBe(before);
   });
 
+  it('honours a Retry-After up to retry.maxRetryAfterMs, also above the reader\'s own 2 min default', async () => {
+    const d = await sub('retry-after-cap');
+    server.script((r) => (r.index === server.requests[0]?.index ? { kind: 'status', status: 503, headers: { 'retry-after': '130' } } : undefined));
+    const controller = new AbortController();
+    const delays: number[] = [];
+    try {
+      await expect(
+        downloadFile(server.url, join(d, 'c.bin'), {
+          retry: { maxRetryAfterMs: 200_000 },
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (e.type === 'look-retry') {
+              delays.push(e.delayMs);
+              controller.abort();
+            }
+          },
+        }),
+      ).rejects.toMatchObject({ code: 'BLOCKFETCH_ABORTED' });
+    } finally {
+      server.script(undefined);
+    }
+    // One option governs: the 130 s the server asked for, not the reader's 120 s cap.
+    expect(delays).toEqual([130_000]);
+  });
+
   it('reads the paths of a download from any of its three names', () => {
     const p = downloadPaths('/x/y.iso');
     expect(p).toEqual({ target: '/x/y.iso', partial: '/x/y.iso.blockfetch', index: '/x/y.iso.blockfetch.json', directory: '/x' });

@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCacheFiles } from '../src/cache/cache-files.js';
 import { IndexFile } from '../src/cache/index-file.js';
-import { exitCodeByErrorCode, ExitCode } from '../src/cli/exit-codes.js';
+import { exitCodeByErrorCode, exitCodeFor, ExitCode } from '../src/cli/exit-codes.js';
 import { cliHint, describeFailure } from '../src/cli/report.js';
 import { CachingDownloader } from '../src/download/caching-downloader.js';
 import { StreamingDownloader } from '../src/download/streaming-downloader.js';
-import { downloadFile } from '../src/download-file.js';
+import { downloadFile, lookAtRemote } from '../src/download-file.js';
+import type { Reader } from '../src/download/reader.js';
 import {
   AbortedError,
   BlockfetchError,
@@ -106,6 +107,26 @@ describe('retryResponseOf', () => {
     expect(status.complete).toBe(false);
     expect(status.stats.retries).toBe(0);
     expect(reader.requests.filter((r) => r.from === 0)).toHaveLength(1);
+    // Reported as the bug it is, not as a network failure that "resumes" (exit 3).
+    expect(status.error).toMatchObject({ code: 'BLOCKFETCH_INTERNAL', retryable: false });
+    expect(status.error?.cause).toBeInstanceOf(TypeError);
+    expect(exitCodeFor(status.error)).toBe(ExitCode.FAILURE);
+  });
+
+  it('lookAtRemote reports a TypeError from the first look as BLOCKFETCH_INTERNAL after one attempt', async () => {
+    let looks = 0;
+    const reader = new FakeReader({ size: 10 });
+    const broken: Reader = {
+      name: reader.name,
+      contentLengthAndBlockSize: () => {
+        looks++;
+        return Promise.reject(new TypeError('bug in a reader'));
+      },
+      digest: () => undefined,
+      getReader: (from, to, signal) => reader.getReader(from, to, signal),
+    };
+    await expect(lookAtRemote(broken, { retry: { baseDelayMs: 0, maxDelayMs: 0 } })).rejects.toMatchObject({ code: 'BLOCKFETCH_INTERNAL' });
+    expect(looks).toBe(1);
   });
 
   it('a StreamingDownloader makes one attempt at a plain Error, then fails', async () => {

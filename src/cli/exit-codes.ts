@@ -85,6 +85,7 @@ export const exitCodeByErrorCode: Readonly<Record<ErrorCode, ExitCodeValue>> = O
   BLOCKFETCH_RETRIES_EXHAUSTED: ExitCode.NETWORK,
   BLOCKFETCH_DIGEST_MISMATCH: ExitCode.INTEGRITY,
   BLOCKFETCH_ABORTED: ExitCode.INTERRUPTED,
+  BLOCKFETCH_INTERNAL: ExitCode.FAILURE,
 });
 
 /**

@@ -559,7 +559,7 @@ export class CachingDownloader {
     if (cause instanceof DigestMismatchError) return { error: cause, resumable: false };
     if (cause instanceof BlockfetchError) return { error: cause, resumable: true };
     return {
-      error: new BlockfetchError('BLOCKFETCH_NETWORK', `${this.#reader.name}: ${messageOf(cause)}`, { cause }),
+      error: new BlockfetchError('BLOCKFETCH_INTERNAL', `${this.#reader.name}: ${messageOf(cause)}`, { cause }),
       resumable: true,
     };
   }
