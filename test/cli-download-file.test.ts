@@ -193,7 +193,9 @@ describe('downloadFile', () => {
 
   it('honours a Retry-After up to retry.maxRetryAfterMs, also above the reader\'s own 2 min default', async () => {
     const d = await sub('retry-after-cap');
-    server.script((r) => (r.index === server.requests[0]?.index ? { kind: 'status', status: 503, headers: { 'retry-after': '130' } } : undefined));
+    // The first request of this download (the look) is refused; the index counts every request the server ever saw.
+    const first = server.requests.length;
+    server.script((r) => (r.index === first ? { kind: 'status', status: 503, headers: { 'retry-after': '130' } } : undefined));
     const controller = new AbortController();
     const delays: number[] = [];
     try {
