@@ -187,6 +187,16 @@ describe('FlockFile', () => {
     await expect(FlockFile.tryLock(`${path}.flock`, failingFlock('EIO'))).rejects.toMatchObject({ code: 'BLOCKFETCH_LOCK_FAILED' });
   });
 
+  it('many locks held at once add one exit listener to the process, not one each', async () => {
+    const flock = loadFlock();
+    if (flock instanceof Error) throw flock;
+    const before = process.listenerCount('exit');
+    const held = await Promise.all(Array.from({ length: 12 }, (_, i) => FlockFile.tryLock(`${path}.${i}.flock`, flock)));
+    // At most the one shared hook (it may already be installed by an earlier test).
+    expect(process.listenerCount('exit') - before).toBeLessThanOrEqual(1);
+    for (const lock of held) await (lock as FlockFile).release();
+  });
+
   it("the real flock: a second open file is 'held' until release, which removes the file", async () => {
     const flock = loadFlock();
     if (flock instanceof Error) throw flock;

@@ -77,6 +77,23 @@ export async function untrustedFlockReason(directory: string): Promise<string | 
 }
 
 /**
+ * The flocks this process holds and has not released. ONE `exit` listener
+ * serves them all: a listener per lock would pile up with the number of
+ * caches open at once (Node warns past 10, and a warning raised by a real
+ * leak would then go unnoticed).
+ */
+const heldAtExit = new Set<FlockFile>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const lock of heldAtExit) lock.removeAtExit();
+  });
+}
+
+/**
  * An exclusive flock(2) held on a lock file, until {@link FlockFile.release}
  * or the death of the process: the kernel drops it with the last descriptor,
  * so a killed holder leaves nothing that blocks the next one.
@@ -98,24 +115,29 @@ export class FlockFile {
   readonly #handle: FileHandle;
   readonly #identity: Stats;
   readonly #flock: FlockFunction;
-  #onExit: (() => void) | undefined;
+  #held = true;
 
   private constructor(path: string, handle: FileHandle, identity: Stats, flock: FlockFunction) {
     this.path = path;
     this.#handle = handle;
     this.#identity = identity;
     this.#flock = flock;
-    // A process that exits without releasing (process.exit after an error)
-    // still holds the flock until the kernel drops it; remove the file too,
-    // so a finished download leaves only its target behind.
-    this.#onExit = () => {
-      try {
-        if (sameFile(lstatOrUndefinedSync(path), identity)) unlinkSync(path);
-      } catch {
-        // Exiting anyway; a lock file left behind is harmless (the next holder reuses it).
-      }
-    };
-    process.once('exit', this.#onExit);
+    heldAtExit.add(this);
+    installExitHook();
+  }
+
+  /**
+   * Removes the lock file if it is still the one this holder locked: called
+   * from the process's `exit` hook for a lock never released (process.exit
+   * after an error), which still holds the flock until the kernel drops it,
+   * so that a finished download leaves only its target behind.
+   */
+  removeAtExit(): void {
+    try {
+      if (sameFile(lstatOrUndefinedSync(this.path), this.#identity)) unlinkSync(this.path);
+    } catch {
+      // Exiting anyway; a lock file left behind is harmless (the next holder reuses it).
+    }
   }
 
   /**
@@ -177,9 +199,9 @@ export class FlockFile {
    * holders in. Idempotent.
    */
   async release(): Promise<void> {
-    if (this.#onExit === undefined) return;
-    process.removeListener('exit', this.#onExit);
-    this.#onExit = undefined;
+    if (!this.#held) return;
+    this.#held = false;
+    heldAtExit.delete(this);
     try {
       if (sameFile(await lstatOrUndefined(this.path), this.#identity)) {
         await unlink(this.path).catch((err: unknown) => {
