@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'BLOCKFETCH_DISK_WRITE'
   | 'BLOCKFETCH_DISK_READ'
   | 'BLOCKFETCH_TARGET_EXISTS'
+  | 'BLOCKFETCH_UNSAFE_PATH'
   // the remote
   | 'BLOCKFETCH_REMOTE_CHANGED'
   | 'BLOCKFETCH_RANGE_NOT_SUPPORTED'
@@ -158,6 +159,12 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.fr
     retryable: false,
     meaning: 'the target (or a cache file to be created) already exists',
     action: 'replace it (option `overwrite`), or choose another target path',
+  },
+  BLOCKFETCH_UNSAFE_PATH: {
+    retryable: false,
+    meaning:
+      'a path blockfetch would create, open or replace is a symbolic link or not a regular file (a FIFO, a device, a socket); it is never followed or replaced',
+    action: 'remove what the message names if it is not yours to keep, or choose another target path',
   },
   BLOCKFETCH_REMOTE_CHANGED: {
     retryable: false,

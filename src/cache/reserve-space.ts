@@ -10,10 +10,10 @@
  * writing zeros, a few chunks at a time.
  */
 import { execFile } from 'node:child_process';
-import { stat, statfs } from 'node:fs/promises';
+import { lstat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { AbortedError, BlockfetchError, InvalidArgumentError, NotEnoughSpaceError } from '../errors.js';
-import { errnoCode, NodeCacheFile } from './file.js';
+import { AbortedError, BlockfetchError, NotEnoughSpaceError } from '../errors.js';
+import { errnoCode, fileKind, NodeCacheFile, unsafePathError } from './file.js';
 import { definedFields, oneOf, wholeNumber } from '../validate.js';
 
 /** How {@link reserveSpace} allocated the blocks. */
@@ -164,7 +164,9 @@ async function allocate(
 ): Promise<ReserveMethod> {
   if (o.method !== 'zero-fill' && process.platform === 'linux') {
     try {
-      await runFallocate(path, size, o.signal);
+      // Through the open descriptor, not the name: a link swapped in at the
+      // name after our O_NOFOLLOW open must not be followed by fallocate.
+      await runFallocate(file.descriptorPath() ?? path, size, o.signal);
       return 'fallocate';
     } catch (err) {
       throwIfAborted(o.signal);
@@ -247,10 +249,9 @@ async function availableBytes(path: string): Promise<number> {
 
 async function statIfExists(path: string): Promise<{ size: number; blocks: number } | undefined> {
   try {
-    const s = await stat(path);
-    if (!s.isFile()) {
-      throw new InvalidArgumentError(`reserveSpace path ${path} exists and is not a regular file`);
-    }
+    // lstat: a link at the path is refused, never followed to a file elsewhere.
+    const s = await lstat(path);
+    if (!s.isFile()) throw unsafePathError(path, fileKind(s), undefined);
     return { size: s.size, blocks: s.blocks };
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
