@@ -248,6 +248,35 @@ describe('--force replaces only regular files (item 9)', () => {
 });
 
 describe('names too long for our own files (item 14)', () => {
+  it('a name of 235 to 239 bytes from Content-Disposition or the URL is cut to fit, keeping its extension, UTF-8-safe', async () => {
+    for (const bytes of [235, 237, 239]) {
+      // 'é' is 2 bytes: the cut falls inside one for some of these lengths.
+      const long = `${'a'.repeat(bytes - 4 - 2 * 60)}${'é'.repeat(60)}.iso`;
+      expect(Buffer.byteLength(long)).toBe(bytes);
+      for (const via of ['content-disposition', 'url'] as const) {
+        const { dir } = await scene(`long-${via}-${bytes}`);
+        const named =
+          via === 'url'
+            ? await startFaultServer({ content: DATA, path: `/${encodeURIComponent(long)}` })
+            : await startFaultServer({ content: DATA, headers: { 'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(long)}` } });
+        try {
+          const result = await runCli([named.url, '--quiet'], { cwd: dir });
+          expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+          const files = await readdir(dir);
+          expect(files).toHaveLength(1);
+          const name = files[0] as string;
+          expect(Buffer.byteLength(name)).toBeLessThanOrEqual(MAX_TARGET_NAME_BYTES);
+          expect(name.endsWith('.iso')).toBe(true);
+          expect(name).not.toContain('\ufffd');
+          expect(long.startsWith(name.slice(0, -4))).toBe(true);
+          expect((await readFile(join(dir, name))).equals(DATA)).toBe(true);
+        } finally {
+          await named.close();
+        }
+      }
+    }
+  });
+
   it('a -o name of 235 to 239 bytes is refused before anything is written; 234 works', async () => {
     const { dir } = await scene('long-o');
     expect(MAX_TARGET_NAME_BYTES).toBe(234);
