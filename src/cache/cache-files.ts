@@ -9,7 +9,7 @@ import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
 import { errnoCode, fileKind, NodeCacheFile, nodeFileSystem, parentDir, unsafePathError, type CacheFileReadWriter } from './file.js';
 import { IndexFile } from './index-file.js';
-import { checkIdentityDigest, indexFromRanges } from './index-format.js';
+import { checkIdentityDigest, encodeIndex, indexFromRanges } from './index-format.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import { checkFreeSpace, reserveSpace, type ReserveSpaceOptions } from './reserve-space.js';
 import type { RemoteIdentity } from './types.js';
@@ -85,8 +85,12 @@ export async function createNewFilesForCache(
     if (exists.index) await refuseUnlessRegularFile(indexPath);
     const index = new IndexFile(indexPath);
     // Refuse for lack of space BEFORE removing anything: an overwrite that
-    // cannot complete must not have destroyed the old download.
-    await checkFreeSpace(dataPath, contentLength);
+    // cannot complete must not have destroyed the old download. Not only
+    // the data: the index at its largest, its temp file (both exist while
+    // it is replaced) and the lock file must fit too, or the download could
+    // fail half way when its index grows.
+    const indexBytes = indexSizeBound(encodeIndex(indexFromRanges(empty, options.identity)).length, empty.numBlocks);
+    await checkFreeSpace(dataPath, contentLength, { alsoFiles: [indexBytes, indexBytes, 0] });
     if (exists.index) await nodeFileSystem.remove(indexPath);
     if (exists.data) await nodeFileSystem.remove(dataPath);
     try {
@@ -108,6 +112,24 @@ export async function createNewFilesForCache(
   } finally {
     await lock?.release();
   }
+}
+
+/**
+ * The most bytes the index of a cache of `numBlocks` blocks can take,
+ * whichever blocks are done, given the size of its empty encoding: the
+ * roaring bitmap's worst case (per 65536 blocks at most 8 KiB, as an array
+ * or a bitmap container, plus 16 bytes of headers), in base64, plus room for
+ * the counts' digits.
+ *
+ * @example
+ * ```ts
+ * indexSizeBound(600, 4096) // 600 + about 11 KiB
+ * ```
+ */
+export function indexSizeBound(emptyIndexBytes: number, numBlocks: number): number {
+  const containers = Math.ceil(numBlocks / 65536);
+  const bitmap = 16 + 16 * containers + Math.min(2 * numBlocks, 8192 * containers);
+  return emptyIndexBytes + Math.ceil(bitmap / 3) * 4 + 64;
 }
 
 /** Which of a cache's two files exist. */
