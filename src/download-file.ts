@@ -11,12 +11,13 @@
  * (same filesystem), the space check is made on the filesystem that will hold
  * the file, and a reboot that clears /tmp does not lose the download.
  */
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 
 import type { Dispatcher } from 'undici';
 
 import { cacheFilesExist, createNewFilesForCache } from './cache/cache-files.js';
-import { nodeFileSystem, statOrUndefined } from './cache/file.js';
+import { fileKind, lstatOrUndefined, nodeFileSystem, statOrUndefined, unsafePathError } from './cache/file.js';
+import { IndexFile } from './cache/index-file.js';
 import { LocalDownloadCache } from './cache/local-download-cache.js';
 import { CacheLock, defaultCacheLockOptions } from './cache/lock.js';
 import type { ExpectedDigest } from './cache/types.js';
@@ -340,6 +341,10 @@ export async function downloadFile(source: DownloadSource, target: string, optio
     }
   };
   await checkDirectory(paths.directory);
+  // Before the lock, which creates a file next to the target: a target
+  // that can never be downloaded to (/dev/null, a FIFO, a link, a name too
+  // long) is refused with nothing written.
+  await checkOwnPaths(paths);
   const lockLost = new AbortController();
   const signal = o.signal === undefined ? lockLost.signal : AbortSignal.any([o.signal, lockLost.signal]);
   const lock = await acquireLock(paths, o.lockWaitMs, signal, lockLost, emit);
@@ -489,14 +494,15 @@ async function closeReader(reader: Reader): Promise<void> {
  * (target present, partial file gone): it describes a finished download.
  */
 async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<void> {
-  const target = await statOrUndefined(paths.target);
+  const target = await lstatOrUndefined(paths.target);
   if (target === undefined) return;
   if (target.isDirectory()) {
     throw new InvalidArgumentError(`${paths.target} is a directory, not a file to download into`, {
       hint: 'name a file inside it as the target',
     });
   }
-  const partial = await statOrUndefined(paths.partial);
+  if (!target.isFile()) throw unsafePathError(paths.target, fileKind(target), undefined);
+  const partial = await lstatOrUndefined(paths.partial);
   if (partial === undefined) await nodeFileSystem.remove(paths.index);
   if (overwrite) return;
   throw new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${paths.target} already exists`, {
@@ -525,6 +531,43 @@ async function acquireLock(
   }
   emit({ type: 'lock-wait', paths, waitMs });
   return CacheLock.acquire(paths.partial, { ...options, mode: 'wait', waitTimeoutMs: waitMs });
+}
+
+/**
+ * The longest name of a target, in UTF-8 bytes: 255 (the name limit of
+ * ext4, XFS, btrfs, APFS, NTFS) less the longest name blockfetch adds next
+ * to it, the index's temp file `.NAME.blockfetch.json.tmp` (21 bytes more).
+ *
+ * @example
+ * ```ts
+ * Buffer.byteLength('big.iso') <= MAX_TARGET_NAME_BYTES // true
+ * ```
+ */
+export const MAX_TARGET_NAME_BYTES = 255 - Buffer.byteLength(`.${INDEX_SUFFIX}.tmp`);
+
+/**
+ * Refuses, before anything is written, a target whose own files cannot be
+ * created safely: a name too long for the index's temp file next to it; a
+ * target that is a link, a FIFO, a device or a socket (`overwrite` replaces
+ * only regular files); a symbolic link (or anything but a regular file) at
+ * the partial file, the index or its temp file. Links are never followed:
+ * in a shared directory a planted one would make the download write through it.
+ */
+async function checkOwnPaths(paths: DownloadPaths): Promise<void> {
+  const name = basename(paths.target);
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_TARGET_NAME_BYTES) {
+    throw new InvalidArgumentError(
+      `the target name is ${bytes} bytes long, more than the ${MAX_TARGET_NAME_BYTES} that leave room for the download's own files next to it (.NAME${INDEX_SUFFIX}.tmp must fit in 255 bytes)`,
+      { hint: `choose a target name of at most ${MAX_TARGET_NAME_BYTES} bytes` },
+    );
+  }
+  const target = await lstatOrUndefined(paths.target);
+  if (target !== undefined && !target.isFile() && !target.isDirectory()) throw unsafePathError(paths.target, fileKind(target), undefined);
+  for (const path of [paths.partial, paths.index, new IndexFile(paths.index).tempPath]) {
+    const found = await lstatOrUndefined(path);
+    if (found !== undefined && !found.isFile()) throw unsafePathError(path, fileKind(found), undefined);
+  }
 }
 
 /** The target's directory must exist: creating directories is left to the caller, as curl and wget do. */
@@ -595,12 +638,20 @@ async function discard(paths: DownloadPaths): Promise<void> {
  * it); after it, a finished target and a stale index (removed by the next run).
  */
 async function finish(paths: DownloadPaths): Promise<void> {
+  // openExisting refuses a link (O_NOFOLLOW) and anything but a regular
+  // file, so what is renamed into place is the data file, never a link
+  // planted at its name; and the target is checked once more, since a link
+  // may have been planted there during the download.
   const data = await nodeFileSystem.openExisting(paths.partial);
   try {
     await data.sync();
   } finally {
     await data.close();
   }
+  const partial = await lstatOrUndefined(paths.partial);
+  if (partial === undefined || !partial.isFile()) throw unsafePathError(paths.partial, partial === undefined ? 'gone' : fileKind(partial), undefined);
+  const target = await lstatOrUndefined(paths.target);
+  if (target !== undefined && !target.isFile()) throw unsafePathError(paths.target, fileKind(target), undefined);
   await nodeFileSystem.rename(paths.partial, paths.target);
   await nodeFileSystem.syncDir(paths.directory);
   await nodeFileSystem.remove(paths.index);

@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'BLOCKFETCH_DISK_WRITE'
   | 'BLOCKFETCH_DISK_READ'
   | 'BLOCKFETCH_TARGET_EXISTS'
+  | 'BLOCKFETCH_UNSAFE_PATH'
   // the remote
   | 'BLOCKFETCH_REMOTE_CHANGED'
   | 'BLOCKFETCH_RANGE_NOT_SUPPORTED'
@@ -159,6 +160,12 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.fr
     retryable: false,
     meaning: 'the target (or a cache file to be created) already exists',
     action: 'replace it (option `overwrite`), or choose another target path',
+  },
+  BLOCKFETCH_UNSAFE_PATH: {
+    retryable: false,
+    meaning:
+      'a path blockfetch would create, open or replace is a symbolic link or not a regular file (a FIFO, a device, a socket); it is never followed or replaced',
+    action: 'remove what the message names if it is not yours to keep, or choose another target path',
   },
   BLOCKFETCH_REMOTE_CHANGED: {
     retryable: false,
@@ -533,12 +540,27 @@ export class AbortedError extends BlockfetchError {
 }
 
 /**
- * Returns `url` with any user name, password and the query string's
- * signature-like parameters removed, for use in messages and logs.
+ * Query parameter names that make a URL "signed" (S3 and GCS presigned URLs,
+ * Azure SAS, CloudFront, HMAC-signed links): in such a URL every value is
+ * redacted, since the signature covers them all and which of them is the
+ * secret differs by service.
+ */
+const SIGNED_URL_PARAMETER = /sig|signature|hmac|^x-amz-|^x-goog-|^se$|^sp$|^policy$|^key-pair-id$/i;
+
+/** Query parameter names whose value is redacted in any URL: credentials, sessions, one-time codes. */
+const SECRET_URL_PARAMETER = /sig|token|key|credential|auth|pass|secret|session|sid|code|jwt|otp|nonce|ticket/i;
+
+/**
+ * Returns `url` with any user name and password removed and the secrets of
+ * its query replaced by `REDACTED`, for use in messages, logs, printed
+ * commands and the index: every value of a signed URL (one with any
+ * signature-like parameter), else the value of each parameter whose name
+ * looks like a credential (`token`, `sessionid`, `code`, `pass`, ...).
  *
  * @example
  * ```ts
- * redactUrl('https://u:p@host/f?X-Amz-Signature=abc') // 'https://host/f?X-Amz-Signature=REDACTED'
+ * redactUrl('https://u:p@host/f?X-Amz-Signature=abc&file=a') // 'https://host/f?X-Amz-Signature=REDACTED&file=REDACTED'
+ * redactUrl('https://host/f?sessionid=s&lang=en')           // 'https://host/f?sessionid=REDACTED&lang=en'
  * ```
  */
 export function redactUrl(url: string): string {
@@ -550,10 +572,10 @@ export function redactUrl(url: string): string {
   }
   parsed.username = '';
   parsed.password = '';
-  for (const key of [...parsed.searchParams.keys()]) {
-    if (/sig|signature|token|key|credential|auth|password|secret/i.test(key)) {
-      parsed.searchParams.set(key, 'REDACTED');
-    }
+  const keys = [...parsed.searchParams.keys()];
+  const signed = keys.some((key) => SIGNED_URL_PARAMETER.test(key));
+  for (const key of new Set(keys)) {
+    if (signed || SECRET_URL_PARAMETER.test(key)) parsed.searchParams.set(key, 'REDACTED');
   }
   return parsed.toString();
 }

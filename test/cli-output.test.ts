@@ -127,7 +127,8 @@ describe('the resume command', () => {
     const text = resumeCommand(argv, parse(argv), 'f');
     expect(text).not.toMatch(/pw|abc|tok/);
     expect(text).toContain("-H 'Authorization: REDACTED'");
-    expect(text).toContain("'--header=X-Trace: 1'");
+    // Issue 11 item 8: every header value is redacted, not only secret-looking names.
+    expect(text).toContain("-H 'X-Trace: REDACTED'");
   });
 
   it('quotes only what needs it', () => {

@@ -3,13 +3,13 @@
  * (the download itself, preallocated to its full size) and the index file
  * (which blocks of it are done).
  */
-import { access } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
-import { errnoCode, NodeCacheFile, nodeFileSystem, parentDir, type CacheFileReadWriter } from './file.js';
+import { errnoCode, fileKind, NodeCacheFile, nodeFileSystem, parentDir, unsafePathError, type CacheFileReadWriter } from './file.js';
 import { IndexFile } from './index-file.js';
-import { checkIdentityDigest, indexFromRanges } from './index-format.js';
+import { checkIdentityDigest, encodeIndex, indexFromRanges } from './index-format.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import { checkFreeSpace, reserveSpace, type ReserveSpaceOptions } from './reserve-space.js';
 import type { RemoteIdentity } from './types.js';
@@ -79,13 +79,25 @@ export async function createNewFilesForCache(
         hint: 'open the existing cache to resume it, or pass option `overwrite` to discard it and start over',
       });
     }
+    // --force (overwrite) replaces only regular files: a link, a FIFO or a
+    // device at either path is refused before anything is removed.
+    if (exists.data) await refuseUnlessRegularFile(dataPath);
+    if (exists.index) await refuseUnlessRegularFile(indexPath);
     const index = new IndexFile(indexPath);
     // Refuse for lack of space BEFORE removing anything: an overwrite that
-    // cannot complete must not have destroyed the old download.
-    await checkFreeSpace(dataPath, contentLength);
+    // cannot complete must not have destroyed the old download. Not only
+    // the data: the index at its largest, its temp file (both exist while
+    // it is replaced) and the lock file must fit too, or the download could
+    // fail half way when its index grows.
+    const indexBytes = indexSizeBound(encodeIndex(indexFromRanges(empty, options.identity)).length, empty.numBlocks);
+    await checkFreeSpace(dataPath, contentLength, { alsoFiles: [indexBytes, indexBytes, 0] });
     if (exists.index) await nodeFileSystem.remove(indexPath);
     if (exists.data) await nodeFileSystem.remove(dataPath);
     try {
+      // Created exclusively and without following a link, so the data file
+      // is ours whatever was planted at the name since the check above
+      // (reserveSpace then reopens it with O_NOFOLLOW).
+      await (await NodeCacheFile.open(dataPath, { create: true, exclusive: true })).close();
       await reserveSpace(dataPath, contentLength, options);
       // The data file's directory entry must be durable before an index
       // that refers to it is (they may live in different directories).
@@ -100,6 +112,24 @@ export async function createNewFilesForCache(
   } finally {
     await lock?.release();
   }
+}
+
+/**
+ * The most bytes the index of a cache of `numBlocks` blocks can take,
+ * whichever blocks are done, given the size of its empty encoding: the
+ * roaring bitmap's worst case (per 65536 blocks at most 8 KiB, as an array
+ * or a bitmap container, plus 16 bytes of headers), in base64, plus room for
+ * the counts' digits.
+ *
+ * @example
+ * ```ts
+ * indexSizeBound(600, 4096) // 600 + about 11 KiB
+ * ```
+ */
+export function indexSizeBound(emptyIndexBytes: number, numBlocks: number): number {
+  const containers = Math.ceil(numBlocks / 65536);
+  const bitmap = 16 + 16 * containers + Math.min(2 * numBlocks, 8192 * containers);
+  return emptyIndexBytes + Math.ceil(bitmap / 3) * 4 + 64;
 }
 
 /** Which of a cache's two files exist. */
@@ -150,6 +180,7 @@ export async function openCacheFiles(dataPath: string, indexPath: string): Promi
   try {
     data = await NodeCacheFile.open(dataPath);
   } catch (err) {
+    if (err instanceof BlockfetchError) throw err;
     throw new BlockfetchError('BLOCKFETCH_DISK_READ', `cannot open ${dataPath}: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,
     });
@@ -159,7 +190,9 @@ export async function openCacheFiles(dataPath: string, indexPath: string): Promi
 
 async function exists(path: string): Promise<boolean> {
   try {
-    await access(path);
+    // lstat, not access/stat: a dangling symlink exists (and is refused
+    // later), it is not a free name to create a file through.
+    await lstat(path);
     return true;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return false;
@@ -167,6 +200,12 @@ async function exists(path: string): Promise<boolean> {
     // existing, so that nothing is created or overwritten over it.
     return true;
   }
+}
+
+/** Throws `BLOCKFETCH_UNSAFE_PATH` unless `path` is a regular file (a link is not followed). */
+async function refuseUnlessRegularFile(path: string): Promise<void> {
+  const found = await lstat(path).catch(() => undefined);
+  if (found !== undefined && !found.isFile()) throw unsafePathError(path, fileKind(found), undefined);
 }
 
 function signalOf(options: CreateCacheFilesOptions): { signal?: AbortSignal } {

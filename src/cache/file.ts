@@ -8,8 +8,8 @@
  * simulated power cut (see `test/helpers/crash-fs.ts`) and check that the
  * durability order holds.
  */
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { constants, write as writeCallback, type Stats } from 'node:fs';
+import { lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, existsSync, write as writeCallback, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { BlockfetchError } from '../errors.js';
 
@@ -48,7 +48,11 @@ export interface CacheFileReadWriter {
 export interface CacheFileSystem {
   /** Opens an existing file for reading and writing. Rejects with `ENOENT` if it does not exist. */
   openExisting(path: string): Promise<CacheFileReadWriter>;
-  /** Creates `path` (truncating it if it exists) and opens it for reading and writing. */
+  /**
+   * Creates `path` anew and opens it for reading and writing: whatever was
+   * there (a leftover file, or a symbolic link, removed without following
+   * it) is replaced by a new empty file, created with `O_EXCL | O_NOFOLLOW`.
+   */
   create(path: string): Promise<CacheFileReadWriter>;
   /**
    * Reads a whole (small) file. Rejects with `ENOENT` if it does not exist,
@@ -90,14 +94,26 @@ export class NodeCacheFile implements CacheFileReadWriter {
 
   /**
    * Opens `path` for reading and writing. With `create: true` the file is
-   * created if missing (and never truncated); otherwise a missing file
+   * created if missing (and never truncated); with `exclusive: true` too it
+   * must not exist yet (`EEXIST` otherwise); without `create` a missing file
    * rejects with the `ENOENT` error from `open`.
+   *
+   * A symbolic link at `path` is never followed (`O_NOFOLLOW`), and what was
+   * opened must be a regular file (checked with fstat on the open
+   * descriptor, so nothing can be swapped in between): either is a
+   * `BLOCKFETCH_UNSAFE_PATH` error. A link planted in a shared directory
+   * therefore never makes the cache write through it, and a FIFO or a device
+   * is never written to.
    */
-  static async open(path: string, options: { readonly create?: boolean; readonly truncate?: boolean } = {}): Promise<NodeCacheFile> {
-    let flags = constants.O_RDWR;
+  static async open(
+    path: string,
+    options: { readonly create?: boolean; readonly exclusive?: boolean; readonly truncate?: boolean } = {},
+  ): Promise<NodeCacheFile> {
+    let flags = constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK;
     if (options.create === true) flags |= constants.O_CREAT;
+    if (options.create === true && options.exclusive === true) flags |= constants.O_EXCL;
     if (options.truncate === true) flags |= constants.O_TRUNC;
-    return new NodeCacheFile(await open(path, flags, 0o644), path);
+    return new NodeCacheFile(await openRegularFile(path, flags), path);
   }
 
   /** {@inheritDoc CacheFileReadWriter.read} */
@@ -144,6 +160,18 @@ export class NodeCacheFile implements CacheFileReadWriter {
     }
   }
 
+  /**
+   * A path that names this open file itself, not whatever is at
+   * {@link NodeCacheFile.name} now: `/proc/<pid>/fd/<fd>` on Linux (a magic
+   * link to the open file), for handing the file to another program without
+   * a second lookup of its name; `undefined` where there is no such path.
+   */
+  descriptorPath(): string | undefined {
+    if (process.platform !== 'linux') return undefined;
+    const path = `/proc/${process.pid}/fd/${this.#handle.fd}`;
+    return existsSync(path) ? path : undefined;
+  }
+
   /** {@inheritDoc CacheFileReadWriter.sync} */
   async sync(): Promise<void> {
     await this.#handle.sync();
@@ -181,9 +209,18 @@ export class NodeCacheFile implements CacheFileReadWriter {
 /** The real {@link CacheFileSystem}, over `node:fs/promises`. */
 export const nodeFileSystem: CacheFileSystem = Object.freeze({
   openExisting: (path: string) => NodeCacheFile.open(path),
-  create: (path: string) => NodeCacheFile.open(path, { create: true, truncate: true }),
+  create: async (path: string) => {
+    // Whatever is there (a leftover temp file of a killed run, or a planted
+    // link, which unlink removes without touching what it points to) goes,
+    // and the file is created anew, exclusively: O_TRUNC on an existing path
+    // would truncate a victim a link points to.
+    await nodeFileSystem.remove(path);
+    return NodeCacheFile.open(path, { create: true, exclusive: true });
+  },
   readFile: async (path: string, maxBytes: number) => {
-    const handle = await open(path, constants.O_RDONLY);
+    // O_NONBLOCK: a FIFO planted at the path must not hang the open (it is
+    // then refused as not a regular file).
+    const handle = await openRegularFile(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
       const { size } = await handle.stat();
       if (size > maxBytes) {
@@ -213,6 +250,90 @@ export const nodeFileSystem: CacheFileSystem = Object.freeze({
     }
   },
 });
+
+/**
+ * `open(path, flags)` that accepts only a regular file: `O_NOFOLLOW` in
+ * `flags` turns a symbolic link into ELOOP, reported as
+ * `BLOCKFETCH_UNSAFE_PATH`; anything else that is not a regular file (FIFO,
+ * device, socket, directory) is closed again and refused the same way.
+ */
+async function openRegularFile(path: string, flags: number): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, flags, 0o644);
+  } catch (err) {
+    // ELOOP (Linux, macOS) or EMLINK (FreeBSD): O_NOFOLLOW met a symlink.
+    const code = errnoCode(err);
+    if (code === 'ELOOP' || code === 'EMLINK') throw unsafePathError(path, 'a symbolic link', err);
+    throw err;
+  }
+  let stats: Stats;
+  try {
+    stats = await handle.stat();
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err;
+  }
+  if (!stats.isFile()) {
+    await handle.close().catch(() => undefined);
+    // A directory cannot be written through or replaced by accident: the
+    // plain EISDIR a read of it would give says enough.
+    if (stats.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, open '${path}'`), { code: 'EISDIR' });
+    throw unsafePathError(path, fileKind(stats), undefined);
+  }
+  return handle;
+}
+
+/**
+ * The error for a path that is a symbolic link or not a regular file, where
+ * blockfetch would open, create or replace a file of its own: which file, what
+ * it is, and what to do.
+ *
+ * @example
+ * ```ts
+ * throw unsafePathError('/tmp/big.iso.blockfetch', 'a symbolic link', undefined);
+ * // BLOCKFETCH_UNSAFE_PATH: /tmp/big.iso.blockfetch is a symbolic link: blockfetch never follows one or writes through it
+ * ```
+ */
+export function unsafePathError(path: string, kind: string, cause: unknown): BlockfetchError {
+  const link = kind === 'a symbolic link';
+  return new BlockfetchError(
+    'BLOCKFETCH_UNSAFE_PATH',
+    link
+      ? `${path} is a symbolic link: blockfetch never follows one or writes through it`
+      : `${path} is ${kind}, not a regular file: blockfetch never writes to or replaces one`,
+    {
+      ...(cause === undefined ? {} : { cause }),
+      hint: link
+        ? `if you did not put it there, someone else may have: remove the link (rm ${path} removes the link only) and run again, or choose another target`
+        : 'remove it if it is not yours to keep, or choose another target path',
+    },
+  );
+}
+
+/** What `stats` describes, for messages: 'a FIFO', 'a character device', .... */
+export function fileKind(stats: Stats): string {
+  if (stats.isSymbolicLink()) return 'a symbolic link';
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO (named pipe)';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  if (stats.isSocket()) return 'a socket';
+  return stats.isFile() ? 'a regular file' : 'not a regular file';
+}
+
+/**
+ * `fs.lstat` of `path` (a link is described, never followed), or undefined
+ * when nothing is there; any other failure is thrown.
+ */
+export async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
 
 /** The directory a path lives in (for {@link CacheFileSystem.syncDir}). */
 export function parentDir(path: string): string {

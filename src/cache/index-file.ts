@@ -61,6 +61,7 @@ export class IndexFile {
           hint: 'create the cache first (a new download), or check the index path',
         });
       }
+      if (err instanceof BlockfetchError) throw err; // a link or a FIFO at the path (BLOCKFETCH_UNSAFE_PATH)
       throw new BlockfetchError('BLOCKFETCH_DISK_READ', `cannot read index ${this.path}: ${messageOf(err)}`, { cause: err });
     }
     return decodeIndex(bytes, this.path);

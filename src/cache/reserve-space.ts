@@ -10,10 +10,10 @@
  * writing zeros, a few chunks at a time.
  */
 import { execFile } from 'node:child_process';
-import { stat, statfs } from 'node:fs/promises';
+import { lstat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { AbortedError, BlockfetchError, InvalidArgumentError, NotEnoughSpaceError } from '../errors.js';
-import { errnoCode, NodeCacheFile } from './file.js';
+import { errnoCode, fileKind, NodeCacheFile, unsafePathError } from './file.js';
 import { definedFields, oneOf, wholeNumber } from '../validate.js';
 
 /** How {@link reserveSpace} allocated the blocks. */
@@ -112,27 +112,49 @@ export async function reserveSpace(path: string, size: number, options: ReserveS
   }
 }
 
+/** Options of {@link checkFreeSpace}. */
+export interface CheckFreeSpaceOptions {
+  /**
+   * The sizes in bytes of the other files that will be created next to
+   * `path` (an index, its temp file, a lock file): each counts rounded up to
+   * the filesystem's block size, and at least one block, however small.
+   * @default []
+   */
+  readonly alsoFiles?: readonly number[];
+}
+
 /**
  * Throws a {@link NotEnoughSpaceError} unless the filesystem holding `path`
- * has room for a file of `size` bytes there, counting the blocks a file
- * already at `path` has (they are reused, or freed when it is replaced).
- * Writes nothing. {@link reserveSpace} calls it first; call it yourself
+ * has room for a file of `size` bytes there, plus the files of
+ * `options.alsoFiles`, counting the blocks a file already at `path` has
+ * (they are reused, or freed when it is replaced). Writes nothing.
+ * {@link reserveSpace} calls it first (for the one file); call it yourself
  * before removing an old file you mean to replace, so that a refusal leaves
  * the old file in place.
+ *
+ * @example
+ * ```ts
+ * await checkFreeSpace('/data/big.iso.blockfetch', 8 * 2 ** 30, { alsoFiles: [indexBytes, indexBytes, 0] });
+ * ```
  */
-export async function checkFreeSpace(path: string, size: number): Promise<void> {
+export async function checkFreeSpace(path: string, size: number, options: CheckFreeSpaceOptions = {}): Promise<void> {
   wholeNumber('', 'checkFreeSpace size', size, { unit: 'bytes' });
-  await spaceCheck(path, size, await statIfExists(path));
+  const alsoFiles = options.alsoFiles ?? [];
+  if (!Array.isArray(alsoFiles)) throw new InvalidArgumentError('checkFreeSpace option alsoFiles must be an array of sizes in bytes');
+  for (const bytes of alsoFiles) wholeNumber('checkFreeSpace', 'alsoFiles', bytes, { unit: 'bytes' });
+  await spaceCheck(path, size, await statIfExists(path), alsoFiles);
 }
 
 async function spaceCheck(
   path: string,
   size: number,
   existing: { size: number; blocks: number } | undefined,
+  alsoFiles: readonly number[] = [],
 ): Promise<{ needed: number; available: number }> {
   const alreadyAllocated = existing === undefined ? 0 : existing.blocks * 512;
-  const needed = Math.max(0, size - alreadyAllocated);
-  const available = await availableBytes(path);
+  const { available, blockSize } = await freeSpace(path);
+  const others = alsoFiles.reduce((sum, bytes) => sum + Math.max(1, Math.ceil(bytes / blockSize)) * blockSize, 0);
+  const needed = Math.max(0, size - alreadyAllocated) + others;
   if (needed > available) throw new NotEnoughSpaceError(path, needed, available);
   return { needed, available };
 }
@@ -164,7 +186,9 @@ async function allocate(
 ): Promise<ReserveMethod> {
   if (o.method !== 'zero-fill' && process.platform === 'linux') {
     try {
-      await runFallocate(path, size, o.signal);
+      // Through the open descriptor, not the name: a link swapped in at the
+      // name after our O_NOFOLLOW open must not be followed by fallocate.
+      await runFallocate(file.descriptorPath() ?? path, size, o.signal);
       return 'fallocate';
     } catch (err) {
       throwIfAborted(o.signal);
@@ -237,20 +261,22 @@ async function zeroFill(
   if (failed) throw failed.reason;
 }
 
-/** Bytes this user may still allocate on the filesystem holding `path`. */
-async function availableBytes(path: string): Promise<number> {
+/** Bytes this user may still allocate on the filesystem holding `path`, and its block size. */
+async function freeSpace(path: string): Promise<{ available: number; blockSize: number }> {
   const fs = await wrapIo(path, 'read', 'statfs the directory of', () => statfs(dirname(path), { bigint: true }));
   // bavail (not bfree): blocks reserved for root are not ours to use.
   const bytes = fs.bavail * fs.bsize;
-  return bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes);
+  return {
+    available: bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes),
+    blockSize: Math.max(1, Number(fs.bsize)),
+  };
 }
 
 async function statIfExists(path: string): Promise<{ size: number; blocks: number } | undefined> {
   try {
-    const s = await stat(path);
-    if (!s.isFile()) {
-      throw new InvalidArgumentError(`reserveSpace path ${path} exists and is not a regular file`);
-    }
+    // lstat: a link at the path is refused, never followed to a file elsewhere.
+    const s = await lstat(path);
+    if (!s.isFile()) throw unsafePathError(path, fileKind(s), undefined);
     return { size: s.size, blocks: s.blocks };
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;

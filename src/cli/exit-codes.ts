@@ -50,6 +50,7 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 export const exitCodeByErrorCode: Readonly<Record<ErrorCode, ExitCodeValue>> = Object.freeze({
   BLOCKFETCH_INVALID_ARGUMENT: ExitCode.USAGE,
   BLOCKFETCH_TARGET_EXISTS: ExitCode.USAGE,
+  BLOCKFETCH_UNSAFE_PATH: ExitCode.USAGE,
 
   BLOCKFETCH_NOT_ENOUGH_SPACE: ExitCode.NO_SPACE,
   BLOCKFETCH_ALLOCATION_FAILED: ExitCode.NO_SPACE,

@@ -7,15 +7,20 @@
  * plain file name in the current directory, never a path.
  */
 
+import { MAX_TARGET_NAME_BYTES } from '../download-file.js';
+
 /** The name used when neither the server nor the URL offers a usable one. */
 export const FALLBACK_FILENAME = 'download';
 
 /**
- * The longest name kept, in UTF-8 bytes. 255 is the limit of ext4, XFS,
- * btrfs, APFS and NTFS; the `.blockfetch.json` suffix of the index file is
- * 16 more, so names are cut short enough for both to fit.
+ * The longest name kept, in UTF-8 bytes: 234. 255 is the limit of ext4, XFS,
+ * btrfs, APFS and NTFS, and the longest name blockfetch puts next to the
+ * target is the index's temp file `.NAME.blockfetch.json.tmp`, 21 bytes more
+ * (a name of 235-239 bytes, cut for `NAME.blockfetch.json` only, failed with
+ * ENAMETOOLONG when the index was first saved). The same limit as a
+ * user-given target's ({@link MAX_TARGET_NAME_BYTES}).
  */
-export const MAX_FILENAME_BYTES = 255 - '.blockfetch.json'.length;
+export const MAX_FILENAME_BYTES = MAX_TARGET_NAME_BYTES;
 
 /**
  * Makes `name` safe to use as a file name in the current directory, or

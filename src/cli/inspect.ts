@@ -7,13 +7,11 @@
  * sees either the previous complete index or the next one, never a torn
  * file.
  */
-import { readFile } from 'node:fs/promises';
-
-import { statOrUndefined } from '../cache/file.js';
-import { decodeIndex, rangesFromIndex } from '../cache/index-format.js';
+import { nodeFileSystem, statOrUndefined } from '../cache/file.js';
+import { decodeIndex, MAX_INDEX_BYTES, rangesFromIndex } from '../cache/index-format.js';
 import type { RemoteIdentity } from '../cache/types.js';
 import { pathsFromAnyName } from '../download-file.js';
-import { BlockfetchError } from '../errors.js';
+import { BlockfetchError, redactUrl } from '../errors.js';
 import { formatBytes, formatDuration } from './units.js';
 
 /** What `inspect` found. Field names are stable (`--json` prints this object). */
@@ -54,7 +52,9 @@ export async function inspectDownload(path: string): Promise<InspectReport> {
   const paths = pathsFromAnyName(path);
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(paths.index);
+    // O_NOFOLLOW, O_NONBLOCK, regular files only, size-capped: a link or a
+    // FIFO planted at the index path is refused (BLOCKFETCH_UNSAFE_PATH).
+    bytes = await nodeFileSystem.readFile(paths.index, MAX_INDEX_BYTES);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     const target = await statOrUndefined(paths.target);
@@ -102,7 +102,9 @@ export async function inspectDownload(path: string): Promise<InspectReport> {
     doneBytes: contents.cachedBytes,
     percentDone: contents.contentLength === 0 ? 100 : Math.floor((contents.cachedBytes * 1000) / contents.contentLength) / 10,
     outstanding: [...ranges.clearRuns()].map(({ from, to }) => ({ from, to })),
-    remote: contents.remote ?? null,
+    // Redacted again: an index written by an older blockfetch, or planted,
+    // may hold a URL with its secrets.
+    remote: contents.remote === undefined ? null : { ...contents.remote, url: redactUrl(contents.remote.url) },
     updatedAt: contents.updatedAt,
     partialFileSize: partial?.isFile() ? partial.size : null,
   };
