@@ -67,8 +67,8 @@ describe('progress', () => {
     const lines = out.text().trimEnd().split('\n');
     expect(lines).toEqual([
       'http://h/f -> /t/f: 100 MiB in 16.0 MiB blocks, 8 connections',
-      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6.0s, 8 connections',
-      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6.0s, 8 connections',
+      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6s, 8 connections',
+      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6s, 8 connections',
       'done: /t/f (100 MiB; fetched 60.0 MiB in 6.0s, 10.0 MiB/s, sha256 verified)',
     ]);
   });

@@ -114,9 +114,9 @@ class EventPresenter {
         break;
       case 'start':
         if (!event.info.rangesSupported) {
-          this.#view.note('note: the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
+          this.#view.note('the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
         } else if (!event.info.pinned) {
-          this.#view.note('note: the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
+          this.#view.note('the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
         }
         this.last = this.#snapshots.make(event.stats);
         this.#view.update(this.last);

@@ -9,6 +9,7 @@ import { debuglog } from 'node:util';
 
 import { BlockfetchError, ERROR_CODES, RemoteChangedError, redactUrl, type ErrorCode } from '../errors.js';
 import { exitCodeFor, type ExitCodeValue } from './exit-codes.js';
+import { formatBytes } from './units.js';
 
 /** True when `NODE_DEBUG` includes `blockfetch`, as `util.debuglog` reads it. */
 export const debugFromEnvironment: boolean = debuglog('blockfetch').enabled;
@@ -41,7 +42,7 @@ const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string 
   BLOCKFETCH_REMOTE_CHANGED: (err: BlockfetchError) => {
     const atRisk = err instanceof RemoteChangedError ? err.bytesAtRisk : 0;
     return atRisk > 0
-      ? `restart (--restart) to discard the ${atRisk} bytes already downloaded and fetch the new revision`
+      ? `restart (--restart) to discard the ${formatBytes(atRisk)} already downloaded and fetch the new revision`
       : 'restart (--restart) to fetch the new revision';
   },
   BLOCKFETCH_DIGEST_MISMATCH: (err: BlockfetchError) =>
@@ -58,7 +59,7 @@ const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string 
  * @example
  * ```ts
  * cliHint(new RemoteChangedError(url, changes, 4096))
- * // 'restart (--restart) to discard the 4096 bytes already downloaded and fetch the new revision'
+ * // 'restart (--restart) to discard the 4.00 KiB already downloaded and fetch the new revision'
  * cliHint(new BlockfetchError('BLOCKFETCH_TIMEOUT', 'slow'))
  * // 'run the same download again; raise the timeout (--timeout) on a very slow link'
  * ```
