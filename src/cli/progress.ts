@@ -9,6 +9,7 @@
  */
 import type { DownloadStats } from '../download/stats.js';
 
+import { jsonLine, type JsonOutcome } from './json-lines.js';
 import { formatBytes, formatDuration, formatRate } from './units.js';
 
 /** Where a download stands, at one moment. Immutable. */
@@ -463,8 +464,10 @@ export class LineView implements ProgressView {
  * One JSON object per line (`--json`): `{"type":"start",...}`, then
  * `progress` at most every `intervalMs`, `retry` for each retry, `note` for
  * what a person would be told (resuming, waiting for a lock, a restart), and
- * a final `done` (the command prints `error` itself when the run fails).
- * Field names are stable; see `docs/cli.md`.
+ * a final `done` with `"outcome": "complete"` (the command prints the
+ * `error` or `interrupted` line itself when the run does not finish). Every
+ * line starts with `schemaVersion` and `time` ({@link jsonLine}); the
+ * fields are in `docs/cli-json.schema.json` and `docs/cli.md`.
  */
 export class JsonView implements ProgressView {
   readonly #stream: NodeJS.WritableStream;
@@ -497,13 +500,13 @@ export class JsonView implements ProgressView {
   }
 
   done(notice: DoneNotice): void {
-    this.#write({ type: 'done', ...notice, digest: notice.digest ?? null });
+    this.#write({ type: 'done', outcome: 'complete' satisfies JsonOutcome, ...notice, digest: notice.digest ?? null });
   }
 
   stop(): void {}
 
   #write(object: Record<string, unknown>): void {
-    this.#stream.write(`${JSON.stringify(object)}\n`);
+    this.#stream.write(jsonLine(object));
   }
 }
 

@@ -9,6 +9,7 @@ import { debuglog } from 'node:util';
 
 import { BlockfetchError, ERROR_CODES, RemoteChangedError, redactUrl, type ErrorCode } from '../errors.js';
 import { exitCodeFor, type ExitCodeValue } from './exit-codes.js';
+import { jsonLine, type JsonOutcome } from './json-lines.js';
 import { formatBytes } from './units.js';
 
 /** True when `NODE_DEBUG` includes `blockfetch`, as `util.debuglog` reads it. */
@@ -147,17 +148,18 @@ function redactUrls(text: string): string {
   return text.replace(/\bhttps?:\/\/[^\s'"<>]+/g, (url) => redactUrl(url));
 }
 
-/** The `--json` line for a failure: code, message, hint, exit status and, when resumable, the command. */
+/** The `--json` line for a failure (`"outcome": "failed"`): code, message, hint, exit status and, when resumable, the command. */
 export function writeJsonError(stream: NodeJS.WritableStream, err: unknown, resume?: string): void {
   const report = describeFailure(err);
   stream.write(
-    `${JSON.stringify({
+    jsonLine({
       type: 'error',
+      outcome: 'failed' satisfies JsonOutcome,
       code: report.code ?? null,
       message: report.message,
       hint: report.hint ?? null,
       exitCode: report.exitCode,
       ...(resume === undefined ? {} : { resume }),
-    })}\n`,
+    }),
   );
 }
