@@ -67,8 +67,8 @@ describe('progress', () => {
     const lines = out.text().trimEnd().split('\n');
     expect(lines).toEqual([
       'http://h/f -> /t/f: 100 MiB in 16.0 MiB blocks, 8 connections',
-      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6.0s, 8 connections',
-      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6.0s, 8 connections',
+      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6s, 8 connections',
+      '40.0% 40.0 MiB of 100 MiB, 10.0 MiB/s, ETA 6s, 8 connections',
       'done: /t/f (100 MiB; fetched 60.0 MiB in 6.0s, 10.0 MiB/s, sha256 verified)',
     ]);
   });
@@ -84,10 +84,13 @@ describe('progress', () => {
     view.done({ target: '/t/f', totalBytes: 100, bytesThisRun: 70, elapsedMs: 2000, digest: undefined });
     const objects = out.text().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(objects.map((o) => o['type'])).toEqual(['start', 'progress', 'retry', 'note', 'done']);
-    expect(objects[3]).toEqual({ type: 'note', message: 'resuming: 30 B of 100 B already on disk' });
+    const { time, ...note } = objects[3] ?? {};
+    expect(note).toEqual({ schemaVersion: 1, type: 'note', message: 'resuming: 30 B of 100 B already on disk' });
+    expect(objects.every((o) => o['schemaVersion'] === 1 && typeof o['time'] === 'string')).toBe(true);
+    expect(Date.parse(String(time))).not.toBeNaN();
     expect(objects[1]).toMatchObject({ bytesDone: 40 * 2 ** 20, activeConnections: 8, etaMs: null });
     expect(objects[2]).toMatchObject({ from: 0, to: 9, attempt: 1, delayMs: 250, code: 'BLOCKFETCH_HTTP_STATUS', retries: 1 });
-    expect(objects[4]).toMatchObject({ bytesThisRun: 70, digest: null });
+    expect(objects[4]).toMatchObject({ outcome: 'complete', bytesThisRun: 70, digest: null });
   });
 });
 

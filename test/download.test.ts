@@ -174,7 +174,7 @@ describe('retries, passes and stats', () => {
     expect(status.stats).toMatchObject({ retries: 4, errors: 4, downloadedBlocks: 40, downloadedBytes: size });
     // 500 (short) + 300 (long, before the overflow) + 700 (cut) + 300 (rest), then 39 whole blocks.
     expect(status.stats.receivedBytes).toBe(size + 800);
-    expect(events.at(-1)).toEqual({ type: 'done', status });
+    expect(events.at(-1)).toEqual({ type: 'done', outcome: 'complete', status });
     expect(events[0]?.type).toBe('start');
   });
 
@@ -376,7 +376,7 @@ describe('progress, hints and events', () => {
       // Monotonic, and never the same snapshot twice in a row.
       const done = progress.map((e) => (e.type === 'progress' ? e.stats.receivedBytes : 0));
       expect([...done].sort((a, b) => a - b)).toEqual(done);
-      expect(events.at(-1)).toEqual({ type: 'done', status });
+      expect(events.at(-1)).toEqual({ type: 'done', outcome: 'complete', status });
       expect(seen).toEqual(['done']);
     } finally {
       diagnosticsChannel.unsubscribe('blockfetch:download:done', onDone);

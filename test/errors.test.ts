@@ -247,7 +247,7 @@ describe('messages', () => {
 
   it('the CLI words the same hints with its own flags', () => {
     expect(cliHint(new RemoteChangedError('http://h/f', [], 4096))).toBe(
-      'restart (--restart) to discard the 4096 bytes already downloaded and fetch the new revision',
+      'restart (--restart) to discard the 4.00 KiB already downloaded and fetch the new revision',
     );
     expect(cliHint(new RemoteChangedError('http://h/f', [], 0))).toBe('restart (--restart) to fetch the new revision');
     expect(cliHint(new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', 'exists'))).toMatch(/--force.*-o/);

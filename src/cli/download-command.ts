@@ -12,6 +12,7 @@ import { redactUrl } from '../errors.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
+import { jsonLine } from './json-lines.js';
 import { Interrupted, StdoutClosed, type CliIo } from './io.js';
 import { JsonView, SnapshotMaker, createProgressView, type ProgressSnapshot, type ProgressView } from './progress.js';
 import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } from './report.js';
@@ -114,9 +115,9 @@ class EventPresenter {
         break;
       case 'start':
         if (!event.info.rangesSupported) {
-          this.#view.note('note: the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
+          this.#view.note('the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
         } else if (!event.info.pinned) {
-          this.#view.note('note: the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
+          this.#view.note('the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
         }
         this.last = this.#snapshots.make(event.stats);
         this.#view.update(this.last);
@@ -183,7 +184,7 @@ function reportDownloadFailure(err: unknown, command: DownloadCommand, target: s
     const code = interrupted.signalName === 'SIGTERM' ? ExitCode.TERMINATED : ExitCode.INTERRUPTED;
     if (command.outputMode === 'json') {
       const stream = command.toStdout ? io.stderr : io.stdout;
-      stream.write(`${JSON.stringify({ type: 'interrupted', signal: interrupted.signalName, exitCode: code, resume })}\n`);
+      stream.write(jsonLine({ type: 'interrupted', outcome: 'interrupted', signal: interrupted.signalName, exitCode: code, resume }));
     }
     if (command.toStdout) {
       io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName}; a stream to stdout cannot be resumed\n`);

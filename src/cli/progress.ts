@@ -7,10 +7,9 @@
  * Everything goes to the stream given (stderr for people, so that stdout can
  * carry the file itself with `--stdout`).
  */
-import cliProgress from 'cli-progress';
-
 import type { DownloadStats } from '../download/stats.js';
 
+import { jsonLine, type JsonOutcome } from './json-lines.js';
 import { formatBytes, formatDuration, formatRate } from './units.js';
 
 /** Where a download stands, at one moment. Immutable. */
@@ -157,13 +156,42 @@ export class QuietView implements ProgressView {
   stop(): void {}
 }
 
+/** Hides the terminal's cursor. */
+const HIDE_CURSOR = '\u001b[?25l';
+/** Shows the terminal's cursor again. */
+const SHOW_CURSOR = '\u001b[?25h';
+/** Back to the start of the line and erase it. */
+const CLEAR_LINE = '\r\u001b[2K';
+/** The least time between two redraws of the bar. */
+const REDRAW_MS = 200;
+/** The bar's width bounds, in columns (it takes what the fields leave). */
+const BAR_MIN = 10;
+const BAR_MAX = 30;
+
 /**
- * A progress bar redrawn in place on a terminal: bytes, percent, speed,
- * ETA and connections in flight. Retries and notes are printed above it.
+ * A progress bar redrawn in place on a terminal: bar, percent, bytes,
+ * speed, ETA and connections in flight, laid out by priority for the
+ * terminal's width (percent and ETA first, the bar last), so that nothing
+ * important falls off a narrow window. Retries and notes are printed above
+ * it; the final line replaces it whole.
+ *
+ * The cursor is hidden while the bar is drawn and shown again on every way
+ * out: `done`, `stop`, and, should the process end without either (an
+ * uncaught exception, `process.exit` after a second Ctrl-C), from
+ * `uncaughtExceptionMonitor` and `exit` listeners held only while the bar
+ * is up.
  */
 export class TerminalView implements ProgressView {
   readonly #stream: NodeJS.WriteStream;
-  #bar: cliProgress.SingleBar | undefined;
+  #notice: StartNotice | undefined;
+  #last: ProgressSnapshot | undefined;
+  #drawnAt = -Infinity;
+  #cursorHidden = false;
+  readonly #restoreOnExit = (): void => {
+    // On the way out the line holds a half-drawn bar: end it, give the cursor back.
+    if (this.#cursorHidden) this.#stream.write(`\n${SHOW_CURSOR}`);
+    this.#cursorHidden = false;
+  };
 
   constructor(stream: NodeJS.WriteStream) {
     this.#stream = stream;
@@ -171,66 +199,221 @@ export class TerminalView implements ProgressView {
 
   start(notice: StartNotice): void {
     // A restart (--restart after a change of the remote) starts again: one bar at a time.
-    this.#bar?.stop();
-    this.#stream.write(
-      `${notice.url} -> ${notice.target}: ${formatBytes(notice.totalBytes)} in ${formatBytes(notice.blockSize)} blocks, ${notice.concurrency} connections\n`,
-    );
-    this.#bar = new cliProgress.SingleBar(
-      {
-        stream: this.#stream,
-        format: ' {bar} {pct}% | {done} / {size} | {speed} | ETA {eta_text} | {conns} conn',
-        barsize: 30,
-        hideCursor: true,
-        fps: 5,
-        // The bar is drawn only to a terminal; other outputs get LineView.
-        noTTYOutput: false,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    this.#bar.start(Math.max(notice.totalBytes, 1), notice.resumedBytes, this.#payload(undefined, notice.totalBytes, notice.resumedBytes));
+    if (this.#notice !== undefined) this.#stream.write(CLEAR_LINE);
+    this.#stream.write(`${fitToWidth(headerLine(notice, this.#columns()), this.#columns())}\n`);
+    this.#notice = notice;
+    this.#last = undefined;
+    this.#hideCursor();
+    this.#draw(true);
   }
 
   update(snapshot: ProgressSnapshot): void {
-    this.#bar?.update(snapshot.bytesDone, this.#payload(snapshot, snapshot.totalBytes, snapshot.bytesDone));
+    this.#last = snapshot;
+    this.#draw(false);
   }
 
   retry(notice: RetryNotice): void {
-    this.note(retryLine(notice));
+    this.#above(retryLine(notice));
   }
 
   note(message: string): void {
-    if (this.#bar === undefined) {
-      this.#stream.write(`${message}\n`);
+    this.#above(noteLine(message));
+  }
+
+  /** Prints `line` above the bar: erase the bar's line, print, redraw the bar below it. */
+  #above(line: string): void {
+    if (this.#notice === undefined) {
+      this.#stream.write(`${line}\n`);
       return;
     }
-    // Clear the bar's line, print the note, and let the bar redraw below it.
-    this.#stream.write(`\r\u001b[2K${message}\n`);
-    this.#bar.render();
+    this.#stream.write(`${CLEAR_LINE}${line}\n`);
+    this.#draw(true);
   }
 
   done(notice: DoneNotice): void {
-    this.#bar?.update(notice.totalBytes);
-    this.#bar?.stop();
-    this.#bar = undefined;
-    this.#stream.write(`${doneLine(notice)}\n`);
+    // The final line replaces the bar whole: nothing of it is left at the end of the line.
+    this.#stream.write(`${CLEAR_LINE}${doneLine(notice)}\n`);
+    this.#notice = undefined;
+    this.#showCursor();
   }
 
   stop(): void {
-    this.#bar?.stop();
-    this.#bar = undefined;
+    // The bar stays as it last was (what was reached); the error goes below it.
+    if (this.#notice !== undefined) this.#stream.write('\n');
+    this.#notice = undefined;
+    this.#showCursor();
   }
 
-  #payload(snapshot: ProgressSnapshot | undefined, total: number, done: number): Record<string, string | number> {
-    return {
-      pct: percent(done, total).padStart(5),
-      done: formatBytes(done),
-      size: formatBytes(total),
-      speed: snapshot ? formatRate(snapshot.bytesPerSecond).padStart(12) : '           -',
-      eta_text: snapshot ? formatDuration(etaMs(snapshot)).padStart(6) : '     ?',
-      conns: snapshot ? snapshot.activeConnections : 0,
-    };
+  #columns(): number {
+    const columns = this.#stream.columns;
+    // Writing into the last column makes some terminals wrap: keep it free.
+    return (typeof columns === 'number' && columns > 0 ? columns : 80) - 1;
+  }
+
+  #draw(force: boolean): void {
+    const notice = this.#notice;
+    if (notice === undefined) return;
+    const now = performance.now();
+    if (!force && now - this.#drawnAt < REDRAW_MS) return;
+    this.#drawnAt = now;
+    this.#stream.write(`\r${barLine(notice, this.#last, this.#columns())}\u001b[K`);
+  }
+
+  #hideCursor(): void {
+    if (this.#cursorHidden) return;
+    this.#cursorHidden = true;
+    this.#stream.write(HIDE_CURSOR);
+    process.on('exit', this.#restoreOnExit);
+    process.on('uncaughtExceptionMonitor', this.#restoreOnExit);
+  }
+
+  #showCursor(): void {
+    process.off('exit', this.#restoreOnExit);
+    process.off('uncaughtExceptionMonitor', this.#restoreOnExit);
+    if (!this.#cursorHidden) return;
+    this.#cursorHidden = false;
+    this.#stream.write(SHOW_CURSOR);
   }
 }
+
+/**
+ * The bar's line for `columns` columns: the fields that fit, in order of
+ * priority (percent, ETA, speed, connections, bytes), shown in their usual
+ * order, and the bar itself only when at least {@link BAR_MIN} columns are
+ * left for it.
+ *
+ * @example
+ * ```ts
+ * barLine(notice, snapshot, 79); // ' [██████░░░░…]  40.0% | 40.0 MiB / 100 MiB | 10.0 MiB/s | ETA 6s | 8 conn'
+ * barLine(notice, snapshot, 30); // ' 40.0% | 10.0 MiB/s | ETA 6s'
+ * ```
+ */
+export function barLine(notice: StartNotice, snapshot: ProgressSnapshot | undefined, columns: number): string {
+  const total = snapshot?.totalBytes ?? notice.totalBytes;
+  const done = snapshot?.bytesDone ?? notice.resumedBytes;
+  const fields = [
+    { order: 0, priority: 0, text: `${percent(done, total).padStart(5)}%` },
+    { order: 1, priority: 4, text: `${formatBytes(done)} / ${formatBytes(total)}` },
+    { order: 2, priority: 2, text: snapshot ? formatRate(snapshot.bytesPerSecond).padStart(12) : '           -' },
+    { order: 3, priority: 1, text: `ETA ${(snapshot ? formatEta(etaMs(snapshot)) : '?').padStart(6)}` },
+    { order: 4, priority: 3, text: `${snapshot ? snapshot.activeConnections : 0} conn` },
+  ];
+  const SEPARATOR = ' | ';
+  const kept: typeof fields = [];
+  let width = 1; // the leading space
+  for (const field of [...fields].sort((a, b) => a.priority - b.priority)) {
+    const more = field.text.length + (kept.length === 0 ? 0 : SEPARATOR.length);
+    if (width + more > columns) break;
+    kept.push(field);
+    width += more;
+  }
+  const text = kept
+    .sort((a, b) => a.order - b.order)
+    .map((f) => f.text)
+    .join(SEPARATOR);
+  const room = columns - width - 1;
+  if (room < BAR_MIN) return ` ${text}`.slice(0, Math.max(columns, 0));
+  const size = Math.min(room, BAR_MAX);
+  const filled = total === 0 ? size : Math.min(size, Math.floor((done * size) / total));
+  return ` ${'\u2588'.repeat(filled)}${'\u2591'.repeat(size - filled)} ${text}`;
+}
+
+/**
+ * An ETA in one stable format: whole seconds up to a minute, then minutes
+ * and seconds, then hours and minutes (`7s`, `4m05s`, `2h03m`), rounded up
+ * so that it reaches `0s` only when done; `?` when unknown.
+ *
+ * @example
+ * ```ts
+ * formatEta(985); // '1s'
+ * formatEta(4700); // '5s'
+ * formatEta(245_000); // '4m05s'
+ * formatEta(Infinity); // '?'
+ * ```
+ */
+export function formatEta(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '?';
+  const whole = Math.ceil(ms / 1000);
+  if (whole < 60) return `${whole}s`;
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = whole % 60;
+  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`;
+  return `${m}m${String(s).padStart(2, '0')}s`;
+}
+
+/**
+ * A URL for a person's eye: host and the tail of the path, the query (a
+ * presigned URL's hundreds of characters of signature) and the fragment
+ * dropped, and the path shortened from the left with `…` to fit `max`
+ * characters. The target's name usually says which file it is; the URL
+ * line says where from.
+ *
+ * @example
+ * ```ts
+ * displayUrl('https://bucket.s3.amazonaws.com/a/b/big.iso?X-Amz-Signature=REDACTED&X-Amz-Credential=...', 60);
+ * // 'https://bucket.s3.amazonaws.com/a/b/big.iso'
+ * displayUrl('https://h.example/very/long/path/to/the/file.iso', 30); // 'https://h.example/…/file.iso'
+ * ```
+ */
+export function displayUrl(url: string, max: number): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return ellipsize(url, max);
+  }
+  const origin = `${parsed.protocol}//${parsed.host}`;
+  const path = parsed.pathname === '/' ? '' : parsed.pathname;
+  if (origin.length + path.length <= max) return origin + path;
+  // Keep the last segments that fit after `origin/…`.
+  const segments = path.split('/').filter((s) => s !== '');
+  let tail = '';
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const next = `/${segments[i] ?? ''}${tail}`;
+    if (origin.length + 2 + next.length > max) break;
+    tail = next;
+  }
+  if (tail === '') return ellipsize(`${origin}/${segments.at(-1) ?? ''}`, max);
+  return `${origin}/…${tail}`;
+}
+
+/** `text` cut to `max` characters, the cut marked with `…` in the middle. */
+function ellipsize(text: string, max: number): string {
+  if (text.length <= max) return text;
+  if (max <= 1) return text.slice(0, Math.max(max, 0));
+  const head = Math.ceil((max - 1) / 2);
+  return `${text.slice(0, head)}…${text.slice(text.length - (max - 1 - head))}`;
+}
+
+/** A line no longer than `columns` (cut in the middle). */
+function fitToWidth(line: string, columns: number): string {
+  return ellipsize(line, columns);
+}
+
+/** `1 connection`, `8 connections`. */
+function connections(n: number): string {
+  return `${n} ${n === 1 ? 'connection' : 'connections'}`;
+}
+
+/** The first line: where from, where to, how big, how. The URL takes what the rest leaves of `columns`. */
+function headerLine(notice: StartNotice, columns: number): string {
+  const rest = ` -> ${notice.target}: ${formatBytes(notice.totalBytes)} in ${formatBytes(notice.blockSize)} blocks, ${connections(notice.concurrency)}`;
+  return `${displayUrl(notice.url, Math.max(columns - rest.length, 40))}${rest}`;
+}
+
+/** A note for a person: one `note: ` prefix, whatever the message. */
+function noteLine(message: string): string {
+  return `note: ${withoutNotePrefix(message)}`;
+}
+
+/** `message` without a `note: ` of its own (the view adds the one prefix, or the JSON type says it). */
+function withoutNotePrefix(message: string): string {
+  return message.replace(/^(?:note:\s*)+/i, '');
+}
+
+/** The longest URL a {@link LineView}'s first line shows. */
+const LOG_URL_MAX = 200;
 
 /**
  * One line of progress every `intervalMs`, for logs and pipes where a bar
@@ -249,9 +432,8 @@ export class LineView implements ProgressView {
   }
 
   start(notice: StartNotice): void {
-    this.#stream.write(
-      `${notice.url} -> ${notice.target}: ${formatBytes(notice.totalBytes)} in ${formatBytes(notice.blockSize)} blocks, ${notice.concurrency} connections\n`,
-    );
+    // A log is not a terminal: no width to fit, but no query string of a presigned URL either.
+    this.#stream.write(`${headerLine(notice, LOG_URL_MAX)}\n`);
   }
 
   update(snapshot: ProgressSnapshot): void {
@@ -259,7 +441,7 @@ export class LineView implements ProgressView {
     this.#lastLineAt = snapshot.elapsedMs;
     this.#stream.write(
       `${percent(snapshot.bytesDone, snapshot.totalBytes)}% ${formatBytes(snapshot.bytesDone)} of ${formatBytes(snapshot.totalBytes)}, ` +
-        `${formatRate(snapshot.bytesPerSecond)}, ETA ${formatDuration(etaMs(snapshot))}, ${snapshot.activeConnections} connections\n`,
+        `${formatRate(snapshot.bytesPerSecond)}, ETA ${formatEta(etaMs(snapshot))}, ${connections(snapshot.activeConnections)}\n`,
     );
   }
 
@@ -268,7 +450,7 @@ export class LineView implements ProgressView {
   }
 
   note(message: string): void {
-    this.#stream.write(`${message}\n`);
+    this.#stream.write(`${noteLine(message)}\n`);
   }
 
   done(notice: DoneNotice): void {
@@ -282,8 +464,10 @@ export class LineView implements ProgressView {
  * One JSON object per line (`--json`): `{"type":"start",...}`, then
  * `progress` at most every `intervalMs`, `retry` for each retry, `note` for
  * what a person would be told (resuming, waiting for a lock, a restart), and
- * a final `done` (the command prints `error` itself when the run fails).
- * Field names are stable; see `docs/cli.md`.
+ * a final `done` with `"outcome": "complete"` (the command prints the
+ * `error` or `interrupted` line itself when the run does not finish). Every
+ * line starts with `schemaVersion` and `time` ({@link jsonLine}); the
+ * fields are in `docs/cli-json.schema.json` and `docs/cli.md`.
  */
 export class JsonView implements ProgressView {
   readonly #stream: NodeJS.WritableStream;
@@ -312,17 +496,17 @@ export class JsonView implements ProgressView {
 
   note(message: string): void {
     // Resuming, waiting for a lock, a discarded partial download: a program may log them.
-    this.#write({ type: 'note', message });
+    this.#write({ type: 'note', message: withoutNotePrefix(message) });
   }
 
   done(notice: DoneNotice): void {
-    this.#write({ type: 'done', ...notice, digest: notice.digest ?? null });
+    this.#write({ type: 'done', outcome: 'complete' satisfies JsonOutcome, ...notice, digest: notice.digest ?? null });
   }
 
   stop(): void {}
 
   #write(object: Record<string, unknown>): void {
-    this.#stream.write(`${JSON.stringify(object)}\n`);
+    this.#stream.write(jsonLine(object));
   }
 }
 

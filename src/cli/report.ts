@@ -9,6 +9,8 @@ import { debuglog } from 'node:util';
 
 import { BlockfetchError, ERROR_CODES, RemoteChangedError, redactUrl, type ErrorCode } from '../errors.js';
 import { exitCodeFor, type ExitCodeValue } from './exit-codes.js';
+import { jsonLine, type JsonOutcome } from './json-lines.js';
+import { formatBytes } from './units.js';
 
 /** True when `NODE_DEBUG` includes `blockfetch`, as `util.debuglog` reads it. */
 export const debugFromEnvironment: boolean = debuglog('blockfetch').enabled;
@@ -41,7 +43,7 @@ const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string 
   BLOCKFETCH_REMOTE_CHANGED: (err: BlockfetchError) => {
     const atRisk = err instanceof RemoteChangedError ? err.bytesAtRisk : 0;
     return atRisk > 0
-      ? `restart (--restart) to discard the ${atRisk} bytes already downloaded and fetch the new revision`
+      ? `restart (--restart) to discard the ${formatBytes(atRisk)} already downloaded and fetch the new revision`
       : 'restart (--restart) to fetch the new revision';
   },
   BLOCKFETCH_DIGEST_MISMATCH: (err: BlockfetchError) =>
@@ -58,7 +60,7 @@ const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string 
  * @example
  * ```ts
  * cliHint(new RemoteChangedError(url, changes, 4096))
- * // 'restart (--restart) to discard the 4096 bytes already downloaded and fetch the new revision'
+ * // 'restart (--restart) to discard the 4.00 KiB already downloaded and fetch the new revision'
  * cliHint(new BlockfetchError('BLOCKFETCH_TIMEOUT', 'slow'))
  * // 'run the same download again; raise the timeout (--timeout) on a very slow link'
  * ```
@@ -146,17 +148,18 @@ function redactUrls(text: string): string {
   return text.replace(/\bhttps?:\/\/[^\s'"<>]+/g, (url) => redactUrl(url));
 }
 
-/** The `--json` line for a failure: code, message, hint, exit status and, when resumable, the command. */
+/** The `--json` line for a failure (`"outcome": "failed"`): code, message, hint, exit status and, when resumable, the command. */
 export function writeJsonError(stream: NodeJS.WritableStream, err: unknown, resume?: string): void {
   const report = describeFailure(err);
   stream.write(
-    `${JSON.stringify({
+    jsonLine({
       type: 'error',
+      outcome: 'failed' satisfies JsonOutcome,
       code: report.code ?? null,
       message: report.message,
       hint: report.hint ?? null,
       exitCode: report.exitCode,
       ...(resume === undefined ? {} : { resume }),
-    })}\n`,
+    }),
   );
 }

@@ -38,6 +38,7 @@ import { numBlocks } from '../ranges/byte-range.js';
 import { AttemptEngine, blockKey, type BodySink } from './attempts.js';
 import { backoffDelay, sleep } from './backoff.js';
 import {
+  outcomeOf,
   resolveCachingOptions,
   type CachingDownloaderOptions,
   type DownloadEvent,
@@ -342,7 +343,7 @@ export class CachingDownloader {
     });
     this.#settleTails(complete, error);
     debug('download %s ended: complete=%s resumable=%s %s', this.#reader.name, complete, resumable, error?.message ?? '');
-    this.#events.emit({ type: 'done', status });
+    this.#events.emit({ type: 'done', outcome: outcomeOf(complete, error), status });
     return status;
   }
 

@@ -4,8 +4,7 @@
  */
 import type { ExpectedDigest } from '../cache/types.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES } from '../defaults.js';
-import type { BlockfetchError } from '../errors.js';
-import { InvalidArgumentError } from '../errors.js';
+import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { booleanOption, describeValue, wholeNumber } from '../validate.js';
 import type { ByteRange } from '../ranges/byte-range.js';
 import { resolveRetryOptions, type RetryOptions } from './backoff.js';
@@ -258,5 +257,41 @@ export type DownloadEvent =
     }
   /** Another pass over the outstanding blocks starts after `delayMs` (`waitForCompletion`). */
   | { readonly type: 'pass'; readonly pass: number; readonly outstandingBlocks: number; readonly delayMs: number; readonly stats: DownloadStats }
-  /** The run ended; always delivered, before `run()` resolves. */
-  | { readonly type: 'done'; readonly status: DownloadStatus };
+  /**
+   * The run ended; always delivered, before `run()` resolves. `outcome`
+   * says how, so a listener need not read `status` to tell a finished file
+   * from a failure or an abort.
+   */
+  | { readonly type: 'done'; readonly outcome: DownloadOutcome; readonly status: DownloadStatus };
+
+/**
+ * How a run ended, in the `done` event of both downloaders: every byte
+ * there and verified (`complete`), stopped by the caller's signal
+ * (`interrupted`: the error is a `BLOCKFETCH_ABORTED`), or any other end
+ * without the whole file (`failed`).
+ *
+ * @example
+ * ```ts
+ * new CachingDownloader(reader, cache, {
+ *   onEvent: (e) => {
+ *     if (e.type === 'done' && e.outcome !== 'complete') console.error(e.outcome, e.status.error?.message);
+ *   },
+ * });
+ * ```
+ */
+export type DownloadOutcome = 'complete' | 'failed' | 'interrupted';
+
+/**
+ * The {@link DownloadOutcome} of a run that ended `complete` or with `error`.
+ *
+ * @example
+ * ```ts
+ * outcomeOf(true, undefined); // 'complete'
+ * outcomeOf(false, new AbortedError()); // 'interrupted'
+ * outcomeOf(false, new RetriesExhaustedError('block 3 failed', 6)); // 'failed'
+ * ```
+ */
+export function outcomeOf(complete: boolean, error: unknown): DownloadOutcome {
+  if (complete) return 'complete';
+  return error instanceof BlockfetchError && error.code === 'BLOCKFETCH_ABORTED' ? 'interrupted' : 'failed';
+}

@@ -17,6 +17,7 @@ import { EventReporter, eventErrorOf } from './events.js';
 import type { ContentInfo, Reader } from './reader.js';
 import { StatsRecorder } from './stats.js';
 import { SingleMode, WindowedMode, type StreamContext, type StreamMode } from './stream-modes.js';
+import { outcomeOf } from './caching-options.js';
 import {
   resolveStreamingOptions,
   type ResolvedStreamingOptions,
@@ -435,7 +436,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     this.#controller.abort();
     clearInterval(this.#ticker);
     const status = this.status();
-    this.#events.emit({ type: 'done', status });
+    this.#events.emit({ type: 'done', outcome: 'complete', status });
     this.#done.resolve(status);
   }
 
@@ -452,7 +453,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     clearInterval(this.#ticker);
     this.#mode?.cancel(error);
     void this.#settled().then(() => {
-      this.#events.emit({ type: 'done', status: this.status(), error });
+      this.#events.emit({ type: 'done', outcome: outcomeOf(false, error), status: this.status(), error });
       this.#done.reject(error);
     });
   }

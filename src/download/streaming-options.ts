@@ -10,7 +10,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { ByteRange } from '../ranges/byte-range.js';
 import { booleanOption, describeValue, wholeNumber } from '../validate.js';
 import { resolveRetryOptions, type RetryOptions } from './backoff.js';
-import type { EventError } from './caching-options.js';
+import type { DownloadOutcome, EventError } from './caching-options.js';
 import { normalizeExpectedDigest, type DigestResult } from './digest.js';
 import type { EventListener } from './events.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -239,7 +239,8 @@ export type StreamingEvent =
     }
   /**
    * The stream ended: every byte delivered and verified (`status.complete`),
-   * or `error` is what the stream errored with. Always delivered, once,
-   * before `run()` settles.
+   * or `error` is what the stream errored with; `outcome` says which
+   * (`interrupted` when the caller's signal stopped it). Always delivered,
+   * once, before `run()` settles.
    */
-  | { readonly type: 'done'; readonly status: StreamingStatus; readonly error?: Error };
+  | { readonly type: 'done'; readonly outcome: DownloadOutcome; readonly status: StreamingStatus; readonly error?: Error };

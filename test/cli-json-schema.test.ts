@@ -1,0 +1,116 @@
+/**
+ * `--json` against its published schema (docs/cli-json.schema.json, JSON
+ * Schema 2020-12), with real output of the real command: a success, a
+ * failure, a run with retries and an interrupted run. Every line carries the
+ * schema version and a time; the last line says the outcome.
+ *
+ * The validator is ajv (the standard one; a devDependency with ajv-formats
+ * for `date-time`). It is loaded through createRequire so that the type
+ * check passes before it is installed; the suite skips, saying so, until it is.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { runCli, startCli, waitFor } from './cli-helpers.js';
+import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { payload } from './helpers/payload.js';
+
+interface ValidateFunction {
+  (data: unknown): boolean;
+  errors?: unknown;
+}
+interface AjvInstance {
+  compile(schema: unknown): ValidateFunction;
+}
+type AjvConstructor = new (options: { strict: boolean; allErrors: boolean }) => AjvInstance;
+
+const require = createRequire(import.meta.url);
+function loadAjv(): { Ajv: AjvConstructor; addFormats: (ajv: AjvInstance) => void } | undefined {
+  try {
+    const Ajv = (require('ajv/dist/2020') as { default: AjvConstructor }).default;
+    const addFormats = (require('ajv-formats') as { default: (ajv: AjvInstance) => void }).default;
+    return { Ajv, addFormats };
+  } catch {
+    return undefined;
+  }
+}
+const ajv = loadAjv();
+if (ajv === undefined) console.warn('cli-json-schema.test.ts: ajv and ajv-formats are not installed (devDependencies): skipped');
+
+const schema: unknown = JSON.parse(readFileSync(new URL('../docs/cli-json.schema.json', import.meta.url), 'utf8'));
+const SIZE = 3 * 2 ** 20;
+
+function linesOf(text: string): Record<string, unknown>[] {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe.skipIf(ajv === undefined)('--json output against docs/cli-json.schema.json', () => {
+  let validate: ValidateFunction;
+  let server: FaultServer;
+  let dir: string;
+  beforeAll(async () => {
+    if (ajv === undefined) return;
+    const instance = new ajv.Ajv({ strict: true, allErrors: true });
+    ajv.addFormats(instance);
+    validate = instance.compile(schema);
+    server = await startFaultServer({ content: payload(0, SIZE - 1) });
+    dir = await mkdtemp(join(tmpdir(), 'blockfetch-json-'));
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  const check = (lines: Record<string, unknown>[]): void => {
+    for (const line of lines) {
+      const ok = validate(line);
+      expect(ok, `${JSON.stringify(line)}\n${JSON.stringify(validate.errors)}`).toBe(true);
+      expect(line['schemaVersion']).toBe(1);
+      expect(Date.parse(String(line['time']))).not.toBeNaN();
+    }
+  };
+
+  it('a success, with retries, ends with outcome complete', async () => {
+    // Requests 1 and 2 get a 503 each: two retry lines before the file is done.
+    server.script((req) => (req.index === 1 || req.index === 2 ? { kind: 'status', status: 503 } : undefined));
+    const result = await runCli([server.url, '-o', 'ok.bin', '--block-size', '1MiB', '-c', '1', '--json'], { cwd: dir });
+    expect(result.code, result.stderr).toBe(0);
+    const lines = linesOf(result.stdout.toString('utf8'));
+    check(lines);
+    expect(lines.map((l) => l['type'])).toContain('retry');
+    expect(lines.at(-1)).toMatchObject({ type: 'done', outcome: 'complete', totalBytes: SIZE });
+  });
+
+  it('a failure ends with outcome failed', async () => {
+    server.script(() => ({ kind: 'status', status: 503 }));
+    const result = await runCli([server.url, '-o', 'fail.bin', '--block-size', '1MiB', '--retries', '1', '--json'], { cwd: dir });
+    expect(result.code).not.toBe(0);
+    const lines = linesOf(result.stdout.toString('utf8'));
+    check(lines);
+    expect(lines.at(-1)).toMatchObject({ type: 'error', outcome: 'failed', exitCode: result.code });
+  });
+
+  it('an interrupted run ends with outcome interrupted', async () => {
+    server.script((req) => (req.index >= 2 ? { kind: 'stall', after: 1024 } : undefined));
+    let out = '';
+    const run = startCli([server.url, '-o', 'int.bin', '--block-size', '1MiB', '-c', '1', '--json'], {
+      cwd: dir,
+      onStdout: (chunk) => (out += chunk.toString('utf8')),
+    });
+    // Interrupt once the download is under way (its first progress line is out).
+    await waitFor(() => out.includes('"type":"progress"'));
+    run.child.kill('SIGINT');
+    const result = await run.done;
+    expect(result.code).toBe(130);
+    const lines = linesOf(out);
+    check(lines);
+    expect(lines.at(-1)).toMatchObject({ type: 'interrupted', outcome: 'interrupted', signal: 'SIGINT', exitCode: 130 });
+  });
+});
