@@ -11,6 +11,7 @@
  * (same filesystem), the space check is made on the filesystem that will hold
  * the file, and a reboot that clears /tmp does not lose the download.
  */
+import { utimes } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 import type { Dispatcher } from 'undici';
@@ -357,10 +358,11 @@ export async function downloadFile(source: DownloadSource, target: string, optio
           onEvent: emit,
         });
         const status = await downloader.run(signal);
+        const lastModified = cache.remoteIdentity()?.lastModified;
         await cache.close();
         if (status.complete) {
           emit({ type: 'finish', paths });
-          await finish(paths);
+          await finish(paths, lastModified);
           return {
             target: paths.target,
             size: contentLength,
@@ -584,13 +586,17 @@ async function discard(paths: DownloadPaths): Promise<void> {
  * the rename leaves a complete partial download (the next run just renames
  * it); after it, a finished target and a stale index (removed by the next run).
  */
-async function finish(paths: DownloadPaths): Promise<void> {
+async function finish(paths: DownloadPaths, lastModified: string | undefined): Promise<void> {
   const data = await nodeFileSystem.openExisting(paths.partial);
   try {
     await data.sync();
   } finally {
     await data.close();
   }
+  // The remote's Last-Modified becomes the file's mtime (as `curl -R` and
+  // `wget -N` do), so that a later run can tell the file is that revision.
+  const modified = lastModified === undefined ? NaN : Date.parse(lastModified);
+  if (Number.isFinite(modified)) await utimes(paths.partial, new Date(), new Date(modified)).catch(() => undefined);
   await nodeFileSystem.rename(paths.partial, paths.target);
   await nodeFileSystem.syncDir(paths.directory);
   await nodeFileSystem.remove(paths.index);

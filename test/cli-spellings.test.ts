@@ -5,7 +5,8 @@
  * without promising a resume when nothing is on disk.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,5 +186,39 @@ describe('permanent failures fail at once, with nothing left behind and no promi
     } finally {
       plain.script(undefined);
     }
+  });
+});
+
+describe('re-running a finished download', () => {
+  it('says "already complete" and exits 0 when size and Last-Modified match; refuses a different file; --force downloads again', async () => {
+    const cwd = await freshDir('rerun');
+    const first = await runCli([plain.url, '-o', 'f.bin', '--quiet'], { cwd });
+    expect(first.code, first.stderr).toBe(ExitCode.SUCCESS);
+    const { mtimeMs } = await stat(join(cwd, 'f.bin'));
+    expect(Math.floor(mtimeMs / 1000)).toBe(Math.floor(Date.parse(plain.lastModified as string) / 1000)); // as curl -R
+
+    const again = await runCli([plain.url, '-o', 'f.bin', '-C', '-'], { cwd });
+    expect(again.code, again.stderr).toBe(ExitCode.SUCCESS);
+    expect(again.stderr).toMatch(/f\.bin is already complete/);
+    const json = await runCli([plain.url, '-o', 'f.bin', '--json'], { cwd });
+    expect(json.code).toBe(ExitCode.SUCCESS);
+    expect(JSON.parse(json.stdout.toString('utf8').trim())).toMatchObject({ type: 'done', outcome: 'already-complete' });
+
+    // Touched since: blockfetch cannot tell, so it keeps the refusal.
+    await utimes(join(cwd, 'f.bin'), new Date(), new Date(2000, 0, 1));
+    const refused = await runCli([plain.url, '-o', 'f.bin'], { cwd });
+    expect(refused.code).toBe(ExitCode.USAGE);
+    expect(refused.stderr).toMatch(/already exists/);
+    // ...unless a digest given proves it.
+    const sha = createHash('sha256').update(DATA).digest('hex');
+    const proven = await runCli([plain.url, '-o', 'f.bin', '--sha256', sha], { cwd });
+    expect(proven.code, proven.stderr).toBe(ExitCode.SUCCESS);
+    expect(proven.stderr).toMatch(/already complete/);
+
+    const before = plain.requests.length;
+    const forced = await runCli([plain.url, '-o', 'f.bin', '--force', '--quiet'], { cwd });
+    expect(forced.code, forced.stderr).toBe(ExitCode.SUCCESS);
+    expect(plain.requests.length - before).toBeGreaterThan(1);
+    expect(firstMisplaced(await readFile(join(cwd, 'f.bin')))).toBe(-1);
   });
 });

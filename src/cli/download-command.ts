@@ -3,7 +3,9 @@
  * {@link downloadFile}: it chooses the file name, turns the download's
  * events into progress for the chosen view, and reports the outcome.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
+
+import type { Dispatcher } from 'undici';
 import { join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
@@ -20,6 +22,7 @@ import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } 
 import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
 import { resumeCommand } from './resume-command.js';
 import { runStream } from './stream-command.js';
+import { verifyFile } from './verify.js';
 import { formatBytes } from './units.js';
 
 /**
@@ -50,6 +53,11 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     if (target === undefined || (await isDirectory(target))) {
       const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
       target = target === undefined ? name : join(target, name);
+    }
+    if (!command.force && (await alreadyComplete(command, target, capture.dispatcher, io.signal))) {
+      io.stderr.write(command.outputMode === 'quiet' ? '' : `blockfetch: ${target} is already complete (the same size and revision as the remote)\n`);
+      if (command.outputMode === 'json') jsonStream.write(`${JSON.stringify({ type: 'done', outcome: 'already-complete', target: downloadPaths(target).target })}\n`);
+      return ExitCode.SUCCESS;
     }
     presenter = new EventPresenter(view, command);
     const result = await downloadFile(command.url, target, {
@@ -111,6 +119,49 @@ async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOption
     });
   }
   return { ca: pem };
+}
+
+/**
+ * Whether `target` is already the finished download of the remote, so a
+ * re-run (as `wget -c` and `curl -C -` do) succeeds instead of refusing: the
+ * target is a regular file with no partial download beside it, of the
+ * remote's size, and either its mtime is the remote's Last-Modified (set
+ * when blockfetch finished it) or it has the digest given with --sha256 /
+ * --sha512. One look at the remote (`contentLengthAndBlockSize`); anything
+ * that cannot be told is `false`, and downloadFile then refuses the
+ * existing target as before.
+ */
+async function alreadyComplete(command: DownloadCommand, target: string, dispatcher: Dispatcher, signal: AbortSignal): Promise<boolean> {
+  const paths = downloadPaths(target);
+  const local = await lstat(paths.target).catch(() => undefined);
+  if (local === undefined || !local.isFile() || (await exists(paths.partial))) return false;
+  const reader = new HttpReader({
+    url: command.url,
+    blockSize: 1,
+    headers: headerRecord(command.headers),
+    requestTimeoutMs: command.timeoutMs,
+    idleTimeoutMs: command.timeoutMs,
+    dispatcher,
+  });
+  let info: ContentInfo;
+  try {
+    info = await lookAtRemote(reader, { signal, retry: { attemptsPerBlock: command.retries + 1 } });
+  } catch {
+    return false;
+  } finally {
+    await reader.close().catch(() => undefined);
+  }
+  if (info.contentLength !== local.size) return false;
+  const wanted = command.digest ?? info.identity.digest;
+  if (wanted !== undefined) {
+    return verifyFile(paths.target, [wanted], signal).then(
+      () => true,
+      () => false,
+    );
+  }
+  const modified = info.identity.lastModified === undefined ? NaN : Date.parse(info.identity.lastModified);
+  // HTTP dates have whole seconds; filesystems keep what utimes set.
+  return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */
