@@ -3,6 +3,8 @@
  * aria2c, suggestions for misspelt options, messages without parser
  * internals, and `--help` printed from the very table the parser reads.
  */
+import { readFileSync } from 'node:fs';
+
 import { describe, expect, it } from 'vitest';
 
 import { DOWNLOAD_OPTIONS, INSPECT_OPTIONS, VERIFY_OPTIONS, parseCommandLine, type DownloadCommand, type OptionSpec } from '../src/cli/args.js';
@@ -148,6 +150,20 @@ describe('--help, printed from the table the parser reads', () => {
       for (const name of names) expect(() => parseCommandLine([url, name, ...value]), name).not.toThrow();
     }
     expect(helpText('download').split('\n').every((line) => line.length <= 80)).toBe(true);
+  });
+});
+
+describe('docs/cli.md', () => {
+  it('lists every download option in its option table, with curl, wget and aria2c columns', () => {
+    const doc = readFileSync(new URL('../docs/cli.md', import.meta.url), 'utf8');
+    expect(doc).toMatch(/^\| option \| default \| meaning \| curl \| wget \| aria2c \|$/m);
+    const rows = doc.split('\n').filter((line) => line.startsWith('| `'));
+    for (const spec of DOWNLOAD_OPTIONS as readonly OptionSpec[]) {
+      const row = rows.find((line) => line.split(' | ')[0]?.includes(`--${spec.long}`));
+      expect(row, `--${spec.long}`).toBeDefined();
+      if (spec.short !== undefined) expect(row, `-${spec.short}`).toContain(`-${spec.short}`);
+      expect((row ?? '').replace(/\\\|/g, '').split('|').length - 2, `--${spec.long}: six columns`).toBe(6);
+    }
   });
 });
 
