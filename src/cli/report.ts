@@ -66,7 +66,7 @@ function statusHint(status: number | undefined): string {
     case 410:
       return 'the server says the file is gone for good (410 Gone): find its new URL';
     case 401:
-      return "the server wants credentials (401): pass them with -H 'Authorization: ...'";
+      return "the server wants credentials (401): pass them as a header (-H), e.g. -H 'Authorization: ...'";
     case 403:
       return 'the server refuses access (403): check the credentials (-H), or get a fresh URL if it was a signed one that expired';
     case 416:
