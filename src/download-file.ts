@@ -11,6 +11,7 @@
  * (same filesystem), the space check is made on the filesystem that will hold
  * the file, and a reboot that clears /tmp does not lose the download.
  */
+import { lutimes } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 
 import type { Dispatcher } from 'undici';
@@ -369,10 +370,11 @@ export async function downloadFile(source: DownloadSource, target: string, optio
           onEvent: emit,
         });
         const status = await downloader.run(signal);
+        const lastModified = cache.remoteIdentity()?.lastModified;
         await cache.close();
         if (status.complete) {
           emit({ type: 'finish', paths });
-          await finish(paths);
+          await finish(paths, lastModified);
           return {
             target: paths.target,
             size: contentLength,
@@ -637,7 +639,7 @@ async function discard(paths: DownloadPaths): Promise<void> {
  * the rename leaves a complete partial download (the next run just renames
  * it); after it, a finished target and a stale index (removed by the next run).
  */
-async function finish(paths: DownloadPaths): Promise<void> {
+async function finish(paths: DownloadPaths, lastModified: string | undefined): Promise<void> {
   // openExisting refuses a link (O_NOFOLLOW) and anything but a regular
   // file, so what is renamed into place is the data file, never a link
   // planted at its name; and the target is checked once more, since a link
@@ -652,6 +654,11 @@ async function finish(paths: DownloadPaths): Promise<void> {
   if (partial === undefined || !partial.isFile()) throw unsafePathError(paths.partial, partial === undefined ? 'gone' : fileKind(partial), undefined);
   const target = await lstatOrUndefined(paths.target);
   if (target !== undefined && !target.isFile()) throw unsafePathError(paths.target, fileKind(target), undefined);
+  // The remote's Last-Modified becomes the file's mtime (as `curl -R` and
+  // `wget -N` do), so that a later run can tell the file is that revision
+  // (lutimes: a link planted since the check above is not followed).
+  const modified = lastModified === undefined ? NaN : Date.parse(lastModified);
+  if (Number.isFinite(modified)) await lutimes(paths.partial, new Date(), new Date(modified)).catch(() => undefined);
   await nodeFileSystem.rename(paths.partial, paths.target);
   await nodeFileSystem.syncDir(paths.directory);
   await nodeFileSystem.remove(paths.index);

@@ -180,7 +180,7 @@ describe('parseCommandLine', () => {
     [['not a url'], /not a URL: "not a url"/],
     [[url, url], /expected one URL, got 2/],
     [[url, '--bogus'], /unknown option '--bogus'/],
-    [[url, '-c'], /argument missing/],
+    [[url, '-c'], /^-c\/--concurrency needs a value \(N\), got nothing after it$/],
     [[url, '-c', '0'], /-c\/--concurrency must be a whole number from 1 to 256, got "0"/],
     [[url, '-c', 'many'], /-c\/--concurrency .* got "many"/],
     [[url, '--block-size', '1KiB'], /--block-size must be from 4KiB to 1GiB, got "1KiB"/],

@@ -104,7 +104,8 @@ describe('blockfetch <url> -o FILE', () => {
     expectOneLineError(refused.stderr, /out\.bin already exists/);
     expect(refused.stderr).toMatch(/--force/);
     expect(await readFile(join(cwd, 'out.bin'), 'utf8')).toBe('precious');
-    expect(server.requests).toHaveLength(0); // refused before any request
+    // One look at the remote (is the file already that remote?), then refused: not that size.
+    expect(server.requests).toHaveLength(1);
 
     const forced = await runCli([server.url, '-o', 'out.bin', '--force', '--quiet', '--block-size', '1MiB'], { cwd });
     expect(forced.code).toBe(ExitCode.SUCCESS);
@@ -364,6 +365,9 @@ describe('exit codes, each from its real cause', () => {
     const locked = await runCli(args, { cwd });
     expect(locked.code).toBe(ExitCode.LOCKED);
     expectOneLineError(locked.stderr, /in use by another blockfetch process/);
+
+    // Wait for the signal the assertions below rely on: a block recorded in the index.
+    await waitFor(async () => (await inspectDownload(target)).doneBytes > 0, 60_000);
 
     // 130: SIGINT stops it (long before the minute the rest would take:
     // the saved index below is still partial), saves the index, prints the command.

@@ -1,19 +1,27 @@
 /**
  * The command line, parsed and validated into one typed {@link Command}.
  *
- * Built on `node:util`'s `parseArgs` (no dependency): it rejects unknown
- * options and missing values; everything else (sizes, digests, headers) is
- * checked here, and every problem is an {@link InvalidArgumentError} whose
- * message names the option and the value, with a hint. Nothing here touches
- * the network or the disk.
+ * One table per command ({@link DOWNLOAD_OPTIONS}, {@link INSPECT_OPTIONS},
+ * {@link VERIFY_OPTIONS}) lists every option: its names, its value, its
+ * default and its line of help. The parser reads nothing else, and `--help`
+ * is printed from the same rows (see `help.ts`), so the two cannot drift.
+ *
+ * The tokenizer is ours rather than `node:util`'s `parseArgs`: parseArgs
+ * takes `-c URL` as a concurrency of "URL", refuses `--retries -1` as
+ * "ambiguous", and its messages quote its own internals ("Option '-o,
+ * --output <value>' argument missing"). Here every problem is an
+ * {@link InvalidArgumentError} whose message names the option as a person
+ * types it (`-o/--output needs a FILE`), with a hint, and a misspelt option
+ * suggests the nearest real one. Nothing here touches the network or the disk.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isAbsolute, join } from 'node:path';
 
 import { DIGEST_HEX_LENGTH, type ExpectedDigest } from '../cache/types.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, redactUrl } from '../errors.js';
 import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
-import { formatSizeOption, parseByteSize, parseRate } from './units.js';
+import { editDistance } from './edit-distance.js';
+import { formatDurationOption, formatSizeOption, parseByteSize, parseRate } from './units.js';
 
 /**
  * Defaults of the download command's options. The shared ones are the
@@ -100,6 +108,22 @@ export interface DownloadCommand {
   readonly outputMode: OutputMode;
   /** Show codes, stacks and causes on failure (`--debug`). */
   readonly debug: boolean;
+  /** Say more of what happens: the remote's identity, the plan, the error code on failure (`-v`). */
+  readonly verbose: boolean;
+  /** How TLS certificates are checked for this run. */
+  readonly tls: TlsChoice;
+}
+
+/**
+ * How the run checks TLS certificates: `-k/--insecure` turns checking off
+ * (with a warning), `--cacert FILE` trusts the CA certificates in FILE
+ * instead of the system's, as curl's `--cacert` does.
+ */
+export interface TlsChoice {
+  /** `-k/--insecure`: accept any certificate. */
+  readonly insecure: boolean;
+  /** `--cacert FILE`: a PEM file of CA certificates, read when the download starts. */
+  readonly caFile: string | undefined;
 }
 
 /** `blockfetch inspect <FILE|INDEX>`: what a partial download's index says. */
@@ -142,40 +166,269 @@ export type Command = DownloadCommand | InspectCommand | VerifyCommand | HelpCom
 
 const HELP_HINT = 'run `blockfetch --help` for usage';
 
-const downloadOptions = {
-  output: { type: 'string', short: 'o' },
-  stdout: { type: 'boolean' },
-  concurrency: { type: 'string', short: 'c' },
-  'block-size': { type: 'string' },
-  'request-size': { type: 'string' },
-  rate: { type: 'string' },
-  header: { type: 'string', short: 'H', multiple: true },
-  sha256: { type: 'string' },
-  sha512: { type: 'string' },
-  restart: { type: 'boolean' },
-  retries: { type: 'string' },
-  timeout: { type: 'string' },
-  force: { type: 'boolean', short: 'f' },
-  quiet: { type: 'boolean', short: 'q' },
-  json: { type: 'boolean' },
-  debug: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'V' },
-} as const satisfies ParseArgsConfig['options'];
+/**
+ * One row of an option table: what the parser accepts and what `--help`
+ * prints, from the same data.
+ */
+export interface OptionSpec {
+  /** The long name, without `--`. */
+  readonly long: string;
+  /** The one-letter name, without `-`. */
+  readonly short?: string;
+  /**
+   * The placeholder of its value in help and messages (`N`, `SIZE`, `FILE`),
+   * or `undefined` for a flag, which takes no value.
+   */
+  readonly value?: string;
+  /** May be given more than once, every value kept (`-H`). */
+  readonly repeatable?: boolean;
+  /** The default, as one would type it, for `--help`. */
+  readonly default?: string;
+  /** What it does, in one line (help wraps it). */
+  readonly help: string;
+}
 
-const inspectOptions = {
-  json: { type: 'boolean' },
-  debug: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
+const d = defaultCliOptions;
 
-const verifyOptions = {
-  sha256: { type: 'string' },
-  sha512: { type: 'string' },
-  json: { type: 'boolean' },
-  debug: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
+/**
+ * Every option of the download command, in the order `--help` lists them.
+ * The spellings people bring from curl, wget and aria2c are rows of their
+ * own (docs/cli.md lists each with its equivalents).
+ *
+ * @example
+ * ```ts
+ * DOWNLOAD_OPTIONS.find((o) => o.short === 'c')?.long // 'concurrency'
+ * ```
+ */
+export const DOWNLOAD_OPTIONS = [
+  { long: 'output', short: 'o', value: 'FILE', help: "where to save (default: the server's file name or the URL's last path segment); '-' streams to stdout; a directory saves under the server's name inside it" },
+  { long: 'dir', short: 'd', value: 'DIR', help: 'save in this existing directory (with -o FILE: DIR/FILE)' },
+  { long: 'stdout', help: 'stream the file in order to stdout (same as -o -)' },
+  { long: 'concurrency', short: 'c', value: 'N', default: String(d.concurrency), help: 'parallel requests' },
+  { long: 'block-size', value: 'SIZE', default: formatSizeOption(d.blockSize), help: 'the unit of resumption: a kill loses at most one partly received block per connection' },
+  { long: 'request-size', value: 'SIZE', default: formatSizeOption(d.requestSize), help: 'the most one request fetches; with --stdout the unit of the stream' },
+  { long: 'rate', value: 'RATE', help: 'limit the transfer rate, e.g. 50MB/s (powers of 10) or 8MiB/s (powers of 2)' },
+  { long: 'limit-rate', value: 'RATE', help: "the same in curl's units: 500K, 8M, 1G are powers of 1024 bytes per second" },
+  { long: 'header', short: 'H', value: "'N: V'", repeatable: true, help: 'send an extra request header (repeatable)' },
+  { long: 'user-agent', short: 'A', value: 'TEXT', help: 'the User-Agent header (default blockfetch/VERSION)' },
+  { long: 'insecure', short: 'k', help: 'do not check TLS certificates (prints a warning; for test servers only)' },
+  { long: 'cacert', value: 'FILE', help: "trust the CA certificates in this PEM file instead of the system's" },
+  { long: 'sha256', value: 'HEX', help: 'the SHA-256 the file must have (checked before the final rename; a mismatch keeps the partial file)' },
+  { long: 'sha512', value: 'HEX', help: 'the SHA-512 the file must have (likewise)' },
+  { long: 'restart', help: 'if the remote changed since the partial download began, discard it and download the new revision' },
+  { long: 'continue', help: 'accepted for wget and aria2c: blockfetch always resumes what is on disk' },
+  { long: 'continue-at', short: 'C', value: '-', help: "accepted as curl's -C -: blockfetch always resumes what is on disk" },
+  { long: 'retries', value: 'N', default: String(d.retries), help: 'retries of a request that makes no progress before giving up' },
+  { long: 'timeout', value: 'DURATION', default: formatDurationOption(d.timeoutMs), help: 'give up on a silent request after this, e.g. 30s; it is retried' },
+  { long: 'force', short: 'f', help: 'download again and overwrite FILE if it exists' },
+  { long: 'quiet', short: 'q', help: 'print nothing but errors' },
+  { long: 'verbose', short: 'v', help: "also print the remote's identity, the plan, and the error code on failure" },
+  { long: 'json', help: 'print one JSON object per line (progress, retries, the final status) instead of a progress bar' },
+  { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
+  { long: 'help', short: 'h', help: 'show this help' },
+  { long: 'version', short: 'V', help: 'show the version' },
+] as const satisfies readonly OptionSpec[];
+
+/**
+ * The options of `blockfetch inspect`.
+ *
+ * @example
+ * ```ts
+ * INSPECT_OPTIONS.map((o) => o.long) // ['json', 'debug', 'help']
+ * ```
+ */
+export const INSPECT_OPTIONS = [
+  { long: 'json', help: 'print the report as one JSON object' },
+  { long: 'debug', help: 'show error codes, stacks and causes' },
+  { long: 'help', short: 'h', help: 'show this help' },
+] as const satisfies readonly OptionSpec[];
+
+/**
+ * The options of `blockfetch verify`.
+ *
+ * @example
+ * ```ts
+ * VERIFY_OPTIONS.map((o) => o.long) // ['sha256', 'sha512', 'json', 'debug', 'help']
+ * ```
+ */
+export const VERIFY_OPTIONS = [
+  { long: 'sha256', value: 'HEX', help: `the expected SHA-256 (${DIGEST_HEX_LENGTH.sha256} hex digits)` },
+  { long: 'sha512', value: 'HEX', help: `the expected SHA-512 (${DIGEST_HEX_LENGTH.sha512} hex digits)` },
+  { long: 'json', help: 'print the result as one JSON object' },
+  { long: 'debug', help: 'show error codes, stacks and causes' },
+  { long: 'help', short: 'h', help: 'show this help' },
+] as const satisfies readonly OptionSpec[];
+
+/** An option as a person types it: `-o/--output`, or `--stdout`. */
+export function optionDisplayName(spec: OptionSpec): string {
+  return spec.short === undefined ? `--${spec.long}` : `-${spec.short}/--${spec.long}`;
+}
+
+/** What the tokenizer found: every value by long name (a flag's is `''`), and the positionals. */
+interface ParsedOptions<Name extends string> {
+  /** Every value given, in order; a flag given once has `['']`. */
+  readonly values: ReadonlyMap<Name, readonly string[]>;
+  readonly positionals: readonly string[];
+}
+
+/** The last value given for `name` (options are "last one wins", as in curl), or undefined. */
+function lastValue<Name extends string>(parsed: ParsedOptions<Name>, name: Name): string | undefined {
+  return parsed.values.get(name)?.at(-1);
+}
+
+function flag<Name extends string>(parsed: ParsedOptions<Name>, name: Name): boolean {
+  return parsed.values.has(name);
+}
+
+/** A value that reads as an option rather than a value: `--json`, `-q`, but not `-` or `-1`. */
+function looksLikeOption(word: string): boolean {
+  return word.startsWith('-') && word !== '-' && !/^-\d/.test(word);
+}
+
+/** A value that reads as a URL (`https://…`). */
+function looksLikeUrl(word: string): boolean {
+  return /^[a-z][a-z\d+.-]*:\/\//i.test(word);
+}
+
+/**
+ * Splits `argv` by the option table: `--name value`, `--name=value`,
+ * `-n value`, `-nvalue`, bundled flags (`-qf`), and `--` ending the options.
+ * A value may start with `-` only when it is `-` itself or a number (so
+ * `--retries -1` reaches the range check, and `-o --json` is caught as a
+ * missing value); `--name=-x` passes anything.
+ */
+function tokenize<const Specs extends readonly OptionSpec[]>(
+  argv: readonly string[],
+  specs: Specs,
+  command: string,
+): ParsedOptions<Specs[number]['long']> {
+  type Name = Specs[number]['long'];
+  const byLong = new Map<string, OptionSpec>(specs.map((s) => [s.long, s]));
+  const byShort = new Map<string, OptionSpec>(specs.flatMap((s) => (s.short === undefined ? [] : [[s.short, s] as const])));
+  const values = new Map<Name, string[]>();
+  const positionals: string[] = [];
+  const add = (spec: OptionSpec, value: string): void => {
+    const name = spec.long as Name;
+    const list = values.get(name) ?? [];
+    if (spec.repeatable !== true) list.length = 0;
+    list.push(value);
+    values.set(name, list);
+  };
+  const takeValue = (spec: OptionSpec, next: string | undefined): string => {
+    const wanted = `${optionDisplayName(spec)} needs a value (${spec.value})`;
+    if (next === undefined) throw new InvalidArgumentError(`${wanted}, got nothing after it`, { hint: usageOf(spec) });
+    if (looksLikeOption(next)) {
+      throw new InvalidArgumentError(`${wanted}, got the option ${next}`, {
+        hint: `${usageOf(spec)}; for a value that starts with '-', write --${spec.long}=VALUE`,
+      });
+    }
+    return next;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      const spec = byLong.get(name);
+      if (spec === undefined) throw unknownOption(`--${name}`, specs, command);
+      if (spec.value === undefined) {
+        if (eq >= 0) throw new InvalidArgumentError(`--${name} takes no value, got ${JSON.stringify(arg)}`, { hint: `write --${name} alone` });
+        add(spec, '');
+      } else {
+        add(spec, checkValue(spec, eq >= 0 ? arg.slice(eq + 1) : takeValue(spec, argv[++i])));
+      }
+      continue;
+    }
+    if (arg.startsWith('-') && arg !== '-' && !/^-\d/.test(arg)) {
+      // -qf (flags), -c4 and -c 4 (a value), -qc 4 (flags, then one with a value).
+      for (let j = 1; j < arg.length; j++) {
+        const letter = arg[j] as string;
+        const spec = byShort.get(letter);
+        if (spec === undefined) throw unknownOption(j === 1 ? arg : `-${letter}`, specs, command, letter);
+        if (spec.value === undefined) {
+          add(spec, '');
+          continue;
+        }
+        const attached = arg.slice(j + 1);
+        add(spec, checkValue(spec, attached !== '' ? attached : takeValue(spec, argv[++i])));
+        break;
+      }
+      continue;
+    }
+    positionals.push(arg);
+  }
+  return { values, positionals };
+}
+
+/** `-c/--concurrency N`: how the option is used, for hints. */
+function usageOf(spec: OptionSpec): string {
+  return `usage: ${optionDisplayName(spec)} ${spec.value ?? ''}`.trimEnd();
+}
+
+/**
+ * A value that is a URL, given to an option that takes something else:
+ * `blockfetch -c https://…` means the number was forgotten, not that the
+ * URL is the concurrency.
+ */
+function checkValue(spec: OptionSpec, value: string): string {
+  if (looksLikeUrl(value)) {
+    throw new InvalidArgumentError(`${optionDisplayName(spec)} takes ${VALUE_WORDS[spec.value ?? ''] ?? spec.value}, got the URL ${JSON.stringify(redactUrl(value))}`, {
+      hint: `give ${optionDisplayName(spec)} its value, then the URL: blockfetch ${spec.short === undefined ? `--${spec.long}` : `-${spec.short}`} ${spec.value} URL`,
+    });
+  }
+  return value;
+}
+
+/** What a value placeholder stands for, in a message. */
+const VALUE_WORDS: Readonly<Record<string, string>> = Object.freeze({
+  N: 'a number (N)',
+  SIZE: 'a size (SIZE)',
+  RATE: 'a rate (RATE)',
+  DURATION: 'a duration (DURATION)',
+  FILE: 'a file name (FILE)',
+  DIR: 'a directory (DIR)',
+  HEX: 'a hex digest (HEX)',
+});
+
+/** The most edits at which a typed name is taken for a misspelling of a real one. */
+const MAX_SUGGESTION_DISTANCE = 2;
+
+/**
+ * "unknown option '--concurency'; did you mean --concurrency?": the nearest
+ * long name (or, for one unknown letter, the long names starting with it)
+ * within {@link MAX_SUGGESTION_DISTANCE} edits.
+ */
+function unknownOption(typed: string, specs: readonly OptionSpec[], command: string, letter?: string): InvalidArgumentError {
+  const where = command === 'download' ? '' : `${command}: `;
+  let suggestion: string | undefined;
+  if (letter === undefined) {
+    const name = typed.replace(/^-+/, '');
+    let best = MAX_SUGGESTION_DISTANCE;
+    for (const spec of specs) {
+      const distance = editDistance(name, spec.long);
+      // A prefix (--conc) is a misspelling too, however many letters are missing.
+      if (distance <= best || (name.length >= 3 && spec.long.startsWith(name) && suggestion === undefined)) {
+        best = Math.min(distance, best);
+        suggestion = `--${spec.long}`;
+        if (distance === 0) break;
+      }
+    }
+  } else if (typed.length > 2 && specs.some((s) => s.long === typed.slice(1))) {
+    // -stdout: a long name typed with one dash.
+    suggestion = `-${typed}`;
+  } else {
+    // -O, -Q: the letter in the other case (wget's -O is our -o).
+    const other = specs.find((s) => s.short !== undefined && s.short.toLowerCase() === letter.toLowerCase());
+    if (other !== undefined) suggestion = optionDisplayName(other);
+  }
+  return new InvalidArgumentError(`${where}unknown option '${typed}'${suggestion === undefined ? '' : `; did you mean ${suggestion}?`}`, {
+    hint: command === 'download' ? HELP_HINT : `run \`blockfetch help ${command}\` for its options`,
+  });
+}
 
 /**
  * Parses `argv` (without `node` and the script) into a {@link Command}.
@@ -200,9 +453,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
 }
 
 function parseDownload(argv: readonly string[]): Command {
-  const { values, positionals } = parseStrict(argv, downloadOptions);
-  if (values.help) return { kind: 'help', topic: 'download' };
-  if (values.version) return { kind: 'version' };
+  const parsed = tokenize(argv, DOWNLOAD_OPTIONS, 'download');
+  const { positionals } = parsed;
+  const value = (name: (typeof DOWNLOAD_OPTIONS)[number]['long']): string | undefined => lastValue(parsed, name);
+  const is = (name: (typeof DOWNLOAD_OPTIONS)[number]['long']): boolean => flag(parsed, name);
+  if (is('help')) return { kind: 'help', topic: 'download' };
+  if (is('version')) return { kind: 'version' };
   if (positionals.length === 0) {
     throw new InvalidArgumentError('missing the URL to download', { hint: 'usage: blockfetch <url> [-o FILE]; ' + HELP_HINT });
   }
@@ -212,75 +468,132 @@ function parseDownload(argv: readonly string[]): Command {
     });
   }
   const url = checkUrl(positionals[0] ?? '');
-  const toStdout = values.stdout === true || values.output === '-';
-  if (values.stdout === true && values.output !== undefined && values.output !== '-') {
-    throw new InvalidArgumentError(`--stdout and -o ${JSON.stringify(values.output)} ask for two destinations`, {
+  const output = value('output');
+  const toStdout = is('stdout') || output === '-';
+  if (is('stdout') && output !== undefined && output !== '-') {
+    throw new InvalidArgumentError(`--stdout and -o ${JSON.stringify(output)} ask for two destinations`, {
       hint: 'use either --stdout (or -o -) or -o FILE',
     });
   }
-  if (values.output === '') throw new InvalidArgumentError('-o/--output must be a file name, got an empty string');
-  const digests = parseDigests(values.sha256, values.sha512);
+  if (output === '') throw new InvalidArgumentError('-o/--output must be a file name, got an empty string');
+  const target = outputIn(value('dir'), toStdout ? undefined : output, toStdout);
+  const continueAt = value('continue-at');
+  if (continueAt !== undefined && continueAt !== '-') {
+    throw new InvalidArgumentError(`-C/--continue-at takes '-' (resume automatically), got ${JSON.stringify(continueAt)}`, {
+      hint: 'blockfetch always resumes from the blocks already on disk: write -C - or leave it out',
+    });
+  }
+  const digests = parseDigests(value('sha256'), value('sha512'));
   if (digests.length > 1) {
     throw new InvalidArgumentError('give one of --sha256 or --sha512 for a download, not both', {
       hint: 'check the other one afterwards with `blockfetch verify FILE --sha512 HEX`',
     });
   }
-  if (values.quiet === true && values.json === true) {
+  if (is('quiet') && is('json')) {
     throw new InvalidArgumentError('--quiet and --json cannot be combined', {
       hint: '--json already prints nothing but JSON lines; drop one of them',
     });
   }
+  if (is('quiet') && is('verbose')) {
+    throw new InvalidArgumentError('--quiet and --verbose cannot be combined', { hint: 'drop one of them' });
+  }
+  const rate = value('rate');
+  const limitRate = value('limit-rate');
+  if (rate !== undefined && limitRate !== undefined) {
+    throw new InvalidArgumentError('give one of --rate or --limit-rate, not both', { hint: 'they set the same limit, in different units' });
+  }
+  if (is('insecure') && value('cacert') !== undefined) {
+    throw new InvalidArgumentError('-k/--insecure and --cacert cannot be combined', {
+      hint: '--cacert checks certificates against FILE; -k checks none: drop one of them',
+    });
+  }
+  if (value('cacert') === '') throw new InvalidArgumentError('--cacert must be a file name, got an empty string');
+  const headers = (parsed.values.get('header') ?? []).map((text) => parseHeader(text));
+  const userAgent = value('user-agent');
+  if (userAgent !== undefined) {
+    // -H User-Agent wins over -A, as in curl.
+    if (!headers.some(([name]) => name.toLowerCase() === 'user-agent')) headers.push(parseHeader(`User-Agent: ${userAgent}`, '-A/--user-agent'));
+  }
   return {
     kind: 'download',
     url,
-    output: toStdout ? undefined : values.output,
+    output: target,
     toStdout,
-    concurrency: parseWholeNumber(values.concurrency, '-c/--concurrency', CONCURRENCY_LIMITS) ?? defaultCliOptions.concurrency,
-    blockSize: values['block-size'] === undefined ? undefined : checkBlockSize(values['block-size'], '--block-size'),
-    requestSize: values['request-size'] === undefined ? undefined : checkBlockSize(values['request-size'], '--request-size'),
-    rateBytesPerSecond: values.rate === undefined ? undefined : parseRate(values.rate, '--rate'),
-    headers: (values.header ?? []).map(parseHeader),
+    concurrency: parseWholeNumber(value('concurrency'), '-c/--concurrency', CONCURRENCY_LIMITS) ?? defaultCliOptions.concurrency,
+    blockSize: value('block-size') === undefined ? undefined : checkBlockSize(value('block-size') as string, '--block-size'),
+    requestSize: value('request-size') === undefined ? undefined : checkBlockSize(value('request-size') as string, '--request-size'),
+    rateBytesPerSecond: rate !== undefined ? parseRate(rate, '--rate') : limitRate !== undefined ? parseCurlRate(limitRate) : undefined,
+    headers,
     digest: digests[0],
-    restart: values.restart === true,
-    retries: parseWholeNumber(values.retries, '--retries', RETRIES_LIMITS) ?? defaultCliOptions.retries,
-    timeoutMs: values.timeout === undefined ? defaultCliOptions.timeoutMs : parseDurationMs(values.timeout, '--timeout'),
-    force: values.force === true,
-    outputMode: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'auto',
-    debug: values.debug === true,
+    restart: is('restart'),
+    retries: parseWholeNumber(value('retries'), '--retries', RETRIES_LIMITS) ?? defaultCliOptions.retries,
+    timeoutMs: value('timeout') === undefined ? defaultCliOptions.timeoutMs : parseDurationMs(value('timeout') as string, '--timeout'),
+    force: is('force'),
+    outputMode: is('json') ? 'json' : is('quiet') ? 'quiet' : 'auto',
+    debug: is('debug'),
+    verbose: is('verbose'),
+    tls: { insecure: is('insecure'), caFile: value('cacert') },
   };
 }
 
+/**
+ * The target from `-d DIR` and `-o FILE`: `DIR/FILE`, or `DIR/` (a
+ * directory, so the server's name is used inside it), as aria2c's `-d`
+ * with `-o` and wget's `-P`.
+ */
+function outputIn(dir: string | undefined, output: string | undefined, toStdout: boolean): string | undefined {
+  if (dir === undefined) return output;
+  if (dir === '') throw new InvalidArgumentError('-d/--dir must be a directory, got an empty string');
+  if (toStdout) {
+    throw new InvalidArgumentError('-d/--dir and --stdout ask for two destinations', { hint: 'use either --stdout (or -o -) or -d DIR' });
+  }
+  if (output === undefined) return dir.endsWith('/') ? dir : `${dir}/`;
+  if (isAbsolute(output)) {
+    throw new InvalidArgumentError(`-o ${JSON.stringify(output)} is an absolute path, so -d ${JSON.stringify(dir)} would be ignored`, {
+      hint: 'give -o a name inside -d DIR, or drop -d',
+    });
+  }
+  return join(dir, output);
+}
+
+/** curl's `--limit-rate` units: a number, optionally with K, M, G or T, each a power of 1024 (`1M` = 1 MiB/s). */
+const CURL_RATE_FACTORS: Readonly<Record<string, number>> = Object.freeze({ '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 });
+
+/**
+ * `--limit-rate 500K`: curl's rate syntax, in bytes per second. An IEC or
+ * SI unit (`8MiB/s`, `50MB`) is read as `--rate` reads it, so nothing
+ * typed for one is misread by the other.
+ */
+function parseCurlRate(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)\s*$/i.exec(text);
+  if (match === null) return parseRate(text, '--limit-rate');
+  const bytes = Math.round(Number(match[1]) * (CURL_RATE_FACTORS[(match[2] ?? '').toLowerCase()] ?? 1));
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new InvalidArgumentError(`--limit-rate must be at least 1 byte per second, got ${JSON.stringify(text)}`, {
+      hint: "e.g. --limit-rate 500K or --limit-rate 8M (curl's units: powers of 1024)",
+    });
+  }
+  return bytes;
+}
+
 function parseInspect(argv: readonly string[]): Command {
-  const { values, positionals } = parseStrict(argv, inspectOptions);
-  if (values.help) return { kind: 'help', topic: 'inspect' };
-  const path = onePath(positionals, 'inspect', 'blockfetch inspect <FILE|FILE.blockfetch.json> [--json]');
-  return { kind: 'inspect', path, json: values.json === true, debug: values.debug === true };
+  const parsed = tokenize(argv, INSPECT_OPTIONS, 'inspect');
+  if (flag(parsed, 'help')) return { kind: 'help', topic: 'inspect' };
+  const path = onePath(parsed.positionals, 'inspect', 'blockfetch inspect <FILE|FILE.blockfetch.json> [--json]');
+  return { kind: 'inspect', path, json: flag(parsed, 'json'), debug: flag(parsed, 'debug') };
 }
 
 function parseVerify(argv: readonly string[]): Command {
-  const { values, positionals } = parseStrict(argv, verifyOptions);
-  if (values.help) return { kind: 'help', topic: 'verify' };
-  const path = onePath(positionals, 'verify', 'blockfetch verify <FILE> --sha256 HEX');
-  const digests = parseDigests(values.sha256, values.sha512);
+  const parsed = tokenize(argv, VERIFY_OPTIONS, 'verify');
+  if (flag(parsed, 'help')) return { kind: 'help', topic: 'verify' };
+  const path = onePath(parsed.positionals, 'verify', 'blockfetch verify <FILE> --sha256 HEX');
+  const digests = parseDigests(lastValue(parsed, 'sha256'), lastValue(parsed, 'sha512'));
   if (digests.length === 0) {
     throw new InvalidArgumentError('verify needs the expected digest: --sha256 HEX or --sha512 HEX', {
       hint: 'usage: blockfetch verify <FILE> --sha256 HEX',
     });
   }
-  return { kind: 'verify', path, digests, json: values.json === true, debug: values.debug === true };
-}
-
-/** parseArgs with its TypeErrors turned into one-line usage errors. */
-function parseStrict<O extends NonNullable<ParseArgsConfig['options']>>(argv: readonly string[], options: O) {
-  try {
-    return parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
-  } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err);
-    throw new InvalidArgumentError(message.replace(/^Unknown option/, 'unknown option').replace(/\. To specify.*$/, ''), {
-      hint: HELP_HINT,
-      cause: err,
-    });
-  }
+  return { kind: 'verify', path, digests, json: flag(parsed, 'json'), debug: flag(parsed, 'debug') };
 }
 
 function helpTopic(word: string | undefined): HelpCommand['topic'] {
@@ -379,19 +692,19 @@ function checkHex(text: string, algorithm: 'sha256' | 'sha512'): ExpectedDigest 
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-function parseHeader(text: string): readonly [string, string] {
+function parseHeader(text: string, option = '-H/--header'): [string, string] {
   const colon = text.indexOf(':');
   const name = colon < 0 ? '' : text.slice(0, colon).trim();
   const value = colon < 0 ? '' : text.slice(colon + 1).trim();
   if (colon < 0 || !TOKEN.test(name)) {
     // The value is not echoed: it may hold a credential.
-    throw new InvalidArgumentError('-H/--header must look like "Name: value", got a value without a valid "Name:" before a colon', {
+    throw new InvalidArgumentError(`${option} must look like "Name: value", got a value without a valid "Name:" before a colon`, {
       hint: 'e.g. -H "Authorization: Bearer $TOKEN"',
     });
   }
   // eslint-disable-next-line no-control-regex -- CR/LF would split the header
   if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) {
-    throw new InvalidArgumentError(`-H/--header ${name} has a control character in its value`);
+    throw new InvalidArgumentError(`${option} ${name} has a control character in its value`);
   }
   // The HTTP layer's list: a header it refuses is refused here first, with a CLI hint.
   if (RESERVED_REQUEST_HEADERS.has(name.toLowerCase())) {
@@ -399,7 +712,7 @@ function parseHeader(text: string): readonly [string, string] {
       hint: 'Range and the If-* headers pin each request to one revision of the file',
     });
   }
-  return [name, value] as const;
+  return [name, value];
 }
 
 /** `-H` pairs as a header record; a repeated name is joined with ", " as HTTP allows. */

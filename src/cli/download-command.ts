@@ -3,12 +3,16 @@
  * {@link downloadFile}: it chooses the file name, turns the download's
  * events into progress for the chosen view, and reports the outcome.
  */
-import { stat } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
+
+import type { Dispatcher } from 'undici';
 import { join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, type DownloadFileEvent, type LookRetry } from '../download-file.js';
-import { redactUrl } from '../errors.js';
+import type { ContentInfo } from '../download/reader.js';
+import { InvalidArgumentError, redactUrl } from '../errors.js';
+import type { DispatcherTlsOptions } from '../http/dispatcher.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
@@ -19,6 +23,7 @@ import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } 
 import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
 import { resumeCommand } from './resume-command.js';
 import { runStream } from './stream-command.js';
+import { verifyFile } from './verify.js';
 import { formatBytes } from './units.js';
 
 /**
@@ -29,15 +34,31 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   // With --stdout the data owns stdout, so everything else goes to stderr.
   const jsonStream = command.toStdout ? io.stderr : io.stdout;
   const view: ProgressView = command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr);
-  const capture = createHeaderCapturingDispatcher();
   let target: string | undefined = command.output;
   let presenter: EventPresenter | undefined;
+  let tls: DispatcherTlsOptions;
+  try {
+    tls = await tlsOptions(command);
+  } catch (err) {
+    return reportDownloadFailure(err, command, undefined, io);
+  }
+  if (command.tls.insecure) {
+    const warning = 'warning: -k/--insecure: TLS certificates are not checked in this run; anyone on the path can read or change the download';
+    if (command.outputMode === 'json') view.note(warning);
+    else io.stderr.write(`${warning}\n`);
+  }
+  const capture = createHeaderCapturingDispatcher(tls);
   try {
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
     if (target === undefined || (await isDirectory(target))) {
       const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
       target = target === undefined ? name : join(target, name);
+    }
+    if (!command.force && (await alreadyComplete(command, target, capture.dispatcher, io.signal))) {
+      io.stderr.write(command.outputMode === 'quiet' ? '' : `blockfetch: ${target} is already complete (the same size and revision as the remote)\n`);
+      if (command.outputMode === 'json') jsonStream.write(`${JSON.stringify({ type: 'done', outcome: 'already-complete', target: downloadPaths(target).target })}\n`);
+      return ExitCode.SUCCESS;
     }
     presenter = new EventPresenter(view, command);
     const result = await downloadFile(command.url, target, {
@@ -65,10 +86,83 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     return ExitCode.SUCCESS;
   } catch (err) {
     view.stop(presenter?.last);
-    return reportDownloadFailure(err, command, target, io);
+    // No partial download on disk (the first request failed): nothing to resume.
+    const nothingOnDisk = command.toStdout || target === undefined || !(await exists(downloadPaths(target).partial));
+    return reportDownloadFailure(err, command, target, io, nothingOnDisk);
   } finally {
     await capture.dispatcher.close().catch(() => undefined);
   }
+}
+
+/**
+ * The certificate checks of this run: `-k` accepts any certificate, and
+ * `--cacert FILE` trusts the PEM certificates in FILE instead of the
+ * system's (as curl's `--cacert`), read here so that a wrong path is a usage
+ * error before any request.
+ */
+async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOptions> {
+  if (command.tls.insecure) return { rejectUnauthorized: false };
+  const file = command.tls.caFile;
+  if (file === undefined) return {};
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'an error';
+    throw new InvalidArgumentError(`--cacert ${JSON.stringify(file)} cannot be read (${code})`, {
+      hint: 'give the path of a PEM file of CA certificates, e.g. --cacert ./ca.pem',
+      cause: err,
+    });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new InvalidArgumentError(`--cacert ${JSON.stringify(file)} holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" line)`, {
+      hint: 'convert a DER certificate with: openssl x509 -inform der -in ca.crt -out ca.pem',
+    });
+  }
+  return { ca: pem };
+}
+
+/**
+ * Whether `target` is already the finished download of the remote, so a
+ * re-run (as `wget -c` and `curl -C -` do) succeeds instead of refusing: the
+ * target is a regular file with no partial download beside it, of the
+ * remote's size, and either its mtime is the remote's Last-Modified (set
+ * when blockfetch finished it) or it has the digest given with --sha256 /
+ * --sha512. One look at the remote (`contentLengthAndBlockSize`); anything
+ * that cannot be told is `false`, and downloadFile then refuses the
+ * existing target as before.
+ */
+async function alreadyComplete(command: DownloadCommand, target: string, dispatcher: Dispatcher, signal: AbortSignal): Promise<boolean> {
+  const paths = downloadPaths(target);
+  const local = await lstat(paths.target).catch(() => undefined);
+  if (local === undefined || !local.isFile() || (await exists(paths.partial))) return false;
+  const reader = new HttpReader({
+    url: command.url,
+    blockSize: 1,
+    headers: headerRecord(command.headers),
+    requestTimeoutMs: command.timeoutMs,
+    idleTimeoutMs: command.timeoutMs,
+    dispatcher,
+  });
+  let info: ContentInfo;
+  try {
+    info = await lookAtRemote(reader, { signal, retry: { attemptsPerBlock: command.retries + 1 } });
+  } catch {
+    return false;
+  } finally {
+    await reader.close().catch(() => undefined);
+  }
+  if (info.contentLength !== local.size) return false;
+  const wanted = command.digest ?? info.identity.digest;
+  if (wanted !== undefined) {
+    return verifyFile(paths.target, [wanted], signal).then(
+      () => true,
+      () => false,
+    );
+  }
+  const modified = info.identity.lastModified === undefined ? NaN : Date.parse(info.identity.lastModified);
+  // HTTP dates have whole seconds; filesystems keep what utimes set.
+  return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */
@@ -119,6 +213,7 @@ class EventPresenter {
         } else if (!event.info.pinned) {
           this.#view.note('the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
         }
+        if (this.#command.verbose) this.#view.note(describeRemote(event.info, this.#command.concurrency));
         this.last = this.#snapshots.make(event.stats);
         this.#view.update(this.last);
         break;
@@ -175,7 +270,13 @@ async function nameFromServer(
 }
 
 /** Prints why a download stopped (and, when it can be resumed, how) and returns the exit code. */
-function reportDownloadFailure(err: unknown, command: DownloadCommand, target: string | undefined, io: CliIo): ExitCodeValue {
+function reportDownloadFailure(
+  err: unknown,
+  command: DownloadCommand,
+  target: string | undefined,
+  io: CliIo,
+  nothingDownloaded = true,
+): ExitCodeValue {
   // `--stdout | head`: the reader has what it wanted; say nothing, like SIGPIPE.
   if (io.signal.aborted && io.signal.reason instanceof StdoutClosed) return ExitCode.STDOUT_CLOSED;
   const interrupted = io.signal.aborted && io.signal.reason instanceof Interrupted ? io.signal.reason : undefined;
@@ -197,15 +298,39 @@ function reportDownloadFailure(err: unknown, command: DownloadCommand, target: s
     }
     return code;
   }
-  const report = describeFailure(err);
-  if (command.outputMode === 'json') writeJsonError(command.toStdout ? io.stderr : io.stdout, err, report.exitCode === ExitCode.NETWORK ? resume : undefined);
-  io.stderr.write(formatFailure(err, command.debug || debugFromEnvironment));
-  if (report.exitCode === ExitCode.NETWORK && !command.toStdout && target !== undefined) {
+  // Nothing on disk (the first request failed): there is nothing to
+  // resume, so no "resume with" and no promise of one.
+  const options = { nothingDownloaded };
+  const report = describeFailure(err, options);
+  const resumable = report.exitCode === ExitCode.NETWORK && !command.toStdout && target !== undefined && !nothingDownloaded;
+  if (command.outputMode === 'json') writeJsonError(command.toStdout ? io.stderr : io.stdout, err, resumable ? resume : undefined, options);
+  io.stderr.write(formatFailure(err, command.debug || debugFromEnvironment, options));
+  if (command.verbose && !command.debug && !debugFromEnvironment) io.stderr.write(`code: ${report.code ?? '(none)'}, exit status ${report.exitCode}\n`);
+  if (resumable) {
     io.stderr.write(`resume with: ${resume}\n`);
   }
   return report.exitCode;
 }
 
+
+/** `-v`: what the remote is and how it will be fetched, in one line. */
+function describeRemote(info: ContentInfo, concurrency: number): string {
+  const { identity } = info;
+  const revision = [
+    identity.etag === undefined ? undefined : `ETag ${identity.etag}`,
+    identity.lastModified === undefined ? undefined : `Last-Modified ${identity.lastModified}`,
+    identity.digest === undefined ? undefined : `${identity.digest.algorithm} ${identity.digest.hex}`,
+  ].filter((part) => part !== undefined);
+  const plan = info.rangesSupported ? `${concurrency} connections` : 'one connection (no byte ranges)';
+  return `remote: ${formatBytes(info.contentLength)} (${info.contentLength} bytes), ${revision.length === 0 ? 'no revision validators' : revision.join(', ')}; ${plan}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
 
 async function isDirectory(path: string): Promise<boolean> {
   if (path.endsWith('/')) return true;

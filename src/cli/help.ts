@@ -1,14 +1,53 @@
 /**
- * The `--help` texts. Kept next to each other so that they read as one
- * manual page; `docs/cli.md` says the same at more length.
+ * The `--help` texts. The option lists are printed from the same tables the
+ * parser reads (`DOWNLOAD_OPTIONS`, `INSPECT_OPTIONS`, `VERIFY_OPTIONS` in
+ * `args.ts`), defaults included, so that help and parser cannot drift;
+ * `docs/cli.md` says the same at more length.
  */
-import { DIGEST_HEX_LENGTH } from '../cache/types.js';
-import { defaultCliOptions, type HelpCommand } from './args.js';
-import { formatDurationOption, formatSizeOption } from './units.js';
+import { DOWNLOAD_OPTIONS, INSPECT_OPTIONS, VERIFY_OPTIONS, type HelpCommand, type OptionSpec } from './args.js';
 
-// The defaults are interpolated, not written out, so that the help cannot
-// drift from what a run does.
-const d = defaultCliOptions;
+/** The width help is wrapped to, and the column option help starts at. */
+const WIDTH = 80;
+const HELP_COLUMN = 25;
+
+/**
+ * The "Options:" lines for a table: `  -c, --concurrency N    parallel
+ * requests (default 8)`, the help wrapped under its column; a name too long
+ * for the column gets its help on the next line.
+ *
+ * @example
+ * ```ts
+ * formatOptions([{ long: 'force', short: 'f', help: 'overwrite FILE' }])
+ * // '  -f, --force            overwrite FILE\n'
+ * ```
+ */
+export function formatOptions(specs: readonly OptionSpec[]): string {
+  const lines: string[] = [];
+  for (const spec of specs) {
+    const names = `  ${spec.short === undefined ? '    ' : `-${spec.short}, `}--${spec.long}${spec.value === undefined ? '' : ` ${spec.value}`}`;
+    const text = spec.default === undefined ? spec.help : `${spec.help} (default ${spec.default})`;
+    const wrapped = wrap(text, WIDTH - HELP_COLUMN);
+    if (names.length + 1 > HELP_COLUMN) lines.push(names);
+    else lines.push(names.padEnd(HELP_COLUMN) + (wrapped.shift() ?? ''));
+    for (const rest of wrapped) lines.push(' '.repeat(HELP_COLUMN) + rest);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
 
 const DOWNLOAD = `Usage: blockfetch <url> [options]
        blockfetch inspect <FILE|FILE.blockfetch.json> [--json]
@@ -18,37 +57,11 @@ Downloads <url> with many ranged requests at once, pinned to one revision of
 the remote file. Interrupt it any way you like (Ctrl-C, kill -9, reboot): the
 same command resumes from the blocks already on disk. While it runs, the data
 is in FILE.blockfetch and its index in FILE.blockfetch.json, next to FILE.
+Run again after it finished, it says "already complete" when the file is
+that remote (size and modification time, or a digest you gave).
 
 Options:
-  -o, --output FILE      where to save (default: the server's file name or the
-                         URL's last path segment); '-' streams to stdout; a
-                         directory saves under that name inside it
-      --stdout           stream the file in order to stdout (same as -o -)
-  -c, --concurrency N    parallel requests (default ${d.concurrency})
-      --block-size SIZE  the unit of resumption: a kill loses at most one
-                         partly received block per connection (default ${formatSizeOption(d.blockSize)})
-      --request-size SIZE
-                         the most one request fetches (default ${formatSizeOption(d.requestSize)}); with
-                         --stdout the unit of the stream
-      --rate RATE        limit the transfer rate, e.g. 50MB/s, 8MiB/s
-  -H, --header 'N: V'    send an extra request header (repeatable)
-      --sha256 HEX       the SHA-256 the file must have (checked before the
-      --sha512 HEX       final rename; a mismatch keeps the partial file)
-      --restart          if the remote changed since the partial download
-                         began, discard it and download the new revision
-      --retries N        retries of a request that makes no progress
-                         before giving up (default ${d.retries})
-      --timeout DURATION give up on a silent request after this, e.g. 30s
-                         (default ${formatDurationOption(d.timeoutMs)}); it is retried
-  -f, --force            overwrite FILE if it exists
-  -q, --quiet            print nothing but errors
-      --json             print one JSON object per line (progress, retries,
-                         the final status) instead of a progress bar
-      --debug            show error codes, stacks and causes
-                         (also: NODE_DEBUG=blockfetch)
-  -h, --help             show this help
-  -V, --version          show the version
-
+${formatOptions(DOWNLOAD_OPTIONS)}
 Sizes: KiB, MiB, GiB are powers of 2; kB, MB, GB powers of 10.
 
 Exit status:
@@ -66,9 +79,7 @@ byte ranges still missing, the remote revision and when it was last saved.
 Read-only: safe to run while another process is downloading.
 
 Options:
-  --json    print the report as one JSON object
-  --debug   show error codes, stacks and causes
-`;
+${formatOptions(INSPECT_OPTIONS)}`;
 
 const VERIFY = `Usage: blockfetch verify <FILE> --sha256 HEX [--sha512 HEX]
 
@@ -76,13 +87,16 @@ Hashes FILE and compares. Exit status 0 when every digest matches, 5 when
 one does not.
 
 Options:
-  --sha256 HEX   the expected SHA-256 (${DIGEST_HEX_LENGTH.sha256} hex digits)
-  --sha512 HEX   the expected SHA-512 (${DIGEST_HEX_LENGTH.sha512} hex digits)
-  --json         print the result as one JSON object
-  --debug        show error codes, stacks and causes
-`;
+${formatOptions(VERIFY_OPTIONS)}`;
 
-/** The help text for a command. */
+/**
+ * The help text for a command.
+ *
+ * @example
+ * ```ts
+ * helpText('verify').startsWith('Usage: blockfetch verify') // true
+ * ```
+ */
 export function helpText(topic: HelpCommand['topic']): string {
   return topic === 'inspect' ? INSPECT : topic === 'verify' ? VERIFY : DOWNLOAD;
 }

@@ -38,8 +38,15 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') controller.abort(new StdoutClosed());
 });
 
+// Our arguments, and then none left in process.argv: roaring's native loader
+// (node-pre-gyp) parses process.argv with its own options when it is first
+// imported, so `blockfetch URL -C -` made it read `-C -` as "chdir to -"
+// and fail to load.
+const argv = process.argv.slice(2);
+process.argv.splice(2);
+
 const code = await runCli({
-  argv: process.argv.slice(2),
+  argv,
   stdout: process.stdout,
   stderr: process.stderr,
   signal: controller.signal,

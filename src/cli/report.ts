@@ -7,7 +7,7 @@
  */
 import { debuglog } from 'node:util';
 
-import { BlockfetchError, ERROR_CODES, RemoteChangedError, redactUrl, type ErrorCode } from '../errors.js';
+import { BlockfetchError, ERROR_CODES, HttpStatusError, RemoteChangedError, redactUrl, type ErrorCode } from '../errors.js';
 import { exitCodeFor, type ExitCodeValue } from './exit-codes.js';
 import { jsonLine, type JsonOutcome } from './json-lines.js';
 import { formatBytes } from './units.js';
@@ -46,11 +46,55 @@ const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string 
       ? `restart (--restart) to discard the ${formatBytes(atRisk)} already downloaded and fetch the new revision`
       : 'restart (--restart) to fetch the new revision';
   },
+  BLOCKFETCH_HTTP_STATUS: (err: BlockfetchError) => statusHint(err instanceof HttpStatusError ? err.status : undefined),
+  BLOCKFETCH_TLS: (err: BlockfetchError) =>
+    /certificate/i.test(err.message)
+      ? 'trust the issuing CA with --cacert ca.pem (or NODE_EXTRA_CA_CERTS=ca.pem); check the host name and the clock; -k/--insecure skips the check, for test servers only'
+      : toFlags(err.hint ?? ERROR_CODES[err.code].action),
   BLOCKFETCH_DIGEST_MISMATCH: (err: BlockfetchError) =>
     err.hint === undefined
       ? 'check the digest you gave; the partial file is kept (delete FILE.blockfetch* to download it again)'
       : toFlags(err.hint),
 });
+
+/**
+ * What to do about a status retrying cannot change, by status: a 404 is a
+ * wrong URL, a 401 or 403 missing (or expired) credentials.
+ */
+function statusHint(status: number | undefined): string {
+  switch (status) {
+    case 404:
+      return 'the server has no file at this URL (404 Not Found): check the URL';
+    case 410:
+      return 'the server says the file is gone for good (410 Gone): find its new URL';
+    case 401:
+      return "the server wants credentials (401): pass them as a header (-H), e.g. -H 'Authorization: ...'";
+    case 403:
+      return 'the server refuses access (403): check the credentials (-H), or get a fresh URL if it was a signed one that expired';
+    case 416:
+      return 'the server refused the byte range (416): check the URL; retrying will not change it';
+    default:
+      return `the server will answer the same to a retry${status === undefined ? '' : ` (HTTP ${status})`}: check the URL and the credentials (-H)`;
+  }
+}
+
+/**
+ * A hint for a run that stopped with nothing on disk: there is nothing to
+ * resume, so "run it again: it resumes" would promise what is not there.
+ *
+ * @example
+ * ```ts
+ * withoutResume('check the network, then run the same download again: it resumes')
+ * // 'check the network, then run the same download again'
+ * ```
+ */
+export function withoutResume(hint: string): string {
+  return hint
+    .replace(/:\s*it resumes\b/g, '')
+    .replace(/\s+to resume\b/g, '')
+    .replace(/;\s*the download resumes from what is on disk/g, '')
+    .replace(/\bresumes\b/g, 'starts again');
+}
 
 /**
  * The `hint:` line for `err`: the command's own hint for its code if it has
@@ -92,16 +136,23 @@ export interface FailureReport {
   readonly hint: string | undefined;
 }
 
+/** What the report may take into account beyond the error itself. */
+export interface FailureOptions {
+  /** Nothing is on disk to resume from: the hint must not promise a resume. */
+  readonly nothingDownloaded?: boolean;
+}
+
 /**
  * Describes `err` for a person. A {@link BlockfetchError} carries its own
  * message, and its hint is {@link cliHint}'s; anything else is an unexpected failure, described by
  * its message with a hint to re-run with `--debug` and report it.
  */
-export function describeFailure(err: unknown): FailureReport {
+export function describeFailure(err: unknown, options: FailureOptions = {}): FailureReport {
   const exitCode = exitCodeFor(err);
   if (err instanceof BlockfetchError) {
     // Every error gets a hint, even one raised deep in a layer without one.
-    return { exitCode, code: err.code, message: oneLine(err.message), hint: oneLine(cliHint(err)) };
+    const hint = oneLine(cliHint(err));
+    return { exitCode, code: err.code, message: oneLine(err.message), hint: options.nothingDownloaded === true ? withoutResume(hint) : hint };
   }
   const message = err instanceof Error ? err.message : String(err);
   const errno = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
@@ -122,8 +173,8 @@ export function describeFailure(err: unknown): FailureReport {
  * The text printed to stderr for a failure: `blockfetch: message`, then
  * `hint: ...`, then (with `debug`) the code, the stack and every cause.
  */
-export function formatFailure(err: unknown, debug: boolean): string {
-  const report = describeFailure(err);
+export function formatFailure(err: unknown, debug: boolean, options: FailureOptions = {}): string {
+  const report = describeFailure(err, options);
   const lines = [`blockfetch: ${report.message}`];
   if (report.hint !== undefined) lines.push(`hint: ${report.hint}`);
   if (debug) {
@@ -149,8 +200,8 @@ function redactUrls(text: string): string {
 }
 
 /** The `--json` line for a failure (`"outcome": "failed"`): code, message, hint, exit status and, when resumable, the command. */
-export function writeJsonError(stream: NodeJS.WritableStream, err: unknown, resume?: string): void {
-  const report = describeFailure(err);
+export function writeJsonError(stream: NodeJS.WritableStream, err: unknown, resume?: string, options: FailureOptions = {}): void {
+  const report = describeFailure(err, options);
   stream.write(
     jsonLine({
       type: 'error',

@@ -10,7 +10,7 @@
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 
-import { createDefaultDispatcher } from '../http/dispatcher.js';
+import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
 
 /** A dispatcher that remembers the first successful response's headers. */
 export interface HeaderCapturingDispatcher {
@@ -23,9 +23,9 @@ export interface HeaderCapturingDispatcher {
 /**
  * The default dispatcher (an `Agent`, or a proxy agent when the proxy
  * variables are set) with an interceptor that records the first 2xx
- * response's headers.
+ * response's headers. `tls` is how certificates are checked (`--cacert`, `-k`).
  */
-export function createHeaderCapturingDispatcher(): HeaderCapturingDispatcher {
+export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}): HeaderCapturingDispatcher {
   let captured: IncomingHttpHeaders | undefined;
   const record = (statusCode: number, headers: IncomingHttpHeaders): void => {
     if (captured === undefined && statusCode >= 200 && statusCode < 300) captured = { ...headers };
@@ -33,7 +33,7 @@ export function createHeaderCapturingDispatcher(): HeaderCapturingDispatcher {
   // undici hands an interceptor a handler with the new (controller-based)
   // API (Dispatcher.compose wraps legacy ones), so forwarding those methods
   // is the whole contract.
-  const dispatcher = createDefaultDispatcher().compose(
+  const dispatcher = createDefaultDispatcher(process.env, tls).compose(
     (dispatch) =>
       (options, handler): boolean =>
         dispatch(options, {

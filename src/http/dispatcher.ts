@@ -27,6 +27,16 @@ export const defaultAgentOptions = Object.freeze({
   connectTimeoutMs: 10_000,
 });
 
+/**
+ * How certificates are checked, for one dispatcher: `ca` replaces the
+ * system's trusted CAs (curl's `--cacert`), `rejectUnauthorized: false`
+ * accepts any certificate (curl's `-k`).
+ */
+export interface DispatcherTlsOptions {
+  readonly ca?: string;
+  readonly rejectUnauthorized?: boolean;
+}
+
 /** True when any proxy variable (HTTP_PROXY, HTTPS_PROXY, either case) is set and not empty. */
 export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'].some((name) => (env[name] ?? '') !== '');
@@ -35,11 +45,12 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
 /**
  * Creates the default dispatcher: an `EnvHttpProxyAgent` when a proxy is
  * configured in `env` (then NO_PROXY is honoured by undici), else an `Agent`.
- * The caller owns it and should `close()` it when done.
+ * The caller owns it and should `close()` it when done. `tls` (for one run:
+ * `--cacert`, `-k`) is how certificates are checked; by default, Node's.
  */
-export function createDefaultDispatcher(env: NodeJS.ProcessEnv = process.env): Dispatcher {
+export function createDefaultDispatcher(env: NodeJS.ProcessEnv = process.env, tls: DispatcherTlsOptions = {}): Dispatcher {
   const { connectTimeoutMs, ...pool } = defaultAgentOptions;
-  const options = { ...pool, connect: { timeout: connectTimeoutMs } };
+  const options = { ...pool, connect: { timeout: connectTimeoutMs, ...tls } };
   if (!proxyConfigured(env)) return new Agent(options);
   // Every value is passed explicitly ('' for "none") so that `env`, not
   // process.env behind undici's back, decides.
@@ -48,5 +59,7 @@ export function createDefaultDispatcher(env: NodeJS.ProcessEnv = process.env): D
     httpProxy: env['HTTP_PROXY'] || env['http_proxy'] || '',
     httpsProxy: env['HTTPS_PROXY'] || env['https_proxy'] || '',
     noProxy: env['NO_PROXY'] ?? env['no_proxy'] ?? '',
+    // Through a proxy, the origin's TLS is set up by the tunnel: same trust.
+    requestTls: tls,
   });
 }
