@@ -2,6 +2,8 @@
  * Issue 11 "Crashes": inputs that used to kill the process with a stack
  * trace (exit 1) instead of a typed error with its exit code.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,5 +61,56 @@ describe('a deeply nested value in an index (issue 11 item 13)', () => {
     expect(restarted.code, restarted.stderr).toBe(ExitCode.SUCCESS);
     expect(firstMisplaced(await readFile(join(cwd, 'deep.bin')))).toBe(-1);
     expect(await readdir(cwd)).toEqual(['deep.bin']);
+  });
+});
+
+/** A server that answers every request with `Connection: close` and ends the socket after the body. */
+async function closingServer(data: Buffer): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const server: Server = createServer((req, res) => {
+    requests++;
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    const from = m ? Number(m[1]) : 0;
+    const to = m && m[2] !== '' ? Math.min(Number(m[2]), data.length - 1) : data.length - 1;
+    const headers: Record<string, string> = {
+      'content-length': String(to - from + 1),
+      'accept-ranges': 'bytes',
+      etag: '"one"',
+      connection: 'close',
+    };
+    if (m) headers['content-range'] = `bytes ${from}-${to}/${data.length}`;
+    res.writeHead(m ? 206 : 200, headers);
+    res.end(data.subarray(from, to + 1));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/f`,
+    requests: () => requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('--rate against a server that closes the connection after each body (issue 11 item 12)', () => {
+  it('downloads the file instead of dying on undici 7 assert(!this.paused)', async () => {
+    const size = 16 * MiB;
+    const data = payload(0, size - 1);
+    const server = await closingServer(data);
+    try {
+      const cwd = await mkdtemp(join(dir, 'close-'));
+      // Throttled, the body is read slower than it arrives: undici pauses its
+      // parser, and the server's FIN then reached parser.finish() while paused.
+      const run = await runCli([server.url, '-o', 'f.bin', '--rate', '16M', '--quiet'], { cwd });
+      expect(run.stderr).not.toMatch(/AssertionError|^\s+at /m);
+      expect(run.code, run.stderr).toBe(ExitCode.SUCCESS);
+      expect(firstMisplaced(await readFile(join(cwd, 'f.bin')))).toBe(-1);
+      expect(server.requests()).toBeGreaterThanOrEqual(2);
+    } finally {
+      await server.close();
+    }
   });
 });
