@@ -27,8 +27,12 @@
  *    (`retryResponseOf(err).isRetryable()`); a delay it asks for is honoured
  *    up to `retry.maxRetryAfterMs`.
  * 4. Each key (`look`, `revalidate`, one per block) has `attemptsPerBlock`
- *    attempts; an attempt that made progress (by default: received any byte)
- *    starts its key's count again. The run has `totalRetries` retries in all,
+ *    attempts; an attempt that made real progress starts its key's count
+ *    again: it took the furthest byte received for its range at least
+ *    `progressBytes` further (1 MiB by default), and its sink agrees. A
+ *    server that sends a few bytes of each response and then stalls makes
+ *    no real progress, so it spends the key's attempts instead of resetting
+ *    them forever. The run has `totalRetries` retries in all,
  *    the look and the revalidation included.
  * 5. A block whose attempts ran out is, with `blockExhaustion: 'defer'`,
  *    left outstanding for a later pass; with `'fail'` (and always for the
@@ -47,6 +51,7 @@ import { debug } from './events.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
 import type { StatsRecorder } from './stats.js';
+import { wholeNumber } from '../validate.js';
 
 /** What an attempt was for: the key its failures are counted under. */
 export type AttemptKey =
@@ -103,7 +108,24 @@ export interface AttemptEngineOptions {
   readonly isFatal?: (err: unknown) => boolean;
   /** Called once per retry, before the backoff. Must not throw. @default undefined */
   readonly onRetry?: (retry: AttemptRetry) => void;
+  /**
+   * How many bytes beyond the furthest point an earlier attempt at the same
+   * range reached a failed attempt must receive for its key's attempts to
+   * start again (rule 4). Fewer is not progress: 1,000 bytes per stalled
+   * response once reset the budget every time.
+   * @default DEFAULT_PROGRESS_BYTES (1 MiB)
+   */
+  readonly progressBytes?: number;
 }
+
+/**
+ * The bytes of real progress (rule 4): 1 MiB. Small enough that a flaky link
+ * which breaks every few megabytes still resets its budget each time (every
+ * reset bought at least a megabyte, so a file of N MiB costs at most N
+ * resets), large enough that a server trickling a few kilobytes per
+ * response before stalling runs out of attempts.
+ */
+export const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
 
 /**
  * Where the bytes of {@link AttemptEngine.fetch} go. The engine calls
@@ -131,8 +153,10 @@ export interface BodySink {
   resumeAt?(position: number, overran: boolean): number;
   /**
    * Whether the failed attempt (from `attemptFrom`, up to `position`) made
-   * progress, which starts its key's attempt count again.
-   * @default position > attemptFrom (it received a byte)
+   * progress as the sink sees it; its key's attempt count starts again only
+   * when this says so AND the attempt got `progressBytes` beyond the
+   * furthest byte reached before (rule 4).
+   * @default true (the engine's byte rule alone decides)
    */
   progressed?(attemptFrom: number, position: number): boolean;
 }
@@ -161,6 +185,7 @@ export class AttemptEngine {
   readonly #exhaustion: 'defer' | 'fail';
   readonly #isFatal: ((err: unknown) => boolean) | undefined;
   readonly #onRetry: ((retry: AttemptRetry) => void) | undefined;
+  readonly #progressBytes: number;
   #lastFailure: unknown;
   #errors = 0;
 
@@ -173,6 +198,7 @@ export class AttemptEngine {
     this.#exhaustion = options.blockExhaustion ?? 'fail';
     this.#isFatal = options.isFatal;
     this.#onRetry = options.onRetry;
+    this.#progressBytes = wholeNumber('AttemptEngine', 'progressBytes', options.progressBytes ?? DEFAULT_PROGRESS_BYTES, { min: 1 });
   }
 
   /** Retries granted so far. */
@@ -225,6 +251,10 @@ export class AttemptEngine {
    */
   async fetch(key: AttemptKey, range: ByteRange, sink: BodySink, signal: AbortSignal): Promise<'done' | 'exhausted'> {
     let position = range.from;
+    // The furthest byte any attempt at this range reached: progress is
+    // measured beyond it, so re-receiving bytes (a restart from 0 without
+    // ranges) is not progress either.
+    let furthest = range.from;
     for (;;) {
       signal.throwIfAborted();
       const attemptFrom = position;
@@ -243,7 +273,9 @@ export class AttemptEngine {
           await sink.end();
           return 'done';
         }
-        if (sink.progressed?.(attemptFrom, position) ?? position > attemptFrom) this.#budget.onProgress(keyId(key));
+        const sinkSays = sink.progressed?.(attemptFrom, position) ?? true;
+        if (sinkSays && position - furthest >= this.#progressBytes) this.#budget.onProgress(keyId(key));
+        if (position > furthest) furthest = position;
         const outcome = await this.#afterFailure(key, { from: attemptFrom, to: range.to }, err, signal);
         if (outcome === 'exhausted') return 'exhausted';
         position = resume;
