@@ -3,6 +3,8 @@
  * finish. Against the scripted loopback fault server, with small timeouts
  * so each case runs in seconds; the assertions count attempts, never time.
  */
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AttemptEngine, blockKey } from '../src/download/attempts.js';
 import { RetriesExhaustedError } from '../src/errors.js';
@@ -43,5 +45,79 @@ describe('a server that sends 1,000 bytes of each response and then stalls (issu
     expect(received.reduce((a, b) => a + b, 0)).toBe(3000);
     const ranged = server.requests.filter((r) => r.headers.range !== undefined && r.index >= 1);
     expect(ranged.map((r) => r.headers.range)).toEqual([`bytes=0-${SIZE - 1}`, `bytes=1000-${SIZE - 1}`, `bytes=2000-${SIZE - 1}`]);
+  });
+});
+
+/** A server whose bodies trickle: one byte per `everyMs`, for as long as the client listens. */
+async function trickleServer(size: number, everyMs: number): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const timers = new Set<ReturnType<typeof setInterval>>();
+  const server: Server = createServer((req, res: ServerResponse) => {
+    requests++;
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    const from = m ? Number(m[1]) : 0;
+    const to = m && m[2] !== '' ? Math.min(Number(m[2]), size - 1) : size - 1;
+    const headers: Record<string, string> = { 'content-length': String(to - from + 1), 'accept-ranges': 'bytes', etag: '"t"' };
+    if (m) headers['content-range'] = `bytes ${from}-${to}/${size}`;
+    res.writeHead(m ? 206 : 200, headers);
+    let at = from;
+    const timer = setInterval(() => {
+      if (res.destroyed || at > to) {
+        clearInterval(timer);
+        timers.delete(timer);
+        return;
+      }
+      res.write(DATA.subarray(at, at + 1));
+      at++;
+    }, everyMs);
+    timers.add(timer);
+    res.on('close', () => {
+      clearInterval(timer);
+      timers.delete(timer);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/f`,
+    requests: () => requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const t of timers) clearInterval(t);
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('a body that trickles (issue 11 item 11)', () => {
+  it('ends each attempt below the lowest speed as a retryable timeout, then gives up with the attempts spent', async () => {
+    const server = await trickleServer(SIZE, 10); // about 100 bytes/s, never stalled long enough for the idle timeout
+    try {
+      const reader = new HttpReader({ url: server.url, idleTimeoutMs: 5_000, requestTimeoutMs: 5_000 });
+      readers.push(reader);
+      const engine = new AttemptEngine({
+        reader,
+        retry: { attemptsPerBlock: 2, baseDelayMs: 1, maxDelayMs: 1, lowestSpeedBytesPerSecond: 1000, lowestSpeedTimeMs: 300 },
+      });
+      const signal = new AbortController().signal;
+      const info = await engine.look(signal);
+      const error = await engine
+        .fetch(blockKey(0), { from: 0, to: info.contentLength - 1 }, { write: () => undefined, end: () => undefined }, signal)
+        .catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(RetriesExhaustedError);
+      expect((error as RetriesExhaustedError).cause).toMatchObject({ code: 'BLOCKFETCH_TIMEOUT', message: expect.stringMatching(/below the lowest speed of 1000 bytes\/s/) });
+      expect(engine.errors).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('is off with lowestSpeedBytesPerSecond 0, and a bad value is refused', () => {
+    const reader = new HttpReader({ url: 'http://127.0.0.1:9/f' });
+    readers.push(reader);
+    expect(() => new AttemptEngine({ reader, retry: { lowestSpeedBytesPerSecond: 0 } })).not.toThrow();
+    expect(() => new AttemptEngine({ reader, retry: { lowestSpeedBytesPerSecond: -1 } })).toThrow(/lowestSpeedBytesPerSecond/);
+    expect(() => new AttemptEngine({ reader, retry: { lowestSpeedTimeMs: 0 } })).toThrow(/lowestSpeedTimeMs/);
   });
 });
