@@ -6,7 +6,13 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCommandLine } from '../src/cli/args.js';
+import { ExitCode } from '../src/cli/exit-codes.js';
 import { AttemptEngine, blockKey } from '../src/download/attempts.js';
+import { runCli } from './cli-helpers.js';
 import { RetriesExhaustedError } from '../src/errors.js';
 import { HttpReader } from '../src/http/http-reader.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
@@ -119,5 +125,31 @@ describe('a body that trickles (issue 11 item 11)', () => {
     expect(() => new AttemptEngine({ reader, retry: { lowestSpeedBytesPerSecond: 0 } })).not.toThrow();
     expect(() => new AttemptEngine({ reader, retry: { lowestSpeedBytesPerSecond: -1 } })).toThrow(/lowestSpeedBytesPerSecond/);
     expect(() => new AttemptEngine({ reader, retry: { lowestSpeedTimeMs: 0 } })).toThrow(/lowestSpeedTimeMs/);
+  });
+});
+
+describe('--speed-limit / --speed-time', () => {
+  it('parse, with 1 KiB/s over 60 s by default and 0 for off', () => {
+    const url = 'http://127.0.0.1:9/f';
+    expect(parseCommandLine([url])).toMatchObject({ speedLimitBytesPerSecond: 1024, speedTimeMs: 60_000 });
+    expect(parseCommandLine([url, '--speed-limit', '10KiB/s', '--speed-time', '5s'])).toMatchObject({
+      speedLimitBytesPerSecond: 10_240,
+      speedTimeMs: 5_000,
+    });
+    expect(parseCommandLine([url, '--speed-limit', '0'])).toMatchObject({ speedLimitBytesPerSecond: 0 });
+  });
+
+  it('end a trickling download from the CLI with the network exit code and a one-line error', async () => {
+    const server = await trickleServer(SIZE, 10);
+    const cwd = await mkdtemp(join(tmpdir(), 'blockfetch-hangs-'));
+    try {
+      const run = await runCli([server.url, '-o', 't.bin', '--speed-limit', '1000', '--speed-time', '300ms', '--retries', '1', '-c', '1', '--quiet'], { cwd });
+      expect(run.code, run.stderr).toBe(ExitCode.NETWORK);
+      expect(run.stderr).toMatch(/below the lowest speed of 1000 bytes\/s/);
+      expect(run.stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      await server.close();
+      await rm(cwd, { recursive: true, force: true });
+    }
   });
 });

@@ -12,6 +12,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DIGEST_HEX_LENGTH, type ExpectedDigest } from '../cache/types.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
+import { defaultRetryOptions } from '../download/backoff.js';
 import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
 import { formatSizeOption, parseByteSize, parseRate } from './units.js';
 
@@ -51,6 +52,10 @@ export const defaultCliOptions = Object.freeze({
   retries: 5,
   /** How long a request may wait for the next bytes before it is retried, in ms. @default DEFAULT_TIMEOUT_MS (30 s) */
   timeoutMs: DEFAULT_TIMEOUT_MS,
+  /** `--speed-limit`: the lowest speed of a request, bytes/s; 0 is off. @default defaultRetryOptions.lowestSpeedBytesPerSecond (1 KiB/s) */
+  speedLimitBytesPerSecond: defaultRetryOptions.lowestSpeedBytesPerSecond,
+  /** `--speed-time`: how long a request may run below it, in ms. @default defaultRetryOptions.lowestSpeedTimeMs (60 s) */
+  speedTimeMs: defaultRetryOptions.lowestSpeedTimeMs,
 });
 
 /** The range of `-c/--concurrency`. */
@@ -94,6 +99,10 @@ export interface DownloadCommand {
   readonly retries: number;
   /** Per-request inactivity timeout, in ms. */
   readonly timeoutMs: number;
+  /** The lowest speed of a request (`--speed-limit`), bytes/s; 0 is off. */
+  readonly speedLimitBytesPerSecond: number;
+  /** How long a request may run below it (`--speed-time`), in ms. */
+  readonly speedTimeMs: number;
   /** Overwrite an existing target. */
   readonly force: boolean;
   /** Progress bar or lines (`auto`), nothing (`--quiet`), or JSON lines (`--json`). */
@@ -155,6 +164,8 @@ const downloadOptions = {
   restart: { type: 'boolean' },
   retries: { type: 'string' },
   timeout: { type: 'string' },
+  'speed-limit': { type: 'string' },
+  'speed-time': { type: 'string' },
   force: { type: 'boolean', short: 'f' },
   quiet: { type: 'boolean', short: 'q' },
   json: { type: 'boolean' },
@@ -244,6 +255,13 @@ function parseDownload(argv: readonly string[]): Command {
     restart: values.restart === true,
     retries: parseWholeNumber(values.retries, '--retries', RETRIES_LIMITS) ?? defaultCliOptions.retries,
     timeoutMs: values.timeout === undefined ? defaultCliOptions.timeoutMs : parseDurationMs(values.timeout, '--timeout'),
+    speedLimitBytesPerSecond:
+      values['speed-limit'] === undefined
+        ? defaultCliOptions.speedLimitBytesPerSecond
+        : values['speed-limit'].trim() === '0'
+          ? 0
+          : Math.floor(parseRate(values['speed-limit'], '--speed-limit')),
+    speedTimeMs: values['speed-time'] === undefined ? defaultCliOptions.speedTimeMs : parseDurationMs(values['speed-time'], '--speed-time'),
     force: values.force === true,
     outputMode: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'auto',
     debug: values.debug === true,

@@ -40,6 +40,10 @@ Options:
                          before giving up (default ${d.retries})
       --timeout DURATION give up on a silent request after this, e.g. 30s
                          (default ${formatDurationOption(d.timeoutMs)}); it is retried
+      --speed-limit RATE retry a request slower than this for --speed-time,
+                         e.g. 10KiB/s; 0 is off (default ${d.speedLimitBytesPerSecond} B/s)
+      --speed-time DURATION
+                         (default ${formatDurationOption(d.speedTimeMs)})
   -f, --force            overwrite FILE if it exists
   -q, --quiet            print nothing but errors
       --json             print one JSON object per line (progress, retries,
