@@ -174,7 +174,8 @@ describe('AttemptEngine.fetch', () => {
 
   it('reports each failure once: one retry event, one error and one retry in the stats', async () => {
     const reader = new ScriptedReader([{ refuse: reset() }, { chunks: [5], thenThrow: reset() }, { refuse: reset() }]);
-    const { engine, stats, retries } = engineFor(reader);
+    // 5 bytes count as real progress here (rule 4's threshold is an option).
+    const { engine, stats, retries } = engineFor(reader, { progressBytes: 5 });
     await engine.fetch(blockKey(3), { from: 30, to: 39 }, collectingSink(), signal);
     expect(retries.map((r) => [r.key, r.range, r.attempt])).toEqual([
       [{ kind: 'block', index: 3 }, { from: 30, to: 39 }, 1],
@@ -268,10 +269,20 @@ describe('AttemptEngine: the per-block attempt count', () => {
   it('starts again when an attempt made progress, so a slowly failing block still completes', async () => {
     // Four cut bodies in a row, each moving 10 bytes: more failures than attemptsPerBlock allows at once.
     const reader = new ScriptedReader([cut(10), cut(10), cut(10), cut(10)]);
-    const { engine } = engineFor(reader, { retry: { attemptsPerBlock: 2, baseDelayMs: 1, jitter: 0 } });
+    const { engine } = engineFor(reader, { retry: { attemptsPerBlock: 2, baseDelayMs: 1, jitter: 0 }, progressBytes: 10 });
     const sink = collectingSink();
     await expect(engine.fetch(blockKey(0), WHOLE, sink, signal)).resolves.toBe('done');
     expect(assembled(sink.pieces)).toEqual([...BYTES]);
+  });
+
+  it('counts only real progress: bytes short of progressBytes beyond the furthest point reached spend attempts (issue 11 item 10)', async () => {
+    // Every attempt moves 10 bytes, fewer than the 11 that count: no reset.
+    const reader = new ScriptedReader([cut(10), cut(10), cut(10), cut(10)]);
+    const { engine, retries } = engineFor(reader, { retry: { attemptsPerBlock: 3, baseDelayMs: 1, jitter: 0 }, progressBytes: 11 });
+    const error = await engine.fetch(blockKey(0), WHOLE, collectingSink(), signal).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RetriesExhaustedError);
+    expect(retries.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(() => new AttemptEngine({ reader, progressBytes: 0 })).toThrow(InvalidArgumentError);
   });
 
   it('runs out when attempts make no progress: RetriesExhaustedError with the last failure as cause, or deferred', async () => {

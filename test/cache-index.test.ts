@@ -142,6 +142,25 @@ describe('index format', () => {
     expect(code(resign({ ...json, updatedAt: 5 }))).toBe('BLOCKFETCH_INDEX_CORRUPT');
   });
 
+  it('calls a deeply nested value corrupt instead of overflowing the stack (issue 11 item 13)', () => {
+    const json = JSON.parse(new TextDecoder().decode(encodeIndex(contents()))) as Record<string, unknown>;
+    const nested = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth);
+    const corrupt = (text: string): void => {
+      expect(() => decodeIndex(new TextEncoder().encode(text), '/p/i')).toThrow(
+        expect.objectContaining({ code: 'BLOCKFETCH_INDEX_CORRUPT', message: expect.stringMatching(/levels deep/) }),
+      );
+    };
+    // A million levels: the checksum writer recursed once per level. The
+    // depth is refused before the checksum is even looked at.
+    corrupt(JSON.stringify({ ...json, note: 'x' }).replace('"note":"x"', `"note":${nested(1_000_000)}`));
+    // Just past the limit, checksum resealed, inside `remote` too.
+    corrupt(resign({ ...json, note: JSON.parse(nested(33)) }));
+    corrupt(resign({ ...json, remote: { ...identity, extra: JSON.parse(nested(40)) } }));
+    // Brackets inside strings (escaped quotes included) are not nesting.
+    const stringy = resign({ ...json, note: `\\"${'['.repeat(100)}"\\` });
+    expect(() => decodeIndex(new TextEncoder().encode(stringy), '/p/i')).not.toThrow();
+  });
+
   it('messages say what is wrong', () => {
     const good = JSON.parse(new TextDecoder().decode(encodeIndex(contents()))) as Record<string, unknown>;
     expect(() => decodeIndex(new TextEncoder().encode(JSON.stringify({ ...good, cachedBlocks: 3 })), '/p/i')).toThrow(

@@ -317,18 +317,20 @@ describe('retries, passes and stats', () => {
 });
 
 describe('progress, hints and events', () => {
-  it('a block that gains bytes on every cut attempt is not given up on (attempts reset on progress)', async () => {
-    const size = 10_000;
+  it('a block that gains real progress on every cut attempt is not given up on (attempts reset on progress)', async () => {
+    // Real progress is DEFAULT_PROGRESS_BYTES (1 MiB) beyond the furthest byte reached (issue 11 item 10).
+    const MB = 1024 * 1024;
+    const size = 4 * MB + 1000;
     const cache = MemoryCache.create(size, size); // one block
     const reader = new FakeReader({
       size,
-      chunkSize: 500,
-      // Every attempt delivers 1000 bytes and is cut.
-      script: ({ from }) => (size - from > 1000 ? { endAfter: 1000, errorAfterEnd: transient() } : undefined),
+      chunkSize: 64 * 1024,
+      // Every attempt delivers 1 MiB and is cut.
+      script: ({ from }) => (size - from > MB ? { endAfter: MB, errorAfterEnd: transient() } : undefined),
     });
     const status = await new CachingDownloader(reader, cache, { retry: { ...fast, attemptsPerBlock: 2 } }).run();
     expect(status.complete).toBe(true);
-    expect(reader.requests.map((r) => r.from)).toEqual([0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000]);
+    expect(reader.requests.map((r) => r.from)).toEqual([0, MB, 2 * MB, 3 * MB, 4 * MB]);
     expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
   });
 

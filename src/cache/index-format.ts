@@ -28,6 +28,16 @@ export const INDEX_VERSION = 1;
  */
 export const MAX_INDEX_BYTES = 768 * 1024 * 1024;
 
+/**
+ * The deepest nesting of arrays and objects an index may have. The format
+ * itself goes three levels deep (the index, `remote`, `remote.digest`); a
+ * deeper value is damage or forgery, and checking the depth before anything
+ * walks the parsed value keeps a value nested a million levels deep (checksum
+ * resealed or not) from overflowing the stack of the recursive canonical
+ * writer: it is a corrupt index, not a crash.
+ */
+const MAX_INDEX_DEPTH = 32;
+
 /** Everything an index file records, decoded and checked. */
 export interface IndexContents {
   /** The size of the remote file and of the data file, in bytes. */
@@ -103,6 +113,9 @@ export function decodeIndex(bytes: Uint8Array, path: string): IndexContents {
   } catch {
     throw corrupt('it is not UTF-8 text');
   }
+  if (nestingExceeds(text, MAX_INDEX_DEPTH)) {
+    throw corrupt(`it nests arrays or objects more than ${MAX_INDEX_DEPTH} levels deep, which no index does`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -174,6 +187,38 @@ export function decodeIndex(bytes: Uint8Array, path: string): IndexContents {
     bitmap: new Uint8Array(Buffer.from(bitmapText, 'base64')),
     updatedAt,
   };
+}
+
+/**
+ * True when the JSON `text` opens more than `max` arrays or objects inside
+ * one another. Strings are jumped over with `indexOf` (a bracket inside one
+ * does not count), so the multi-megabyte base64 bitmap costs one search, not
+ * a loop per character. Malformed text is left to `JSON.parse` to name.
+ */
+function nestingExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let from = i + 1;
+      for (;;) {
+        const quote = text.indexOf('"', from);
+        if (quote < 0) return false;
+        let backslashes = 0;
+        while (text.charCodeAt(quote - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+        if (backslashes % 2 === 0) {
+          i = quote;
+          break;
+        }
+        from = quote + 1;
+      }
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 /**

@@ -19,6 +19,7 @@ import { isAbsolute, join } from 'node:path';
 import { DIGEST_HEX_LENGTH, type ExpectedDigest } from '../cache/types.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
+import { defaultRetryOptions } from '../download/backoff.js';
 import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
 import { editDistance } from './edit-distance.js';
 import { formatDurationOption, formatSizeOption, parseByteSize, parseRate } from './units.js';
@@ -59,6 +60,10 @@ export const defaultCliOptions = Object.freeze({
   retries: 5,
   /** How long a request may wait for the next bytes before it is retried, in ms. @default DEFAULT_TIMEOUT_MS (30 s) */
   timeoutMs: DEFAULT_TIMEOUT_MS,
+  /** `--speed-limit`: the lowest speed of a request, bytes/s; 0 is off. @default defaultRetryOptions.lowestSpeedBytesPerSecond (1 KiB/s) */
+  speedLimitBytesPerSecond: defaultRetryOptions.lowestSpeedBytesPerSecond,
+  /** `--speed-time`: how long a request may run below it, in ms. @default defaultRetryOptions.lowestSpeedTimeMs (60 s) */
+  speedTimeMs: defaultRetryOptions.lowestSpeedTimeMs,
 });
 
 /** The range of `-c/--concurrency`. */
@@ -102,6 +107,10 @@ export interface DownloadCommand {
   readonly retries: number;
   /** Per-request inactivity timeout, in ms. */
   readonly timeoutMs: number;
+  /** The lowest speed of a request (`--speed-limit`), bytes/s; 0 is off. */
+  readonly speedLimitBytesPerSecond: number;
+  /** How long a request may run below it (`--speed-time`), in ms. */
+  readonly speedTimeMs: number;
   /** Overwrite an existing target. */
   readonly force: boolean;
   /** Progress bar or lines (`auto`), nothing (`--quiet`), or JSON lines (`--json`). */
@@ -220,6 +229,13 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'continue-at', short: 'C', value: '-', help: "accepted as curl's -C -: blockfetch always resumes what is on disk" },
   { long: 'retries', value: 'N', default: String(d.retries), help: 'retries of a request that makes no progress before giving up' },
   { long: 'timeout', value: 'DURATION', default: formatDurationOption(d.timeoutMs), help: 'give up on a silent request after this, e.g. 30s; it is retried' },
+  {
+    long: 'speed-limit',
+    value: 'RATE',
+    default: `${d.speedLimitBytesPerSecond}B/s`,
+    help: 'retry a request slower than this for --speed-time, e.g. 10KiB/s; 0 turns the rule off',
+  },
+  { long: 'speed-time', value: 'DURATION', default: formatDurationOption(d.speedTimeMs), help: 'how long a request may stay below --speed-limit' },
   { long: 'force', short: 'f', help: 'download again and overwrite FILE if it exists' },
   { long: 'quiet', short: 'q', help: 'print nothing but errors' },
   { long: 'verbose', short: 'v', help: "also print the remote's identity, the plan, and the error code on failure" },
@@ -528,6 +544,8 @@ function parseDownload(argv: readonly string[]): Command {
     restart: is('restart'),
     retries: parseWholeNumber(value('retries'), '--retries', RETRIES_LIMITS) ?? defaultCliOptions.retries,
     timeoutMs: value('timeout') === undefined ? defaultCliOptions.timeoutMs : parseDurationMs(value('timeout') as string, '--timeout'),
+    speedLimitBytesPerSecond: parseSpeedLimit(value('speed-limit')),
+    speedTimeMs: value('speed-time') === undefined ? defaultCliOptions.speedTimeMs : parseDurationMs(value('speed-time') as string, '--speed-time'),
     force: is('force'),
     outputMode: is('json') ? 'json' : is('quiet') ? 'quiet' : 'auto',
     debug: is('debug'),
@@ -723,4 +741,10 @@ export function headerRecord(headers: DownloadCommand['headers']): Record<string
     record[key] = record[key] === undefined ? value : `${record[key]}, ${value}`;
   }
   return record;
+}
+
+/** `--speed-limit RATE`: the lowest-speed rule's rate in bytes per second; `0` turns it off. */
+function parseSpeedLimit(text: string | undefined): number {
+  if (text === undefined) return defaultCliOptions.speedLimitBytesPerSecond;
+  return text.trim() === '0' ? 0 : Math.floor(parseRate(text, '--speed-limit'));
 }

@@ -70,7 +70,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       headers: headerRecord(command.headers),
       restart: command.restart,
       overwrite: command.force,
-      retry: { attemptsPerBlock: command.retries + 1 },
+      retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
       timeoutMs: command.timeoutMs,
       signal: io.signal,
       dispatcher: capture.dispatcher,
@@ -262,7 +262,7 @@ async function nameFromServer(
     dispatcher: capture.dispatcher,
   });
   try {
-    await lookAtRemote(probe, { signal, retry: { attemptsPerBlock: command.retries + 1 }, onRetry });
+    await lookAtRemote(probe, { signal, retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs }, onRetry });
   } finally {
     await probe.close().catch(() => undefined);
   }

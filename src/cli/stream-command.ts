@@ -61,7 +61,7 @@ export async function runStream(
   };
   const downloader = new StreamingDownloader(reader, {
     concurrency: command.concurrency,
-    retry: { attemptsPerBlock: command.retries + 1 },
+    retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
     blockSize: streamBlockSize,
     ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
     ...(command.rateBytesPerSecond === undefined ? {} : { rateLimiter: new RateLimiter({ bytesPerSecond: command.rateBytesPerSecond }) }),

@@ -27,8 +27,12 @@
  *    (`retryResponseOf(err).isRetryable()`); a delay it asks for is honoured
  *    up to `retry.maxRetryAfterMs`.
  * 4. Each key (`look`, `revalidate`, one per block) has `attemptsPerBlock`
- *    attempts; an attempt that made progress (by default: received any byte)
- *    starts its key's count again. The run has `totalRetries` retries in all,
+ *    attempts; an attempt that made real progress starts its key's count
+ *    again: it took the furthest byte received for its range at least
+ *    `progressBytes` further (1 MiB by default), and its sink agrees. A
+ *    server that sends a few bytes of each response and then stalls makes
+ *    no real progress, so it spends the key's attempts instead of resetting
+ *    them forever. The run has `totalRetries` retries in all,
  *    the look and the revalidation included.
  * 5. A block whose attempts ran out is, with `blockExhaustion: 'defer'`,
  *    left outstanding for a later pass; with `'fail'` (and always for the
@@ -42,11 +46,12 @@
  */
 import { BlockfetchError, RemoteChangedError, RetriesExhaustedError, retryResponseOf } from '../errors.js';
 import type { ByteRange } from '../ranges/byte-range.js';
-import { RetryBudget, sleep, type RetryOptions } from './backoff.js';
+import { resolveRetryOptions, RetryBudget, sleep, type RetryOptions } from './backoff.js';
 import { debug } from './events.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
 import type { StatsRecorder } from './stats.js';
+import { wholeNumber } from '../validate.js';
 
 /** What an attempt was for: the key its failures are counted under. */
 export type AttemptKey =
@@ -103,7 +108,24 @@ export interface AttemptEngineOptions {
   readonly isFatal?: (err: unknown) => boolean;
   /** Called once per retry, before the backoff. Must not throw. @default undefined */
   readonly onRetry?: (retry: AttemptRetry) => void;
+  /**
+   * How many bytes beyond the furthest point an earlier attempt at the same
+   * range reached a failed attempt must receive for its key's attempts to
+   * start again (rule 4). Fewer is not progress: 1,000 bytes per stalled
+   * response once reset the budget every time.
+   * @default DEFAULT_PROGRESS_BYTES (1 MiB)
+   */
+  readonly progressBytes?: number;
 }
+
+/**
+ * The bytes of real progress (rule 4): 1 MiB. Small enough that a flaky link
+ * which breaks every few megabytes still resets its budget each time (every
+ * reset bought at least a megabyte, so a file of N MiB costs at most N
+ * resets), large enough that a server trickling a few kilobytes per
+ * response before stalling runs out of attempts.
+ */
+export const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
 
 /**
  * Where the bytes of {@link AttemptEngine.fetch} go. The engine calls
@@ -131,8 +153,10 @@ export interface BodySink {
   resumeAt?(position: number, overran: boolean): number;
   /**
    * Whether the failed attempt (from `attemptFrom`, up to `position`) made
-   * progress, which starts its key's attempt count again.
-   * @default position > attemptFrom (it received a byte)
+   * progress as the sink sees it; its key's attempt count starts again only
+   * when this says so AND the attempt got `progressBytes` beyond the
+   * furthest byte reached before (rule 4).
+   * @default true (the engine's byte rule alone decides)
    */
   progressed?(attemptFrom: number, position: number): boolean;
 }
@@ -161,6 +185,8 @@ export class AttemptEngine {
   readonly #exhaustion: 'defer' | 'fail';
   readonly #isFatal: ((err: unknown) => boolean) | undefined;
   readonly #onRetry: ((retry: AttemptRetry) => void) | undefined;
+  readonly #progressBytes: number;
+  readonly #lowestSpeed: { readonly bytesPerSecond: number; readonly timeMs: number } | undefined;
   #lastFailure: unknown;
   #errors = 0;
 
@@ -173,6 +199,10 @@ export class AttemptEngine {
     this.#exhaustion = options.blockExhaustion ?? 'fail';
     this.#isFatal = options.isFatal;
     this.#onRetry = options.onRetry;
+    const retry = resolveRetryOptions(options.retry);
+    this.#lowestSpeed =
+      retry.lowestSpeedBytesPerSecond > 0 ? { bytesPerSecond: retry.lowestSpeedBytesPerSecond, timeMs: retry.lowestSpeedTimeMs } : undefined;
+    this.#progressBytes = wholeNumber('AttemptEngine', 'progressBytes', options.progressBytes ?? DEFAULT_PROGRESS_BYTES, { min: 1 });
   }
 
   /** Retries granted so far. */
@@ -225,6 +255,10 @@ export class AttemptEngine {
    */
   async fetch(key: AttemptKey, range: ByteRange, sink: BodySink, signal: AbortSignal): Promise<'done' | 'exhausted'> {
     let position = range.from;
+    // The furthest byte any attempt at this range reached: progress is
+    // measured beyond it, so re-receiving bytes (a restart from 0 without
+    // ranges) is not progress either.
+    let furthest = range.from;
     for (;;) {
       signal.throwIfAborted();
       const attemptFrom = position;
@@ -243,7 +277,9 @@ export class AttemptEngine {
           await sink.end();
           return 'done';
         }
-        if (sink.progressed?.(attemptFrom, position) ?? position > attemptFrom) this.#budget.onProgress(keyId(key));
+        const sinkSays = sink.progressed?.(attemptFrom, position) ?? true;
+        if (sinkSays && position - furthest >= this.#progressBytes) this.#budget.onProgress(keyId(key));
+        if (position > furthest) furthest = position;
         const outcome = await this.#afterFailure(key, { from: attemptFrom, to: range.to }, err, signal);
         if (outcome === 'exhausted') return 'exhausted';
         position = resume;
@@ -257,8 +293,10 @@ export class AttemptEngine {
     const stats = this.#stats;
     await limiter?.takeRequest(signal);
     stats?.requestStarted();
+    const watch = this.#lowestSpeed === undefined ? undefined : new SpeedWatch(this.#lowestSpeed, signal, this.#reader.name);
+    const attemptSignal = watch?.signal ?? signal;
     try {
-      const body = await this.#reader.getReader(progress.position, range.to, signal);
+      const body = await this.#reader.getReader(progress.position, range.to, attemptSignal);
       for await (const chunk of body) {
         const length = chunk.byteLength;
         if (length === 0) continue;
@@ -273,12 +311,21 @@ export class AttemptEngine {
         // Throttle BEFORE the bytes are handed on: pausing here stops reading
         // the body, and the socket's window does the rest. No await at all
         // without a limiter: this loop runs once per chunk.
-        if (limiter !== undefined) await limiter.takeBytes(length, signal);
+        if (watch !== undefined) watch.bytes += length;
+        if (limiter !== undefined) {
+          watch?.pause();
+          await limiter.takeBytes(length, signal);
+          watch?.resume();
+        }
         const offset = progress.position;
         progress.position += length;
         stats?.received(length);
         const wrote = sink.write(chunk, offset);
-        if (wrote !== undefined) await wrote;
+        if (wrote !== undefined) {
+          watch?.pause();
+          await wrote;
+          watch?.resume();
+        }
       }
       if (progress.position !== range.to + 1) {
         throw new BlockfetchError(
@@ -287,7 +334,12 @@ export class AttemptEngine {
         );
       }
       await sink.end();
+    } catch (err) {
+      // The lowest-speed rule ended the body: whatever the Reader made of
+      // the abort, the attempt failed for being too slow (retryable).
+      throw watch?.tooSlow !== undefined && !signal.aborted ? watch.tooSlow : err;
     } finally {
+      watch?.stop();
       try {
         // Whatever ended the attempt, none of its sink's work may still be
         // running when the next attempt starts; a sink failure outranks the
@@ -360,6 +412,78 @@ export class AttemptEngine {
         ? `the first request failed ${attempt} times: ${messageOf(err)}`
         : `${this.#reader.name}: ${describeKey(key)} gave up${why}; last error: ${messageOf(err)}`;
     return new RetriesExhaustedError(message, reason === 'total-retries' ? this.#errors : attempt, { cause: err });
+  }
+}
+
+/**
+ * The lowest-speed rule of one attempt: every `timeMs` of waiting for the
+ * network (time paused in the rate limiter or the sink does not count), the
+ * bytes of that span must average `bytesPerSecond`; if not, `signal` aborts
+ * and `tooSlow` says why. One timer per attempt, nothing per chunk but an
+ * addition.
+ */
+class SpeedWatch {
+  readonly #controller = new AbortController();
+  readonly #rule: { readonly bytesPerSecond: number; readonly timeMs: number };
+  readonly #outer: AbortSignal;
+  readonly #onOuterAbort: () => void;
+  readonly #name: string;
+  readonly #timer: ReturnType<typeof setInterval>;
+  /** Bytes received since the span started. */
+  bytes = 0;
+  #spanStart = performance.now();
+  #pausedMs = 0;
+  #pausedAt: number | undefined;
+  tooSlow: BlockfetchError | undefined;
+
+  constructor(rule: { readonly bytesPerSecond: number; readonly timeMs: number }, outer: AbortSignal, name: string) {
+    this.#rule = rule;
+    this.#outer = outer;
+    this.#name = name;
+    this.#onOuterAbort = () => this.#controller.abort(outer.reason);
+    if (outer.aborted) this.#onOuterAbort();
+    else outer.addEventListener('abort', this.#onOuterAbort, { once: true });
+    this.#timer = setInterval(() => this.#check(), Math.max(1, Math.ceil(rule.timeMs / 4)));
+    this.#timer.unref?.();
+  }
+
+  /** The attempt's signal: the caller's, and the rule's. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  pause(): void {
+    this.#pausedAt = performance.now();
+  }
+
+  resume(): void {
+    if (this.#pausedAt !== undefined) this.#pausedMs += performance.now() - this.#pausedAt;
+    this.#pausedAt = undefined;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#outer.removeEventListener('abort', this.#onOuterAbort);
+  }
+
+  #check(): void {
+    if (this.#pausedAt !== undefined) return;
+    const now = performance.now();
+    const waitedMs = now - this.#spanStart - this.#pausedMs;
+    if (waitedMs < this.#rule.timeMs) return;
+    const rate = (this.bytes * 1000) / waitedMs;
+    if (rate >= this.#rule.bytesPerSecond) {
+      this.bytes = 0;
+      this.#spanStart = now;
+      this.#pausedMs = 0;
+      return;
+    }
+    this.tooSlow = new BlockfetchError(
+      'BLOCKFETCH_TIMEOUT',
+      `${this.#name}: the body arrived at ${Math.round(rate)} bytes/s for ${Math.round(waitedMs / 1000)} s, below the lowest speed of ${this.#rule.bytesPerSecond} bytes/s (option retry.lowestSpeedBytesPerSecond)`,
+    );
+    this.stop();
+    this.#controller.abort(this.tooSlow);
   }
 }
 

@@ -32,6 +32,18 @@ export interface RetryOptions {
    * jitter), so that many clients do not retry in lock step. @default 0.5
    */
   readonly jitter?: number;
+  /**
+   * The lowest-speed rule (curl's `--speed-limit`, aria2's
+   * `--lowest-speed-limit`): an attempt whose body arrives slower than this
+   * many bytes per second, averaged over `lowestSpeedTimeMs` of waiting for
+   * the network (time spent in the rate limiter or a slow consumer does not
+   * count), ends as a retryable `BLOCKFETCH_TIMEOUT`, and its range is
+   * fetched again from the first byte not yet received. 0 turns it off.
+   * @default 1024 (1 KiB/s: a 2 MiB block would take over half an hour)
+   */
+  readonly lowestSpeedBytesPerSecond?: number;
+  /** How long an attempt may run below `lowestSpeedBytesPerSecond`, in ms. @default 60000 (1 min) */
+  readonly lowestSpeedTimeMs?: number;
 }
 
 /**
@@ -49,6 +61,8 @@ export const defaultRetryOptions: Required<RetryOptions> = Object.freeze({
   maxDelayMs: 30_000,
   maxRetryAfterMs: DEFAULT_MAX_RETRY_AFTER_MS,
   jitter: 0.5,
+  lowestSpeedBytesPerSecond: 1024,
+  lowestSpeedTimeMs: 60_000,
 });
 
 /**
@@ -69,6 +83,8 @@ export function resolveRetryOptions(options: RetryOptions = {}): Required<RetryO
     maxDelayMs: wholeNumber('retry', 'maxDelayMs', o.maxDelayMs, { unit: 'ms' }),
     maxRetryAfterMs: wholeNumber('retry', 'maxRetryAfterMs', o.maxRetryAfterMs, { unit: 'ms' }),
     jitter: numberInRange('retry', 'jitter', o.jitter, 0, 1),
+    lowestSpeedBytesPerSecond: wholeNumber('retry', 'lowestSpeedBytesPerSecond', o.lowestSpeedBytesPerSecond),
+    lowestSpeedTimeMs: wholeNumber('retry', 'lowestSpeedTimeMs', o.lowestSpeedTimeMs, { min: 1, unit: 'ms' }),
   });
 }
 

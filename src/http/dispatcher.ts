@@ -5,6 +5,7 @@
  * tuning (it reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY, upper or lower case).
  */
 import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { guardPausedParserAtSocketEnd } from './paused-parser-guard.js';
 
 /** The connection settings of the default dispatcher. */
 export const defaultAgentOptions = Object.freeze({
@@ -47,8 +48,11 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
  * configured in `env` (then NO_PROXY is honoured by undici), else an `Agent`.
  * The caller owns it and should `close()` it when done. `tls` (for one run:
  * `--cacert`, `-k`) is how certificates are checked; by default, Node's.
+ * Installs the guard against undici's paused-parser crash (see
+ * `paused-parser-guard.ts`).
  */
 export function createDefaultDispatcher(env: NodeJS.ProcessEnv = process.env, tls: DispatcherTlsOptions = {}): Dispatcher {
+  guardPausedParserAtSocketEnd();
   const { connectTimeoutMs, ...pool } = defaultAgentOptions;
   const options = { ...pool, connect: { timeout: connectTimeoutMs, ...tls } };
   if (!proxyConfigured(env)) return new Agent(options);

@@ -8,6 +8,7 @@ import type { RemoteIdentity } from '../cache/types.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describeValue, wholeNumber } from '../validate.js';
+import { guardPausedParserAtSocketEnd } from './paused-parser-guard.js';
 import { DEFAULT_SENSITIVE_HEADERS } from './redirect.js';
 import { RESERVED_REQUEST_HEADERS as RESERVED_HEADERS } from './reserved-headers.js';
 import { DEFAULT_USER_AGENT } from './version.js';
@@ -158,6 +159,8 @@ function parseUrl(value: unknown): URL {
 
 /** Fills in defaults and checks every option, naming a bad one. */
 export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHttpReaderOptions {
+  // Before any request: a caller's own dispatcher is guarded too.
+  guardPausedParserAtSocketEnd();
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError(`HttpReader options must be an object with a url, got ${describeValue(options)}`);
   }
