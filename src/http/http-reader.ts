@@ -233,11 +233,33 @@ export class HttpReader implements Reader {
   async #discover(signal: AbortSignal | undefined): Promise<ContentInfo> {
     if (signal?.aborted) throw signal.reason;
     const blockSize = this.#options.blockSize;
-    const exchange = await this.#send(this.#origin, { range: `bytes=0-${blockSize - 1}` }, signal);
+    let exchange = await this.#send(this.#origin, { range: `bytes=0-${blockSize - 1}` }, signal);
+    let bare416 = false;
+    if (exchange.response.statusCode === 416 && headerValue(exchange.response.headers, 'content-range') === undefined) {
+      bare416 = true;
+      // A 416 that does not say `bytes */<size>` tells nothing about the
+      // size (an empty file, or a server that mishandles Range): ask for the
+      // whole file without Range, whose Content-Length does tell.
+      discard(exchange.response.body);
+      exchange = await this.#send(this.#origin, {}, signal);
+      if (exchange.response.statusCode !== 200) {
+        const { statusCode: status, headers } = exchange.response;
+        discard(exchange.response.body);
+        if (status === 416) {
+          throw this.#badResponse(exchange.url.href, 'answered 416 without Content-Range to bytes=0-' + (blockSize - 1) + ', and 416 again to a GET without Range: its size is unknown');
+        }
+        throw statusError(status, headers, exchange.url.href, this.#options.maxRetryAfterMs);
+      }
+    }
     const { response } = exchange;
     const url = exchange.url.href;
     try {
-      const { size, rangesSupported, bodyTo } = this.#firstResponseSize(response, url, blockSize);
+      const first = this.#firstResponseSize(response, url, blockSize);
+      const { size, bodyTo } = first;
+      // `bytes=0-N` is unsatisfiable only for an empty file: a 416 to it
+      // then a Content-Length of 0 is that (ranges work, there are none);
+      // a longer file means the server refuses ranges it should serve.
+      const rangesSupported = first.rangesSupported || (bare416 && size === 0);
       const digest = digestFromHeaders(response.headers);
       const identity = this.#identityOf(response.headers, size, digest);
       const expected = this.#options.expected;
@@ -287,11 +309,6 @@ export class HttpReader implements Reader {
     }
     // 206 or 416: either the range we asked for, or an empty file (`bytes */0`).
     if (range !== undefined && range.from === -1 && range.size === 0) {
-      return { size: 0, rangesSupported: true, bodyTo: -1 };
-    }
-    // `bytes=0-N` is unsatisfiable only for an empty file: a 416 that does
-    // not say `bytes */0` (some servers send no Content-Range) means the same.
-    if (status === 416 && range === undefined) {
       return { size: 0, rangesSupported: true, bodyTo: -1 };
     }
     if (status === 206 && range !== undefined && range.from === 0 && range.size === undefined) {
