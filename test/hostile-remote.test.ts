@@ -5,11 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { downloadFile, type DownloadFileOptions } from '../src/download-file.js';
-import { BlockfetchError } from '../src/errors.js';
+import { BlockfetchError, RemoteChangedError } from '../src/errors.js';
 import { startFaultServer, type Content, type FaultServer } from './helpers/fault-server.js';
 import { payload } from './helpers/payload.js';
 
@@ -32,6 +34,50 @@ async function serve(content: Content, options: Partial<Parameters<typeof startF
   const server = await startFaultServer({ content, ...options });
   cleanups.push(() => server.close());
   return server;
+}
+
+/** What a hand-written server answers: status, headers, and the body bytes. */
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array;
+}
+
+/**
+ * A hand-written loopback server that answers whatever `answer` says, with
+ * none of the fault server's honesty (If-Match ignored unless `answer`
+ * looks at it). Returns its URL; stopped after the test.
+ */
+async function lyingServer(answer: (req: IncomingMessage, index: number) => Answer): Promise<{ url: string; requests: IncomingMessage[] }> {
+  const requests: IncomingMessage[] = [];
+  const server = http.createServer((req, res) => {
+    const index = requests.push(req) - 1;
+    const a = answer(req, index);
+    res.writeHead(a.status, { ...a.headers, 'content-length': String(a.body.length) });
+    res.end(a.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.bin`, requests };
+}
+
+/** A ranged answer of `content` to `req` (206 for `bytes=a-b`, else 200), with `headers`. */
+function ranged(content: Buffer, req: IncomingMessage, headers: Record<string, string>): Answer {
+  const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  if (!m) return { status: 200, headers, body: content };
+  const from = Number(m[1]);
+  const to = Math.min(Number(m[2]), content.length - 1);
+  return {
+    status: 206,
+    headers: { ...headers, 'content-range': `bytes ${from}-${to}/${content.length}` },
+    body: content.subarray(from, to + 1),
+  };
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -85,5 +131,38 @@ describe('1. a 416 without Content-Range is not an empty file', () => {
     const result = await downloadFile(server.url, target, base);
     expect(result.size).toBe(0);
     expect((await readFile(target)).length).toBe(0);
+  });
+});
+
+describe('2. later responses must carry the identity the first one had', () => {
+  const first = { etag: '"rev-a"', 'last-modified': 'Fri, 20 Nov 2026 08:15:00 GMT' };
+
+  it('206s that drop the ETag and serve other bytes are a changed remote, not data', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x42);
+    const { url } = await lyingServer((req, index) => (index === 0 ? ranged(a, req, first) : ranged(b, req, {})));
+    const target = join(await tempDir(), 'big.bin');
+    const err = await fails(downloadFile(url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect(err.message).toMatch(/etag/i);
+    expect(await exists(target)).toBe(false);
+  });
+
+  it('206s that keep no Last-Modified (the only validator) are a changed remote', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x43);
+    const lm = { 'last-modified': first['last-modified'] };
+    const { url } = await lyingServer((req, index) => (index === 0 ? ranged(a, req, lm) : ranged(b, req, {})));
+    const target = join(await tempDir(), 'big.bin');
+    const err = await fails(downloadFile(url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect(err.message).toMatch(/lastModified|last-modified/i);
+  });
+
+  it('206s that carry another weak ETag are a changed remote', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const { url } = await lyingServer((req, index) => ranged(a, req, { etag: index === 0 ? 'W/"a"' : 'W/"b"' }));
+    const err = await fails(downloadFile(url, join(await tempDir(), 'big.bin'), base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
   });
 });

@@ -403,15 +403,19 @@ export class HttpReader implements Reader {
       throw statusError(status, headers, url, this.#options.maxRetryAfterMs);
     }
     this.#checkEncoding(headers, url);
+    // A response that does not carry the identity the first one had is not
+    // evidence of that revision, whatever its bytes are: a server (or a
+    // cache in front of it) that drops the ETag may also have ignored the
+    // If-Match that came with the request.
     const etag = headerValue(headers, 'etag');
-    if (etag !== undefined && identity.etag !== undefined && etag !== identity.etag) {
-      throw this.#changed([{ field: 'etag', before: identity.etag, after: etag }]);
+    if (identity.etag !== undefined && etag !== identity.etag) {
+      throw this.#changed([{ field: 'etag', before: identity.etag, after: etag ?? '(none sent)' }]);
     }
     if (pinKind(identity) !== 'etag') {
       // Without a strong ETag, Last-Modified is the best evidence left.
       const lastModified = headerValue(headers, 'last-modified');
-      if (lastModified !== undefined && identity.lastModified !== undefined && lastModified !== identity.lastModified) {
-        throw this.#changed([{ field: 'lastModified', before: identity.lastModified, after: lastModified }]);
+      if (identity.lastModified !== undefined && lastModified !== identity.lastModified) {
+        throw this.#changed([{ field: 'lastModified', before: identity.lastModified, after: lastModified ?? '(none sent)' }]);
       }
     }
     if (status === 200) {
