@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { downloadFile, type DownloadFileOptions } from '../src/download-file.js';
 import { BlockfetchError, RemoteChangedError } from '../src/errors.js';
+import { parseRetryAfter } from '../src/http/headers.js';
+import { statusError } from '../src/http/failures.js';
 import { startFaultServer, type Content, type FaultServer } from './helpers/fault-server.js';
 import { payload } from './helpers/payload.js';
 
@@ -164,5 +166,14 @@ describe('2. later responses must carry the identity the first one had', () => {
     const { url } = await lyingServer((req, index) => ranged(a, req, { etag: index === 0 ? 'W/"a"' : 'W/"b"' }));
     const err = await fails(downloadFile(url, join(await tempDir(), 'big.bin'), base));
     expect(err).toBeInstanceOf(RemoteChangedError);
+  });
+});
+
+describe('Retry-After too large to count', () => {
+  it('is capped at maxRetryAfterMs, not treated as absent', () => {
+    expect(parseRetryAfter('99999999999999999999')).toBe(Number.MAX_SAFE_INTEGER);
+    const err = statusError(503, { 'retry-after': '99999999999999999999' }, 'http://127.0.0.1/f', 60_000);
+    expect(err.retryAfterMs).toBe(60_000);
+    expect(err.message).toMatch(/waiting 60000 ms/);
   });
 });
