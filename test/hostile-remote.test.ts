@@ -177,3 +177,33 @@ describe('Retry-After too large to count', () => {
     expect(err.message).toMatch(/waiting 60000 ms/);
   });
 });
+
+describe('4. a server without Range support that rewrites the file in place', () => {
+  it('is revalidated at the end with a GET: a mixed file is a changed remote, not success', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x44);
+    // The first answer starts as revision A and ends as B (rewritten while
+    // streamed, as python's http.server does); later answers are B.
+    const mixed = Buffer.concat([a.subarray(0, 4 * BS), b.subarray(4 * BS)]);
+    const revA = { etag: '"a"', 'last-modified': 'Fri, 20 Nov 2026 08:15:00 GMT' };
+    const revB = { etag: '"b"', 'last-modified': 'Fri, 20 Nov 2026 08:16:00 GMT' };
+    const { url, requests } = await lyingServer((_req, index) =>
+      index === 0 ? { status: 200, headers: revA, body: mixed } : { status: 200, headers: revB, body: b },
+    );
+    const target = join(await tempDir(), 'big.bin');
+    const err = await fails(downloadFile(url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect(requests.length).toBeGreaterThanOrEqual(2);
+    expect(await exists(target)).toBe(false);
+  });
+
+  it('a server without ranges that did not change still downloads (one revalidating GET)', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const rev = { etag: '"a"' };
+    const { url, requests } = await lyingServer(() => ({ status: 200, headers: rev, body: a }));
+    const target = join(await tempDir(), 'big.bin');
+    await downloadFile(url, target, base);
+    expect(sha256(await readFile(target))).toBe(sha256(a));
+    expect(requests[1]?.headers['if-match']).toBe('"a"');
+  });
+});

@@ -176,13 +176,28 @@ export class HttpReader implements Reader {
    * for byte 0 (If-Match or If-Unmodified-Since), checked like every other
    * response (status, Content-Range total, ETag, Last-Modified). Throws a
    * `RemoteChangedError` if the remote changed. A server without byte ranges
-   * offers nothing this cheap to ask, so then it resolves at once.
+   * is asked with a pinned GET of the whole file whose headers are checked
+   * the same way (status 200, ETag, Last-Modified, Content-Length) and whose
+   * body is dropped unread: a file rewritten in place while it was streamed
+   * shows its new identity there. Without any validator only the size can
+   * be compared, which is all that is claimed then (`pinned: false`).
    */
   async revalidate(signal: AbortSignal): Promise<void> {
     const info = await this.contentLengthAndBlockSize(signal);
-    if (!info.rangesSupported || info.contentLength === 0) return;
+    if (info.contentLength === 0) return;
     const held = this.#takeHeld();
     if (held) release(held.body);
+    if (!info.rangesSupported) {
+      const exchange = await this.#send(this.#resolved, pinHeaders(info.identity), signal);
+      const { response } = exchange;
+      try {
+        this.#validate(response, exchange.url.href, 0, info.contentLength - 1, info);
+      } finally {
+        // Only the headers were wanted; the body is a whole file's worth.
+        release(response.body);
+      }
+      return;
+    }
     for await (const chunk of await this.#fetch(0, 0, info, signal)) void chunk; // one byte
   }
 
