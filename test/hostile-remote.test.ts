@@ -4,14 +4,14 @@
  * ending with a wrong file and success. Each test fails without its fix.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open as openFile, readFile, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { downloadFile, type DownloadFileOptions } from '../src/download-file.js';
-import { BlockfetchError, RemoteChangedError } from '../src/errors.js';
+import { BlockfetchError, DigestMismatchError, RemoteChangedError } from '../src/errors.js';
 import { parseRetryAfter } from '../src/http/headers.js';
 import { statusError } from '../src/http/failures.js';
 import { startFaultServer, type Content, type FaultServer } from './helpers/fault-server.js';
@@ -205,5 +205,55 @@ describe('4. a server without Range support that rewrites the file in place', ()
     await downloadFile(url, target, base);
     expect(sha256(await readFile(target))).toBe(sha256(a));
     expect(requests[1]?.headers['if-match']).toBe('"a"');
+  });
+});
+
+describe('5. a digest a run knew is stored and checked by every later run', () => {
+  /** Run 1 fetches 3 blocks then meets a 404; a byte of claimed block 1 is then changed on disk. */
+  async function partialThenCorrupt(options: DownloadFileOptions): Promise<{ server: FaultServer; target: string }> {
+    const content = payload(0, 8 * BS - 1);
+    const server = await serve(content);
+    server.script((req) => (req.index >= 3 ? { kind: 'status', status: 404 } : undefined));
+    const target = join(await tempDir(), 'big.bin');
+    await fails(downloadFile(server.url, target, { ...base, concurrency: 1, maxRequestBytes: BS, ...options }));
+    const index = JSON.parse(await readFile(`${target}.blockfetch.json`, 'utf8')) as { cachedBlocks: number };
+    expect(index.cachedBlocks).toBeGreaterThanOrEqual(2);
+    const data = await openFile(`${target}.blockfetch`, 'r+');
+    await data.write(Buffer.from([0xff, 0xff, 0xff, 0xff]), 0, 4, BS + 16);
+    await data.close();
+    server.script(undefined);
+    return { server, target };
+  }
+
+  it('the caller\'s expectedDigest, given once, fails a later run whose claimed block is wrong on disk', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const expectedDigest = { algorithm: 'sha256', hex: sha256(content) } as const;
+    const { server, target } = await partialThenCorrupt({ expectedDigest });
+    const stored = JSON.parse(await readFile(`${target}.blockfetch.json`, 'utf8')) as { remote: { digest?: unknown } };
+    expect(stored.remote.digest).toEqual(expectedDigest);
+    // Run 2 is not given the digest: the stored one is checked all the same.
+    const err = await fails(downloadFile(server.url, target, base));
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(err.hint).toMatch(/not one you gave/);
+    expect(await exists(target)).toBe(false);
+    expect(await exists(`${target}.blockfetch`)).toBe(true);
+  });
+
+  it('a digest the server advertised once is checked on resume when the server stops sending it', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const b64 = createHash('sha256').update(content).digest('base64');
+    const { server, target } = await partialThenCorrupt({});
+    // Run 2's first answer (only) advertises the digest: run 2 records it
+    // and fails; run 3, told nothing, still checks the recorded one.
+    let told = false;
+    server.script(() => {
+      if (told) return undefined;
+      told = true;
+      return { kind: 'normal', headers: { 'repr-digest': `sha-256=:${b64}:` } };
+    });
+    const err = await fails(downloadFile(server.url, target, base));
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    const err2 = await fails(downloadFile(server.url, target, base));
+    expect(err2).toBeInstanceOf(DigestMismatchError);
   });
 });
