@@ -257,3 +257,30 @@ describe('5. a digest a run knew is stored and checked by every later run', () =
     expect(err2).toBeInstanceOf(DigestMismatchError);
   });
 });
+
+describe('3. without validators, the recorded URL must match before bytes are reused', () => {
+  it('a partial of URL A is not continued from URL B of the same size', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x45);
+    const none = { etag: null, lastModified: null } as const;
+    const serverA = await serve(a, none);
+    serverA.script((req) => (req.index >= 3 ? { kind: 'status', status: 404 } : undefined));
+    const target = join(await tempDir(), 'big.bin');
+    await fails(downloadFile(serverA.url, target, { ...base, concurrency: 1, maxRequestBytes: BS }));
+    const serverB = await serve(b, none);
+    const err = await fails(downloadFile(serverB.url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect((err as RemoteChangedError).changes.map((c) => c.field)).toContain('url');
+    expect(await exists(`${target}.blockfetch`)).toBe(true);
+  });
+
+  it('a renewed signed URL (same origin and path, another query) is the same remote', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const server = await serve(a, { etag: null, lastModified: null });
+    server.script((req) => (req.index >= 3 && req.index < 4 ? { kind: 'status', status: 404 } : undefined));
+    const target = join(await tempDir(), 'big.bin');
+    await fails(downloadFile(`${server.url}?sig=1`, target, { ...base, concurrency: 1, maxRequestBytes: BS }));
+    await downloadFile(`${server.url}?sig=2`, target, base);
+    expect(sha256(await readFile(target))).toBe(sha256(a));
+  });
+});
