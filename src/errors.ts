@@ -412,7 +412,7 @@ export class LockHeldError extends BlockfetchError {
 
 /** What changed about a remote between two looks at it. */
 export interface RemoteChange {
-  readonly field: 'etag' | 'lastModified' | 'size' | 'digest';
+  readonly field: 'etag' | 'lastModified' | 'size' | 'digest' | 'url';
   readonly before: string;
   readonly after: string;
 }

@@ -45,7 +45,7 @@ import {
   type DownloadStatus,
   type ResolvedCachingOptions,
 } from './caching-options.js';
-import { chooseDigest, type DigestResult } from './digest.js';
+import { chooseDigest, normalizeExpectedDigest, type DigestResult } from './digest.js';
 import { debug, eventErrorOf, EventReporter } from './events.js';
 import { compareIdentity } from './identity.js';
 import { digestPrefix, type PrefixDigestOutcome } from './prefix-digest.js';
@@ -310,7 +310,7 @@ export class CachingDownloader {
       const hashed = await hashing;
       if (hashed !== undefined) {
         digest = hashed.result;
-        if (hashed.mismatch !== undefined) throw hashed.mismatch;
+        if (hashed.mismatch !== undefined) throw this.#mismatch(hashed.mismatch);
       }
       await this.#flush(run);
       flushed = true;
@@ -356,6 +356,19 @@ export class CachingDownloader {
     await run.engine.revalidate(run.signal);
   }
 
+  /**
+   * A digest mismatch, with a hint that says whose digest it was: only a
+   * digest the caller gave is one to "check"; the server's (or one an
+   * earlier run recorded in the index) means the bytes are wrong.
+   */
+  #mismatch(err: DigestMismatchError): DigestMismatchError {
+    if (this.#options.expectedDigest !== undefined) return err;
+    return new DigestMismatchError(err.algorithm, err.expected, err.actual, {
+      cause: err,
+      hint: 'the expected digest is the one the server advertised (or an earlier run recorded in the index), not one you gave: the bytes on disk do not match it; the partial file is kept; start over (option `restart`) to fetch it again',
+    });
+  }
+
   /** Looks at the remote (retried by the engine) and checks it is the cached revision. */
   async #look(run: RunState): Promise<ContentInfo> {
     const info = await run.engine.look(run.signal);
@@ -368,11 +381,21 @@ export class CachingDownloader {
       );
     }
     const stored = this.#cache.remoteIdentity();
-    if (stored === undefined) {
-      await this.#cacheCall(run, 'recording the remote identity', () => this.#cache.setRemoteIdentity(info.identity));
-    } else {
+    if (stored !== undefined) {
       const changes = compareIdentity(stored, info.identity);
       if (changes.length > 0) throw new RemoteChangedError(this.#reader.name, changes, atRisk);
+    }
+    // Every digest this run knows goes into the index, so every later run
+    // verifies the file against it even when it is not given again (and
+    // the server no longer advertises one): a block that went bad on disk,
+    // or an index whose claims were forged, then fails the digest instead
+    // of ending as a wrong file.
+    const recorded = stored ?? info.identity;
+    const known = this.#options.expectedDigest ?? this.#reader.digest() ?? info.identity.digest;
+    const digest = recorded.digest ?? (known === undefined ? undefined : normalizeExpectedDigest(known));
+    if (stored === undefined || (recorded.digest === undefined && digest !== undefined)) {
+      const identity = digest === undefined ? recorded : { ...recorded, digest };
+      await this.#cacheCall(run, 'recording the remote identity', () => this.#cache.setRemoteIdentity(identity));
     }
     return info;
   }
@@ -499,7 +522,9 @@ export class CachingDownloader {
    * hashing is off or the run ends first.
    */
   #hashInOrder(info: ContentInfo, stop: AbortSignal): Promise<PrefixDigestOutcome | undefined> {
-    const remote: ExpectedDigest | undefined = this.#reader.digest() ?? info.identity.digest;
+    // The digest recorded in the index counts as much as one advertised now.
+    const remote: ExpectedDigest | undefined =
+      this.#reader.digest() ?? info.identity.digest ?? this.#cache.remoteIdentity()?.digest;
     const wanted = this.#options.computeDigest ?? (this.#options.expectedDigest !== undefined || remote !== undefined);
     if (!wanted) return Promise.resolve(undefined);
     const { algorithm, expected } = chooseDigest(this.#options.expectedDigest, remote);

@@ -72,7 +72,9 @@ export function parseContentLength(value: string | undefined): number | undefine
 /**
  * The delay a `Retry-After` header asks for, in milliseconds: either a number
  * of seconds or an HTTP date (a date in the past means 0). Undefined when
- * absent or malformed.
+ * absent or malformed. A number of seconds too large to count in ms (say
+ * `99999999999999999999`) gives `Number.MAX_SAFE_INTEGER`, for the caller
+ * to cap (`maxRetryAfterMs`), not undefined: the server did ask to wait.
  *
  * @example
  * ```ts
@@ -84,8 +86,10 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
   if (value === undefined) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) {
-    const seconds = Number(text);
-    return Number.isSafeInteger(seconds * 1000) ? seconds * 1000 : undefined;
+    // A delay too long to count in ms is still a request to wait (long):
+    // clamp it, so the caller's cap applies, rather than read it as absent.
+    const ms = Number(text) * 1000;
+    return Number.isSafeInteger(ms) ? ms : Number.MAX_SAFE_INTEGER;
   }
   // Only the IMF-fixdate family: Date.parse accepts much more, but a bare
   // number or a free-form string is not an HTTP date.

@@ -176,13 +176,28 @@ export class HttpReader implements Reader {
    * for byte 0 (If-Match or If-Unmodified-Since), checked like every other
    * response (status, Content-Range total, ETag, Last-Modified). Throws a
    * `RemoteChangedError` if the remote changed. A server without byte ranges
-   * offers nothing this cheap to ask, so then it resolves at once.
+   * is asked with a pinned GET of the whole file whose headers are checked
+   * the same way (status 200, ETag, Last-Modified, Content-Length) and whose
+   * body is dropped unread: a file rewritten in place while it was streamed
+   * shows its new identity there. Without any validator only the size can
+   * be compared, which is all that is claimed then (`pinned: false`).
    */
   async revalidate(signal: AbortSignal): Promise<void> {
     const info = await this.contentLengthAndBlockSize(signal);
-    if (!info.rangesSupported || info.contentLength === 0) return;
+    if (info.contentLength === 0) return;
     const held = this.#takeHeld();
     if (held) release(held.body);
+    if (!info.rangesSupported) {
+      const exchange = await this.#send(this.#resolved, pinHeaders(info.identity), signal);
+      const { response } = exchange;
+      try {
+        this.#validate(response, exchange.url.href, 0, info.contentLength - 1, info);
+      } finally {
+        // Only the headers were wanted; the body is a whole file's worth.
+        release(response.body);
+      }
+      return;
+    }
     for await (const chunk of await this.#fetch(0, 0, info, signal)) void chunk; // one byte
   }
 
@@ -233,11 +248,33 @@ export class HttpReader implements Reader {
   async #discover(signal: AbortSignal | undefined): Promise<ContentInfo> {
     if (signal?.aborted) throw signal.reason;
     const blockSize = this.#options.blockSize;
-    const exchange = await this.#send(this.#origin, { range: `bytes=0-${blockSize - 1}` }, signal);
+    let exchange = await this.#send(this.#origin, { range: `bytes=0-${blockSize - 1}` }, signal);
+    let bare416 = false;
+    if (exchange.response.statusCode === 416 && headerValue(exchange.response.headers, 'content-range') === undefined) {
+      bare416 = true;
+      // A 416 that does not say `bytes */<size>` tells nothing about the
+      // size (an empty file, or a server that mishandles Range): ask for the
+      // whole file without Range, whose Content-Length does tell.
+      discard(exchange.response.body);
+      exchange = await this.#send(this.#origin, {}, signal);
+      if (exchange.response.statusCode !== 200) {
+        const { statusCode: status, headers } = exchange.response;
+        discard(exchange.response.body);
+        if (status === 416) {
+          throw this.#badResponse(exchange.url.href, 'answered 416 without Content-Range to bytes=0-' + (blockSize - 1) + ', and 416 again to a GET without Range: its size is unknown');
+        }
+        throw statusError(status, headers, exchange.url.href, this.#options.maxRetryAfterMs);
+      }
+    }
     const { response } = exchange;
     const url = exchange.url.href;
     try {
-      const { size, rangesSupported, bodyTo } = this.#firstResponseSize(response, url, blockSize);
+      const first = this.#firstResponseSize(response, url, blockSize);
+      const { size, bodyTo } = first;
+      // `bytes=0-N` is unsatisfiable only for an empty file: a 416 to it
+      // then a Content-Length of 0 is that (ranges work, there are none);
+      // a longer file means the server refuses ranges it should serve.
+      const rangesSupported = first.rangesSupported || (bare416 && size === 0);
       const digest = digestFromHeaders(response.headers);
       const identity = this.#identityOf(response.headers, size, digest);
       const expected = this.#options.expected;
@@ -287,11 +324,6 @@ export class HttpReader implements Reader {
     }
     // 206 or 416: either the range we asked for, or an empty file (`bytes */0`).
     if (range !== undefined && range.from === -1 && range.size === 0) {
-      return { size: 0, rangesSupported: true, bodyTo: -1 };
-    }
-    // `bytes=0-N` is unsatisfiable only for an empty file: a 416 that does
-    // not say `bytes */0` (some servers send no Content-Range) means the same.
-    if (status === 416 && range === undefined) {
       return { size: 0, rangesSupported: true, bodyTo: -1 };
     }
     if (status === 206 && range !== undefined && range.from === 0 && range.size === undefined) {
@@ -386,15 +418,19 @@ export class HttpReader implements Reader {
       throw statusError(status, headers, url, this.#options.maxRetryAfterMs);
     }
     this.#checkEncoding(headers, url);
+    // A response that does not carry the identity the first one had is not
+    // evidence of that revision, whatever its bytes are: a server (or a
+    // cache in front of it) that drops the ETag may also have ignored the
+    // If-Match that came with the request.
     const etag = headerValue(headers, 'etag');
-    if (etag !== undefined && identity.etag !== undefined && etag !== identity.etag) {
-      throw this.#changed([{ field: 'etag', before: identity.etag, after: etag }]);
+    if (identity.etag !== undefined && etag !== identity.etag) {
+      throw this.#changed([{ field: 'etag', before: identity.etag, after: etag ?? '(none sent)' }]);
     }
     if (pinKind(identity) !== 'etag') {
       // Without a strong ETag, Last-Modified is the best evidence left.
       const lastModified = headerValue(headers, 'last-modified');
-      if (lastModified !== undefined && identity.lastModified !== undefined && lastModified !== identity.lastModified) {
-        throw this.#changed([{ field: 'lastModified', before: identity.lastModified, after: lastModified }]);
+      if (identity.lastModified !== undefined && lastModified !== identity.lastModified) {
+        throw this.#changed([{ field: 'lastModified', before: identity.lastModified, after: lastModified ?? '(none sent)' }]);
       }
     }
     if (status === 200) {

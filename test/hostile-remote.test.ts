@@ -1,0 +1,286 @@
+/**
+ * Issue 11, "A wrong file with exit 0": hostile loopback servers that lie
+ * about sizes and revisions, and the checks that keep `downloadFile` from
+ * ending with a wrong file and success. Each test fails without its fix.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, open as openFile, readFile, rm, stat } from 'node:fs/promises';
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { downloadFile, type DownloadFileOptions } from '../src/download-file.js';
+import { BlockfetchError, DigestMismatchError, RemoteChangedError } from '../src/errors.js';
+import { parseRetryAfter } from '../src/http/headers.js';
+import { statusError } from '../src/http/failures.js';
+import { startFaultServer, type Content, type FaultServer } from './helpers/fault-server.js';
+import { payload } from './helpers/payload.js';
+
+const KiB = 1024;
+const BS = 64 * KiB;
+const fastRetry = { baseDelayMs: 5, maxDelayMs: 50, jitter: 0 } as const;
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'blockfetch-hostile-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function serve(content: Content, options: Partial<Parameters<typeof startFaultServer>[0]> = {}): Promise<FaultServer> {
+  const server = await startFaultServer({ content, ...options });
+  cleanups.push(() => server.close());
+  return server;
+}
+
+/** What a hand-written server answers: status, headers, and the body bytes. */
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array;
+}
+
+/**
+ * A hand-written loopback server that answers whatever `answer` says, with
+ * none of the fault server's honesty (If-Match ignored unless `answer`
+ * looks at it). Returns its URL; stopped after the test.
+ */
+async function lyingServer(answer: (req: IncomingMessage, index: number) => Answer): Promise<{ url: string; requests: IncomingMessage[] }> {
+  const requests: IncomingMessage[] = [];
+  const server = http.createServer((req, res) => {
+    const index = requests.push(req) - 1;
+    const a = answer(req, index);
+    res.writeHead(a.status, { ...a.headers, 'content-length': String(a.body.length) });
+    res.end(a.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.bin`, requests };
+}
+
+/** A ranged answer of `content` to `req` (206 for `bytes=a-b`, else 200), with `headers`. */
+function ranged(content: Buffer, req: IncomingMessage, headers: Record<string, string>): Answer {
+  const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  if (!m) return { status: 200, headers, body: content };
+  const from = Number(m[1]);
+  const to = Math.min(Number(m[2]), content.length - 1);
+  return {
+    status: 206,
+    headers: { ...headers, 'content-range': `bytes ${from}-${to}/${content.length}` },
+    body: content.subarray(from, to + 1),
+  };
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** `downloadFile` that must fail: its typed error. */
+async function fails(promise: Promise<unknown>): Promise<BlockfetchError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(BlockfetchError);
+    return err as BlockfetchError;
+  }
+  throw new Error('expected the download to fail, it succeeded');
+}
+
+const base: DownloadFileOptions = { blockSize: BS, concurrency: 4, retry: fastRetry, timeoutMs: 5_000 };
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('1. a 416 without Content-Range is not an empty file', () => {
+  it('a non-empty file whose server answers ranged requests 416 is fetched whole, not as 0 bytes', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const server = await serve(content);
+    server.script((req) => (req.headers.range === undefined ? undefined : { kind: 'status', status: 416 }));
+    const target = join(await tempDir(), 'big.bin');
+    const result = await downloadFile(server.url, target, base);
+    expect(result.size).toBe(content.length);
+    expect(sha256(await readFile(target))).toBe(sha256(content));
+  });
+
+  it('a 416 to every request, with and without Range, is an error, not an empty file', async () => {
+    const server = await serve(payload(0, 8 * BS - 1));
+    server.script(() => ({ kind: 'status', status: 416 }));
+    const target = join(await tempDir(), 'big.bin');
+    const err = await fails(downloadFile(server.url, target, { ...base, retry: { ...fastRetry, attemptsPerBlock: 2 } }));
+    expect(err.message).toMatch(/416/);
+    expect(await exists(target)).toBe(false);
+  });
+
+  it('a real empty file (416 without Content-Range, then Content-Length: 0) still downloads', async () => {
+    const server = await serve(Buffer.alloc(0));
+    server.script((req) => (req.headers.range === undefined ? undefined : { kind: 'status', status: 416 }));
+    const target = join(await tempDir(), 'empty.bin');
+    const result = await downloadFile(server.url, target, base);
+    expect(result.size).toBe(0);
+    expect((await readFile(target)).length).toBe(0);
+  });
+});
+
+describe('2. later responses must carry the identity the first one had', () => {
+  const first = { etag: '"rev-a"', 'last-modified': 'Fri, 20 Nov 2026 08:15:00 GMT' };
+
+  it('206s that drop the ETag and serve other bytes are a changed remote, not data', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x42);
+    const { url } = await lyingServer((req, index) => (index === 0 ? ranged(a, req, first) : ranged(b, req, {})));
+    const target = join(await tempDir(), 'big.bin');
+    const err = await fails(downloadFile(url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect(err.message).toMatch(/etag/i);
+    expect(await exists(target)).toBe(false);
+  });
+
+  it('206s that keep no Last-Modified (the only validator) are a changed remote', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x43);
+    const lm = { 'last-modified': first['last-modified'] };
+    const { url } = await lyingServer((req, index) => (index === 0 ? ranged(a, req, lm) : ranged(b, req, {})));
+    const target = join(await tempDir(), 'big.bin');
+    const err = await fails(downloadFile(url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect(err.message).toMatch(/lastModified|last-modified/i);
+  });
+
+  it('206s that carry another weak ETag are a changed remote', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const { url } = await lyingServer((req, index) => ranged(a, req, { etag: index === 0 ? 'W/"a"' : 'W/"b"' }));
+    const err = await fails(downloadFile(url, join(await tempDir(), 'big.bin'), base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+  });
+});
+
+describe('Retry-After too large to count', () => {
+  it('is capped at maxRetryAfterMs, not treated as absent', () => {
+    expect(parseRetryAfter('99999999999999999999')).toBe(Number.MAX_SAFE_INTEGER);
+    const err = statusError(503, { 'retry-after': '99999999999999999999' }, 'http://127.0.0.1/f', 60_000);
+    expect(err.retryAfterMs).toBe(60_000);
+    expect(err.message).toMatch(/waiting 60000 ms/);
+  });
+});
+
+describe('4. a server without Range support that rewrites the file in place', () => {
+  it('is revalidated at the end with a GET: a mixed file is a changed remote, not success', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x44);
+    // The first answer starts as revision A and ends as B (rewritten while
+    // streamed, as python's http.server does); later answers are B.
+    const mixed = Buffer.concat([a.subarray(0, 4 * BS), b.subarray(4 * BS)]);
+    const revA = { etag: '"a"', 'last-modified': 'Fri, 20 Nov 2026 08:15:00 GMT' };
+    const revB = { etag: '"b"', 'last-modified': 'Fri, 20 Nov 2026 08:16:00 GMT' };
+    const { url, requests } = await lyingServer((_req, index) =>
+      index === 0 ? { status: 200, headers: revA, body: mixed } : { status: 200, headers: revB, body: b },
+    );
+    const target = join(await tempDir(), 'big.bin');
+    const err = await fails(downloadFile(url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect(requests.length).toBeGreaterThanOrEqual(2);
+    expect(await exists(target)).toBe(false);
+  });
+
+  it('a server without ranges that did not change still downloads (one revalidating GET)', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const rev = { etag: '"a"' };
+    const { url, requests } = await lyingServer(() => ({ status: 200, headers: rev, body: a }));
+    const target = join(await tempDir(), 'big.bin');
+    await downloadFile(url, target, base);
+    expect(sha256(await readFile(target))).toBe(sha256(a));
+    expect(requests[1]?.headers['if-match']).toBe('"a"');
+  });
+});
+
+describe('5. a digest a run knew is stored and checked by every later run', () => {
+  /** Run 1 fetches 3 blocks then meets a 404; a byte of claimed block 1 is then changed on disk. */
+  async function partialThenCorrupt(options: DownloadFileOptions): Promise<{ server: FaultServer; target: string }> {
+    const content = payload(0, 8 * BS - 1);
+    const server = await serve(content);
+    server.script((req) => (req.index >= 3 ? { kind: 'status', status: 404 } : undefined));
+    const target = join(await tempDir(), 'big.bin');
+    await fails(downloadFile(server.url, target, { ...base, concurrency: 1, maxRequestBytes: BS, ...options }));
+    const index = JSON.parse(await readFile(`${target}.blockfetch.json`, 'utf8')) as { cachedBlocks: number };
+    expect(index.cachedBlocks).toBeGreaterThanOrEqual(2);
+    const data = await openFile(`${target}.blockfetch`, 'r+');
+    await data.write(Buffer.from([0xff, 0xff, 0xff, 0xff]), 0, 4, BS + 16);
+    await data.close();
+    server.script(undefined);
+    return { server, target };
+  }
+
+  it('the caller\'s expectedDigest, given once, fails a later run whose claimed block is wrong on disk', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const expectedDigest = { algorithm: 'sha256', hex: sha256(content) } as const;
+    const { server, target } = await partialThenCorrupt({ expectedDigest });
+    const stored = JSON.parse(await readFile(`${target}.blockfetch.json`, 'utf8')) as { remote: { digest?: unknown } };
+    expect(stored.remote.digest).toEqual(expectedDigest);
+    // Run 2 is not given the digest: the stored one is checked all the same.
+    const err = await fails(downloadFile(server.url, target, base));
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(err.hint).toMatch(/not one you gave/);
+    expect(await exists(target)).toBe(false);
+    expect(await exists(`${target}.blockfetch`)).toBe(true);
+  });
+
+  it('a digest the server advertised once is checked on resume when the server stops sending it', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const b64 = createHash('sha256').update(content).digest('base64');
+    const { server, target } = await partialThenCorrupt({});
+    // Run 2's first answer (only) advertises the digest: run 2 records it
+    // and fails; run 3, told nothing, still checks the recorded one.
+    let told = false;
+    server.script(() => {
+      if (told) return undefined;
+      told = true;
+      return { kind: 'normal', headers: { 'repr-digest': `sha-256=:${b64}:` } };
+    });
+    const err = await fails(downloadFile(server.url, target, base));
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    const err2 = await fails(downloadFile(server.url, target, base));
+    expect(err2).toBeInstanceOf(DigestMismatchError);
+  });
+});
+
+describe('3. without validators, the recorded URL must match before bytes are reused', () => {
+  it('a partial of URL A is not continued from URL B of the same size', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const b = Buffer.from(a).fill(0x45);
+    const none = { etag: null, lastModified: null } as const;
+    const serverA = await serve(a, none);
+    serverA.script((req) => (req.index >= 3 ? { kind: 'status', status: 404 } : undefined));
+    const target = join(await tempDir(), 'big.bin');
+    await fails(downloadFile(serverA.url, target, { ...base, concurrency: 1, maxRequestBytes: BS }));
+    const serverB = await serve(b, none);
+    const err = await fails(downloadFile(serverB.url, target, base));
+    expect(err).toBeInstanceOf(RemoteChangedError);
+    expect((err as RemoteChangedError).changes.map((c) => c.field)).toContain('url');
+    expect(await exists(`${target}.blockfetch`)).toBe(true);
+  });
+
+  it('a renewed signed URL (same origin and path, another query) is the same remote', async () => {
+    const a = payload(0, 8 * BS - 1);
+    const server = await serve(a, { etag: null, lastModified: null });
+    server.script((req) => (req.index >= 3 && req.index < 4 ? { kind: 'status', status: 404 } : undefined));
+    const target = join(await tempDir(), 'big.bin');
+    await fails(downloadFile(`${server.url}?sig=1`, target, { ...base, concurrency: 1, maxRequestBytes: BS }));
+    await downloadFile(`${server.url}?sig=2`, target, base);
+    expect(sha256(await readFile(target))).toBe(sha256(a));
+  });
+});
