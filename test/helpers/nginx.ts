@@ -33,6 +33,12 @@ export interface NginxOptions {
   readonly files?: Readonly<Record<string, Uint8Array>>;
   /** Extra directives inside the `server { }` block, e.g. `location = /old { return 302 /a.bin; }`. */
   readonly serverConfig?: string;
+  /**
+   * Extra directives inside the `http { }` block (e.g. `proxy_cache_path`),
+   * or a function of the helper's own directory, so a cache lives in it and
+   * is removed by `stop()`.
+   */
+  readonly httpConfig?: string | ((dir: string) => string);
   /** The nginx binary. @default {@link NGINX_PATH} */
   readonly binary?: string;
 }
@@ -94,7 +100,7 @@ function answers(origin: string): Promise<boolean> {
   });
 }
 
-function config(dir: string, port: number, serverConfig: string): string {
+function config(dir: string, port: number, serverConfig: string, httpConfig = ''): string {
   // master + one worker, in the foreground so the child is nginx itself;
   // `user root` only matters (and is only allowed) when running as root,
   // where the default `nobody` could not read files under a 0700 mkdtemp dir.
@@ -116,6 +122,7 @@ http {
   default_type application/octet-stream;
   sendfile on;
   keepalive_timeout 30s;
+  ${httpConfig}
   server {
     listen 127.0.0.1:${port};
     root ${dir}/www;
@@ -158,7 +165,8 @@ export async function startNginx(options: NginxOptions = {}): Promise<NginxServe
     const port = await freePort();
     const origin = `http://127.0.0.1:${port}`;
     const conf = join(dir, 'nginx.conf');
-    await writeFile(conf, config(dir, port, options.serverConfig ?? ''));
+    const httpConfig = typeof options.httpConfig === 'function' ? options.httpConfig(dir) : options.httpConfig;
+    await writeFile(conf, config(dir, port, options.serverConfig ?? '', httpConfig));
     const child = spawn(binary, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
