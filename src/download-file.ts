@@ -513,6 +513,36 @@ async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<vo
 }
 
 /**
+ * Removes what a run killed between its final rename and the index's
+ * removal left next to a finished `target`: the index (its partial file is
+ * gone, so it describes a finished download) and, through taking and
+ * releasing the lock, a lock file a killed holder left. Does nothing while
+ * another process holds the lock, or when a partial download is present.
+ * For callers that decided `target` is complete without `downloadFile` (the
+ * CLI's "already complete").
+ *
+ * @example
+ * ```ts
+ * await tidyFinishedDownload('big.iso'); // big.iso.blockfetch.json left by a kill after the rename: gone
+ * ```
+ */
+export async function tidyFinishedDownload(target: string): Promise<void> {
+  const paths = downloadPaths(target);
+  let lock: CacheLock;
+  try {
+    lock = await CacheLock.acquire(paths.partial, { mode: 'fail' });
+  } catch {
+    return; // held by another process (or not lockable here): leave it to that process
+  }
+  try {
+    const finished = await lstatOrUndefined(paths.target);
+    if (finished?.isFile() === true && (await lstatOrUndefined(paths.partial)) === undefined) await nodeFileSystem.remove(paths.index);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
  * Takes the download's lock: at once if it is free, else (after telling the
  * listener, so a person is not left looking at a silent terminal) waiting
  * up to `waitMs` for its holder to finish or for a dead holder's lock to go

@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
-import { downloadFile, downloadPaths, lookAtRemote, type DownloadFileEvent, type LookRetry } from '../download-file.js';
+import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
 import type { ContentInfo } from '../download/reader.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
 import type { DispatcherTlsOptions } from '../http/dispatcher.js';
@@ -56,6 +56,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       target = target === undefined ? name : join(target, name);
     }
     if (!command.force && (await alreadyComplete(command, target, capture.dispatcher, io.signal))) {
+      await tidyFinishedDownload(target);
       io.stderr.write(command.outputMode === 'quiet' ? '' : `blockfetch: ${target} is already complete (the same size and revision as the remote)\n`);
       if (command.outputMode === 'json') jsonStream.write(`${JSON.stringify({ type: 'done', outcome: 'already-complete', target: downloadPaths(target).target })}\n`);
       return ExitCode.SUCCESS;
