@@ -11,7 +11,9 @@
  *    (inotify, through `fs.watch`): as soon as the partial data file appears
  *    (creation and preallocation), as the Nth index temp file appears (an
  *    index save), as the target appears (the final rename, before the
- *    cleanup), or after a uniformly random delay (mid-transfer). What the
+ *    cleanup), or once the server has sent a random fraction (5–60 %) of the
+ *    file's bytes (mid-transfer; a count, not a clock, so a fast run cannot
+ *    finish before its kill). What the
  *    files looked like after the kill says where it landed. The same command
  *    is then run again until it exits 0, and the file's SHA-256 and the
  *    directory's contents (the target and nothing else) are checked.
@@ -100,7 +102,7 @@ export function randomFaults(random: () => number, rate: number): Script {
 // 1. kill -9 at random moments
 
 /** Which moment a round aims its SIGKILL at. */
-export type KillAim = 'preallocation' | 'index-save' | 'final-rename' | 'random-time';
+export type KillAim = 'preallocation' | 'index-save' | 'final-rename' | 'mid-transfer';
 
 /** Where a kill landed, judged from the files it left. */
 export type KillLanding =
@@ -204,17 +206,17 @@ async function landingOf(dir: string, name: string, killed: boolean): Promise<Ki
  * Kills a fresh download at the moment `aim` names. Resolves with whether
  * the SIGKILL was sent before the process ended by itself.
  */
-async function killAt(run: RunHandle, dir: string, name: string, aim: KillAim, random: () => number, estimateMs: number): Promise<boolean> {
+async function killAt(run: RunHandle, dir: string, name: string, aim: KillAim, random: () => number, sent: SentCounter): Promise<boolean> {
   let killed = false;
   const kill = (): void => {
     if (killed || run.child.exitCode !== null || run.child.signalCode !== null) return;
     killed = run.child.kill('SIGKILL');
   };
   let watcher: FSWatcher | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  if (aim === 'random-time') {
-    // The fault itself is the random delay; nothing waits on it.
-    timer = setTimeout(kill, Math.floor(random() * estimateMs));
+  if (aim === 'mid-transfer') {
+    // Kill once the server has sent a random share of the file: the moment is
+    // drawn from the transfer itself, so a fast machine cannot finish first.
+    sent.killAt(Math.floor((0.05 + random() * 0.55) * sent.size), kill);
   } else {
     const wanted = aim === 'preallocation' ? `${name}.blockfetch` : aim === 'index-save' ? `.${name}.blockfetch.json.tmp` : name;
     // Index saves: skip a random number first, so kills land in later saves
@@ -230,9 +232,44 @@ async function killAt(run: RunHandle, dir: string, name: string, aim: KillAim, r
     await run.exited;
   } finally {
     watcher?.close();
-    if (timer !== undefined) clearTimeout(timer);
+    sent.killAt(Infinity, () => undefined);
   }
   return killed;
+}
+
+/**
+ * Counts the body bytes the server hands out and calls one action once the
+ * count since the last {@link SentCounter.killAt} reaches its threshold.
+ */
+interface SentCounter {
+  readonly size: number;
+  killAt(bytes: number, action: () => void): void;
+}
+
+function countingContent(size: number): { content: ReturnType<typeof payloadContent>; sent: SentCounter } {
+  let count = 0;
+  let threshold = Infinity;
+  let action: () => void = () => undefined;
+  const sent: SentCounter = {
+    size,
+    killAt(bytes, next) {
+      count = 0;
+      threshold = bytes;
+      action = next;
+    },
+  };
+  const content = {
+    size,
+    bytes(from: number, to: number): Buffer {
+      count += to - from + 1;
+      if (count >= threshold) {
+        threshold = Infinity;
+        action();
+      }
+      return payload(from, to);
+    },
+  };
+  return { content, sent };
 }
 
 /** Runs the kill rounds; see the module comment. */
@@ -243,7 +280,8 @@ export async function runKillTorture(options: KillTortureOptions): Promise<KillT
   const maxResumes = options.maxResumes ?? 8;
   const log = options.log ?? (() => undefined);
   const expected = payloadSha256(options.size);
-  const server = await startFaultServer({ content: payloadContent(options.size) });
+  const { content, sent } = countingContent(options.size);
+  const server = await startFaultServer({ content });
   let faultsInjected = 0;
   const faults = randomFaults(random, faultRate);
   const root = await mkdtemp(join(tmpdir(), 'blockfetch-torture-'));
@@ -257,8 +295,6 @@ export async function runKillTorture(options: KillTortureOptions): Promise<KillT
   let untidy = 0;
   let stuck = 0;
   let targetExistsAfterRename = 0;
-  // A first estimate of a whole run, refined by every unkilled-or-resumed run.
-  let estimateMs = 2_000 + options.size / (50 * MiB) * 1_000;
   try {
     for (let round = 0; round < options.kills; round++) {
       const dir = join(root, `round-${round}`);
@@ -271,12 +307,12 @@ export async function runKillTorture(options: KillTortureOptions): Promise<KillT
         return fault;
       });
       const roll = random();
-      const aim: KillAim = roll < 0.2 ? 'preallocation' : roll < 0.45 ? 'index-save' : roll < 0.65 ? 'final-rename' : 'random-time';
+      const aim: KillAim = roll < 0.2 ? 'preallocation' : roll < 0.45 ? 'index-save' : roll < 0.65 ? 'final-rename' : 'mid-transfer';
       bump(byAim, aim);
       // Half the rounds give the digest, so the in-order hash across resumes is exercised too.
       const args = [server.url, '-o', name, '-q', '--timeout', '5s', ...(random() < 0.5 ? ['--sha256', expected] : [])];
       const first = startBlockfetch(args, dir);
-      const killed = await killAt(first, dir, name, aim, random, estimateMs);
+      const killed = await killAt(first, dir, name, aim, random, sent);
       const firstExit = await first.exited;
       if (!killed) bump(unkilledExitCodes, String(firstExit.code));
       const landing = await landingOf(dir, name, killed);
@@ -284,12 +320,10 @@ export async function runKillTorture(options: KillTortureOptions): Promise<KillT
       let finalCode: number | null = killed ? null : firstExit.code;
       let lastStderr = firstExit.stderr;
       for (let run = 0; finalCode !== 0 && run < maxResumes; run++) {
-        const t0 = performance.now();
         const again = await startBlockfetch(args, dir).exited;
         finalCode = again.code;
         lastStderr = again.stderr;
         bump(resumeExitCodes, String(again.code));
-        if (again.code === 0) estimateMs = Math.max(1_000, (estimateMs + (performance.now() - t0)) / 2);
         // Killed after the final rename: the target is complete, the re-run
         // removes the stale index and refuses to overwrite the target (exit 2).
         if (again.code === 2 && /already exists/.test(again.stderr) && !(await exists(join(dir, `${name}.blockfetch`)))) {

@@ -1,7 +1,7 @@
 /**
  * A slice of `npm run torture` (bench/torture.ts) in the suite: kill -9 at
  * moments aimed at preallocation, an index save, the final rename and a
- * random time, over a 32 MiB download through a loopback server with random
+ * random point of the transfer, over a 32 MiB download through a loopback server with random
  * resets, cut bodies, 503s and 429s; each round is resumed to the end and
  * the file's SHA-256 and the directory's contents are checked.
  */
@@ -19,7 +19,12 @@ describe('kill -9 torture (slice)', () => {
     expect(r.untidy).toBe(0);
     expect(r.stuck).toBe(0);
     expect(r.correct).toBe(5);
-    // Every round was really killed, so each resume had something to resume from.
-    expect(r.byLanding['not killed (the run ended first)'] ?? 0, lines.join('\n')).toBe(0);
+    // A mid-transfer kill is drawn from the bytes the server has sent, not a
+    // clock, so it always lands before the run ends, however loaded the
+    // machine. (A kill aimed at a file appearing can lose the race to a fast
+    // run under load; those rounds are still checked for the right file.)
+    const midTransfer = lines.filter((line) => line.includes('aim mid-transfer'));
+    expect(midTransfer.length, lines.join('\n')).toBeGreaterThan(0);
+    expect(midTransfer.filter((line) => line.includes('not killed')), lines.join('\n')).toEqual([]);
   }, 120_000);
 });
