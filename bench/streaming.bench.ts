@@ -21,7 +21,8 @@ import { open } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StreamingDownloader, type StreamingStatus } from '../src/download/streaming-downloader.js';
+import { StreamingDownloader } from '../src/download/streaming-downloader.js';
+import type { StreamingStatus } from '../src/download/streaming-options.js';
 import { HttpReader } from '../src/http/http-reader.js';
 import { startNginx } from '../test/helpers/nginx.js';
 

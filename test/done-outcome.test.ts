@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 
 import { CachingDownloader } from '../src/download/caching-downloader.js';
 import { outcomeOf, type DownloadEvent } from '../src/download/caching-options.js';
-import { StreamingDownloader, type StreamingEvent } from '../src/download/streaming-downloader.js';
+import { StreamingDownloader } from '../src/download/streaming-downloader.js';
+import type { StreamingEvent } from '../src/download/streaming-options.js';
 import { AbortedError, BlockfetchError, RetriesExhaustedError } from '../src/errors.js';
 import { FakeReader, transient } from './helpers/fake-reader.js';
 import { MemoryCache } from './helpers/memory-cache.js';

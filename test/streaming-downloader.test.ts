@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { sleep } from '../src/download/backoff.js';
 import { RateLimiter } from '../src/download/rate-limiter.js';
 import type { Reader } from '../src/download/reader.js';
-import { StreamingDownloader, type StreamingStatus } from '../src/download/streaming-downloader.js';
+import { StreamingDownloader } from '../src/download/streaming-downloader.js';
+import type { StreamingStatus } from '../src/download/streaming-options.js';
 import {
   AbortedError,
   DigestMismatchError,

@@ -6,7 +6,8 @@
 import type { Dispatcher } from 'undici';
 
 import { HttpReader } from '../http/http-reader.js';
-import { StreamingDownloader, type StreamingEvent, type StreamingStatus } from '../download/streaming-downloader.js';
+import { StreamingDownloader } from '../download/streaming-downloader.js';
+import type { StreamingEvent, StreamingStatus } from '../download/streaming-options.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { redactUrl } from '../errors.js';
 import { defaultCliOptions, headerRecord, type DownloadCommand } from './args.js';

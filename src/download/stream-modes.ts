@@ -17,6 +17,7 @@ import { blockKey, type AttemptEngine, type BodySink } from './attempts.js';
 import type { ContentInfo } from './reader.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import type { StatsRecorder } from './stats.js';
+import type { StreamingStatus } from './streaming-options.js';
 
 /** What a mode needs of the download it serves. */
 export interface StreamContext {
@@ -33,15 +34,10 @@ export interface StreamContext {
 }
 
 /** The memory and ordering counters a mode reports into `StreamingStatus`. */
-export interface StreamCounters {
-  readonly concurrency: number;
-  readonly window: number;
-  readonly outOfOrder: number;
-  readonly maxOutOfOrder: number;
-  readonly bufferedBytes: number;
-  readonly maxBufferedBytes: number;
-  readonly memoryBound: number;
-}
+export type StreamCounters = Pick<
+  StreamingStatus,
+  'concurrency' | 'window' | 'outOfOrder' | 'maxOutOfOrder' | 'bufferedBytes' | 'maxBufferedBytes' | 'memoryBound'
+>;
 
 /** One way of getting the bytes in order. */
 export interface StreamMode {

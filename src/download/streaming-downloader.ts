@@ -13,21 +13,12 @@ import { AbortedError, InvalidArgumentError } from '../errors.js';
 import { numBlocks, validateSizes } from '../ranges/byte-range.js';
 import { AttemptEngine } from './attempts.js';
 import { InOrderDigest, chooseDigest, type DigestResult } from './digest.js';
-import { EventReporter, eventErrorOf } from './events.js';
+import { EventReporter, retryEventOf } from './events.js';
 import type { ContentInfo, Reader } from './reader.js';
 import { StatsRecorder } from './stats.js';
 import { SingleMode, WindowedMode, type StreamContext, type StreamMode } from './stream-modes.js';
 import { outcomeOf } from './caching-options.js';
 import {
-  resolveStreamingOptions,
-  type ResolvedStreamingOptions,
-  type StreamingDownloaderOptions,
-  type StreamingEvent,
-  type StreamingStatus,
-} from './streaming-options.js';
-
-export {
-  defaultStreamingOptions,
   resolveStreamingOptions,
   type ResolvedStreamingOptions,
   type StreamingDownloaderOptions,
@@ -161,15 +152,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
       stats: this.#stats,
       ...(o.rateLimiter === undefined ? {} : { limiter: o.rateLimiter }),
       blockExhaustion: 'fail',
-      onRetry: (retry) =>
-        this.#events.emit({
-          type: 'retry',
-          range: retry.range,
-          attempt: retry.attempt,
-          delayMs: retry.delayMs,
-          error: eventErrorOf(retry.error),
-          stats: this.status(),
-        }),
+      onRetry: (retry) => this.#events.emit(retryEventOf(retry, this.status())),
     });
     // Nobody may be awaiting run(); the error still reaches the stream's consumer.
     this.#done.promise.catch(() => undefined);
