@@ -46,7 +46,7 @@ import {
   type ResolvedCachingOptions,
 } from './caching-options.js';
 import { chooseDigest, normalizeExpectedDigest, type DigestResult } from './digest.js';
-import { debug, eventErrorOf, EventReporter } from './events.js';
+import { debug, EventReporter, retryEventOf } from './events.js';
 import { compareIdentity } from './identity.js';
 import { digestPrefix, type PrefixDigestOutcome } from './prefix-digest.js';
 import { PrefixWatcher } from './prefix-watcher.js';
@@ -268,15 +268,7 @@ export class CachingDownloader {
         // A block whose attempts ran out waits for the next pass.
         blockExhaustion: 'defer',
         isFatal: (err) => typeof err === 'object' && err !== null && internal.has(err),
-        onRetry: (retry) =>
-          this.#events.emit({
-            type: 'retry',
-            range: retry.range,
-            attempt: retry.attempt,
-            delayMs: retry.delayMs,
-            error: eventErrorOf(retry.error),
-            stats: stats.snapshot(),
-          }),
+        onRetry: (retry) => this.#events.emit(retryEventOf(retry, stats.snapshot())),
       }),
       progressVersion: -1,
     };

@@ -11,6 +11,7 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
+import type { AttemptRetry } from './attempts.js';
 import type { EventError } from './caching-options.js';
 
 /** `util.debuglog('blockfetch')`: prints when `NODE_DEBUG` includes `blockfetch`. */
@@ -87,6 +88,22 @@ export class EventReporter<E extends { readonly type: string }> {
 export function eventErrorOf(err: unknown): EventError {
   const code = (err as { code?: unknown } | null)?.code;
   return { code: typeof code === 'string' ? code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * The `retry` event both downloaders emit for an {@link AttemptRetry}, with
+ * the stats of the moment (each downloader's own kind).
+ *
+ * @example
+ * ```ts
+ * onRetry: (retry) => events.emit(retryEventOf(retry, stats.snapshot()))
+ * ```
+ */
+export function retryEventOf<S>(
+  retry: AttemptRetry,
+  stats: S,
+): { type: 'retry'; range: AttemptRetry['range']; attempt: number; delayMs: number; error: EventError; stats: S } {
+  return { type: 'retry', range: retry.range, attempt: retry.attempt, delayMs: retry.delayMs, error: eventErrorOf(retry.error), stats };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
