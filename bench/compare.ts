@@ -1,7 +1,12 @@
 /**
- * blockfetch against curl and aria2c: the same file, the same nginx, one run.
+ * blockfetch against curl, aria2c and the floor (bench/floor.mjs, a plain
+ * Node range writer): the same file, the same nginx, one run.
  *
- *   npx tsx bench/compare.ts [--size 2GiB] [--runs 3] [--concurrency 8] [--block-size 16MiB]
+ *   npx tsx bench/compare.ts [--size 2GiB] [--runs 3] [--concurrency 8] [--block-size SIZE]
+ *                            [--tools curl,aria2c,floor,blockfetch] [--scenarios full,kill,change]
+ *
+ * `--block-size` is passed to blockfetch only when given (else its own
+ * default is measured); `--tools` and `--scenarios` pick a subset.
  *
  * Three scenarios, each checked by sha256, not assumed:
  *  1. full download: wall time, CPU seconds per GiB (user + sys), peak RSS,
@@ -33,15 +38,21 @@ const { values } = parseArgs({
     size: { type: 'string', default: '2GiB' },
     runs: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '8' },
-    'block-size': { type: 'string', default: '16MiB' },
+    'block-size': { type: 'string' },
+    tools: { type: 'string', default: 'curl,aria2c,floor,blockfetch' },
+    scenarios: { type: 'string', default: 'full,kill,change' },
   },
 });
 const size = parseByteSize(values.size ?? '2GiB', '--size');
 const runs = Number(values.runs);
 const concurrency = Number(values.concurrency);
-const blockSize = parseByteSize(values['block-size'] ?? '16MiB', '--block-size');
+const blockSizeArgs = values['block-size'] === undefined ? [] : ['--block-size', String(parseByteSize(values['block-size'], '--block-size'))];
+const wantedTools = new Set((values.tools ?? '').split(','));
+const scenarios = new Set((values.scenarios ?? '').split(','));
 
 interface Tool {
+  /** Its key in `--tools`. */
+  readonly key: string;
   readonly name: string;
   /** The command that downloads `url` to `out` (resuming if `out`'s partial state exists). */
   command(url: string, out: string): string[];
@@ -50,13 +61,16 @@ interface Tool {
 }
 
 const cli = join(process.cwd(), 'dist', 'cli', 'main.js');
-const tools: Tool[] = [
+const floor = join(process.cwd(), 'bench', 'floor.mjs');
+const allTools: Tool[] = [
   {
+    key: 'curl',
     name: 'curl (1 connection)',
     command: (url, out) => ['curl', '-sS', '-f', '-C', '-', '-o', out, url],
     leftovers: () => [],
   },
   {
+    key: 'aria2c',
     name: `aria2c -x${concurrency} -s${concurrency}`,
     command: (url, out) => [
       'aria2c', '-q', `-x${concurrency}`, `-s${concurrency}`, '--allow-overwrite=false', '--auto-file-renaming=false',
@@ -65,11 +79,21 @@ const tools: Tool[] = [
     leftovers: (out) => [`${out}.aria2`],
   },
   {
-    name: `blockfetch -c ${concurrency}`,
-    command: (url, out) => ['node', cli, url, '-o', out, '-c', String(concurrency), '--block-size', String(blockSize), '--quiet'],
-    leftovers: (out) => [`${out}.blockfetch`, `${out}.blockfetch.json`],
+    key: 'floor',
+    name: `floor (plain Node, ${concurrency} workers, 8 MiB pieces)`,
+    // It cannot resume: in the kill scenario its second run starts over.
+    command: (url, out) => ['node', floor, url, out, '--concurrency', String(concurrency)],
+    leftovers: () => [],
+  },
+  {
+    key: 'blockfetch',
+    name: `blockfetch -c ${concurrency}${blockSizeArgs.length > 0 ? ` --block-size ${values['block-size']}` : ''}`,
+    command: (url, out) => ['node', cli, url, '-o', out, '-c', String(concurrency), ...blockSizeArgs, '--quiet'],
+    // The data file, the index, and the lock file (whichever of the two it sits beside).
+    leftovers: (out) => ['', '.json', '.flock', '.json.flock'].map((suffix) => `${out}.blockfetch${suffix}`),
   },
 ];
+const tools = allTools.filter((t) => wantedTools.has(t.key));
 
 interface Measured {
   readonly wallS: number;
@@ -215,6 +239,7 @@ async function main(): Promise<void> {
     }
 
     // 2. kill -9 at about half-time, then the same command again
+    if (scenarios.has('kill')) {
     console.log('\n### Killed (SIGKILL) at about 50 % of its own median time, then run again\n');
     console.log('| tool | bytes served in all / file size | fetched twice (MiB) | result |');
     console.log('| --- | ---: | ---: | --- |');
@@ -240,11 +265,13 @@ async function main(): Promise<void> {
       );
     }
 
+    }
+
     // 3. the file changes part-way through: replaced by a new inode (a
     // rename, as most deploys do), or rewritten in place (same inode).
     let revision = 1;
     let current = expected;
-    for (const mode of ['replaced (rename, new inode)', 'rewritten in place (same inode)'] as const) {
+    for (const mode of scenarios.has('change') ? (['replaced (rename, new inode)', 'rewritten in place (same inode)'] as const) : []) {
       console.log(`\n### The file ${mode} at about 30 % of the download\n`);
       console.log('| tool | exit code | result |');
       console.log('| --- | ---: | --- |');

@@ -5,11 +5,18 @@
  * check that (1) the cache opens, (2) every block the index claims reads
  * back its own bytes, (3) every block covered by a flush() that resolved
  * before the cut is still claimed.
+ *
+ * A reboot changes the boot id (the cache runs with `bootId: 'boot-1'`,
+ * reopens with 'boot-2'), so the blocks the index records as written but
+ * not yet fsynced are dropped; half the scenarios run on a slow disk whose
+ * data syncs span many index saves, so cuts land while such blocks exist.
+ * Kills (kill -9 with the power on, same boot) keep the page cache: there
+ * those blocks are trusted, and must read back right too.
  */
 import { describe, expect, it } from 'vitest';
 import type { CacheFileReadWriter, CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
-import { indexFromRanges } from '../src/cache/index-format.js';
+import { indexFromRanges, type IndexContents } from '../src/cache/index-format.js';
 import { LocalDownloadCache, type LocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
 import { BlockfetchError } from '../src/errors.js';
 import { ByteRanges } from '../src/ranges/byte-ranges.js';
@@ -37,7 +44,16 @@ function scenario(seed: number): Scenario {
   // Mostly without the time budget, so that background flushes happen often
   // enough for cuts to land in them; sometimes with it (real timers then).
   const flushTimeBudget = random() < 0.75 ? 1 : 0.01;
-  return { contentLength, blockSize, options: { flushIntervalMs, flushBytes, flushTimeBudget }, seed };
+  return { contentLength, blockSize, options: { flushIntervalMs, flushBytes, flushTimeBudget, bootId: 'boot-1' }, seed };
+}
+
+/**
+ * Half the scenarios on a slow disk: a sync of the data file takes 40 turns
+ * of the event loop (an fsync of hundreds of MB under writeback), one of a
+ * small index file stays quick.
+ */
+function crashFsFor(seed: number): CrashFs {
+  return new CrashFs(seed % 2 === 0 ? { syncTicks: (path) => (path === DATA ? 40 : 0) } : {});
 }
 
 /** A fresh fs holding a newly created, fully durable, empty cache. */
@@ -128,18 +144,24 @@ async function workload(s: Scenario, fs: CacheFileSystem & { powerOff: boolean }
 
 interface Verdict {
   readonly claimed: number;
+  /** Blocks the reopened index named as fsynced (`cachedBlocks`). */
+  readonly synced: number;
+  /** Blocks it named as written on the boot before (`written.cachedBlocks`; 0 without the field). */
+  readonly written: number;
   /** Problems found; empty when the cache is consistent. */
   readonly problems: string[];
 }
 
 /** Reopens the cache on the rebooted fs and checks it. */
-async function verify(fs: CacheFileSystem, promised: ReadonlySet<number>, identity: string | undefined): Promise<Verdict> {
+async function verify(fs: CacheFileSystem, promised: ReadonlySet<number>, identity: string | undefined, bootId: string): Promise<Verdict> {
   const problems: string[] = [];
   let cache: LocalDownloadCache;
+  let index: IndexContents;
   try {
-    cache = await LocalDownloadCache.fromFiles(await fs.openExisting(DATA), new IndexFile(INDEX, fs));
+    index = await new IndexFile(INDEX, fs).load();
+    cache = await LocalDownloadCache.fromFiles(await fs.openExisting(DATA), new IndexFile(INDEX, fs), { bootId });
   } catch (err) {
-    return { claimed: 0, problems: [`reopen failed: ${err instanceof BlockfetchError ? err.code : ''} ${String(err)}`] };
+    return { claimed: 0, synced: 0, written: 0, problems: [`reopen failed: ${err instanceof BlockfetchError ? err.code : ''} ${String(err)}`] };
   }
   const br = { from: -1, to: -1 };
   let claimed = 0;
@@ -158,25 +180,37 @@ async function verify(fs: CacheFileSystem, promised: ReadonlySet<number>, identi
     if (cache.nextCached(b, check) !== b + 1) problems.push(`block ${b} was flushed before the cut but is not claimed`);
   }
   await cache.close();
-  return { claimed, problems };
+  return { claimed, synced: index.cachedBlocks, written: index.written?.cachedBlocks ?? 0, problems };
 }
 
-/** One scenario: count its operations on a dry run, then cut at a random one of them. */
-async function cutOnce(seed: number, wrap: (fs: CrashFs) => CacheFileSystem & { powerOff: boolean } = (fs) => fs) {
+interface CutOptions {
+  /** Wraps the fs the workload runs on (a broken cache implementation). */
+  readonly wrap?: (fs: CrashFs) => CacheFileSystem & { powerOff: boolean };
+  /** 'power cut': reboot (some unsynced data lost) and reopen with a new boot id; 'kill': the writer dies, the power stays on. */
+  readonly fault?: 'power cut' | 'kill';
+  /** The boot id to reopen with; by default 'boot-2' after a power cut, 'boot-1' after a kill. */
+  readonly reopenBootId?: string;
+}
+
+/** One scenario: count its operations on a dry run, then cut (or kill) at a random one of them. */
+async function cutOnce(seed: number, options: CutOptions = {}) {
+  const wrap = options.wrap ?? ((fs: CrashFs) => fs);
+  const fault = options.fault ?? 'power cut';
   const s = scenario(seed);
-  const dry = new CrashFs();
+  const dry = crashFsFor(seed);
   await freshCache(s, dry);
   const start = dry.operations;
   await workload(s, wrap(dry), seededRandom(seed * 7919));
   const total = dry.operations - start;
 
   const random = seededRandom(seed * 104729);
-  const fs = new CrashFs();
+  const fs = crashFsFor(seed);
   await freshCache(s, fs);
   fs.cutAfter(1 + Math.floor(random() * (total + 1))); // sometimes past the end: no cut at all
   const run = await workload(s, wrap(fs), seededRandom(seed * 7919));
-  const rebooted = fs.reboot(random);
-  const verdict = await verify(rebooted, run.promised, run.identity);
+  const after = fault === 'kill' ? fs.afterKill() : fs.reboot(random);
+  const bootId = options.reopenBootId ?? (fault === 'kill' ? 'boot-1' : 'boot-2');
+  const verdict = await verify(after, run.promised, run.identity, bootId);
   return { ...verdict, total, finished: run.finished, promised: run.promised.size };
 }
 
@@ -185,38 +219,62 @@ describe('crash consistency (fake fs, random power cuts)', () => {
     let withClaims = 0;
     let cutMidway = 0;
     let savedInBackground = 0;
+    let unsyncedDropped = 0;
     for (let seed = 1; seed <= 400; seed++) {
       const r = await cutOnce(seed);
       expect(r.problems, `seed ${seed}`).toEqual([]);
       if (r.claimed > 0) withClaims++;
       if (!r.finished) cutMidway++;
       if (!r.finished && r.claimed > r.promised) savedInBackground++;
+      if (r.written > r.synced) unsyncedDropped++;
     }
+    // Many cuts came while the index recorded blocks written but not yet
+    // fsynced: the new boot id dropped them, and the checks above held.
+    expect(unsyncedDropped).toBeGreaterThan(60);
     // The cuts landed everywhere: most runs were cut before the end, many
     // reopened with blocks claimed, and in many the batched background
     // flushes had saved more than the explicit flush() calls promised.
-    // (Seen: 396 cut midway, 278 with claims, 124 saved in background.)
+    // (Seen: 396 cut midway, 226 with claims, 31 saved in background, 132
+    // with unsynced blocks dropped. Background saves now record most new
+    // blocks as `written`, which a reboot drops, hence fewer than the 124
+    // seen when every save fsynced the data first.)
     expect(cutMidway).toBeGreaterThan(300);
     expect(withClaims).toBeGreaterThan(150);
-    expect(savedInBackground).toBeGreaterThan(20);
+    expect(savedInBackground).toBeGreaterThan(15);
+  });
+
+  it('after each of 400 random kills (same boot), every claimed block reads back right, the unsynced ones included', async () => {
+    let trustedUnsynced = 0;
+    for (let seed = 1; seed <= 400; seed++) {
+      const r = await cutOnce(seed, { fault: 'kill' });
+      expect(r.problems, `seed ${seed}`).toEqual([]);
+      if (r.claimed > r.synced) trustedUnsynced++;
+    }
+    // The resume kept blocks no fsync had covered yet: what a kill no longer costs.
+    expect(trustedUnsynced).toBeGreaterThan(60); // seen: 139 of 400
+  });
+
+  it('has teeth: trusting the unsynced blocks after a power cut (the boot id not checked), some cut leaves a claimed block with wrong bytes', async () => {
+    const found = await firstProblem({ reopenBootId: 'boot-1' });
+    expect(found).toMatch(/is claimed but byte \d+ is wrong/);
   });
 
   it('has teeth: without the data fsync before the index, some cut leaves a claimed block with wrong bytes', async () => {
     const noDataSync = (fs: CrashFs): CacheFileSystem & { powerOff: boolean } => wrapFs(fs, (path) => path === DATA);
-    const found = await firstProblem(noDataSync);
+    const found = await firstProblem({ wrap: noDataSync });
     expect(found).toMatch(/is claimed but byte \d+ is wrong/);
   });
 
   it('has teeth: without the fsync of the temp index before the rename, some cut leaves a torn index', async () => {
     const noTempSync = (fs: CrashFs): CacheFileSystem & { powerOff: boolean } => wrapFs(fs, (path) => path !== DATA);
-    const found = await firstProblem(noTempSync);
+    const found = await firstProblem({ wrap: noTempSync });
     expect(found).toMatch(/reopen failed: BLOCKFETCH_INDEX_CORRUPT/);
   });
 });
 
-async function firstProblem(wrap: (fs: CrashFs) => CacheFileSystem & { powerOff: boolean }): Promise<string | undefined> {
+async function firstProblem(options: CutOptions): Promise<string | undefined> {
   for (let seed = 1; seed <= 300; seed++) {
-    const r = await cutOnce(seed, wrap);
+    const r = await cutOnce(seed, options);
     if (r.problems.length > 0) return r.problems[0];
   }
   return undefined;

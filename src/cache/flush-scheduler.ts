@@ -12,11 +12,12 @@ export interface FlushPolicy {
    * The longest time a change waits before a background flush records it,
    * in ms. 0 flushes after every change (coalesced).
    *
-   * 250 ms, not 1 s: what a kill -9 loses is what the index has not yet
-   * recorded. Killed at mid-download over loopback (1 GiB, ~400 MiB/s),
-   * blockfetch fetched 264-309 MiB again at 1 s and 135-192 MiB at 250 ms,
-   * with no measurable change in speed; `flushTimeBudget` still caps the cost.
-   * @default 250
+   * 100 ms: what a kill -9 loses is what the index has not yet recorded,
+   * and since a save records blocks written but not yet fsynced (see
+   * `LocalDownloadCache`) it no longer waits for the data fsync, so a save
+   * costs a small file's write and fsync; `flushTimeBudget` still caps the
+   * main-thread work.
+   * @default 100
    */
   readonly flushIntervalMs?: number;
   /**
@@ -26,22 +27,23 @@ export interface FlushPolicy {
    */
   readonly flushBytes?: number;
   /**
-   * The largest share of wall time background flushes may spend on the index
-   * (serialize, encode, write, fsync, rename, fsync dir; the data fsync is
-   * not counted, it is writeback the OS owes anyway). After a flush whose
-   * index work took `d` ms, the next background flush waits at least
+   * The largest share of wall time background flushes may spend on the
+   * index's main-thread work (snapshot, encode, checksum: what grows with
+   * the bitmap and holds up the event loop). The writes, fsyncs and renames
+   * are not counted: they wait in the thread pool beside the download. After
+   * a flush whose work took `d` ms, the next background flush waits at least
    * `d * (1 / flushTimeBudget - 1)` ms, whatever `flushIntervalMs` and
    * `flushBytes` say. Explicit flushes are never delayed. 1 disables it.
-   * @default 0.01
+   * @default 0.05
    */
   readonly flushTimeBudget?: number;
 }
 
 /** The defaults of {@link FlushPolicy}. */
 export const defaultFlushPolicy: Readonly<Required<FlushPolicy>> = Object.freeze({
-  flushIntervalMs: 250,
+  flushIntervalMs: 100,
   flushBytes: 256 * 1024 * 1024,
-  flushTimeBudget: 0.01,
+  flushTimeBudget: 0.05,
 });
 
 /** The least time between a failed background flush and the next try, in ms. */

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { IndexError, InvalidArgumentError } from '../errors.js';
 import { validateSizes } from '../ranges/byte-range.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
+import { isBootId } from './boot-id.js';
 import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest, type RemoteIdentity } from './types.js';
 
 /** The value of the index's `format` field: "this JSON is a blockfetch index". */
@@ -56,6 +57,26 @@ export interface IndexContents {
   readonly bitmap: Uint8Array;
   /** When the index was written, ISO 8601 (for people; not used by the code). */
   readonly updatedAt: string;
+  /**
+   * Every block whose bytes were written (the write returned) when the index
+   * was saved, fsynced or not, and the boot they were written in: a kill -9
+   * keeps them (they are in the page cache), a reboot may not. Trusted only
+   * on the same boot (`docs/index-format.md`). Absent when every written
+   * block was already fsynced, or the boot cannot be told.
+   */
+  readonly written?: WrittenThisBoot;
+}
+
+/** The `written` field of an index: see {@link IndexContents.written}. */
+export interface WrittenThisBoot {
+  /** The kernel's boot id when the blocks were written (`/proc/sys/kernel/random/boot_id`). */
+  readonly bootId: string;
+  /** Blocks set in `bitmap`: at least the index's own `cachedBlocks`. */
+  readonly cachedBlocks: number;
+  /** Bytes in those blocks. */
+  readonly cachedBytes: number;
+  /** Every written block, the fsynced ones included, in the same encoding as the index's `bitmap`. */
+  readonly bitmap: Uint8Array;
 }
 
 const HINTS = {
@@ -86,11 +107,23 @@ export function encodeIndex(contents: IndexContents): Uint8Array {
     cachedBytes: contents.cachedBytes,
     remote: contents.remote === undefined ? null : identityToJson(contents.remote),
     updatedAt: contents.updatedAt,
-    bitmap: Buffer.from(contents.bitmap.buffer, contents.bitmap.byteOffset, contents.bitmap.byteLength).toString('base64'),
+    bitmap: base64Of(contents.bitmap),
   };
+  if (contents.written !== undefined) {
+    body['written'] = {
+      bootId: contents.written.bootId,
+      cachedBlocks: contents.written.cachedBlocks,
+      cachedBytes: contents.written.cachedBytes,
+      bitmap: base64Of(contents.written.bitmap),
+    };
+  }
   body['checksum'] = checksumOf(body);
   // Buffer.from is several times faster than TextEncoder for megabytes of ASCII.
   return Buffer.from(`${JSON.stringify(body, null, 2)}\n`, 'utf8');
+}
+
+function base64Of(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
 /**
@@ -172,11 +205,9 @@ export function decodeIndex(bytes: Uint8Array, path: string): IndexContents {
   }
   const updatedAt = rest['updatedAt'];
   if (typeof updatedAt !== 'string') throw corrupt('"updatedAt" must be a string');
-  const bitmapText = rest['bitmap'];
-  if (typeof bitmapText !== 'string' || bitmapText.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(bitmapText)) {
-    throw corrupt('"bitmap" must be a base64 string');
-  }
+  const bitmap = base64Field(rest, 'bitmap', '"bitmap"', corrupt);
   const remote = identityFromJson(rest['remote'], corrupt);
+  const written = writtenFromJson(rest['written'], { numBlocks, contentLength, cachedBlocks, cachedBytes }, corrupt);
   return {
     contentLength,
     blockSize,
@@ -184,9 +215,37 @@ export function decodeIndex(bytes: Uint8Array, path: string): IndexContents {
     cachedBlocks,
     cachedBytes,
     remote,
-    bitmap: new Uint8Array(Buffer.from(bitmapText, 'base64')),
+    bitmap,
     updatedAt,
+    ...(written === undefined ? {} : { written }),
   };
+}
+
+function base64Field(obj: Record<string, unknown>, key: string, name: string, corrupt: (what: string) => IndexError): Uint8Array {
+  const text = obj[key];
+  if (typeof text !== 'string' || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
+    throw corrupt(`${name} must be a base64 string`);
+  }
+  return new Uint8Array(Buffer.from(text, 'base64'));
+}
+
+function writtenFromJson(
+  value: unknown,
+  limits: { numBlocks: number; contentLength: number; cachedBlocks: number; cachedBytes: number },
+  corrupt: (what: string) => IndexError,
+): WrittenThisBoot | undefined {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) throw corrupt('"written" must be an object');
+  const { bootId } = value;
+  if (!isBootId(bootId)) throw corrupt('"written.bootId" must be 1 to 64 letters, digits or "-"');
+  const cachedBlocks = wholeNumber(value, 'cachedBlocks', (what) => corrupt(`"written": ${what}`));
+  const cachedBytes = wholeNumber(value, 'cachedBytes', (what) => corrupt(`"written": ${what}`));
+  if (cachedBlocks > limits.numBlocks || cachedBytes > limits.contentLength || cachedBlocks < limits.cachedBlocks || cachedBytes < limits.cachedBytes) {
+    throw corrupt(
+      `"written" claims ${cachedBlocks} blocks / ${cachedBytes} bytes: it must hold at least the ${limits.cachedBlocks} / ${limits.cachedBytes} cached and at most the file's ${limits.numBlocks} / ${limits.contentLength}`,
+    );
+  }
+  return { bootId, cachedBlocks, cachedBytes, bitmap: base64Field(value, 'bitmap', '"written.bitmap"', corrupt) };
 }
 
 /**
@@ -387,12 +446,43 @@ export function indexFromRanges(
 }
 
 /**
+ * The blocks a decoded index records as written on boot `bootId` (its
+ * `written` field) as {@link ByteRanges}, checked like the main bitmap; or
+ * undefined when it has none, or they were written on another boot (then
+ * they may have been lost and are not trusted).
+ *
+ * @example
+ * ```ts
+ * const done = rangesFromIndex(contents, path);
+ * const written = writtenRangesFromIndex(contents, path, currentBootId());
+ * if (written !== undefined) done.addAll(written);
+ * ```
+ */
+export function writtenRangesFromIndex(contents: IndexContents, path: string, bootId: string | null): ByteRanges | undefined {
+  const written = contents.written;
+  if (written === undefined || written.bootId !== bootId) return undefined;
+  return bitmapOf(written.bitmap, written.cachedBlocks, written.cachedBytes, contents, path, 'written.');
+}
+
+/**
  * The bitmap of a decoded index as {@link ByteRanges}, checked against the
  * index's own counts. A bitmap that is not roaring's portable format, sets a
  * block past the end of the file, or disagrees with `cachedBlocks` /
  * `cachedBytes` gives `BLOCKFETCH_INDEX_CORRUPT`.
  */
 export function rangesFromIndex(contents: IndexContents, path: string): ByteRanges {
+  return bitmapOf(contents.bitmap, contents.cachedBlocks, contents.cachedBytes, contents, path, '');
+}
+
+function bitmapOf(
+  bytes: Uint8Array,
+  blocks: number,
+  setBytes: number,
+  sizes: { contentLength: number; blockSize: number },
+  path: string,
+  /** '' for the index's own fields, 'written.' for those of `written`. */
+  prefix: string,
+): ByteRanges {
   const corrupt = (what: string, cause?: unknown): IndexError =>
     new IndexError('BLOCKFETCH_INDEX_CORRUPT', path, `index file is corrupt: ${what}`, {
       hint: HINTS.corrupt,
@@ -400,14 +490,14 @@ export function rangesFromIndex(contents: IndexContents, path: string): ByteRang
     });
   let ranges: ByteRanges;
   try {
-    ranges = ByteRanges.deserialize(contents.bitmap, contents.contentLength, contents.blockSize);
+    ranges = ByteRanges.deserialize(bytes, sizes.contentLength, sizes.blockSize);
   } catch (err) {
-    if (err instanceof InvalidArgumentError) throw corrupt(`"bitmap": ${err.message}`, err);
+    if (err instanceof InvalidArgumentError) throw corrupt(`"${prefix}bitmap": ${err.message}`, err);
     throw err;
   }
-  if (ranges.setCount !== contents.cachedBlocks || ranges.setBytes !== contents.cachedBytes) {
+  if (ranges.setCount !== blocks || ranges.setBytes !== setBytes) {
     throw corrupt(
-      `the bitmap holds ${ranges.setCount} blocks / ${ranges.setBytes} bytes but "cachedBlocks" / "cachedBytes" say ${contents.cachedBlocks} / ${contents.cachedBytes}`,
+      `the ${prefix}bitmap holds ${ranges.setCount} blocks / ${ranges.setBytes} bytes but "${prefix}cachedBlocks" / "${prefix}cachedBytes" say ${blocks} / ${setBytes}`,
     );
   }
   return ranges;

@@ -8,7 +8,8 @@ import type { ByteRanges } from '../ranges/byte-ranges.js';
 import { openCacheFiles } from './cache-files.js';
 import { errnoCode, type CacheFileReadWriter } from './file.js';
 import type { IndexFile } from './index-file.js';
-import { checkIdentityDigest, indexFromRanges, rangesFromIndex } from './index-format.js';
+import { currentBootId, isBootId } from './boot-id.js';
+import { checkIdentityDigest, encodeIndex, rangesFromIndex, writtenRangesFromIndex, type IndexContents } from './index-format.js';
 import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import type { DownloadCache, RemoteIdentity } from './types.js';
@@ -25,6 +26,15 @@ export interface LocalDownloadCacheOptions extends FlushPolicy {
   readonly expectedContentLength?: number;
   /** Refuse (`BLOCKFETCH_INDEX_MISMATCH`) a cache whose block size differs from this. */
   readonly expectedBlockSize?: number;
+  /**
+   * The id of the running boot, under which blocks written but not yet
+   * fsynced are recorded in the index and trusted again on resume; `null`
+   * records none, so every index save fsyncs the data file first (the
+   * behaviour where the boot cannot be told). Tests of power cuts give one
+   * id before the cut and another after it.
+   * @default the kernel's boot id (`/proc/sys/kernel/random/boot_id`), or null where there is none
+   */
+  readonly bootId?: string | null;
 }
 
 /** Options of {@link LocalDownloadCache.open}. */
@@ -59,21 +69,45 @@ export const defaultLocalDownloadCacheOptions: Readonly<Required<FlushPolicy>> =
 
 const NONE: ByteRange = Object.freeze({ from: -1, to: -1 });
 
+/** A set of marks, serialized, with its counts: what one data sync covered. */
+interface SyncedSnapshot {
+  readonly bitmap: Uint8Array;
+  readonly blocks: number;
+  readonly bytes: number;
+}
+
 /**
  * A {@link DownloadCache} backed by a preallocated data file and an index
  * file recording which blocks are complete.
  *
  * Durability: a block is marked in memory only after its bytes were written.
- * Flushes are batched (every `flushIntervalMs`, or every `flushBytes` marked,
- * whichever comes first, and never more than `flushTimeBudget` of the wall
- * time; at most one in flight, requests coalesced). Each
- * flush takes a snapshot of the bitmap, THEN fsyncs the data file, then
- * replaces the index atomically (temp, fsync, rename, fsync dir). Because the
- * snapshot comes first, every block it names had its write resolve before the
- * fsync began: the index never claims bytes that are not on disk. A crash
- * loses at most the marks of the last `max(flushIntervalMs, 99 × the last
- * flush's index time)` plus two flushes, which are downloaded again (the
- * derivation and measurements are in `docs/index-format.md`).
+ * Index saves are batched (every `flushIntervalMs`, or every `flushBytes`
+ * marked, whichever comes first, and never more than `flushTimeBudget` of
+ * the wall time; at most one in flight, requests coalesced); each replaces
+ * the index atomically (temp, fsync, rename, fsync dir). The index keeps two
+ * sets of blocks:
+ *
+ * - `bitmap`, the blocks known to be on disk: a data sync takes a snapshot
+ *   of the marks, THEN fsyncs the data file, and only then may the index name
+ *   the snapshot's blocks here. Every block it names had its write resolve
+ *   before the fsync began, so this set never claims bytes that are not on
+ *   disk, whatever the crash.
+ * - `written`, every block whose write resolved, with the boot id
+ *   ({@link LocalDownloadCacheOptions.bootId}): a kill -9 keeps them (the
+ *   page cache outlives the process), a kernel crash or power cut may not,
+ *   and both change the boot id. A resume on the same boot trusts them; after
+ *   a reboot they are dropped and fetched again.
+ *
+ * So a save does not wait for the data fsync, which under writeback can take
+ * seconds: it records `written` at once and starts a data sync in the
+ * background (one at a time) whose snapshot the next save moves into
+ * `bitmap`. A kill -9 loses only the marks since the last save (at most
+ * `max(flushIntervalMs, 99 × the last save's time)`, and the requests in
+ * flight); a power cut loses what the last data sync had not covered. With
+ * no boot id, every save fsyncs the data first and records `bitmap` only.
+ * {@link LocalDownloadCache.flush} and close always fsync the data: after
+ * them every block marked before the call is in `bitmap`. The derivation and
+ * measurements are in `docs/index-format.md`.
  *
  * After {@link LocalDownloadCache.close}, the in-memory queries
  * (`contentLengthAndBlockSize`, `cachedBytesAndBlocks`, `complete`,
@@ -100,6 +134,15 @@ export class LocalDownloadCache implements DownloadCache {
   readonly #lock: CacheLock | undefined;
   readonly #flusher: FlushScheduler;
   #identity: RemoteIdentity | undefined;
+  /** The boot whose unsynced writes the index may record, or null: record none. */
+  readonly #bootId: string | null;
+  /** The blocks the last data sync covered: what the index's `bitmap` names. */
+  #synced: SyncedSnapshot;
+  /** The data sync running now, and the one queued after it (which has not taken its snapshot yet). */
+  #syncInFlight: Promise<void> | undefined;
+  #syncQueued: Promise<void> | undefined;
+  /** The failure of a background data sync, reported by the next save or flush(). */
+  #syncFailure: unknown;
 
   /** Aborted by close(), to wake every waiting tail(). */
   readonly #closeController = new AbortController();
@@ -115,14 +158,17 @@ export class LocalDownloadCache implements DownloadCache {
     ranges: ByteRanges,
     identity: RemoteIdentity | undefined,
     lock: CacheLock | undefined,
-    policy: FlushPolicy,
+    options: LocalDownloadCacheOptions,
+    synced: SyncedSnapshot,
   ) {
     this.#data = data;
     this.#index = index;
     this.#ranges = ranges;
     this.#identity = identity;
     this.#lock = lock;
-    this.#flusher = new FlushScheduler(policy, () => this.#flushOnce());
+    this.#bootId = options.bootId === undefined ? currentBootId() : options.bootId;
+    this.#synced = synced;
+    this.#flusher = new FlushScheduler(options, () => this.#flushOnce());
   }
 
   /**
@@ -217,7 +263,11 @@ export class LocalDownloadCache implements DownloadCache {
       );
     }
     const ranges = rangesFromIndex(contents, index.path);
-    return new LocalDownloadCache(data, index, ranges, contents.remote, lock, options);
+    const synced: SyncedSnapshot = { bitmap: contents.bitmap, blocks: contents.cachedBlocks, bytes: contents.cachedBytes };
+    // Blocks a killed run wrote on this same boot are in the page cache: trusted.
+    const written = writtenRangesFromIndex(contents, index.path, options.bootId === undefined ? currentBootId() : options.bootId);
+    if (written !== undefined) ranges.addAll(written);
+    return new LocalDownloadCache(data, index, ranges, contents.remote, lock, options, synced);
   }
 
   // ---- DownloadCache: queries -------------------------------------------
@@ -369,9 +419,16 @@ export class LocalDownloadCache implements DownloadCache {
     await this.#flusher.flushNow();
   }
 
-  /** {@inheritDoc DownloadCache.flush} */
+  /**
+   * {@inheritDoc DownloadCache.flush}
+   *
+   * Always fsyncs the data file: once it resolves, every block marked before
+   * the call is in the index's `bitmap`, which survives a power cut.
+   */
   async flush(): Promise<void> {
     this.#checkWritable();
+    this.#throwSyncFailure();
+    await this.#syncNow();
     await this.#flusher.flushNow();
   }
 
@@ -395,8 +452,15 @@ export class LocalDownloadCache implements DownloadCache {
       await Promise.allSettled([...this.#io]);
       // After the lock was lost another process may own the index: write
       // nothing more, only let a flush already under way end.
-      if (this.#lock?.compromised === undefined) await this.#flusher.flushNow();
-      else await this.#flusher.idle();
+      if (this.#lock?.compromised === undefined) {
+        this.#throwSyncFailure();
+        await this.#syncNow();
+        await this.#flusher.flushNow();
+      } else {
+        await this.#flusher.idle();
+      }
+      // A background sync must end before the file is closed under it.
+      await this.#syncInFlight?.catch(() => undefined);
     } catch (err) {
       failure = err;
     }
@@ -426,20 +490,120 @@ export class LocalDownloadCache implements DownloadCache {
   }
 
   /**
-   * One flush, for the {@link FlushScheduler}: snapshot → fsync data → save
-   * the index. Resolves to the milliseconds of index work (not counting the
-   * data fsync) for the scheduler's time budget.
+   * One index save, for the {@link FlushScheduler}. Resolves to the
+   * milliseconds of index work (not counting a data fsync) for the
+   * scheduler's time budget.
+   *
+   * With a boot id: snapshot → save, the unsynced blocks as `written`; and a
+   * background data sync is started for them. Without: snapshot → fsync data
+   * → save, everything in `bitmap`.
    */
   async #flushOnce(): Promise<number> {
     // Another process may own the cache once our lock is lost: never write its index.
     const compromised = this.#lock?.compromised;
     if (compromised !== undefined) throw compromised;
+    this.#throwSyncFailure();
     // 1. Snapshot, synchronously (the scheduler relies on it): only blocks
     //    whose writes already resolved are in it.
+    // The time budget counts this main-thread work (snapshot, encode,
+    // checksum) only: the writes and fsyncs wait in the thread pool and hold
+    // nothing else up, and counting them let one save queued behind a slow
+    // disk pause the next for seconds, which is what a kill then lost.
     const snapshotStarted = performance.now();
-    const contents = indexFromRanges(this.#ranges, this.#identity);
-    const snapshotMs = performance.now() - snapshotStarted;
-    // 2. fsync the data: after this, every block in the snapshot is on disk.
+    const snapshot = this.#snapshot();
+    if (this.#bootId === null) {
+      let workMs = performance.now() - snapshotStarted;
+      // 2. fsync the data: after this, every block in the snapshot is on disk.
+      await this.#syncData();
+      this.#synced = snapshot;
+      // 3. Only now may the index name those blocks.
+      const encodeStarted = performance.now();
+      const bytes = encodeIndex(this.#contents(snapshot));
+      workMs += performance.now() - encodeStarted;
+      await this.#index.replace(bytes);
+      return workMs;
+    }
+    const bytes = encodeIndex(this.#contents(snapshot));
+    const workMs = performance.now() - snapshotStarted;
+    // The data sync runs beside the saves; the save after it moves its
+    // snapshot into `bitmap`. A failure is kept for the next save to report.
+    if (this.#syncInFlight === undefined && this.#syncQueued === undefined && snapshot.blocks > this.#synced.blocks) {
+      this.#syncNow().catch((err: unknown) => {
+        this.#syncFailure = err;
+        this.#flusher.changed(0);
+      });
+    }
+    await this.#index.replace(bytes);
+    return workMs;
+  }
+
+  /** The marks now, serialized: what a save or a data sync covers. */
+  #snapshot(): SyncedSnapshot {
+    return { bitmap: this.#ranges.serialize(), blocks: this.#ranges.setCount, bytes: this.#ranges.setBytes };
+  }
+
+  /** What the index records: `bitmap` from the last data sync, and the rest of `written` (when there is a boot id). */
+  #contents(written: SyncedSnapshot): IndexContents {
+    const synced = this.#synced;
+    const { contentLength, blockSize, numBlocks } = this.#ranges;
+    const unsynced = this.#bootId !== null && written.blocks > synced.blocks;
+    return {
+      contentLength,
+      blockSize,
+      numBlocks,
+      cachedBlocks: synced.blocks,
+      cachedBytes: synced.bytes,
+      remote: this.#identity,
+      bitmap: synced.bitmap,
+      updatedAt: new Date().toISOString(),
+      ...(unsynced && this.#bootId !== null
+        ? { written: { bootId: this.#bootId, cachedBlocks: written.blocks, cachedBytes: written.bytes, bitmap: written.bitmap } }
+        : {}),
+    };
+  }
+
+  /**
+   * A data sync covering every block marked before the call: snapshot, then
+   * fsync; once it resolves the snapshot is what `bitmap` may name (the next
+   * save records it). At most one runs at a time; a call while one runs
+   * joins the single queued sync, which takes its snapshot when it starts.
+   */
+  #syncNow(): Promise<void> {
+    if (this.#syncQueued !== undefined) return this.#syncQueued;
+    const previous = this.#syncInFlight;
+    const queued = (async (): Promise<void> => {
+      await previous?.catch(() => undefined);
+      this.#syncQueued = undefined;
+      if (this.#ranges.setCount <= this.#synced.blocks) return;
+      const snapshot = this.#snapshot();
+      const flight = this.#syncData().then(() => {
+        const newlySynced = snapshot.bytes - this.#synced.bytes;
+        if (newlySynced <= 0) return;
+        this.#synced = snapshot;
+        // Bytes newly on disk count toward `flushBytes` like bytes newly marked.
+        this.#flusher.changed(newlySynced);
+      });
+      this.#syncInFlight = flight;
+      try {
+        await flight;
+      } finally {
+        if (this.#syncInFlight === flight) this.#syncInFlight = undefined;
+      }
+    })();
+    this.#syncQueued = queued;
+    return queued;
+  }
+
+  /** Reports (once) the failure of a background data sync. */
+  #throwSyncFailure(): void {
+    const failure = this.#syncFailure;
+    if (failure === undefined) return;
+    this.#syncFailure = undefined;
+    throw failure;
+  }
+
+  /** fsyncs the data file. */
+  async #syncData(): Promise<void> {
     try {
       await this.#data.sync();
     } catch (err) {
@@ -447,10 +611,6 @@ export class LocalDownloadCache implements DownloadCache {
         cause: err,
       });
     }
-    // 3. Only now may the index name those blocks: temp, fsync, rename, fsync dir.
-    const saveStarted = performance.now();
-    await this.#index.save(contents);
-    return snapshotMs + (performance.now() - saveStarted);
   }
 
   async #writeData(data: Uint8Array, offset: number): Promise<void> {
@@ -495,6 +655,9 @@ export class LocalDownloadCache implements DownloadCache {
 /** Checks the options up front, so a bad one is reported before any file is opened. */
 function checkOptions(options: LocalDownloadCacheOptions): void {
   resolveFlushPolicy(options);
+  if (options.bootId !== undefined && options.bootId !== null && !isBootId(options.bootId)) {
+    throw new InvalidArgumentError(`cache option bootId must be null or 1 to 64 letters, digits or "-", got ${JSON.stringify(options.bootId)}`);
+  }
   for (const key of ['expectedContentLength', 'expectedBlockSize'] as const) {
     if (options[key] !== undefined) wholeNumber('cache', key, options[key], { unit: 'bytes' });
   }

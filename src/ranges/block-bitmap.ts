@@ -338,6 +338,20 @@ export abstract class BlockBitmap {
     this.#bits = bits;
   }
 
+  /**
+   * Sets every block that is set in `other` (for `addAll`).
+   *
+   * @throws InvalidArgumentError when `other` describes a file of other sizes.
+   */
+  protected orBitsFrom(other: BlockBitmap): void {
+    if (other.#contentLength !== this.#contentLength || other.#blockSize !== this.#blockSize) {
+      throw new InvalidArgumentError(
+        `cannot add the blocks of a bitmap of ${other.#contentLength} bytes in blocks of ${other.#blockSize} to one of ${this.#contentLength} in blocks of ${this.#blockSize}`,
+      );
+    }
+    this.#bits.orInPlace(other.#bits);
+  }
+
   /** Makes this object's bits a copy of `other`'s (for `clone`). */
   protected copyBitsFrom(other: BlockBitmap): void {
     this.#bits = other.#bits.clone();

@@ -62,6 +62,28 @@ export class ByteRanges extends BlockBitmap {
   }
 
   /**
+   * Sets every block set in `other`, a bitmap of the same file (the same
+   * content length and block size), and wakes the prefix's waiters if it grew.
+   *
+   * @throws InvalidArgumentError when `other` has other sizes.
+   * @example
+   * ```ts
+   * const done = ByteRanges.deserialize(synced, size, blockSize);
+   * done.addAll(ByteRanges.deserialize(writtenThisBoot, size, blockSize)); // the union of both
+   * ```
+   */
+  addAll(other: BlockBitmap): void {
+    this.orBitsFrom(other);
+    const before = this.#prefix;
+    this.#prefix = this.#scanPrefix(before);
+    if (this.#prefix !== before) {
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      waiting?.resolve();
+    }
+  }
+
+  /**
    * The contiguous set prefix as a byte range `{ from: 0, to }`, or
    * `{ from: -1, to: -1 }` when block 0 is clear (and for an empty file).
    * O(1): the prefix is maintained as blocks are set.

@@ -18,10 +18,18 @@
  *   did not survive is gone, whatever was synced into it.
  * - One directory: every path is in it, and `syncDir` of any path syncs it.
  *
+ * - A slow disk: with `syncTicks`, a file's `sync()` spends that many extra
+ *   turns of the event loop (for that file's path) before it returns, and
+ *   makes durable only what was written before it was called (as fsync
+ *   promises), so writes and index saves run while a data sync of hundreds
+ *   of MB is under way, as under real writeback.
+ *
  * Power is cut when the fs has done `cutAfter` operations (writes, syncs,
  * truncates, creates, renames, removes, directory syncs): that operation and
  * every later one reject with {@link PowerCutError}. {@link CrashFs.reboot}
- * then gives a new fs holding only what survived.
+ * then gives a new fs holding only what survived; {@link CrashFs.afterKill}
+ * gives what a process sees after the writer was killed (kill -9) with the
+ * power on: everything the writer did, pending or not (the page cache).
  */
 import type { CacheFileReadWriter, CacheFileSystem } from '../../src/cache/file.js';
 
@@ -71,6 +79,12 @@ export class CrashFs implements CacheFileSystem {
   #ops = 0;
   #cutAt = Number.POSITIVE_INFINITY;
   #off = false;
+  readonly #syncTicks: (path: string) => number;
+
+  /** @param options.syncTicks - Extra event-loop turns a sync of the file at `path` takes (none by default). */
+  constructor(options: { syncTicks?: (path: string) => number } = {}) {
+    this.#syncTicks = options.syncTicks ?? (() => 0);
+  }
 
   /** Operations done so far (each write, sync, truncate, create, rename, remove, syncDir counts one). */
   get operations(): number {
@@ -125,6 +139,28 @@ export class CrashFs implements CacheFileSystem {
         }
         newId = next.#nextInode++;
         next.#inodes.set(newId, { durable: bytes, pending: [] });
+        copied.set(id, newId);
+      }
+      next.#liveDir.set(name, newId);
+    }
+    next.#durableDir = new Map(next.#liveDir);
+    return next;
+  }
+
+  /**
+   * The state after the writer was killed (its later operations fail, as
+   * after a cut) while the power stayed on: a new fs holding everything as
+   * processes saw it, pending writes and directory changes included, since
+   * the kernel still has them and writes them back.
+   */
+  afterKill(): CrashFs {
+    const next = new CrashFs();
+    const copied = new Map<number, number>();
+    for (const [name, id] of this.#liveDir) {
+      let newId = copied.get(id);
+      if (newId === undefined) {
+        newId = next.#nextInode++;
+        next.#inodes.set(newId, { durable: this.#live(this.#inode(id)).slice(), pending: [] });
         copied.set(id, newId);
       }
       next.#liveDir.set(name, newId);
@@ -214,9 +250,25 @@ export class CrashFs implements CacheFileSystem {
     return this.#live(this.#inode(id));
   }
 
-  /** @internal */
-  syncInode(id: number): void {
-    this.#syncInode(this.#inode(id));
+  /** @internal An fsync of inode `id`: durable up to the writes made before the call. */
+  async syncFile(id: number, path: string): Promise<void> {
+    await this.#tick(true);
+    const inode = this.#inode(id);
+    const ticks = this.#syncTicks(path);
+    if (ticks === 0) {
+      this.#syncInode(inode);
+      return;
+    }
+    const covered = inode.pending.slice();
+    for (let i = 0; i < ticks; i++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#off) throw new PowerCutError();
+    }
+    // Only what was pending at the call; later writes stay pending.
+    let bytes: Uint8Array = inode.durable.slice();
+    for (const op of covered) bytes = applyOp(bytes, op);
+    inode.durable = bytes;
+    inode.pending = inode.pending.filter((op) => !covered.includes(op));
   }
 
   // ---- internals ------------------------------------------------------------
@@ -285,11 +337,9 @@ class CrashFile implements CacheFileReadWriter {
     });
   }
 
-  sync(): Promise<void> {
-    return this.#fs.fileOp(true, () => {
-      this.#checkOpen();
-      this.#fs.syncInode(this.#id);
-    });
+  async sync(): Promise<void> {
+    this.#checkOpen();
+    await this.#fs.syncFile(this.#id, this.name);
   }
 
   truncate(length: number): Promise<void> {
