@@ -8,6 +8,7 @@
  * for `date-time`). It is loaded through createRequire so that the type
  * check passes before it is installed; the suite skips, saying so, until it is.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -112,5 +113,23 @@ describe.skipIf(ajv === undefined)('--json output against docs/cli-json.schema.j
     const lines = linesOf(out);
     check(lines);
     expect(lines.at(-1)).toMatchObject({ type: 'interrupted', outcome: 'interrupted', signal: 'SIGINT', exitCode: 130 });
+  });
+  it('inspect --json and verify --json print one line each, in the same schema', async () => {
+    // The finished file from the first test, and the interrupted partial from the third.
+    const complete = await runCli(['inspect', join(dir, 'ok.bin'), '--json'], { cwd: dir });
+    const partial = await runCli(['inspect', join(dir, 'int.bin'), '--json'], { cwd: dir });
+    const sha256 = createHash('sha256').update(payload(0, SIZE - 1)).digest('hex');
+    const verified = await runCli(['verify', join(dir, 'ok.bin'), '--sha256', sha256, '--json'], { cwd: dir });
+    const mismatch = await runCli(['verify', join(dir, 'ok.bin'), '--sha256', '0'.repeat(64), '--json'], { cwd: dir });
+    for (const [result, code] of [[complete, 0], [partial, 0], [verified, 0], [mismatch, 5]] as const) {
+      expect(result.code, result.stderr).toBe(code);
+      const lines = linesOf(result.stdout.toString('utf8'));
+      expect(lines).toHaveLength(1);
+      check(lines);
+    }
+    expect(linesOf(complete.stdout.toString('utf8'))[0]).toMatchObject({ type: 'inspect', state: 'complete', size: SIZE });
+    expect(linesOf(partial.stdout.toString('utf8'))[0]).toMatchObject({ type: 'inspect', state: 'partial', size: SIZE });
+    expect(linesOf(verified.stdout.toString('utf8'))[0]).toMatchObject({ type: 'verified', outcome: 'complete', digests: [{ algorithm: 'sha256', hex: sha256, ok: true }] });
+    expect(linesOf(mismatch.stdout.toString('utf8'))[0]).toMatchObject({ type: 'error', outcome: 'failed', exitCode: 5 });
   });
 });

@@ -12,6 +12,7 @@ import { parseCommandLine, type InspectCommand, type VerifyCommand } from './arg
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { helpText } from './help.js';
 import type { CliIo } from './io.js';
+import { jsonLine } from './json-lines.js';
 import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } from './report.js';
 
 export { Interrupted, type CliIo } from './io.js';
@@ -57,7 +58,7 @@ export async function runCli(io: CliIo): Promise<ExitCodeValue> {
 async function runInspect(command: InspectCommand, io: CliIo): Promise<ExitCodeValue> {
   const { formatInspectReport, inspectDownload } = await import('./inspect.js');
   const report = await inspectDownload(command.path);
-  io.stdout.write(command.json ? `${JSON.stringify(report)}\n` : formatInspectReport(report));
+  io.stdout.write(command.json ? jsonLine({ type: 'inspect', ...report }) : formatInspectReport(report));
   return ExitCode.SUCCESS;
 }
 
@@ -65,7 +66,7 @@ async function runVerify(command: VerifyCommand, io: CliIo): Promise<ExitCodeVal
   const { verifyFile } = await import('./verify.js');
   const results = await verifyFile(command.path, command.digests, io.signal);
   if (command.json) {
-    io.stdout.write(`${JSON.stringify({ type: 'verified', path: command.path, digests: results })}\n`);
+    io.stdout.write(jsonLine({ type: 'verified', outcome: 'complete', path: command.path, digests: results }));
   } else {
     for (const r of results) io.stdout.write(`${command.path}: ${r.algorithm} OK\n`);
   }
