@@ -306,7 +306,10 @@ export type DownloadSource = string | Reader;
  *
  * Every failure is a typed {@link BlockfetchError} (its `code` says which:
  * see docs/errors.md); whatever was downloaded stays on disk and the same
- * call resumes it.
+ * call resumes it. A remote that refuses for good (an HTTP status such as
+ * 404, an unknown host, a rejected certificate) before a byte is on disk
+ * leaves no partial and no index, so no empty file looks like a download
+ * in progress.
  *
  * A {@link Reader} passed as `source` stays the caller's: it is used for
  * every step and never closed here. It remembers the revision it first saw,
@@ -372,6 +375,7 @@ export async function downloadFile(source: DownloadSource, target: string, optio
         const status = await downloader.run(signal);
         const lastModified = cache.remoteIdentity()?.lastModified;
         await cache.close();
+        const nothingOnDisk = cache.cachedBytesAndBlocks().bytes === 0;
         if (status.complete) {
           emit({ type: 'finish', paths });
           await finish(paths, lastModified);
@@ -391,6 +395,12 @@ export async function downloadFile(source: DownloadSource, target: string, optio
           emit({ type: 'discard', paths, reason: error });
           continue;
         }
+        // A remote that refuses for good (a 404 after the probe, a host that
+        // stopped resolving, a rejected certificate) with no byte on disk
+        // leaves no empty preallocated partial to look like a download worth
+        // resuming. Other failures keep theirs: the revision it pins is what
+        // the next run must match.
+        if (nothingOnDisk && REFUSED_FOR_GOOD.some((code) => hasCode(error, code))) await discard(paths);
         throw error;
       } finally {
         await cache?.close().catch(() => undefined);
@@ -610,6 +620,9 @@ async function checkDirectory(directory: string): Promise<void> {
     hint: found === undefined ? `create it first (mkdir -p ${directory})` : 'choose a target inside a directory',
   });
 }
+
+/** Failures that say the remote will not serve this file, whatever a later run does. */
+const REFUSED_FOR_GOOD = ['BLOCKFETCH_HTTP_STATUS', 'BLOCKFETCH_HOST_NOT_FOUND', 'BLOCKFETCH_TLS'] as const;
 
 /** Index errors that `restart` may resolve by starting over. A foreign or newer index is never deleted. */
 const RESTARTABLE_INDEX_ERRORS = ['BLOCKFETCH_INDEX_CORRUPT', 'BLOCKFETCH_INDEX_MISMATCH'] as const;

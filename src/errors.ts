@@ -18,6 +18,8 @@
  * Every code is documented in `docs/errors.md`.
  */
 
+import { formatBytes } from './format-bytes.js';
+
 /** Every stable error code blockfetch uses; {@link ERROR_CODES} describes each. */
 export type ErrorCode =
   // arguments and options
@@ -353,7 +355,7 @@ export class NotEnoughSpaceError extends BlockfetchError {
   constructor(path: string, needed: number, available: number, options: BlockfetchErrorOptions = {}) {
     super(
       'BLOCKFETCH_NOT_ENOUGH_SPACE',
-      `not enough space for ${path}: needs ${needed} bytes, ${available} available`,
+      `not enough space for ${path}: needs ${formatBytes(needed)} (${needed} bytes), ${formatBytes(available)} available`,
       { hint: 'free some space on that filesystem or choose another target directory', ...options },
     );
     this.needed = needed;
@@ -441,7 +443,7 @@ export class RemoteChangedError extends BlockfetchError {
       {
         hint:
           bytesAtRisk > 0
-            ? `restart (option \`restart\`) to discard the ${bytesAtRisk} bytes already downloaded and fetch the new revision`
+            ? `restart (option \`restart\`) to discard the ${formatBytes(bytesAtRisk)} already downloaded and fetch the new revision`
             : 'restart (option `restart`) to fetch the new revision',
         ...options,
       },

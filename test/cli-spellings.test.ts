@@ -170,6 +170,20 @@ describe('permanent failures fail at once, with nothing left behind and no promi
       plain.script(undefined);
     }
   });
+  it.each([404, 403])('HTTP %i after the first request was answered: no empty preallocated partial is left', async (status) => {
+    const cwd = await freshDir(`later-${status}`);
+    const first = plain.requests.length;
+    plain.script((req) => (req.index > first ? { kind: 'status', status } : undefined));
+    try {
+      const result = await runCli([plain.url, '-o', 'f.bin', '--block-size', '256KiB', '-c', '2'], { cwd });
+      expect(result.code).toBe(ExitCode.FAILURE);
+      expect(result.stderr).toMatch(new RegExp(`HTTP ${status}`));
+      expect(result.stderr).not.toMatch(/resume/);
+      expect(await readdir(cwd)).toEqual([]);
+    } finally {
+      plain.script(undefined);
+    }
+  });
   it('a server that refuses the first request until retries run out: exit 3, no "resume with", no files', async () => {
     const cwd = await freshDir('first-503');
     plain.script(() => ({ kind: 'status', status: 503 }));

@@ -338,8 +338,8 @@ describe('exit codes, each from its real cause', () => {
     const result = await runCli([server.url, '-o', 'huge.bin', '--block-size', '1MiB'], { cwd });
     expect(result.code).toBe(ExitCode.NO_SPACE);
     // The data plus the index at its largest, its temp file and the lock file.
-    expectOneLineError(result.stderr, /not enough space for .*huge\.bin\.blockfetch: needs \d+ bytes/);
-    expect(Number(/needs (\d+) bytes/.exec(result.stderr)?.[1])).toBeGreaterThan(huge);
+    expectOneLineError(result.stderr, /not enough space for .*huge\.bin\.blockfetch: needs [\d.]+ [KMGTP]?i?B \(\d+ bytes\)/);
+    expect(Number(/needs [^(]*\((\d+) bytes\)/.exec(result.stderr)?.[1])).toBeGreaterThan(huge);
     expect(await readdir(cwd)).toEqual([]);
   });
 

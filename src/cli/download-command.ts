@@ -290,12 +290,12 @@ function reportDownloadFailure(
     }
     if (command.toStdout) {
       io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName}; a stream to stdout cannot be resumed\n`);
-    } else if (target !== undefined) {
+    } else if (target !== undefined && !nothingDownloaded) {
       const paths = downloadPaths(target);
       io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName}; progress saved in ${paths.partial}\n`);
       io.stderr.write(`resume with: ${resume}\n`);
     } else {
-      io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName} before the download started\n`);
+      io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName} before any byte was saved\n`);
     }
     return code;
   }

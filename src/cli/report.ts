@@ -7,10 +7,9 @@
  */
 import { debuglog } from 'node:util';
 
-import { BlockfetchError, ERROR_CODES, HttpStatusError, RemoteChangedError, redactUrl, type ErrorCode } from '../errors.js';
+import { BlockfetchError, ERROR_CODES, HttpStatusError, redactUrl, type ErrorCode } from '../errors.js';
 import { exitCodeFor, type ExitCodeValue } from './exit-codes.js';
 import { jsonLine, type JsonOutcome } from './json-lines.js';
-import { formatBytes } from './units.js';
 
 /** True when `NODE_DEBUG` includes `blockfetch`, as `util.debuglog` reads it. */
 export const debugFromEnvironment: boolean = debuglog('blockfetch').enabled;
@@ -40,12 +39,6 @@ const OPTION_MENTION = /\(option `(\w+)`\)|option `(\w+)`/g;
 const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string } = Object.freeze({
   BLOCKFETCH_INVALID_ARGUMENT: (err: BlockfetchError) => (err.hint === undefined ? 'run `blockfetch --help` for usage' : toFlags(err.hint)),
   BLOCKFETCH_TARGET_EXISTS: () => 'pass --force to replace it, or choose another name with -o',
-  BLOCKFETCH_REMOTE_CHANGED: (err: BlockfetchError) => {
-    const atRisk = err instanceof RemoteChangedError ? err.bytesAtRisk : 0;
-    return atRisk > 0
-      ? `restart (--restart) to discard the ${formatBytes(atRisk)} already downloaded and fetch the new revision`
-      : 'restart (--restart) to fetch the new revision';
-  },
   BLOCKFETCH_HTTP_STATUS: (err: BlockfetchError) => statusHint(err instanceof HttpStatusError ? err.status : undefined),
   BLOCKFETCH_TLS: (err: BlockfetchError) =>
     /certificate/i.test(err.message)

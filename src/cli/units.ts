@@ -13,6 +13,9 @@
  * as mebibits.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { formatBytes } from '../format-bytes.js';
+
+export { formatBytes };
 
 const UNIT_FACTORS: ReadonlyMap<string, number> = new Map([
   ['', 1],
@@ -126,26 +129,6 @@ export function formatDurationOption(ms: number): string {
     if (ms !== 0 && ms % factor === 0) return `${ms / factor}${unit}`;
   }
   return `${ms}ms`;
-}
-
-const IEC_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
-
-/**
- * Formats a byte count for a person in IEC units with three significant
- * digits: `1536` → `1.50 KiB`, `16777216` → `16.0 MiB`, `512` → `512 B`.
- */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes)) return '?';
-  let value = Math.abs(bytes);
-  let unit = 0;
-  while (value >= 1024 && unit < IEC_UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const sign = bytes < 0 ? '-' : '';
-  if (unit === 0) return `${sign}${value} B`;
-  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${sign}${value.toFixed(digits)} ${IEC_UNITS[unit]}`;
 }
 
 /** Formats a rate in bytes per second: `formatRate(52428800)` → `50.0 MiB/s`. */
