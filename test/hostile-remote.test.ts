@@ -264,7 +264,8 @@ describe('3. without validators, the recorded URL must match before bytes are re
     const b = Buffer.from(a).fill(0x45);
     const none = { etag: null, lastModified: null } as const;
     const serverA = await serve(a, none);
-    serverA.script((req) => (req.index >= 3 ? { kind: 'status', status: 404 } : undefined));
+    // One stream (no validator): it is cut after three blocks, then refused.
+    serverA.script((req) => (req.index === 1 ? { kind: 'cut', after: 3 * BS + 100 } : req.index >= 2 ? { kind: 'status', status: 404 } : undefined));
     const target = join(await tempDir(), 'big.bin');
     await fails(downloadFile(serverA.url, target, { ...base, concurrency: 1, maxRequestBytes: BS }));
     const serverB = await serve(b, none);
@@ -277,10 +278,67 @@ describe('3. without validators, the recorded URL must match before bytes are re
   it('a renewed signed URL (same origin and path, another query) is the same remote', async () => {
     const a = payload(0, 8 * BS - 1);
     const server = await serve(a, { etag: null, lastModified: null });
-    server.script((req) => (req.index >= 3 && req.index < 4 ? { kind: 'status', status: 404 } : undefined));
+    server.script((req) => (req.index === 1 ? { kind: 'cut', after: 3 * BS + 100 } : req.index === 2 ? { kind: 'status', status: 404 } : undefined));
     const target = join(await tempDir(), 'big.bin');
     await fails(downloadFile(`${server.url}?sig=1`, target, { ...base, concurrency: 1, maxRequestBytes: BS }));
     await downloadFile(`${server.url}?sig=2`, target, base);
     expect(sha256(await readFile(target))).toBe(sha256(a));
+  });
+});
+
+describe('3. without validators, one stream unless a digest is known', () => {
+  // The ranged GETs after the probe, less the one-byte revalidation at the end.
+  const ranges = (server: FaultServer): string[] =>
+    server.requests
+      .slice(1)
+      .map((r) => String(r.headers.range))
+      .filter((r) => r !== 'bytes=0-0');
+
+  it('no ETag, no Last-Modified, no digest: the whole file in one request, whatever the concurrency', async () => {
+    const data = payload(0, 16 * BS - 1);
+    const server = await serve(data, { etag: null, lastModified: null });
+    const target = join(await tempDir(), 'big.bin');
+    const events: string[] = [];
+    await downloadFile(server.url, target, { ...base, concurrency: 8, maxRequestBytes: BS, onEvent: (e) => e.type === 'start' && events.push(`${e.connections}`) });
+    expect(sha256(await readFile(target))).toBe(sha256(data));
+    expect(ranges(server)).toEqual([`bytes=0-${data.length - 1}`]);
+    expect(events).toEqual(['1']);
+  });
+
+  it('cut mid-stream, it goes on from where the stream stopped, still one request at a time', async () => {
+    const data = payload(0, 16 * BS - 1);
+    const server = await serve(data, { etag: null, lastModified: null });
+    server.script((req) => (req.index === 1 ? { kind: 'cut', after: 5 * BS + 7 } : undefined));
+    const target = join(await tempDir(), 'big.bin');
+    await downloadFile(server.url, target, { ...base, concurrency: 8, maxRequestBytes: BS });
+    expect(sha256(await readFile(target))).toBe(sha256(data));
+    const asked = ranges(server);
+    expect(asked[0]).toBe(`bytes=0-${data.length - 1}`);
+    expect(asked).toHaveLength(2);
+    expect(Number(/^bytes=(\d+)-/.exec(asked[1] ?? '')?.[1])).toBeGreaterThanOrEqual(4 * BS);
+  });
+
+  it('with a digest to check the whole file against, parallel requests are allowed', async () => {
+    const data = payload(0, 16 * BS - 1);
+    const server = await serve(data, { etag: null, lastModified: null });
+    const target = join(await tempDir(), 'big.bin');
+    const events: number[] = [];
+    await downloadFile(server.url, target, {
+      ...base,
+      concurrency: 4,
+      maxRequestBytes: BS,
+      expectedDigest: { algorithm: 'sha256', hex: sha256(data) },
+      onEvent: (e) => e.type === 'start' && events.push(e.connections),
+    });
+    expect(events).toEqual([4]);
+    expect(ranges(server).length).toBeGreaterThanOrEqual(15);
+  });
+
+  it('with a strong ETag, parallel requests as before', async () => {
+    const data = payload(0, 16 * BS - 1);
+    const server = await serve(data);
+    const target = join(await tempDir(), 'big.bin');
+    await downloadFile(server.url, target, { ...base, concurrency: 4, maxRequestBytes: BS });
+    expect(ranges(server).length).toBeGreaterThanOrEqual(15);
   });
 });

@@ -212,7 +212,11 @@ class EventPresenter {
         if (!event.info.rangesSupported) {
           this.#view.note('the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
         } else if (!event.info.pinned) {
-          this.#view.note('the server sends no ETag or Last-Modified: only a change of size can be detected between requests');
+          this.#view.note(
+            event.connections === 1
+              ? `the server sends no usable ETag or Last-Modified, so nothing shows that parallel requests get one revision: one connection, in order${this.#command.concurrency > 1 ? ' (give --sha256 to use more)' : ''}`
+              : 'the server sends no usable ETag or Last-Modified: parallel requests are checked by the digest at the end; a change of size is caught at once',
+          );
         }
         if (this.#command.verbose) this.#view.note(describeRemote(event.info, this.#command.concurrency));
         this.last = this.#snapshots.make(event.stats);

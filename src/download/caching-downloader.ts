@@ -288,7 +288,7 @@ export class CachingDownloader {
     let flushed = false;
     try {
       const info = await this.#look(run);
-      this.#events.emit({ type: 'start', info, stats: run.stats.snapshot() });
+      this.#events.emit({ type: 'start', info, connections: this.#connections(info), stats: run.stats.snapshot() });
       void this.#prefix.follow(followers.signal);
       const hashing = this.#hashInOrder(info, followers.signal);
       // A failed read of the data file stops the run at once, not at the end.
@@ -418,24 +418,47 @@ export class CachingDownloader {
     }
   }
 
+  /**
+   * How many requests at once: `concurrency`, or 1 for {@link #oneStream}.
+   */
+  #connections(info: ContentInfo): number {
+    return this.#oneStream(info) ? 1 : this.#options.concurrency;
+  }
+
+  /**
+   * True when the file must come as one stream, in order: the server serves
+   * no byte ranges, or nothing could show that bytes of parallel requests are
+   * of one revision (no ETag or Last-Modified pins them, and no digest is
+   * known to check the whole file against at the end). Then, as seed 002
+   * does for a remote with no validator, each run of outstanding blocks is
+   * one request, so a file replaced mid-download is not stitched from
+   * parallel pieces of both.
+   */
+  #oneStream(info: ContentInfo): boolean {
+    return !info.rangesSupported || (!info.pinned && this.#cache.remoteIdentity()?.digest === undefined);
+  }
+
   /** One pass: every outstanding block is requested once (with retries). */
   async #pass(run: RunState, info: ContentInfo): Promise<void> {
     const o = this.#options;
     // Attempts per block start afresh each pass; the total limit is for the whole run.
     run.engine.newPass();
-    const queue = new PQueue({ concurrency: info.rangesSupported ? o.concurrency : 1 });
+    const connections = this.#connections(info);
+    const queue = new PQueue({ concurrency: connections });
     const onAbort = (): void => queue.clear();
     run.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const requests: Iterable<PlannedRequest> = info.rangesSupported
         ? planRequests(
             this.#cache,
-            blocksPerRequest({
-              blockSize: this.#blockSize,
-              maxRequestBytes: o.maxRequestBytes,
-              outstandingBytes: this.#contentLength - this.#cache.cachedBytesAndBlocks().bytes,
-              concurrency: o.concurrency,
-            }),
+            this.#oneStream(info)
+              ? this.#numBlocks
+              : blocksPerRequest({
+                  blockSize: this.#blockSize,
+                  maxRequestBytes: o.maxRequestBytes,
+                  outstandingBytes: this.#contentLength - this.#cache.cachedBytesAndBlocks().bytes,
+                  concurrency: o.concurrency,
+                }),
           )
         : this.#cache.complete()
           ? []
@@ -444,7 +467,7 @@ export class CachingDownloader {
         if (run.signal.aborted) break;
         void queue.add(() => this.#fetch(run, request, info.rangesSupported));
         // Plan lazily: only a few requests wait in the queue at any time.
-        if (queue.size >= o.concurrency) await queue.onSizeLessThan(o.concurrency);
+        if (queue.size >= connections) await queue.onSizeLessThan(connections);
       }
       await queue.onIdle();
     } finally {

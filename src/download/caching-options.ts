@@ -236,8 +236,14 @@ export interface EventError {
  * `blockfetch:download:<type>`.
  */
 export type DownloadEvent =
-  /** The remote was looked at and accepted; fetching begins. */
-  | { readonly type: 'start'; readonly info: ContentInfo; readonly stats: DownloadStats }
+  /**
+   * The remote was looked at and accepted; fetching begins with at most
+   * `connections` requests at once: `concurrency`, or 1 when the server
+   * serves no byte ranges, or sends no validator (no ETag, no Last-Modified)
+   * and no digest is known, since then nothing would prove that bytes from
+   * parallel requests are of one revision.
+   */
+  | { readonly type: 'start'; readonly info: ContentInfo; readonly connections: number; readonly stats: DownloadStats }
   /** Routine progress, at most every `progressIntervalMs`, only when something changed. */
   | { readonly type: 'progress'; readonly stats: DownloadStats }
   /** A request failed and will be tried again after `delayMs`. */
