@@ -32,6 +32,7 @@ import type { DownloadStats } from './download/stats.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from './defaults.js';
 import { AbortedError, BlockfetchError, InvalidArgumentError, hasCode } from './errors.js';
 import { HttpReader } from './http/http-reader.js';
+import { blockSizeFor } from './ranges/byte-range.js';
 import { booleanOption, definedFields, describeValue, wholeNumber } from './validate.js';
 
 /** The suffix of the partial data file: `big.iso` downloads into `big.iso.blockfetch`. */
@@ -416,7 +417,7 @@ type ResolvedOptions = Required<
   Pick<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>
 > &
   Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'> & {
-    /** The block size the caller asked for, or undefined to take the reader's (a Reader source, `createReader`). */
+    /** The block size the caller asked for, or undefined to take the reader's, grown to fit the file ({@link blockSizeFor}). */
     readonly requestedBlockSize: number | undefined;
   };
 
@@ -453,8 +454,10 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
   if (o.onEvent !== undefined && typeof o.onEvent !== 'function') {
     throw new InvalidArgumentError(`downloadFile option onEvent must be a function, got ${typeof o.onEvent}`);
   }
-  const takesReaderBlockSize = typeof source !== 'string' || o.createReader !== undefined;
-  return { ...o, requestedBlockSize: takesReaderBlockSize ? defined.blockSize : o.blockSize };
+  // A block size the caller chose is used as given (and refused if the file
+  // would need more blocks than the bitmap holds); else the reader's, grown
+  // to fit the file (see blockSizeFor).
+  return { ...o, requestedBlockSize: defined.blockSize };
 }
 
 /** A `source` that is not a string must at least look like a Reader, or the first use would be a TypeError deep inside. */
@@ -660,7 +663,7 @@ async function openOrCreateCache(
     ...(o.retry === undefined ? {} : { retry: o.retry }),
     onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
   });
-  await createNewFilesForCache(paths.partial, paths.index, info.contentLength, o.requestedBlockSize ?? info.blockSize, {
+  await createNewFilesForCache(paths.partial, paths.index, info.contentLength, o.requestedBlockSize ?? blockSizeFor(info.contentLength, info.blockSize), {
     identity: info.identity,
     lock: false,
     signal,

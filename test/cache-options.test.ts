@@ -15,7 +15,7 @@ import { decodeIndex, encodeIndex, indexFromRanges, isIndexDigest } from '../src
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
 import { checkFreeSpace, reserveSpace } from '../src/cache/reserve-space.js';
 import { InvalidArgumentError } from '../src/errors.js';
-import { numBlocks, ranges, validateSizes } from '../src/ranges/byte-range.js';
+import { blockSizeFor, numBlocks, ranges, validateSizes } from '../src/ranges/byte-range.js';
 import { ByteRanges } from '../src/ranges/byte-ranges.js';
 
 let dir: string;
@@ -119,5 +119,17 @@ describe('digests in the index: DIGEST_HEX_LENGTH on both sides', () => {
     }
     const reopened = await LocalDownloadCache.open(dataPath, indexPath);
     await reopened.close();
+  });
+});
+
+describe('blockSizeFor', () => {
+  it('keeps the preferred size while the file fits the bitmap, and doubles it until it does', () => {
+    expect(blockSizeFor(2 ** 30, 2 ** 21)).toBe(2 ** 21);
+    expect(blockSizeFor(0, 2 ** 21)).toBe(2 ** 21);
+    expect(blockSizeFor(0xffff_ffff * 2 ** 21, 2 ** 21)).toBe(2 ** 21);
+    expect(blockSizeFor(0xffff_ffff * 2 ** 21 + 1, 2 ** 21)).toBe(2 ** 22);
+    for (const size of [Number.MAX_SAFE_INTEGER, 2 ** 52 + 3, 0xffff_ffff + 1]) {
+      expect(() => validateSizes(size, blockSizeFor(size, 1))).not.toThrow();
+    }
   });
 });

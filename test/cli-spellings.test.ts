@@ -236,3 +236,34 @@ describe('re-running a finished download', () => {
     expect(firstMisplaced(await readFile(join(cwd, 'f.bin')))).toBe(-1);
   });
 });
+
+describe('a remote that cannot be pinned says so, and how it is fetched', () => {
+  const cases = [
+    ['no validator', { etag: null, lastModified: null }, /^note: the server sends no ETag or Last-Modified: .* one connection, in order \(give --sha256 to use more\)$/m],
+    ['a weak ETag only', { etag: 'W/"v1"', lastModified: null }, /^note: the server sends only a weak ETag, which cannot pin byte ranges, and no Last-Modified: .*one connection/m],
+  ] as const;
+  it.each(cases)('%s: a note, one connection, and the right file', async (_name, revision, note) => {
+    const server = await startFaultServer({ content: DATA, ...revision });
+    try {
+      const cwd = await freshDir(`unpinned-${_name.replace(/ /g, '-')}`);
+      const result = await runCli([server.url, '-o', 'f.bin', '-c', '4', '--block-size', '256KiB'], { cwd, env: { TERM: 'dumb' } });
+      expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+      expect(result.stderr).toMatch(note);
+      expect(firstMisplaced(await readFile(join(cwd, 'f.bin')))).toBe(-1);
+    } finally {
+      await server.close();
+    }
+  });
+  it('with --sha256 the same remote uses every connection, checked by the digest', async () => {
+    const server = await startFaultServer({ content: DATA, etag: null, lastModified: null });
+    try {
+      const cwd = await freshDir('unpinned-digest');
+      const sha256 = createHash('sha256').update(DATA).digest('hex');
+      const result = await runCli([server.url, '-o', 'f.bin', '-c', '4', '--block-size', '256KiB', '--sha256', sha256], { cwd, env: { TERM: 'dumb' } });
+      expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+      expect(result.stderr).toMatch(/^note: the server sends no ETag or Last-Modified: the whole file is checked against the digest at the end$/m);
+    } finally {
+      await server.close();
+    }
+  });
+});

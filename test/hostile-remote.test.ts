@@ -4,14 +4,14 @@
  * ending with a wrong file and success. Each test fails without its fix.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, open as openFile, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open as openFile, readFile, readdir, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { downloadFile, type DownloadFileOptions } from '../src/download-file.js';
-import { BlockfetchError, DigestMismatchError, RemoteChangedError } from '../src/errors.js';
+import { BlockfetchError, DigestMismatchError, NotEnoughSpaceError, RemoteChangedError } from '../src/errors.js';
 import { parseRetryAfter } from '../src/http/headers.js';
 import { statusError } from '../src/http/failures.js';
 import { startFaultServer, type Content, type FaultServer } from './helpers/fault-server.js';
@@ -340,5 +340,34 @@ describe('3. without validators, one stream unless a digest is known', () => {
     const target = join(await tempDir(), 'big.bin');
     await downloadFile(server.url, target, { ...base, concurrency: 4, maxRequestBytes: BS });
     expect(ranges(server).length).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe('sizes at the edge of what a number can count', () => {
+  /** A server that claims `size` bytes and answers any range with zeros. */
+  const claiming = (size: string) =>
+    lyingServer((req) => {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      const from = Number(m?.[1] ?? 0);
+      const to = Number(m?.[2] ?? 0);
+      return { status: 206, headers: { 'content-range': `bytes ${from}-${to}/${size}`, etag: '"e"' }, body: Buffer.alloc(to - from + 1) };
+    });
+
+  it('2^53 - 1 bytes: the default block size grows to fit the bitmap, and the size is refused for the space, not as a usage error', async () => {
+    const { url } = await claiming(String(Number.MAX_SAFE_INTEGER));
+    const dir = await tempDir();
+    const err = await fails(downloadFile(url, join(dir, 'big.bin'), { concurrency: 1, retry: fastRetry }));
+    expect(err).toBeInstanceOf(NotEnoughSpaceError);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('past 2^53 - 1 bytes: refused at once as unusable, not retried as a malformed answer', async () => {
+    const { url, requests } = await claiming('9007199254740994');
+    const dir = await tempDir();
+    const err = await fails(downloadFile(url, join(dir, 'big.bin'), { concurrency: 1, retry: fastRetry }));
+    expect(err).toMatchObject({ code: 'BLOCKFETCH_UNUSABLE_RESPONSE' });
+    expect(err.message).toMatch(/9007199254740994 bytes, more than the 9007199254740991/);
+    expect(requests).toHaveLength(1);
+    expect(await readdir(dir)).toEqual([]);
   });
 });

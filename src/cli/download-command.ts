@@ -212,10 +212,12 @@ class EventPresenter {
         if (!event.info.rangesSupported) {
           this.#view.note('the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
         } else if (!event.info.pinned) {
+          // A weak ETag (W/"…") promises equivalent content, not the same bytes: it cannot pin a range.
+          const sends = event.info.identity.etag === undefined ? 'sends no ETag or Last-Modified' : 'sends only a weak ETag, which cannot pin byte ranges, and no Last-Modified';
           this.#view.note(
             event.connections === 1
-              ? `the server sends no usable ETag or Last-Modified, so nothing shows that parallel requests get one revision: one connection, in order${this.#command.concurrency > 1 ? ' (give --sha256 to use more)' : ''}`
-              : 'the server sends no usable ETag or Last-Modified: parallel requests are checked by the digest at the end; a change of size is caught at once',
+              ? `the server ${sends}: nothing shows that parallel requests get one revision, so one connection, in order${this.#command.concurrency > 1 ? ' (give --sha256 to use more)' : ''}`
+              : `the server ${sends}: the whole file is checked against the digest at the end`,
           );
         }
         if (this.#command.verbose) this.#view.note(describeRemote(event.info, this.#command.concurrency));

@@ -310,6 +310,7 @@ export class HttpReader implements Reader {
       throw statusError(status, headers, url, this.#options.maxRetryAfterMs);
     }
     this.#checkEncoding(headers, url);
+    this.#checkSizeFits(headers, url);
     const range = parseContentRange(headerValue(headers, 'content-range'));
     if (status === 200) {
       const size = parseContentLength(headerValue(headers, 'content-length'));
@@ -474,6 +475,23 @@ export class HttpReader implements Reader {
     if (raw === undefined) return;
     if (parseContentLength(raw) !== expected) {
       throw this.#badResponse(url, `sent Content-Length ${raw} for a range of ${expected} bytes`);
+    }
+  }
+
+  /**
+   * A size past 2^53 - 1 bytes (8 PiB) cannot be counted exactly in a
+   * JavaScript number: refuse it for good rather than retry a response that
+   * only looks malformed.
+   */
+  #checkSizeFits(headers: IncomingHttpHeaders, url: string): void {
+    const range = /\/(\d+)\s*$/.exec(headerValue(headers, 'content-range') ?? '')?.[1];
+    const length = /^\s*(\d+)\s*$/.exec(headerValue(headers, 'content-length') ?? '')?.[1];
+    for (const digits of [range, length]) {
+      if (digits !== undefined && !Number.isSafeInteger(Number(digits))) {
+        throw new BlockfetchError('BLOCKFETCH_UNUSABLE_RESPONSE', `${redactUrl(url)} says the file is ${digits} bytes, more than the ${Number.MAX_SAFE_INTEGER} blockfetch can address`, {
+          hint: 'check the URL: no real file is that large',
+        });
+      }
     }
   }
 

@@ -32,6 +32,9 @@ export function rangeLength(range: Readonly<ByteRange>): number {
   return range.from < 0 ? 0 : range.to - range.from + 1;
 }
 
+/** The most blocks one file may have: what the bitmap can index. */
+const MAX_BLOCKS = 0xffff_ffff;
+
 /**
  * Checks that `contentLength` and `blockSize` describe a file blockfetch can
  * track, and throws an {@link InvalidArgumentError} naming the bad value if not.
@@ -44,11 +47,29 @@ export function validateSizes(contentLength: number, blockSize: number): void {
   wholeNumber('', 'contentLength', contentLength, { unit: 'bytes' });
   wholeNumber('', 'blockSize', blockSize, { min: 1, unit: 'bytes' });
   const blocks = Math.ceil(contentLength / blockSize);
-  if (blocks > 0xffff_ffff) {
+  if (blocks > MAX_BLOCKS) {
     throw new InvalidArgumentError(
       `contentLength ${contentLength} at blockSize ${blockSize} is ${blocks} blocks, more than the 4294967295 a bitmap can track: use a larger blockSize`,
     );
   }
+}
+
+/**
+ * `preferred`, or the smallest power of two above it that keeps
+ * `contentLength` within the bitmap's 2^32 - 1 blocks: the block size to use
+ * when the caller did not choose one, so that no file size the remote can
+ * state is refused for its number of blocks.
+ *
+ * @example
+ * ```ts
+ * blockSizeFor(2 ** 30, 2 ** 21)         // 2097152 (512 blocks)
+ * blockSizeFor(2 ** 53 - 1, 2 ** 21)     // 4194304 (2^31 blocks)
+ * ```
+ */
+export function blockSizeFor(contentLength: number, preferred: number): number {
+  let blockSize = preferred;
+  while (Math.ceil(contentLength / blockSize) > MAX_BLOCKS) blockSize *= 2;
+  return blockSize;
 }
 
 /**
