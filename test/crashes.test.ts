@@ -64,11 +64,16 @@ describe('a deeply nested value in an index (issue 11 item 13)', () => {
   });
 });
 
-/** A server that answers every request with `Connection: close` and ends the socket after the body. */
-async function closingServer(data: Buffer): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+/**
+ * A server that answers every request with `Connection: close` and ends the
+ * socket after the body, or, where `cutAt(n)` gives a fraction for the n-th
+ * request, after that fraction of it.
+ */
+async function closingServer(data: Buffer, cutAt?: (request: number) => number | undefined): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
   let requests = 0;
   const server: Server = createServer((req, res) => {
     requests++;
+    const cut = cutAt?.(requests);
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const from = m ? Number(m[1]) : 0;
     const to = m && m[2] !== '' ? Math.min(Number(m[2]), data.length - 1) : data.length - 1;
@@ -80,7 +85,10 @@ async function closingServer(data: Buffer): Promise<{ url: string; requests: () 
     };
     if (m) headers['content-range'] = `bytes ${from}-${to}/${data.length}`;
     res.writeHead(m ? 206 : 200, headers);
-    res.end(data.subarray(from, to + 1));
+    const body = data.subarray(from, to + 1);
+    // A cut: part of the body, then FIN, with the parser paused by the throttle.
+    if (cut !== undefined && body.length > 1) res.socket?.end(body.subarray(0, Math.max(1, Math.floor(body.length * cut))));
+    else res.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -109,6 +117,25 @@ describe('--rate against a server that closes the connection after each body (is
       expect(run.code, run.stderr).toBe(ExitCode.SUCCESS);
       expect(firstMisplaced(await readFile(join(cwd, 'f.bin')))).toBe(-1);
       expect(server.requests()).toBeGreaterThanOrEqual(2);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('--rate and bodies cut part way by a FIN (issue 11 item 12, the cut case)', () => {
+  it('every cut is a short body, retried; never the assert', async () => {
+    const size = 16 * MiB;
+    const data = payload(0, size - 1);
+    // Every second response is cut at 20 % to 85 % of its body.
+    const server = await closingServer(data, (n) => (n % 2 === 0 ? 0.2 + ((n * 0.13) % 0.65) : undefined));
+    try {
+      const cwd = await mkdtemp(join(dir, 'close-cut-'));
+      const run = await runCli([server.url, '-o', 'f.bin', '--rate', '16M', '--block-size', '1MiB', '--quiet'], { cwd });
+      expect(run.stderr).not.toMatch(/AssertionError|^\s+at /m);
+      expect(run.code, run.stderr).toBe(ExitCode.SUCCESS);
+      expect(firstMisplaced(await readFile(join(cwd, 'f.bin')))).toBe(-1);
+      expect(server.requests()).toBeGreaterThan(4);
     } finally {
       await server.close();
     }
