@@ -239,6 +239,42 @@ describe('5. a digest a run knew is stored and checked by every later run', () =
     expect(await exists(`${target}.blockfetch`)).toBe(true);
   });
 
+  it('every digest a run knew is stored, one per algorithm, and a digest of another algorithm does not stand in for it', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const given256 = { algorithm: 'sha256', hex: sha256(content) } as const;
+    const { server, target } = await partialThenCorrupt({ expectedDigest: given256 });
+    // The bytes as they now are on disk once completed: block 1 is damaged.
+    const damaged = Buffer.from(content);
+    damaged.fill(0xff, BS + 16, BS + 20);
+    const sha512OfDamaged = createHash('sha512').update(damaged).digest('hex');
+    // Run 2 is given only a sha512, one the damaged file does have: the
+    // sha256 given to run 1 is checked all the same, and fails it.
+    const err = await fails(downloadFile(server.url, target, { ...base, expectedDigest: { algorithm: 'sha512', hex: sha512OfDamaged } }));
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(err.message).toMatch(/sha256/);
+    const stored = JSON.parse(await readFile(`${target}.blockfetch.json`, 'utf8')) as { remote: { digest?: unknown; extraDigests?: unknown } };
+    expect(stored.remote.digest).toEqual({ algorithm: 'sha512', hex: sha512OfDamaged });
+    expect(stored.remote.extraDigests).toEqual([given256]);
+    expect(await exists(target)).toBe(false);
+  });
+
+  it('a remote with a digest of each of two algorithms: both checked, a complete file with both is accepted', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const server = await serve(content);
+    const b64 = createHash('sha512').update(content).digest('base64');
+    server.script(() => ({ kind: 'normal', headers: { 'repr-digest': `sha-512=:${b64}:` } }));
+    const target = join(await tempDir(), 'ok.bin');
+    const result = await downloadFile(server.url, target, { ...base, expectedDigest: { algorithm: 'sha256', hex: sha256(content) } });
+    expect(result.digest).toMatchObject({ algorithm: 'sha256', verified: true });
+    expect(sha256(await readFile(target))).toBe(sha256(content));
+    // The same with a sha512 the bytes do not have: the right sha256 does not save it.
+    const wrong = Buffer.alloc(64, 7).toString('base64');
+    server.script(() => ({ kind: 'normal', headers: { 'repr-digest': `sha-512=:${wrong}:` } }));
+    const err = await fails(downloadFile(server.url, join(await tempDir(), 'bad.bin'), { ...base, expectedDigest: { algorithm: 'sha256', hex: sha256(content) } }));
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(err.message).toMatch(/sha512/);
+  });
+
   it('a digest the server advertised once is checked on resume when the server stops sending it', async () => {
     const content = payload(0, 8 * BS - 1);
     const b64 = createHash('sha256').update(content).digest('base64');

@@ -31,7 +31,8 @@ export const MAX_INDEX_BYTES = 768 * 1024 * 1024;
 
 /**
  * The deepest nesting of arrays and objects an index may have. The format
- * itself goes three levels deep (the index, `remote`, `remote.digest`); a
+ * itself goes four levels deep (the index, `remote`, `remote.extraDigests`,
+ * each of its digests); a
  * deeper value is damage or forgery, and checking the depth before anything
  * walks the parsed value keeps a value nested a million levels deep (checksum
  * resealed or not) from overflowing the stack of the recursive canonical
@@ -330,6 +331,9 @@ function identityToJson(identity: RemoteIdentity): Record<string, unknown> {
   if (identity.etag !== undefined) out['etag'] = identity.etag;
   if (identity.lastModified !== undefined) out['lastModified'] = identity.lastModified;
   if (identity.digest !== undefined) out['digest'] = { algorithm: identity.digest.algorithm, hex: identity.digest.hex };
+  if (identity.extraDigests !== undefined && identity.extraDigests.length > 0) {
+    out['extraDigests'] = identity.extraDigests.map((d) => ({ algorithm: d.algorithm, hex: d.hex }));
+  }
   return out;
 }
 
@@ -369,12 +373,30 @@ export function isIndexDigest(digest: unknown): digest is ExpectedDigest {
  * ```
  */
 export function checkIdentityDigest(where: string, identity: RemoteIdentity): void {
-  const { digest } = identity;
-  if (digest === undefined || isIndexDigest(digest)) return;
   const lengths = DIGEST_ALGORITHMS.map((a) => `${a}: ${DIGEST_HEX_LENGTH[a]}`).join(', ');
-  throw new InvalidArgumentError(
-    `${where} identity.digest must be a known algorithm with lower-case hex of its length (${lengths}), got ${describeDigest(digest)}`,
-  );
+  const { digest, extraDigests = [] } = identity;
+  if (digest !== undefined && !isIndexDigest(digest)) {
+    throw new InvalidArgumentError(
+      `${where} identity.digest must be a known algorithm with lower-case hex of its length (${lengths}), got ${describeDigest(digest)}`,
+    );
+  }
+  const problem = extraDigestsProblem(digest, extraDigests);
+  if (problem !== undefined) throw new InvalidArgumentError(`${where} identity.extraDigests ${problem}`);
+}
+
+/**
+ * Why `extra` cannot sit beside `digest` in an index, or undefined: every
+ * entry an index digest, and no two (`digest` included) of one algorithm.
+ */
+function extraDigestsProblem(digest: ExpectedDigest | undefined, extra: unknown): string | undefined {
+  if (!Array.isArray(extra)) return 'must be an array';
+  const seen = new Set<string>(digest === undefined ? [] : [digest.algorithm]);
+  for (const entry of extra as unknown[]) {
+    if (!isIndexDigest(entry)) return `must hold { "algorithm": one of ${DIGEST_ALGORITHMS.join('/')}, "hex": lower-case hex of its length }, got ${describeDigest(entry)}`;
+    if (seen.has(entry.algorithm)) return `must name each algorithm once (with "digest"), got ${entry.algorithm} twice`;
+    seen.add(entry.algorithm);
+  }
+  return undefined;
 }
 
 function describeDigest(digest: unknown): string {
@@ -386,7 +408,7 @@ function describeDigest(digest: unknown): string {
 function identityFromJson(value: unknown, corrupt: (what: string) => IndexError): RemoteIdentity | undefined {
   if (value === null || value === undefined) return undefined;
   if (!isPlainObject(value)) throw corrupt('"remote" must be an object or null');
-  const { url, size, etag, lastModified, digest } = value;
+  const { url, size, etag, lastModified, digest, extraDigests } = value;
   if (typeof url !== 'string') throw corrupt('"remote.url" must be a string');
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw corrupt('"remote.size" must be a whole number >= 0');
   if (etag !== undefined && typeof etag !== 'string') throw corrupt('"remote.etag" must be a string');
@@ -398,12 +420,19 @@ function identityFromJson(value: unknown, corrupt: (what: string) => IndexError)
     }
     parsedDigest = { algorithm: digest.algorithm, hex: digest.hex };
   }
+  let parsedExtra: ExpectedDigest[] | undefined;
+  if (extraDigests !== undefined) {
+    const problem = extraDigestsProblem(parsedDigest, extraDigests);
+    if (problem !== undefined) throw corrupt(`"remote.extraDigests" ${problem}`);
+    parsedExtra = (extraDigests as ExpectedDigest[]).map((d) => ({ algorithm: d.algorithm, hex: d.hex }));
+  }
   return {
     url,
     size,
     ...(etag === undefined ? {} : { etag }),
     ...(lastModified === undefined ? {} : { lastModified }),
     ...(parsedDigest === undefined ? {} : { digest: parsedDigest }),
+    ...(parsedExtra === undefined ? {} : { extraDigests: parsedExtra }),
   };
 }
 

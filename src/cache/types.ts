@@ -18,8 +18,16 @@ export interface RemoteIdentity {
   readonly etag?: string;
   /** The Last-Modified header exactly as the server sent it. */
   readonly lastModified?: string;
-  /** A whole-file digest the remote advertised, if any. */
+  /**
+   * A whole-file digest known for this revision (given by a caller, or
+   * advertised by the remote), checked at the end of every run.
+   */
   readonly digest?: ExpectedDigest;
+  /**
+   * Digests of other algorithms than `digest`'s, known for the same
+   * revision (one per algorithm), each checked at the end of every run too.
+   */
+  readonly extraDigests?: readonly ExpectedDigest[];
 }
 
 /** Hash algorithms blockfetch can verify a whole file with. */

@@ -25,7 +25,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
-import type { DownloadCache, ExpectedDigest } from '../cache/types.js';
+import type { DownloadCache, ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import {
   AbortedError,
   BlockfetchError,
@@ -45,7 +45,7 @@ import {
   type DownloadStatus,
   type ResolvedCachingOptions,
 } from './caching-options.js';
-import { chooseDigest, normalizeExpectedDigest, type DigestResult } from './digest.js';
+import { chooseDigest, mergeDigests, type DigestResult } from './digest.js';
 import { debug, EventReporter, retryEventOf } from './events.js';
 import { compareIdentity } from './identity.js';
 import { digestPrefix, type PrefixDigestOutcome } from './prefix-digest.js';
@@ -382,11 +382,15 @@ export class CachingDownloader {
     // the server no longer advertises one): a block that went bad on disk,
     // or an index whose claims were forged, then fails the digest instead
     // of ending as a wrong file.
+    // One per algorithm; the caller's wins over a stored one of its
+    // algorithm, a stored one over what the remote says now.
     const recorded = stored ?? info.identity;
-    const known = this.#options.expectedDigest ?? this.#reader.digest() ?? info.identity.digest;
-    const digest = recorded.digest ?? (known === undefined ? undefined : normalizeExpectedDigest(known));
-    if (stored === undefined || (recorded.digest === undefined && digest !== undefined)) {
-      const identity = digest === undefined ? recorded : { ...recorded, digest };
+    const before = recordedDigests(recorded);
+    const known = mergeDigests([this.#options.expectedDigest, ...before, this.#reader.digest(), info.identity.digest]);
+    if (stored === undefined || !sameDigests(before, known)) {
+      const [digest, ...extraDigests] = known;
+      const { digest: _d, extraDigests: _e, ...rest } = recorded;
+      const identity = { ...rest, ...(digest === undefined ? {} : { digest }), ...(extraDigests.length === 0 ? {} : { extraDigests }) };
       await this.#cacheCall(run, 'recording the remote identity', () => this.#cache.setRemoteIdentity(identity));
     }
     return info;
@@ -537,9 +541,10 @@ export class CachingDownloader {
    * hashing is off or the run ends first.
    */
   #hashInOrder(info: ContentInfo, stop: AbortSignal): Promise<PrefixDigestOutcome | undefined> {
-    // The digest recorded in the index counts as much as one advertised now.
-    const remote: ExpectedDigest | undefined =
-      this.#reader.digest() ?? info.identity.digest ?? this.#cache.remoteIdentity()?.digest;
+    // The digests recorded in the index (every one an earlier run or this
+    // one knew, see #look) count as much as one advertised now.
+    const stored = recordedDigests(this.#cache.remoteIdentity());
+    const remote: ExpectedDigest | undefined = this.#reader.digest() ?? info.identity.digest ?? stored[0];
     const wanted = this.#options.computeDigest ?? (this.#options.expectedDigest !== undefined || remote !== undefined);
     if (!wanted) return Promise.resolve(undefined);
     const { algorithm, expected } = chooseDigest(this.#options.expectedDigest, remote);
@@ -548,6 +553,7 @@ export class CachingDownloader {
       prefix: this.#prefix,
       algorithm,
       expected,
+      also: mergeDigests([expected, ...stored]).filter((d) => d.algorithm !== algorithm),
       readChunkBytes: this.#options.readChunkBytes,
       stop,
     });
@@ -718,4 +724,15 @@ class CacheSink implements BodySink {
     this.#target.mark(this.#nextToMark++);
     this.#marked = true;
   }
+}
+
+/** The digests an identity records, `digest` first. */
+function recordedDigests(identity: RemoteIdentity | undefined): ExpectedDigest[] {
+  if (identity === undefined) return [];
+  return [...(identity.digest === undefined ? [] : [identity.digest]), ...(identity.extraDigests ?? [])];
+}
+
+/** True when two digest lists name the same digests in the same order. */
+function sameDigests(a: readonly ExpectedDigest[], b: readonly ExpectedDigest[]): boolean {
+  return a.length === b.length && a.every((d, i) => d.algorithm === b[i]?.algorithm && d.hex === b[i]?.hex);
 }

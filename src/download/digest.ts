@@ -89,6 +89,26 @@ export function chooseDigest(
   return { algorithm: expected?.algorithm ?? defaultDigestAlgorithm, expected };
 }
 
+/**
+ * Every digest in `digests` (undefined entries skipped), one per algorithm:
+ * where two name one algorithm the first wins, so pass them in the order of
+ * trust (the caller's, then the index's, then the remote's). Hex lower-cased.
+ *
+ * @example
+ * ```ts
+ * mergeDigests([given, stored, undefined, advertised]) // [given, advertised-of-another-algorithm]
+ * ```
+ */
+export function mergeDigests(digests: readonly (ExpectedDigest | undefined)[]): ExpectedDigest[] {
+  const byAlgorithm = new Map<DigestAlgorithm, ExpectedDigest>();
+  for (const digest of digests) {
+    if (digest === undefined) continue;
+    const normal = normalizeExpectedDigest(digest, 'digest');
+    if (!byAlgorithm.has(normal.algorithm)) byAlgorithm.set(normal.algorithm, normal);
+  }
+  return [...byAlgorithm.values()];
+}
+
 /** The outcome of hashing a whole file. */
 export interface DigestResult {
   /** The algorithm used. */

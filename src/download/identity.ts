@@ -16,7 +16,8 @@ import type { RemoteChange } from '../errors.js';
  *   them) when `before` has them; a value `before` recorded that `after`
  *   lacks is a change too, because the revision can no longer be confirmed.
  *   A field `before` lacks cannot show a change and is skipped.
- * - A digest is compared when both have one of the same algorithm.
+ * - A digest is compared when both have one of the same algorithm (any of
+ *   `before`'s, `extraDigests` included).
  * - The URL is compared only when `before` has no validator (no ETag, no
  *   Last-Modified): then the URL and the size are all that say two looks
  *   are of one file, so a partial of URL A is never continued from URL B.
@@ -45,9 +46,9 @@ export function compareIdentity(before: RemoteIdentity, after: RemoteIdentity): 
   if (before.etag === undefined && before.lastModified === undefined && !sameRemoteUrl(before.url, after.url)) {
     changes.push({ field: 'url', before: before.url, after: after.url });
   }
-  const b = before.digest;
   const a = after.digest;
-  if (b !== undefined && a !== undefined && b.algorithm === a.algorithm && b.hex.toLowerCase() !== a.hex.toLowerCase()) {
+  const b = [before.digest, ...(before.extraDigests ?? [])].find((d) => d !== undefined && d.algorithm === a?.algorithm);
+  if (b !== undefined && a !== undefined && b.hex.toLowerCase() !== a.hex.toLowerCase()) {
     changes.push({ field: 'digest', before: `${b.algorithm}:${b.hex}`, after: `${a.algorithm}:${a.hex}` });
   }
   return changes;

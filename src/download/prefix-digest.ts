@@ -27,6 +27,11 @@ export interface PrefixDigestInput {
   readonly prefix: PrefixWatcher;
   readonly algorithm: DigestAlgorithm;
   readonly expected: ExpectedDigest | undefined;
+  /**
+   * Digests of other algorithms to check in the same pass (each must match
+   * too; the outcome's `result` stays `algorithm`'s).
+   */
+  readonly also?: readonly ExpectedDigest[];
   /** Bytes read from the data file at a time. */
   readonly readChunkBytes: number;
   /** Ends the wait early (the run ended): then resolves undefined. */
@@ -41,8 +46,10 @@ export interface PrefixDigestInput {
  */
 export async function digestPrefix(input: PrefixDigestInput): Promise<PrefixDigestOutcome | undefined> {
   const { cache, prefix, algorithm, expected, stop } = input;
+  const also = (input.also ?? []).filter((d) => d.algorithm !== algorithm);
   const { contentLength } = cache.contentLengthAndBlockSize();
   const digest = new InOrderDigest(algorithm);
+  const others = also.map((d) => new InOrderDigest(d.algorithm));
   const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(input.readChunkBytes, contentLength)));
   while (digest.bytes < contentLength) {
     if (stop.aborted) return undefined;
@@ -51,12 +58,14 @@ export async function digestPrefix(input: PrefixDigestInput): Promise<PrefixDige
       const view = buffer.subarray(0, Math.min(buffer.length, end - digest.bytes));
       await cache.readAt(view, digest.bytes);
       digest.update(view); // hashes synchronously, so the buffer can be reused at once
+      for (const other of others) other.update(view);
       continue;
     }
     await prefix.changed(stop);
   }
+  let result: DigestResult;
   try {
-    return { result: digest.finish(expected) };
+    result = digest.finish(expected);
   } catch (err) {
     if (!(err instanceof DigestMismatchError)) throw err;
     return {
@@ -64,4 +73,13 @@ export async function digestPrefix(input: PrefixDigestInput): Promise<PrefixDige
       mismatch: err,
     };
   }
+  for (const [i, other] of others.entries()) {
+    try {
+      other.finish(also[i]);
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError)) throw err;
+      return { result: Object.freeze({ ...result, verified: false }), mismatch: err };
+    }
+  }
+  return { result };
 }
