@@ -30,7 +30,7 @@ import type { DigestResult } from './download/digest.js';
 import type { ContentInfo, Reader } from './download/reader.js';
 import type { DownloadStats } from './download/stats.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from './defaults.js';
-import { AbortedError, BlockfetchError, InvalidArgumentError, hasCode } from './errors.js';
+import { AbortedError, BlockfetchError, IndexError, InvalidArgumentError, hasCode } from './errors.js';
 import { HttpReader } from './http/http-reader.js';
 import { blockSizeFor } from './ranges/byte-range.js';
 import { booleanOption, definedFields, describeValue, wholeNumber } from './validate.js';
@@ -624,6 +624,21 @@ async function checkDirectory(directory: string): Promise<void> {
   });
 }
 
+/**
+ * A download made here records the remote's revision before its first block
+ * (see CachingDownloader), so an index that claims blocks and names no
+ * revision was edited: nothing says which file those bytes belong to, nor
+ * which digest they must have. It is a corrupt index (`restart` starts over).
+ */
+async function refuseBlocksWithoutRemote(cache: LocalDownloadCache, indexPath: string): Promise<void> {
+  const { blocks } = cache.cachedBytesAndBlocks();
+  if (blocks === 0 || cache.remoteIdentity() !== undefined) return;
+  await cache.close();
+  throw new IndexError('BLOCKFETCH_INDEX_CORRUPT', indexPath, `index file is corrupt: it claims ${blocks} block(s) but records no remote revision`, {
+    hint: 'start over (option `restart`); the partial file is kept until then',
+  });
+}
+
 /** Failures that say the remote will not serve this file, whatever a later run does. */
 const REFUSED_FOR_GOOD = ['BLOCKFETCH_HTTP_STATUS', 'BLOCKFETCH_HOST_NOT_FOUND', 'BLOCKFETCH_TLS'] as const;
 
@@ -644,7 +659,9 @@ async function openOrCreateCache(
   const present = await cacheFilesExist(paths.partial, paths.index);
   if (present.data && present.index) {
     try {
-      return await LocalDownloadCache.open(paths.partial, paths.index, { lock: false });
+      const cache = await LocalDownloadCache.open(paths.partial, paths.index, { lock: false });
+      await refuseBlocksWithoutRemote(cache, paths.index);
+      return cache;
     } catch (err) {
       if (!o.restart || !RESTARTABLE_INDEX_ERRORS.some((code) => hasCode(err, code))) throw err;
       await discard(paths);

@@ -4,12 +4,13 @@
  * ending with a wrong file and success. Each test fails without its fix.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, open as openFile, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open as openFile, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { canonicalJson } from '../src/cache/index-format.js';
 import { downloadFile, type DownloadFileOptions } from '../src/download-file.js';
 import { BlockfetchError, DigestMismatchError, NotEnoughSpaceError, RemoteChangedError } from '../src/errors.js';
 import { parseRetryAfter } from '../src/http/headers.js';
@@ -273,6 +274,21 @@ describe('5. a digest a run knew is stored and checked by every later run', () =
     const err = await fails(downloadFile(server.url, join(await tempDir(), 'bad.bin'), { ...base, expectedDigest: { algorithm: 'sha256', hex: sha256(content) } }));
     expect(err).toBeInstanceOf(DigestMismatchError);
     expect(err.message).toMatch(/sha512/);
+  });
+
+  it('a resealed index that claims blocks and drops the remote (and its digest) is corrupt, not a resume', async () => {
+    const content = payload(0, 8 * BS - 1);
+    const { server, target } = await partialThenCorrupt({ expectedDigest: { algorithm: 'sha256', hex: sha256(content) } });
+    const path = `${target}.blockfetch.json`;
+    const { checksum: _old, ...index } = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    const forged = { ...index, remote: null };
+    const checksum = `sha256:${createHash('sha256').update(canonicalJson(forged)).digest('hex')}`;
+    await writeFile(path, `${JSON.stringify({ ...forged, checksum }, null, 2)}\n`);
+    const err = await fails(downloadFile(server.url, target, base));
+    expect(err).toMatchObject({ code: 'BLOCKFETCH_INDEX_CORRUPT' });
+    expect(err.message).toMatch(/claims \d+ block\(s\) but records no remote revision/);
+    expect(await exists(target)).toBe(false);
+    expect(await exists(`${target}.blockfetch`)).toBe(true);
   });
 
   it('a digest the server advertised once is checked on resume when the server stops sending it', async () => {
