@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/compare.ts [--size 2GiB] [--runs 3] [--concurrency 8] [--block-size SIZE]
  *                            [--tools curl,aria2c,floor,blockfetch] [--scenarios full,kill,change]
+ *                            [--baseline DIR]   (DIR's dist/cli/main.js as the tool `baseline`)
  *
  * `--block-size` is passed to blockfetch only when given (else its own
  * default is measured); `--tools` and `--scenarios` pick a subset.
@@ -41,6 +42,9 @@ const { values } = parseArgs({
     'block-size': { type: 'string' },
     tools: { type: 'string', default: 'curl,aria2c,floor,blockfetch' },
     scenarios: { type: 'string', default: 'full,kill,change' },
+    // Another checkout's build (its dist/cli/main.js), run beside ours as
+    // the tool `baseline`: what one change bought, in the same run.
+    baseline: { type: 'string' },
   },
 });
 const size = parseByteSize(values.size ?? '2GiB', '--size');
@@ -93,6 +97,19 @@ const allTools: Tool[] = [
     leftovers: (out) => ['', '.json', '.flock', '.json.flock'].map((suffix) => `${out}.blockfetch${suffix}`),
   },
 ];
+if (values.baseline !== undefined) {
+  const baselineCli = join(values.baseline, 'dist', 'cli', 'main.js');
+  const ours = allTools.find((t) => t.key === 'blockfetch');
+  if (ours !== undefined) {
+    allTools.push({
+      ...ours,
+      key: 'baseline',
+      name: `${ours.name} (baseline ${values.baseline})`,
+      command: (url, out) => ['node', baselineCli, url, '-o', out, '-c', String(concurrency), ...blockSizeArgs, '--quiet'],
+    });
+    wantedTools.add('baseline');
+  }
+}
 const tools = allTools.filter((t) => wantedTools.has(t.key));
 
 interface Measured {

@@ -49,6 +49,20 @@ async function onDiskRaw(): Promise<{ cachedBlocks: number; written?: { cachedBl
 }
 
 describe('LocalDownloadCache: beyond the contract (test/cache-contract.test.ts)', () => {
+  it('writeDataParts writes adjacent parts as one write, byte for byte, and refuses what does not fit', async () => {
+    const cache = await newCache(100, 10);
+    // Parts of uneven sizes, as socket chunks come, one of them empty.
+    const parts = [payload(5, 7), payload(8, 8), new Uint8Array(0), payload(9, 40)];
+    await cache.writeDataParts(parts, 5);
+    for (let i = 1; i <= 3; i++) cache.markCached(i);
+    const back = new Uint8Array(30);
+    await cache.readAt(back, 10);
+    expect(Buffer.from(back).equals(Buffer.from(payload(10, 39)))).toBe(true);
+    expect(await codeOf(cache.writeDataParts([payload(90, 99), payload(100, 100)], 90))).toBe('BLOCKFETCH_INVALID_WRITE');
+    await cache.close();
+    expect(await codeOf(cache.writeDataParts([payload(0, 1)], 0))).toBe('BLOCKFETCH_CACHE_CLOSED');
+  });
+
   it('invalid writes: messages name the block, the lengths and the bad value', async () => {
     const cache = await newCache(10, 4);
     await expect(cache.writeAt(payload(0, 2), 0)).rejects.toThrow(/block 0 of 3 must be exactly 4 bytes, got 3/);

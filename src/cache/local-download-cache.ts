@@ -364,6 +364,22 @@ export class LocalDownloadCache implements DownloadCache {
     await this.#track(this.#writeData(data, offset));
   }
 
+  /** {@inheritDoc DownloadCache.writeDataParts} */
+  async writeDataParts(parts: readonly Uint8Array[], offset: number): Promise<void> {
+    this.#checkWritable();
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    const { contentLength } = this.#ranges;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > contentLength) {
+      throw new BlockfetchError(
+        'BLOCKFETCH_INVALID_WRITE',
+        `writeDataParts of ${length} bytes at offset ${String(offset)} (${typeof offset}) does not fit in a file of ${contentLength} bytes`,
+      );
+    }
+    const data = this.#data;
+    const write = data.writev === undefined ? data.write(parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts), offset) : data.writev(parts, offset);
+    await this.#track(this.#wrapWriteError(write, length, offset));
+  }
+
   /** {@inheritDoc DownloadCache.markCached} */
   markCached(index: number): void {
     this.#checkWritable();
@@ -613,12 +629,17 @@ export class LocalDownloadCache implements DownloadCache {
     }
   }
 
-  async #writeData(data: Uint8Array, offset: number): Promise<void> {
+  #writeData(data: Uint8Array, offset: number): Promise<void> {
+    return this.#wrapWriteError(this.#data.write(data, offset), data.length, offset);
+  }
+
+  /** A failed write of `length` bytes at `offset`, as a `BLOCKFETCH_DISK_WRITE` naming the file. */
+  async #wrapWriteError(write: Promise<void>, length: number, offset: number): Promise<void> {
     try {
-      await this.#data.write(data, offset);
+      await write;
     } catch (err) {
       const full = errnoCode(err) === 'ENOSPC';
-      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot write ${data.length} bytes to ${this.#data.name} at ${offset}: ${messageOf(err)}`, {
+      throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `cannot write ${length} bytes to ${this.#data.name} at ${offset}: ${messageOf(err)}`, {
         cause: err,
         ...(full ? { hint: 'the filesystem is full although space was reserved: was the data file replaced?' } : {}),
       });

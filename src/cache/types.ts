@@ -107,6 +107,12 @@ export interface DownloadCache {
    */
   writeData(data: Uint8Array, offset: number): Promise<void>;
   /**
+   * {@link DownloadCache.writeData} of adjacent `parts` from `offset`, in one
+   * write where the cache can (no copy). Optional: a downloader joins the
+   * parts and calls `writeData` when a cache does not have it.
+   */
+  writeDataParts?(parts: readonly Uint8Array[], offset: number): Promise<void>;
+  /**
    * Marks block `index` cached. The caller promises that every byte of the
    * block was written with `writeData`/`writeAt` and that those writes
    * resolved. The index on disk records it at the next (batched) flush,

@@ -76,6 +76,13 @@ interface RunState {
 const WRITE_WINDOW_BYTES = 4 * 2 ** 20;
 
 /**
+ * Socket chunks (16-64 KiB) are gathered up to this many bytes and written
+ * as one: a write is a thread-pool round trip and a pwrite64, and one per
+ * chunk was 8,294 of them per 512 MiB (see docs/benchmarks.md).
+ */
+const COALESCE_BYTES = 2 ** 20;
+
+/**
  * The writes one attempt has started and not yet awaited. A rejection is
  * kept (never left unhandled) and thrown by the next {@link WriteWindow.drain}.
  */
@@ -487,7 +494,7 @@ export class CachingDownloader {
   async #fetch(run: RunState, request: PlannedRequest, ranged: boolean): Promise<void> {
     try {
       const target: CacheTarget = {
-        write: (chunk, offset) => this.#write(run, chunk, offset, ranged),
+        write: (parts, offset) => this.#write(run, parts, offset, ranged),
         mark: (index) => this.#mark(run, index, ranged),
         blockEnd: (index) => this.#blockEnd(index),
         blockSize: this.#blockSize,
@@ -498,10 +505,19 @@ export class CachingDownloader {
     }
   }
 
-  /** Writes a chunk at its offset; without ranges, skips the parts of blocks already cached. */
-  async #write(run: RunState, chunk: Uint8Array, offset: number, ranged: boolean): Promise<void> {
+  /**
+   * Writes adjacent chunks from `offset`, in one write where the cache can
+   * (`writeDataParts`); without ranges, skips the parts of blocks already cached.
+   */
+  async #write(run: RunState, parts: readonly Uint8Array[], offset: number, ranged: boolean): Promise<void> {
+    const cache = this.#cache;
+    if (ranged && cache.writeDataParts !== undefined) {
+      await this.#cacheCall(run, `writing bytes at ${offset}`, () => (cache.writeDataParts as NonNullable<DownloadCache['writeDataParts']>).call(cache, parts, offset));
+      return;
+    }
+    const chunk = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
     if (ranged) {
-      await this.#cacheCall(run, `writing bytes at ${offset}`, () => this.#cache.writeData(chunk, offset));
+      await this.#cacheCall(run, `writing bytes at ${offset}`, () => cache.writeData(chunk, offset));
       return;
     }
     const end = offset + chunk.length;
@@ -635,8 +651,8 @@ function messageOf(err: unknown): string {
 
 /** What a {@link CacheSink} needs of its downloader (its private write and mark steps, bound to one run). */
 interface CacheTarget {
-  /** Writes a chunk at its offset (skipping blocks already cached, without ranges). */
-  write(chunk: Uint8Array, offset: number): Promise<void>;
+  /** Writes adjacent chunks from `offset` (skipping blocks already cached, without ranges). */
+  write(parts: readonly Uint8Array[], offset: number): Promise<void>;
   /** Marks a block cached and counts it. */
   mark(index: number): void;
   /** The last byte of block `index`. */
@@ -649,7 +665,8 @@ interface CacheTarget {
  * window of writes that run while the next chunks arrive, and the block
  * marks once a block's bytes are all written.
  *
- * Writes are not awaited one by one: up to {@link WRITE_WINDOW_BYTES} of
+ * Chunks are gathered up to {@link COALESCE_BYTES} (or a block's end) and
+ * written as one. Writes are not awaited one by one: up to {@link WRITE_WINDOW_BYTES} of
  * them run while the next chunks arrive, so the socket and the disk work at
  * the same time instead of taking turns (awaiting each 64 KiB write made a
  * loopback download about half as fast). A block is marked only after every
@@ -660,6 +677,10 @@ class CacheSink implements BodySink {
   readonly #request: PlannedRequest;
   readonly #ranged: boolean;
   #writes = new WriteWindow();
+  /** Chunks received and not yet handed to a write: adjacent, from `#gatheredFrom`. */
+  #gathered: Uint8Array[] = [];
+  #gatheredFrom = 0;
+  #gatheredBytes = 0;
   /** The first block of the request not yet marked cached. */
   #nextToMark: number;
   /** True when an attempt marked a block since the last failure (what counts as progress without ranges). */
@@ -673,25 +694,42 @@ class CacheSink implements BodySink {
   }
 
   write(chunk: Uint8Array, offset: number): void | Promise<void> {
-    const writes = this.#writes;
-    writes.add(this.#target.write(chunk, offset), chunk.length);
+    if (this.#gatheredBytes > 0 && offset !== this.#gatheredFrom + this.#gatheredBytes) this.#writeGathered();
+    if (this.#gatheredBytes === 0) this.#gatheredFrom = offset;
+    this.#gathered.push(chunk);
+    this.#gatheredBytes += chunk.length;
     const end = offset + chunk.length;
     // Mark every block that is now whole, except the request's last: only
     // the end of the body shows that it was not longer than asked.
     const markable = this.#nextToMark < this.#request.lastBlock && this.#target.blockEnd(this.#nextToMark) < end;
     if (markable) return this.#markWhole(end);
-    if (writes.bytes >= WRITE_WINDOW_BYTES) return writes.drain();
+    if (this.#gatheredBytes >= COALESCE_BYTES) this.#writeGathered();
+    if (this.#writes.bytes >= WRITE_WINDOW_BYTES) return this.#writes.drain();
     return undefined;
   }
 
   async end(): Promise<void> {
+    this.#writeGathered();
     await this.#writes.drain();
     while (this.#nextToMark <= this.#request.lastBlock) this.#markNext();
   }
 
   async settle(): Promise<void> {
+    // The bytes gathered arrived whole, inside the range: they are written
+    // before the attempt resumes after them.
+    this.#writeGathered();
     const failure = await this.#writes.settle();
     if (failure) throw failure.error;
+  }
+
+  /** Hands the gathered chunks to one write (a `pwritev`, no copy) instead of a write per chunk. */
+  #writeGathered(): void {
+    const bytes = this.#gatheredBytes;
+    if (bytes === 0) return;
+    const chunks = this.#gathered;
+    this.#gathered = [];
+    this.#gatheredBytes = 0;
+    this.#writes.add(this.#target.write(chunks, this.#gatheredFrom), bytes);
   }
 
   resumeAt(position: number, overran: boolean): number {
@@ -716,6 +754,7 @@ class CacheSink implements BodySink {
   }
 
   async #markWhole(end: number): Promise<void> {
+    this.#writeGathered();
     await this.#writes.drain();
     while (this.#nextToMark < this.#request.lastBlock && this.#target.blockEnd(this.#nextToMark) < end) this.#markNext();
   }
