@@ -16,6 +16,7 @@ import { ExitCode } from '../src/cli/exit-codes.js';
 import { inspectDownload, type InspectReport } from '../src/cli/inspect.js';
 import { MAIN, TSX_LOADER, runCli, startCli, waitFor } from './cli-helpers.js';
 import { shellQuote } from '../src/cli/resume-command.js';
+import { streamBlockSizeFor } from '../src/cli/stream-command.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
@@ -160,6 +161,23 @@ describe('--stdout', () => {
     const events = result.stderr.trimEnd().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(events.at(-1)).toMatchObject({ type: 'done', target: '-', totalBytes: SIZE });
     expect(await readdir(cwd)).toEqual([]); // nothing written to disk
+  });
+});
+
+describe('--stdout without a block or request size', () => {
+  it('asks in blocks sized to keep the reorder window within 32 MiB: 2 MiB at -c 8, 1 MiB at -c 16', async () => {
+    expect([1, 4, 8, 16, 64].map(streamBlockSizeFor)).toEqual([16 * MiB, 4 * MiB, 2 * MiB, MiB, 256 * 1024]);
+    const server = await serve({ content: DATA });
+    const cwd = await freshDir('stdout-window');
+    let bytes = 0;
+    const result = await startCli([server.url, '--stdout', '-c', '8', '--quiet'], { cwd, onStdout: (chunk) => (bytes += chunk.length) }).done;
+    expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+    expect(bytes).toBe(SIZE);
+    const lengths = server.requests
+      .map((r) => /^bytes=(\d+)-(\d+)$/.exec(String(r.headers.range)))
+      .filter((m) => m !== null)
+      .map((m) => Number(m[2]) - Number(m[1]) + 1);
+    expect(Math.max(...lengths)).toBe(2 * MiB);
   });
 });
 

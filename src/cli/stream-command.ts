@@ -10,7 +10,8 @@ import { StreamingDownloader } from '../download/streaming-downloader.js';
 import type { StreamingEvent, StreamingStatus } from '../download/streaming-options.js';
 import { RateLimiter } from '../download/rate-limiter.js';
 import { redactUrl } from '../errors.js';
-import { defaultCliOptions, headerRecord, type DownloadCommand } from './args.js';
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_STREAM_BUFFER_BYTES } from '../defaults.js';
+import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { SnapshotMaker, type ProgressView } from './progress.js';
@@ -23,8 +24,8 @@ export async function runStream(
   dispatcher: Dispatcher,
 ): Promise<ExitCodeValue> {
   // Nothing is resumed from a stream, so its unit is the request: each block
-  // is one request (--block-size still wins when given).
-  const streamBlockSize = command.blockSize ?? command.requestSize ?? defaultCliOptions.requestSize;
+  // is one request (--block-size, then --request-size, win when given).
+  const streamBlockSize = command.blockSize ?? command.requestSize ?? streamBlockSizeFor(command.concurrency);
   const reader = new HttpReader({
     url: command.url,
     headers: headerRecord(command.headers),
@@ -82,4 +83,23 @@ export async function runStream(
   } finally {
     await reader.close().catch(() => undefined);
   }
+}
+
+/**
+ * The block (and request) size of a stream at `concurrency`: the largest
+ * power of two, from 256 KiB to 16 MiB, whose reorder window (2 ×
+ * concurrency blocks) fits in {@link DEFAULT_STREAM_BUFFER_BYTES}, so what
+ * a slow consumer makes the stream hold stays bounded: 2 MiB at 8
+ * connections, 1 MiB at 16.
+ *
+ * @example
+ * ```ts
+ * streamBlockSizeFor(8)  // 2097152
+ * streamBlockSizeFor(16) // 1048576
+ * ```
+ */
+export function streamBlockSizeFor(concurrency: number): number {
+  let size = DEFAULT_MAX_REQUEST_BYTES;
+  while (size > 256 * 1024 && 2 * concurrency * size > DEFAULT_STREAM_BUFFER_BYTES) size /= 2;
+  return size;
 }
