@@ -18,7 +18,7 @@ import type { Dispatcher } from 'undici';
 
 import { cacheFilesExist, createNewFilesForCache } from './cache/cache-files.js';
 import { fileKind, lstatOrUndefined, nodeFileSystem, statOrUndefined, unsafePathError } from './cache/file.js';
-import { IndexFile } from './cache/index-file.js';
+import { IndexFile, liveIndexPath } from './cache/index-file.js';
 import { LocalDownloadCache } from './cache/local-download-cache.js';
 import { CacheLock, defaultCacheLockOptions } from './cache/lock.js';
 import type { ExpectedDigest } from './cache/types.js';
@@ -49,6 +49,13 @@ export interface DownloadPaths {
   readonly partial: string;
   /** The index of `partial`: which blocks are done, and of which remote revision. */
   readonly index: string;
+  /**
+   * The live index beside it: the same record saved many times a second
+   * without fsync, trusted only on the boot that wrote it (what a kill -9
+   * leaves; see docs/index-format.md). Present only while a download runs
+   * or after one was killed.
+   */
+  readonly liveIndex: string;
   /** The directory all of them live in (fsynced after the final rename). */
   readonly directory: string;
 }
@@ -61,7 +68,8 @@ export interface DownloadPaths {
  * ```ts
  * downloadPaths('out/big.iso')
  * // { target: '/cwd/out/big.iso', partial: '/cwd/out/big.iso.blockfetch',
- * //   index: '/cwd/out/big.iso.blockfetch.json', directory: '/cwd/out' }
+ * //   index: '/cwd/out/big.iso.blockfetch.json', liveIndex: '/cwd/out/big.iso.blockfetch.live',
+ * //   directory: '/cwd/out' }
  * ```
  */
 export function downloadPaths(target: string): DownloadPaths {
@@ -70,6 +78,7 @@ export function downloadPaths(target: string): DownloadPaths {
     target: absolute,
     partial: `${absolute}${PARTIAL_SUFFIX}`,
     index: `${absolute}${INDEX_SUFFIX}`,
+    liveIndex: liveIndexPath(`${absolute}${INDEX_SUFFIX}`),
     directory: dirname(absolute),
   };
 }
@@ -518,7 +527,10 @@ async function checkTarget(paths: DownloadPaths, overwrite: boolean): Promise<vo
   }
   if (!target.isFile()) throw unsafePathError(paths.target, fileKind(target), undefined);
   const partial = await lstatOrUndefined(paths.partial);
-  if (partial === undefined) await nodeFileSystem.remove(paths.index);
+  if (partial === undefined) {
+    await nodeFileSystem.remove(paths.index);
+    await nodeFileSystem.remove(paths.liveIndex);
+  }
   if (overwrite) return;
   throw new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${paths.target} already exists`, {
     hint: 'replace it (option `overwrite`), or choose another target path',
@@ -549,7 +561,10 @@ export async function tidyFinishedDownload(target: string): Promise<void> {
   }
   try {
     const finished = await lstatOrUndefined(paths.target);
-    if (finished?.isFile() === true && (await lstatOrUndefined(paths.partial)) === undefined) await nodeFileSystem.remove(paths.index);
+    if (finished?.isFile() === true && (await lstatOrUndefined(paths.partial)) === undefined) {
+      await nodeFileSystem.remove(paths.index);
+      await nodeFileSystem.remove(paths.liveIndex);
+    }
   } finally {
     await lock.release();
   }
@@ -609,7 +624,7 @@ async function checkOwnPaths(paths: DownloadPaths): Promise<void> {
   }
   const target = await lstatOrUndefined(paths.target);
   if (target !== undefined && !target.isFile() && !target.isDirectory()) throw unsafePathError(paths.target, fileKind(target), undefined);
-  for (const path of [paths.partial, paths.index, new IndexFile(paths.index).tempPath]) {
+  for (const path of [paths.partial, paths.index, new IndexFile(paths.index).tempPath, paths.liveIndex, new IndexFile(paths.liveIndex).tempPath]) {
     const found = await lstatOrUndefined(path);
     if (found !== undefined && !found.isFile()) throw unsafePathError(path, fileKind(found), undefined);
   }
@@ -690,6 +705,7 @@ async function openOrCreateCache(
 
 /** Removes a partial download: index first, so a crash in between never leaves an index describing missing data. */
 async function discard(paths: DownloadPaths): Promise<void> {
+  await nodeFileSystem.remove(paths.liveIndex);
   await nodeFileSystem.remove(paths.index);
   await nodeFileSystem.remove(paths.partial);
   await nodeFileSystem.syncDir(paths.directory);
@@ -724,6 +740,7 @@ async function finish(paths: DownloadPaths, lastModified: string | undefined): P
   if (Number.isFinite(modified)) await lutimes(paths.partial, new Date(), new Date(modified)).catch(() => undefined);
   await nodeFileSystem.rename(paths.partial, paths.target);
   await nodeFileSystem.syncDir(paths.directory);
+  await nodeFileSystem.remove(paths.liveIndex);
   await nodeFileSystem.remove(paths.index);
   await nodeFileSystem.syncDir(paths.directory);
 }

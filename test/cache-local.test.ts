@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -220,9 +221,13 @@ describe('LocalDownloadCache: flushing', () => {
     while (saves < 1) await new Promise((r) => setTimeout(r, 5));
     await cache.writeAt(payload(4, 7), 4);
     // The second block is recorded (written this boot, or already fsynced) by a background save, no flush() called.
+    // The live index (saved without fsync) counts: it is where background saves go between data syncs.
     const recorded = async (): Promise<number> => {
       const index = await onDiskRaw();
-      return Math.max(index.cachedBlocks, index.written?.cachedBlocks ?? 0);
+      const live = await readFile(`${indexPath}.live`, 'utf8')
+        .then((text) => JSON.parse(text) as { written?: { cachedBlocks: number } })
+        .catch(() => undefined);
+      return Math.max(index.cachedBlocks, index.written?.cachedBlocks ?? 0, live?.written?.cachedBlocks ?? 0);
     };
     while ((await recorded()) < 2) await new Promise((r) => setTimeout(r, 5));
     await cache.flush();
@@ -314,5 +319,70 @@ describe('LocalDownloadCache: close', () => {
     await expect(LocalDownloadCache.open(dataPath, indexPath, { flushBytes: '1' })).rejects.toThrow(/flushBytes .* got "1" \(string\)/);
     // @ts-expect-error not a lock mode
     await expect(LocalDownloadCache.open(dataPath, indexPath, { lock: 'yes' })).rejects.toThrow(/lock must be 'fail', 'wait', false or a CacheLock, got yes \(string\)/);
+  });
+});
+
+describe('LocalDownloadCache: the live index (saved without fsync, trusted on its own boot)', () => {
+  const livePath = (): string => `${indexPath}.live`;
+  const liveBlocks = async (): Promise<number> =>
+    readFile(livePath(), 'utf8')
+      .then((text) => (JSON.parse(text) as { written?: { cachedBlocks: number } }).written?.cachedBlocks ?? 0)
+      .catch(() => 0);
+
+  it('background saves between data syncs go to the live index; a reopen on the same boot trusts it, on another boot not', async () => {
+    const cache = await newCache(40, 4, { flushIntervalMs: 0, bootId: 'boot-1' });
+    await cache.writeAt(payload(0, 3), 0);
+    // The first save starts a data sync; the one after it saves the index durably.
+    while ((await onDisk()).cachedBlocks < 1) await new Promise((r) => setTimeout(r, 5));
+    for (let b = 1; b < 6; b++) await cache.writeAt(payload(b * 4, b * 4 + 3), b * 4);
+    while ((await liveBlocks()) < 6) await new Promise((r) => setTimeout(r, 5));
+    // The durable index is behind (one data sync a second at most): what a kill -9 finds.
+    expect((await onDisk()).cachedBlocks).toBeLessThan(6);
+    const sameBoot = await reopen({ lock: false, bootId: 'boot-1' });
+    expect(sameBoot.cachedBytesAndBlocks().blocks).toBe(6);
+    const back = new Uint8Array(24);
+    await sameBoot.readAt(back, 0);
+    expect(firstMisplaced(back)).toBe(-1);
+    const otherBoot = await reopen({ lock: false, bootId: 'boot-2' });
+    expect(otherBoot.cachedBytesAndBlocks().blocks).toBe((await onDisk()).cachedBlocks);
+    await otherBoot.close();
+    await sameBoot.close();
+  });
+
+  it('close() saves the index durably and removes the live index', async () => {
+    const cache = await newCache(40, 4, { flushIntervalMs: 0, bootId: 'boot-1' });
+    await cache.writeAt(payload(0, 3), 0);
+    while ((await onDisk()).cachedBlocks < 1) await new Promise((r) => setTimeout(r, 5));
+    await cache.writeAt(payload(4, 7), 4);
+    while ((await liveBlocks()) < 2) await new Promise((r) => setTimeout(r, 5));
+    await cache.close();
+    expect((await onDisk()).cachedBlocks).toBe(2);
+    expect(existsSync(livePath())).toBe(false);
+  });
+
+  it('a live index of another download, or torn, is ignored; a new cache removes a leftover one', async () => {
+    const cache = await newCache(40, 4, { flushIntervalMs: 0, bootId: 'boot-1' });
+    await cache.setRemoteIdentity({ url: 'http://h/a', size: 40, etag: '"a"' });
+    for (let b = 0; b < 4; b++) await cache.writeAt(payload(b * 4, b * 4 + 3), b * 4);
+    while ((await liveBlocks()) < 4) await new Promise((r) => setTimeout(r, 5));
+    const live = await readFile(livePath());
+    await cache.close();
+    // Planted back after close: the same download's, so trusted again on this boot.
+    await writeFile(livePath(), live);
+    const again = await reopen({ lock: false, bootId: 'boot-1' });
+    expect(again.cachedBytesAndBlocks().blocks).toBe(4);
+    await again.close();
+    // Torn: ignored, no error.
+    await writeFile(livePath(), live.subarray(0, 40));
+    const torn = await reopen({ lock: false, bootId: 'boot-1' });
+    expect(torn.cachedBytesAndBlocks().blocks).toBe(4); // the durable index has them all since close()
+    await torn.close();
+    // A new cache at these paths must not inherit the old live index.
+    await writeFile(livePath(), live);
+    await createNewFilesForCache(dataPath, indexPath, 40, 4, { overwrite: true, identity: { url: 'http://h/a', size: 40, etag: '"a"' } });
+    expect(existsSync(livePath())).toBe(false);
+    const fresh = await reopen({ lock: false, bootId: 'boot-1' });
+    expect(fresh.cachedBytesAndBlocks().blocks).toBe(0);
+    await fresh.close();
   });
 });

@@ -220,7 +220,7 @@ describe('downloadFile', () => {
 
   it('reads the paths of a download from any of its three names', () => {
     const p = downloadPaths('/x/y.iso');
-    expect(p).toEqual({ target: '/x/y.iso', partial: '/x/y.iso.blockfetch', index: '/x/y.iso.blockfetch.json', directory: '/x' });
+    expect(p).toEqual({ target: '/x/y.iso', partial: '/x/y.iso.blockfetch', index: '/x/y.iso.blockfetch.json', liveIndex: '/x/y.iso.blockfetch.live', directory: '/x' });
     expect(pathsFromAnyName('/x/y.iso.blockfetch')).toEqual(p);
     expect(pathsFromAnyName('/x/y.iso.blockfetch.json')).toEqual(p);
   });

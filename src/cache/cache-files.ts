@@ -93,6 +93,9 @@ export async function createNewFilesForCache(
     await checkFreeSpace(dataPath, contentLength, { alsoFiles: [indexBytes, indexBytes, 0] });
     if (exists.index) await nodeFileSystem.remove(indexPath);
     if (exists.data) await nodeFileSystem.remove(dataPath);
+    // A live index left from another download of these paths would claim
+    // blocks of a data file that is no longer there: it goes first.
+    await index.live().remove();
     try {
       // Created exclusively and without following a link, so the data file
       // is ours whatever was planted at the name since the check above

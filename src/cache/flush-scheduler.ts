@@ -16,8 +16,9 @@ export interface FlushPolicy {
    * and since a save records blocks written but not yet fsynced (see
    * `LocalDownloadCache`) it no longer waits for the data fsync, so a save
    * costs a small file's write and fsync; `flushTimeBudget` still caps the
-   * main-thread work.
-   * @default 100
+   * main-thread work. A `LocalDownloadCache` with a boot id saves most
+   * changes to its live index (no fsync at all) and defaults to 20 ms.
+   * @default 100 (20 in a LocalDownloadCache with a boot id)
    */
   readonly flushIntervalMs?: number;
   /**

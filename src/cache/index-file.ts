@@ -40,6 +40,16 @@ export class IndexFile {
     this.#fs = fs;
   }
 
+  /** The live index beside this one ({@link liveIndexPath}), through the same filesystem. */
+  live(): IndexFile {
+    return new IndexFile(liveIndexPath(this.path), this.#fs);
+  }
+
+  /** Removes the file; one that is not there is no error. */
+  async remove(): Promise<void> {
+    await this.#fs.remove(this.path);
+  }
+
   /**
    * Reads and checks the index. Rejects with `BLOCKFETCH_CACHE_MISSING` when
    * there is no index file, an `IndexError` when it cannot be trusted.
@@ -77,14 +87,30 @@ export class IndexFile {
   }
 
   /** As {@link IndexFile.save}, for bytes that are already encoded. */
-  async replace(bytes: Uint8Array): Promise<void> {
+  replace(bytes: Uint8Array): Promise<void> {
+    return this.#replace(bytes, true);
+  }
+
+  /**
+   * Replaces the file with `bytes` atomically (temp file, rename) but not
+   * durably: no fsync, so a kill -9 finds the new contents (they are in the
+   * page cache) while a power cut may leave the old file, the new one, an
+   * empty one or none. For the live index only ({@link liveIndexPath}),
+   * which is never trusted after a reboot; it costs no disk flush, so it can
+   * be saved many times a second.
+   */
+  replaceFast(bytes: Uint8Array): Promise<void> {
+    return this.#replace(bytes, false);
+  }
+
+  async #replace(bytes: Uint8Array, durable: boolean): Promise<void> {
     try {
       const temp = await this.#fs.create(this.tempPath);
       try {
         await temp.write(bytes, 0);
         // Without this fsync the rename could reach the disk before the
         // temp file's contents, and a crash would leave an empty index.
-        await temp.sync();
+        if (durable) await temp.sync();
       } finally {
         await temp.close();
       }
@@ -92,7 +118,7 @@ export class IndexFile {
       // The rename is a change to the directory: durable only once the
       // directory is fsynced. Until then a crash may bring back the old index
       // (which is still correct, only older).
-      await this.#fs.syncDir(parentDir(this.path));
+      if (durable) await this.#fs.syncDir(parentDir(this.path));
     } catch (err) {
       await this.#fs.remove(this.tempPath).catch(() => undefined);
       if (err instanceof BlockfetchError) throw err;
@@ -101,6 +127,23 @@ export class IndexFile {
       });
     }
   }
+}
+
+/**
+ * The live index beside the index at `indexPath`: `X.blockfetch.live` for
+ * `X.blockfetch.json` (so its temp file is no longer than the index's),
+ * else `indexPath` + `.live`. It holds the same contents as the index,
+ * saved far more often and never fsynced ({@link IndexFile.replaceFast}), and
+ * is trusted only on the boot that wrote it: what a kill -9 leaves behind,
+ * while the index itself stays what a power cut leaves.
+ *
+ * @example
+ * ```ts
+ * liveIndexPath('/data/big.iso.blockfetch.json') // '/data/big.iso.blockfetch.live'
+ * ```
+ */
+export function liveIndexPath(indexPath: string): string {
+  return indexPath.endsWith('.json') ? `${indexPath.slice(0, -'.json'.length)}.live` : `${indexPath}.live`;
 }
 
 function messageOf(err: unknown): string {

@@ -69,6 +69,52 @@ export const defaultLocalDownloadCacheOptions: Readonly<Required<FlushPolicy>> =
 
 const NONE: ByteRange = Object.freeze({ from: -1, to: -1 });
 
+/**
+ * The least time between two background data syncs, in ms: each one lets
+ * the durable index name more blocks (what survives a power cut), and under
+ * writeback each costs a flush of everything written since; the live index
+ * covers a kill -9 in between.
+ */
+const DATA_SYNC_INTERVAL_MS = 1000;
+
+/** `flushIntervalMs` when the cache has a boot id and not told otherwise, in ms (see {@link FlushPolicy}). */
+const LIVE_FLUSH_INTERVAL_MS = 20;
+
+/**
+ * Data writes handed to the thread pool at once. libuv runs 4 threads in
+ * FIFO order: with every connection's writes queued there, each of an index
+ * save's steps (create, write, rename) waited behind them, 100-180 ms a save
+ * under writeback; the rest wait here, in order, and the pool keeps room.
+ */
+const DATA_WRITES_IN_FLIGHT = 2;
+
+/**
+ * The blocks the live index beside `durable` adds, when it can be trusted:
+ * written on this boot (`written.bootId`), valid, and of the same download
+ * (sizes, remote identity). Anything else (missing, torn by a power cut,
+ * another boot's, another download's) adds nothing and is no error: the
+ * durable index alone is then what the cache holds.
+ */
+async function loadLiveIndex(live: IndexFile, durable: IndexContents, bootId: string): Promise<ByteRanges | undefined> {
+  let contents: IndexContents;
+  try {
+    contents = await live.load();
+  } catch {
+    return undefined;
+  }
+  if (contents.written?.bootId !== bootId) return undefined;
+  if (contents.contentLength !== durable.contentLength || contents.blockSize !== durable.blockSize) return undefined;
+  if (JSON.stringify(contents.remote ?? null) !== JSON.stringify(durable.remote ?? null)) return undefined;
+  try {
+    const ranges = rangesFromIndex(contents, live.path);
+    const written = writtenRangesFromIndex(contents, live.path, bootId);
+    if (written !== undefined) ranges.addAll(written);
+    return ranges;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A set of marks, serialized, with its counts: what one data sync covered. */
 interface SyncedSnapshot {
   readonly bitmap: Uint8Array;
@@ -136,6 +182,24 @@ export class LocalDownloadCache implements DownloadCache {
   #identity: RemoteIdentity | undefined;
   /** The boot whose unsynced writes the index may record, or null: record none. */
   readonly #bootId: string | null;
+  /**
+   * The live index (saved often, never fsynced, trusted only on this boot):
+   * present when there is a boot id. See {@link liveIndexPath}.
+   */
+  readonly #live: IndexFile | undefined;
+  /** `#synced.blocks` when the index (the durable one) was last saved. */
+  #savedSyncedBlocks: number;
+  /** Set by what must reach the durable index (identity, flush, close); cleared by its save. */
+  #durableWanted = false;
+  /** Data writes running in the thread pool, and those waiting for a turn ({@link DATA_WRITES_IN_FLIGHT}). */
+  #writesRunning = 0;
+  readonly #writesWaiting: (() => void)[] = [];
+  /** True when the live index holds a save the durable one does not. */
+  #liveAhead = false;
+  /** Asks for a save once the data sync interval is over (see #flushOnce). */
+  #syncLater: NodeJS.Timeout | undefined;
+  /** When the last background data sync started (performance.now()). */
+  #lastDataSyncAt = Number.NEGATIVE_INFINITY;
   /** The blocks the last data sync covered: what the index's `bitmap` names. */
   #synced: SyncedSnapshot;
   /** The data sync running now, and the one queued after it (which has not taken its snapshot yet). */
@@ -167,8 +231,13 @@ export class LocalDownloadCache implements DownloadCache {
     this.#identity = identity;
     this.#lock = lock;
     this.#bootId = options.bootId === undefined ? currentBootId() : options.bootId;
+    this.#live = this.#bootId === null ? undefined : index.live();
     this.#synced = synced;
-    this.#flusher = new FlushScheduler(options, () => this.#flushOnce());
+    this.#savedSyncedBlocks = synced.blocks;
+    // With a boot id most saves go to the live index, which costs no fsync:
+    // they can follow the marks closely, and that is what a kill -9 loses.
+    const flushIntervalMs = options.flushIntervalMs ?? (this.#bootId === null ? defaultFlushPolicy.flushIntervalMs : LIVE_FLUSH_INTERVAL_MS);
+    this.#flusher = new FlushScheduler({ ...options, flushIntervalMs }, () => this.#flushOnce());
   }
 
   /**
@@ -265,8 +334,11 @@ export class LocalDownloadCache implements DownloadCache {
     const ranges = rangesFromIndex(contents, index.path);
     const synced: SyncedSnapshot = { bitmap: contents.bitmap, blocks: contents.cachedBlocks, bytes: contents.cachedBytes };
     // Blocks a killed run wrote on this same boot are in the page cache: trusted.
-    const written = writtenRangesFromIndex(contents, index.path, options.bootId === undefined ? currentBootId() : options.bootId);
+    const bootId = options.bootId === undefined ? currentBootId() : options.bootId;
+    const written = writtenRangesFromIndex(contents, index.path, bootId);
     if (written !== undefined) ranges.addAll(written);
+    const live = bootId === null ? undefined : await loadLiveIndex(index.live(), contents, bootId);
+    if (live !== undefined) ranges.addAll(live);
     return new LocalDownloadCache(data, index, ranges, contents.remote, lock, options, synced);
   }
 
@@ -376,7 +448,10 @@ export class LocalDownloadCache implements DownloadCache {
       );
     }
     const data = this.#data;
-    const write = data.writev === undefined ? data.write(parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts), offset) : data.writev(parts, offset);
+    const writev = data.writev?.bind(data);
+    const write = this.#limitWrite(() =>
+      writev === undefined ? data.write(parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts), offset) : writev(parts, offset),
+    );
     await this.#track(this.#wrapWriteError(write, length, offset));
   }
 
@@ -431,6 +506,7 @@ export class LocalDownloadCache implements DownloadCache {
     }
     checkIdentityDigest('setRemoteIdentity', identity);
     this.#identity = Object.freeze({ ...identity });
+    this.#durableWanted = true;
     this.#flusher.changed(0);
     await this.#flusher.flushNow();
   }
@@ -445,6 +521,10 @@ export class LocalDownloadCache implements DownloadCache {
     this.#checkWritable();
     this.#throwSyncFailure();
     await this.#syncNow();
+    if (this.#liveAhead) {
+      this.#durableWanted = true;
+      this.#flusher.changed(0);
+    }
     await this.#flusher.flushNow();
   }
 
@@ -463,6 +543,7 @@ export class LocalDownloadCache implements DownloadCache {
   async #close(): Promise<void> {
     this.#closeController.abort();
     this.#flusher.stop();
+    clearTimeout(this.#syncLater);
     let failure: unknown;
     try {
       await Promise.allSettled([...this.#io]);
@@ -471,7 +552,14 @@ export class LocalDownloadCache implements DownloadCache {
       if (this.#lock?.compromised === undefined) {
         this.#throwSyncFailure();
         await this.#syncNow();
+        // The live index may be ahead of the durable one: bring that up to
+        // date, after which the live one says nothing more and goes.
+        if (this.#liveAhead) {
+          this.#durableWanted = true;
+          this.#flusher.changed(0);
+        }
         await this.#flusher.flushNow();
+        if (!this.#liveAhead) await this.#live?.remove();
       } else {
         await this.#flusher.idle();
       }
@@ -539,17 +627,48 @@ export class LocalDownloadCache implements DownloadCache {
       await this.#index.replace(bytes);
       return workMs;
     }
+    const syncedBlocks = this.#synced.blocks;
     const bytes = encodeIndex(this.#contents(snapshot));
     const workMs = performance.now() - snapshotStarted;
-    // The data sync runs beside the saves; the save after it moves its
-    // snapshot into `bitmap`. A failure is kept for the next save to report.
-    if (this.#syncInFlight === undefined && this.#syncQueued === undefined && snapshot.blocks > this.#synced.blocks) {
+    // The data sync runs beside the saves, at most one every
+    // DATA_SYNC_INTERVAL_MS; the save after it moves its snapshot into
+    // `bitmap`. A failure is kept for the next save to report.
+    const now = performance.now();
+    if (
+      this.#syncInFlight === undefined &&
+      this.#syncQueued === undefined &&
+      snapshot.blocks > syncedBlocks &&
+      now - this.#lastDataSyncAt >= DATA_SYNC_INTERVAL_MS
+    ) {
+      this.#lastDataSyncAt = now;
       this.#syncNow().catch((err: unknown) => {
         this.#syncFailure = err;
         this.#flusher.changed(0);
       });
+    } else if (snapshot.blocks > syncedBlocks && this.#syncLater === undefined) {
+      // Not yet: come back when the interval is over, even if no block
+      // lands meanwhile (a stalled download), so what only the live index
+      // records is never left out of the durable one for long.
+      const wait = Math.max(0, this.#lastDataSyncAt + DATA_SYNC_INTERVAL_MS - now);
+      this.#syncLater = setTimeout(() => {
+        this.#syncLater = undefined;
+        this.#flusher.changed(0);
+      }, wait);
+      this.#syncLater.unref();
     }
-    await this.#index.replace(bytes);
+    // The durable index (fsynced) when what it records about the disk moved
+    // (a data sync ended) or a caller needs it; else only the live one: no
+    // flush of the disk, so it can follow every mark a kill -9 would lose.
+    const durable = this.#live === undefined || this.#durableWanted || syncedBlocks !== this.#savedSyncedBlocks;
+    if (durable) {
+      this.#durableWanted = false;
+      await this.#index.replace(bytes);
+      this.#savedSyncedBlocks = syncedBlocks;
+      this.#liveAhead = false;
+    } else {
+      this.#liveAhead = true;
+      await (this.#live as IndexFile).replaceFast(bytes);
+    }
     return workMs;
   }
 
@@ -630,7 +749,22 @@ export class LocalDownloadCache implements DownloadCache {
   }
 
   #writeData(data: Uint8Array, offset: number): Promise<void> {
-    return this.#wrapWriteError(this.#data.write(data, offset), data.length, offset);
+    return this.#wrapWriteError(this.#limitWrite(() => this.#data.write(data, offset)), data.length, offset);
+  }
+
+  /** Runs `write` when fewer than {@link DATA_WRITES_IN_FLIGHT} data writes are running, in call order. */
+  #limitWrite(write: () => Promise<void>): Promise<void> {
+    const run = (): Promise<void> => {
+      this.#writesRunning++;
+      return write().finally(() => {
+        this.#writesRunning--;
+        this.#writesWaiting.shift()?.();
+      });
+    };
+    if (this.#writesRunning < DATA_WRITES_IN_FLIGHT) return run();
+    return new Promise<void>((resolve, reject) => {
+      this.#writesWaiting.push(() => void run().then(resolve, reject));
+    });
   }
 
   /** A failed write of `length` bytes at `offset`, as a `BLOCKFETCH_DISK_WRITE` naming the file. */
