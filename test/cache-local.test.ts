@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { nodeFileSystem, NodeCacheFile, type CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
-import { LocalDownloadCache, type LocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
+import { LocalDownloadCache, type LocalDownloadCacheOptions, type OpenLocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
 import { BlockfetchError } from '../src/errors.js';
 import { codeOf, stillPending } from './helpers/download-cache-contract.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
@@ -33,7 +33,7 @@ async function newCache(contentLength: number, blockSize: number, options: Local
   return cache;
 }
 
-async function reopen(options: LocalDownloadCacheOptions = {}): Promise<LocalDownloadCache> {
+async function reopen(options: OpenLocalDownloadCacheOptions = {}): Promise<LocalDownloadCache> {
   const cache = await LocalDownloadCache.open(dataPath, indexPath, options);
   open.push(cache);
   return cache;

@@ -267,3 +267,17 @@ describe('a remote that cannot be pinned says so, and how it is fetched', () => 
     }
   });
 });
+
+describe("--checksum ALGO=HEX (aria2c's spelling)", () => {
+  it('verifies the file with that algorithm: the right sha-1 completes, a wrong md5 is exit 5 with the partial kept', async () => {
+    const cwd = await freshDir('checksum');
+    const sha1 = createHash('sha1').update(DATA).digest('hex');
+    const ok = await runCli([plain.url, '-o', 'f.bin', '--checksum', `sha-1=${sha1}`], { cwd, env: { TERM: 'dumb' } });
+    expect(ok.code, ok.stderr).toBe(ExitCode.SUCCESS);
+    expect(ok.stderr).toMatch(/sha1 verified/);
+    const bad = await runCli([plain.url, '-o', 'g.bin', '--checksum', `md5=${'0'.repeat(32)}`], { cwd });
+    expect(bad.code).toBe(ExitCode.INTEGRITY);
+    expect(existsSync(join(cwd, 'g.bin'))).toBe(false);
+    expect(existsSync(join(cwd, 'g.bin.blockfetch'))).toBe(true);
+  });
+});

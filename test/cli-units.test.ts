@@ -153,6 +153,12 @@ describe('parseCommandLine', () => {
       debug: true,
     });
   });
+  it("reads aria2c's --checksum ALGO=HEX as the digest", () => {
+    expect(download([url, '--checksum', `SHA-256=${'AB'.repeat(32)}`]).digest).toEqual({ algorithm: 'sha256', hex: 'ab'.repeat(32) });
+    expect(download([url, '--checksum', `sha-512=${'c'.repeat(128)}`]).digest).toEqual({ algorithm: 'sha512', hex: 'c'.repeat(128) });
+    expect(download([url, '--checksum', `sha-1=${'d'.repeat(40)}`]).digest).toEqual({ algorithm: 'sha1', hex: 'd'.repeat(40) });
+    expect(download([url, '--checksum', `md5=${'e'.repeat(32)}`]).digest).toEqual({ algorithm: 'md5', hex: 'e'.repeat(32) });
+  });
   it('treats -o - and --stdout as streaming to stdout', () => {
     expect(download([url, '-o', '-'])).toMatchObject({ toStdout: true, output: undefined });
     expect(download([url, '--stdout'])).toMatchObject({ toStdout: true, output: undefined });
@@ -187,7 +193,10 @@ describe('parseCommandLine', () => {
     [[url, '--block-size', '16 parsecs'], /--block-size must be a size/],
     [[url, '--request-size', '2GiB'], /--request-size must be from 4KiB to 1GiB, got "2GiB"/],
     [[url, '--sha256', 'abc'], /--sha256 must be 64 hexadecimal digits, got "abc" \(3 characters\)/],
-    [[url, '--sha256', 'a'.repeat(64), '--sha512', 'b'.repeat(128)], /one of --sha256 or --sha512/],
+    [[url, '--sha256', 'a'.repeat(64), '--sha512', 'b'.repeat(128)], /one of --sha256, --sha512 or --checksum/],
+    [[url, '--sha256', 'a'.repeat(64), '--checksum', `sha-256=${'a'.repeat(64)}`], /one of --sha256, --sha512 or --checksum/],
+    [[url, '--checksum', 'sha256:abc'], /--checksum takes ALGO=HEX with ALGO one of sha-256, sha-512, sha-1, md5, got "sha256:abc"/],
+    [[url, '--checksum', 'sha-256=abc'], /--checksum sha-256= must be 64 hexadecimal digits, got "abc"/],
     [[url, '-H', 'NoColon'], /-H\/--header must look like "Name: value"/],
     [[url, '-H', 'Range: bytes=0-1'], /cannot set Range/],
     [[url, '-H', 'If-Match: "x"'], /cannot set If-Match/],

@@ -16,7 +16,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 
-import { DIGEST_HEX_LENGTH, type ExpectedDigest } from '../cache/types.js';
+import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest } from '../cache/types.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
 import { defaultRetryOptions } from '../download/backoff.js';
@@ -224,6 +224,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'cacert', value: 'FILE', help: "trust the CA certificates in this PEM file instead of the system's" },
   { long: 'sha256', value: 'HEX', help: 'the SHA-256 the file must have (checked before the final rename; a mismatch keeps the partial file)' },
   { long: 'sha512', value: 'HEX', help: 'the SHA-512 the file must have (likewise)' },
+  { long: 'checksum', value: 'ALGO=HEX', help: "the same in aria2c's spelling: sha-256=HEX, sha-512=HEX, sha-1=HEX or md5=HEX" },
   { long: 'restart', help: 'if the remote changed since the partial download began, discard it and download the new revision' },
   { long: 'continue', help: 'accepted for wget and aria2c: blockfetch always resumes what is on disk' },
   { long: 'continue-at', short: 'C', value: '-', help: "accepted as curl's -C -: blockfetch always resumes what is on disk" },
@@ -499,9 +500,10 @@ function parseDownload(argv: readonly string[]): Command {
       hint: 'blockfetch always resumes from the blocks already on disk: write -C - or leave it out',
     });
   }
-  const digests = parseDigests(value('sha256'), value('sha512'));
+  const checksum = value('checksum');
+  const digests = [...parseDigests(value('sha256'), value('sha512')), ...(checksum === undefined ? [] : [parseChecksum(checksum)])];
   if (digests.length > 1) {
-    throw new InvalidArgumentError('give one of --sha256 or --sha512 for a download, not both', {
+    throw new InvalidArgumentError('give one of --sha256, --sha512 or --checksum for a download, not two', {
       hint: 'check the other one afterwards with `blockfetch verify FILE --sha512 HEX`',
     });
   }
@@ -696,16 +698,32 @@ function parseDigests(sha256: string | undefined, sha512: string | undefined): E
   return digests;
 }
 
-function checkHex(text: string, algorithm: 'sha256' | 'sha512'): ExpectedDigest {
+function checkHex(text: string, algorithm: DigestAlgorithm, option = `--${algorithm}`): ExpectedDigest {
   const length = DIGEST_HEX_LENGTH[algorithm];
   const hex = text.trim().toLowerCase();
   if (!new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
     throw new InvalidArgumentError(
-      `--${algorithm} must be ${length} hexadecimal digits, got ${JSON.stringify(text)} (${text.length} characters)`,
+      `${option} must be ${length} hexadecimal digits, got ${JSON.stringify(text)} (${text.length} characters)`,
       { hint: `copy the digest from the publisher's ${algorithm.toUpperCase()}SUMS file, without the file name` },
     );
   }
   return { algorithm, hex };
+}
+
+/** aria2c's names of the algorithms `--checksum` takes. */
+const CHECKSUM_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze({ 'sha-256': 'sha256', 'sha-512': 'sha512', 'sha-1': 'sha1', md5: 'md5' });
+
+/** `--checksum sha-256=HEX` (aria2c's `--checksum=TYPE=DIGEST`). */
+function parseChecksum(text: string): ExpectedDigest {
+  const at = text.indexOf('=');
+  const name = text.slice(0, Math.max(0, at)).trim().toLowerCase();
+  const algorithm = CHECKSUM_ALGORITHMS[name];
+  if (at < 0 || algorithm === undefined) {
+    throw new InvalidArgumentError(`--checksum takes ALGO=HEX with ALGO one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}, got ${JSON.stringify(text)}`, {
+      hint: 'for example --checksum sha-256=9f86d081884c7d65…',
+    });
+  }
+  return checkHex(text.slice(at + 1), algorithm, `--checksum ${name}=`);
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
