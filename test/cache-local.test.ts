@@ -3,7 +3,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { currentBootId } from '../src/cache/boot-id.js';
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
+import { inspectDownload } from '../src/cli/inspect.js';
 import { nodeFileSystem, NodeCacheFile, type CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
 import { LocalDownloadCache, type LocalDownloadCacheOptions, type OpenLocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
@@ -384,5 +386,29 @@ describe('LocalDownloadCache: the live index (saved without fsync, trusted on it
     const fresh = await reopen({ lock: false, bootId: 'boot-1' });
     expect(fresh.cachedBytesAndBlocks().blocks).toBe(0);
     await fresh.close();
+  });
+});
+
+describe('blockfetch inspect counts what a resume on this boot keeps', () => {
+  it('the blocks only the live index (or written) records are counted, as LocalDownloadCache.open counts them', async () => {
+    const boot = currentBootId();
+    if (boot === null) return; // no boot id here: every save is durable, nothing to show
+    const target = join(dir, 'big.bin');
+    const data = `${target}.blockfetch`;
+    const index = `${target}.blockfetch.json`;
+    await createNewFilesForCache(data, index, 40, 4);
+    const cache = await LocalDownloadCache.open(data, index, { flushIntervalMs: 0 });
+    open.push(cache);
+    await cache.writeAt(payload(0, 3), 0);
+    while ((JSON.parse(await readFile(index, 'utf8')) as { cachedBlocks: number }).cachedBlocks < 1) await new Promise((r) => setTimeout(r, 5));
+    for (let b = 1; b < 5; b++) await cache.writeAt(payload(b * 4, b * 4 + 3), b * 4);
+    const live = async (): Promise<number> =>
+      readFile(`${target}.blockfetch.live`, 'utf8')
+        .then((t) => (JSON.parse(t) as { written?: { cachedBlocks: number } }).written?.cachedBlocks ?? 0)
+        .catch(() => 0);
+    while ((await live()) < 5) await new Promise((r) => setTimeout(r, 5));
+    const report = await inspectDownload(target);
+    expect(report).toMatchObject({ state: 'partial', doneBlocks: 5, doneBytes: 20, percentDone: 50 });
+    expect(report.outstanding).toEqual([{ from: 20, to: 39 }]);
   });
 });

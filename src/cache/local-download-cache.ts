@@ -89,6 +89,29 @@ const LIVE_FLUSH_INTERVAL_MS = 20;
 const DATA_WRITES_IN_FLIGHT = 2;
 
 /**
+ * The blocks a cache opened from `index` (whose `contents` were just read)
+ * holds: the index's `bitmap`; on the boot `bootId` names, also its
+ * `written` blocks and those of a live index that can be trusted (a killed
+ * run's writes are still in the page cache). What {@link LocalDownloadCache.open}
+ * and `blockfetch inspect` both count.
+ *
+ * @example
+ * ```ts
+ * const index = new IndexFile('big.iso.blockfetch.json');
+ * (await rangesOnResume(index, await index.load(), currentBootId())).setBytes // bytes a resume keeps
+ * ```
+ */
+export async function rangesOnResume(index: IndexFile, contents: IndexContents, bootId: string | null): Promise<ByteRanges> {
+  const ranges = rangesFromIndex(contents, index.path);
+  if (bootId === null) return ranges;
+  const written = writtenRangesFromIndex(contents, index.path, bootId);
+  if (written !== undefined) ranges.addAll(written);
+  const live = await loadLiveIndex(index.live(), contents, bootId);
+  if (live !== undefined) ranges.addAll(live);
+  return ranges;
+}
+
+/**
  * The blocks the live index beside `durable` adds, when it can be trusted:
  * written on this boot (`written.bootId`), valid, and of the same download
  * (sizes, remote identity). Anything else (missing, torn by a power cut,
@@ -331,14 +354,8 @@ export class LocalDownloadCache implements DownloadCache {
         'the index belongs to another data file, or the data file was truncated or replaced: check both paths, or start over (option `restart`)',
       );
     }
-    const ranges = rangesFromIndex(contents, index.path);
     const synced: SyncedSnapshot = { bitmap: contents.bitmap, blocks: contents.cachedBlocks, bytes: contents.cachedBytes };
-    // Blocks a killed run wrote on this same boot are in the page cache: trusted.
-    const bootId = options.bootId === undefined ? currentBootId() : options.bootId;
-    const written = writtenRangesFromIndex(contents, index.path, bootId);
-    if (written !== undefined) ranges.addAll(written);
-    const live = bootId === null ? undefined : await loadLiveIndex(index.live(), contents, bootId);
-    if (live !== undefined) ranges.addAll(live);
+    const ranges = await rangesOnResume(index, contents, options.bootId === undefined ? currentBootId() : options.bootId);
     return new LocalDownloadCache(data, index, ranges, contents.remote, lock, options, synced);
   }
 

@@ -7,8 +7,11 @@
  * sees either the previous complete index or the next one, never a torn
  * file.
  */
+import { currentBootId } from '../cache/boot-id.js';
 import { nodeFileSystem, statOrUndefined } from '../cache/file.js';
-import { decodeIndex, MAX_INDEX_BYTES, rangesFromIndex } from '../cache/index-format.js';
+import { IndexFile } from '../cache/index-file.js';
+import { decodeIndex, MAX_INDEX_BYTES } from '../cache/index-format.js';
+import { rangesOnResume } from '../cache/local-download-cache.js';
 import type { RemoteIdentity } from '../cache/types.js';
 import { pathsFromAnyName } from '../download-file.js';
 import { BlockfetchError, redactUrl } from '../errors.js';
@@ -88,7 +91,9 @@ export async function inspectDownload(path: string): Promise<InspectReport> {
     });
   }
   const contents = decodeIndex(bytes, paths.index);
-  const ranges = rangesFromIndex(contents, paths.index);
+  // What a resume on this machine keeps: the fsynced blocks, and on this
+  // boot those written since (the index's `written`, the live index).
+  const ranges = await rangesOnResume(new IndexFile(paths.index), contents, currentBootId());
   const partial = await statOrUndefined(paths.partial);
   return {
     state: 'partial',
@@ -98,9 +103,9 @@ export async function inspectDownload(path: string): Promise<InspectReport> {
     size: contents.contentLength,
     blockSize: contents.blockSize,
     blocks: contents.numBlocks,
-    doneBlocks: contents.cachedBlocks,
-    doneBytes: contents.cachedBytes,
-    percentDone: contents.contentLength === 0 ? 100 : Math.floor((contents.cachedBytes * 1000) / contents.contentLength) / 10,
+    doneBlocks: ranges.setCount,
+    doneBytes: ranges.setBytes,
+    percentDone: contents.contentLength === 0 ? 100 : Math.floor((ranges.setBytes * 1000) / contents.contentLength) / 10,
     outstanding: [...ranges.clearRuns()].map(({ from, to }) => ({ from, to })),
     // Redacted again: an index written by an older blockfetch, or planted,
     // may hold a URL with its secrets.
