@@ -516,3 +516,34 @@ describe('abort', () => {
     }
   });
 });
+
+describe('the tail: a free connection takes over half of a slow request', () => {
+  it('a request on a slow route keeps only the block it is receiving; the rest is fetched by the others, byte-exact', async () => {
+    const KiB = 1024;
+    const size = 64 * 16 * KiB; // 64 blocks of 16 KiB
+    // Request 0 (blocks 0-15) crawls: one 4 KiB chunk every 20 ms; the others are instant.
+    const reader = new FakeReader({ size, chunkSize: 4 * KiB, script: ({ n }) => (n === 0 ? { chunkDelayMs: 20 } : undefined) });
+    const cache = MemoryCache.create(size, 16 * KiB);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 256 * KiB }).run();
+    expect(status.complete, status.error?.message).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+    const slow = reader.requests[0];
+    expect(slow).toMatchObject({ from: 0, to: 256 * KiB - 1 });
+    // It was cut short: far fewer than its 256 KiB came from it...
+    expect(slow?.delivered).toBeLessThan(128 * KiB);
+    // ...and later requests asked for bytes inside its original range.
+    expect(reader.requests.slice(1).some((r) => r.from > 0 && r.from < 256 * KiB)).toBe(true);
+    // Every block was marked once.
+    expect(cache.marks).toBe(64);
+  });
+
+  it('requests are never split below two blocks ahead, and one block per request is never split', async () => {
+    const size = 8 * 4096;
+    const reader = new FakeReader({ size, chunkSize: 1024, script: ({ n }) => (n === 0 ? { chunkDelayMs: 5 } : undefined) });
+    const cache = MemoryCache.create(size, 4096);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 0 }).run();
+    expect(status.complete).toBe(true);
+    expect(reader.requests).toHaveLength(8); // one per block, none split
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+  });
+});

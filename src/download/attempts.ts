@@ -252,6 +252,10 @@ export class AttemptEngine {
    * `'done'` once `sink.end()` ran, or `'exhausted'` when the key's attempts
    * ran out under `blockExhaustion: 'defer'`. Rejects with an abort's reason,
    * a fatal or non-retryable error, or a `RetriesExhaustedError`.
+   *
+   * The caller may lower `range.to` while the fetch runs, never below the
+   * first byte the sink has not yet received: the body in flight then ends
+   * there (its connection is closed), and later attempts ask only up to it.
    */
   async fetch(key: AttemptKey, range: ByteRange, sink: BodySink, signal: AbortSignal): Promise<'done' | 'exhausted'> {
     let position = range.from;
@@ -296,11 +300,23 @@ export class AttemptEngine {
     const watch = this.#lowestSpeed === undefined ? undefined : new SpeedWatch(this.#lowestSpeed, signal, this.#reader.name);
     const attemptSignal = watch?.signal ?? signal;
     try {
-      const body = await this.#reader.getReader(progress.position, range.to, attemptSignal);
-      for await (const chunk of body) {
-        const length = chunk.byteLength;
-        if (length === 0) continue;
+      // `range.to` may be lowered while the body runs (the CachingDownloader
+      // hands the tail of a slow request to an idle connection): bytes past
+      // the new end were asked for, so they end the body instead of being
+      // an overrun, and are left to the request that now owns them.
+      const askedTo = range.to;
+      const body = await this.#reader.getReader(progress.position, askedTo, attemptSignal);
+      for await (const received of body) {
+        let chunk = received;
+        let last = false;
+        if (received.byteLength === 0) continue;
         signal.throwIfAborted();
+        if (progress.position + received.byteLength - 1 > range.to && askedTo > range.to) {
+          if (progress.position > range.to) break;
+          chunk = received.subarray(0, range.to + 1 - progress.position);
+          last = true;
+        }
+        const length = chunk.byteLength;
         if (progress.position + length - 1 > range.to) {
           progress.overran = true;
           throw new BlockfetchError(
@@ -326,6 +342,7 @@ export class AttemptEngine {
           await wrote;
           watch?.resume();
         }
+        if (last) break;
       }
       if (progress.position !== range.to + 1) {
         throw new BlockfetchError(

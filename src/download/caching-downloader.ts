@@ -82,6 +82,9 @@ const WRITE_WINDOW_BYTES = 4 * 2 ** 20;
  */
 const COALESCE_BYTES = 2 ** 20;
 
+/** The fewest blocks a running request must still have ahead of it for the tail to split it: 2, so each side keeps one. */
+const MIN_SPLIT_BLOCKS = 2;
+
 /**
  * The writes one attempt has started and not yet awaited. A rejection is
  * kept (never left unhandled) and thrown by the next {@link WriteWindow.drain}.
@@ -474,11 +477,25 @@ export class CachingDownloader {
         : this.#cache.complete()
           ? []
           : [{ firstBlock: 0, lastBlock: this.#numBlocks - 1, from: 0, to: this.#contentLength - 1 }];
+      const running = new Set<CacheSink>();
       for (const request of requests) {
         if (run.signal.aborted) break;
-        void queue.add(() => this.#fetch(run, request, info.rangesSupported));
+        void queue.add(() => this.#fetch(run, request, info.rangesSupported, running));
         // Plan lazily: only a few requests wait in the queue at any time.
         if (queue.size >= connections) await queue.onSizeLessThan(connections);
+      }
+      // Nothing left to plan: each connection that comes free takes over
+      // half of what the slowest request still has ahead of it.
+      while (!run.signal.aborted && info.rangesSupported && connections > 1) {
+        if (queue.size === 0 && queue.pending < connections) {
+          const split = this.#splitTail(running);
+          if (split !== undefined) {
+            void queue.add(() => this.#fetch(run, split, true, running));
+            continue;
+          }
+        }
+        if (queue.pending === 0 && queue.size === 0) break;
+        await new Promise<void>((resolve) => queue.once('next', () => resolve()));
       }
       await queue.onIdle();
     } finally {
@@ -491,18 +508,44 @@ export class CachingDownloader {
    * never rejects: a fatal error stops the run instead, and a request whose
    * attempts ran out stays outstanding for the next pass.
    */
-  async #fetch(run: RunState, request: PlannedRequest, ranged: boolean): Promise<void> {
+  async #fetch(run: RunState, request: PlannedRequest, ranged: boolean, running?: Set<CacheSink>): Promise<void> {
+    const target: CacheTarget = {
+      write: (parts, offset) => this.#write(run, parts, offset, ranged),
+      mark: (index) => this.#mark(run, index, ranged),
+      blockEnd: (index) => this.#blockEnd(index),
+      blockSize: this.#blockSize,
+    };
+    // A copy: its end (`to`, the engine's range) may be lowered by the tail.
+    const live: LiveRequest = { ...request };
+    const sink = new CacheSink(target, live, ranged);
+    running?.add(sink);
     try {
-      const target: CacheTarget = {
-        write: (parts, offset) => this.#write(run, parts, offset, ranged),
-        mark: (index) => this.#mark(run, index, ranged),
-        blockEnd: (index) => this.#blockEnd(index),
-        blockSize: this.#blockSize,
-      };
-      await run.engine.fetch(blockKey(request.firstBlock), request, new CacheSink(target, request, ranged), run.signal);
+      await run.engine.fetch(blockKey(request.firstBlock), live, sink, run.signal);
     } catch (err) {
       this.#fail(run, err);
+    } finally {
+      running?.delete(sink);
     }
+  }
+
+  /**
+   * The tail: when a connection is free and nothing is left to plan, the
+   * running request with the most blocks still ahead of it (a slow route, a
+   * throttled replica) gives the upper half of them to a new request, as
+   * aria2 splits a segment. Only requests with at least
+   * {@link MIN_SPLIT_BLOCKS} blocks ahead are split.
+   */
+  #splitTail(running: ReadonlySet<CacheSink>): PlannedRequest | undefined {
+    let best: { sink: CacheSink; first: number; last: number } | undefined;
+    for (const sink of running) {
+      const { first, last } = sink.spareBlocks;
+      if (last - first + 1 >= MIN_SPLIT_BLOCKS && (best === undefined || last - first > best.last - best.first)) best = { sink, first, last };
+    }
+    if (best === undefined) return undefined;
+    const taken = Math.floor((best.last - best.first + 1) / 2);
+    const firstBlock = best.last - taken + 1;
+    best.sink.shrinkTo(firstBlock - 1);
+    return { firstBlock, lastBlock: best.last, from: firstBlock * this.#blockSize, to: this.#blockEnd(best.last) };
   }
 
   /**
@@ -649,6 +692,14 @@ function messageOf(err: unknown): string {
 }
 
 
+/** A planned request whose end the tail may lower while it runs (see {@link CacheSink.shrinkTo}). */
+interface LiveRequest {
+  readonly firstBlock: number;
+  lastBlock: number;
+  readonly from: number;
+  to: number;
+}
+
 /** What a {@link CacheSink} needs of its downloader (its private write and mark steps, bound to one run). */
 interface CacheTarget {
   /** Writes adjacent chunks from `offset` (skipping blocks already cached, without ranges). */
@@ -674,7 +725,10 @@ interface CacheTarget {
  */
 class CacheSink implements BodySink {
   readonly #target: CacheTarget;
-  readonly #request: PlannedRequest;
+  /** The request, whose end {@link CacheSink.shrinkTo} may lower (its `to` is the engine's range). */
+  readonly #request: LiveRequest;
+  /** The first byte not yet received (where the engine's next chunk starts). */
+  #nextByte: number;
   readonly #ranged: boolean;
   #writes = new WriteWindow();
   /** Chunks received and not yet handed to a write: adjacent, from `#gatheredFrom`. */
@@ -686,14 +740,32 @@ class CacheSink implements BodySink {
   /** True when an attempt marked a block since the last failure (what counts as progress without ranges). */
   #marked = false;
 
-  constructor(target: CacheTarget, request: PlannedRequest, ranged: boolean) {
+  constructor(target: CacheTarget, request: LiveRequest, ranged: boolean) {
     this.#target = target;
     this.#request = request;
     this.#ranged = ranged;
     this.#nextToMark = request.firstBlock;
+    this.#nextByte = request.from;
+  }
+
+  /** The request's blocks after the one being received, which another request could take over. */
+  get spareBlocks(): { readonly first: number; readonly last: number } {
+    const receiving = Math.floor(this.#nextByte / this.#target.blockSize);
+    return { first: Math.max(this.#nextToMark, receiving + 1), last: this.#request.lastBlock };
+  }
+
+  /**
+   * Ends the request at `lastBlock` (at or after the block being received):
+   * the engine's body in flight stops there, and the blocks after it are
+   * another request's to fetch.
+   */
+  shrinkTo(lastBlock: number): void {
+    this.#request.lastBlock = lastBlock;
+    this.#request.to = this.#target.blockEnd(lastBlock);
   }
 
   write(chunk: Uint8Array, offset: number): void | Promise<void> {
+    this.#nextByte = offset + chunk.length;
     if (this.#gatheredBytes > 0 && offset !== this.#gatheredFrom + this.#gatheredBytes) this.#writeGathered();
     if (this.#gatheredBytes === 0) this.#gatheredFrom = offset;
     this.#gathered.push(chunk);
@@ -737,6 +809,7 @@ class CacheSink implements BodySink {
     // already cached are skipped by the writes).
     if (!this.#ranged) {
       this.#nextToMark = this.#request.firstBlock;
+      this.#nextByte = 0;
       return 0;
     }
     // Longer than asked: keep none of the unmarked block's bytes, and fetch

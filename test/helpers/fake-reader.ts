@@ -37,6 +37,8 @@ export interface FakeFault {
   readonly overrun?: number;
   /** After this many bytes of the body, send nothing more until aborted (a stalled connection). */
   readonly stallAfter?: number;
+  /** Delay between this body's chunks, ms (a slow route); the reader's `chunkDelayMs` otherwise. */
+  readonly chunkDelayMs?: number;
 }
 
 /** One request the reader was asked for. */
@@ -170,7 +172,8 @@ export class FakeReader implements Reader {
       for (let pos = request.from; pos < last; ) {
         signal.throwIfAborted();
         if (fault.stallAfter !== undefined && pos - request.from >= fault.stallAfter) await sleep(STALL_MS, signal);
-        if ((this.#o.chunkDelayMs ?? 0) > 0) await sleep(this.#o.chunkDelayMs ?? 0, signal);
+        const chunkDelay = fault.chunkDelayMs ?? this.#o.chunkDelayMs ?? 0;
+        if (chunkDelay > 0) await sleep(chunkDelay, signal);
         const stallAt = fault.stallAfter === undefined ? Infinity : request.from + fault.stallAfter;
         // A chunk never spans the stall: the bytes before it arrive, then nothing.
         const end = Math.min(pos + chunk, last, pos < stallAt ? stallAt : Infinity);
