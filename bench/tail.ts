@@ -11,7 +11,7 @@
  * Prints a markdown table (median wall time of `--runs`) for
  * docs/benchmarks.md. Needs aria2c for its row (skipped when missing).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -102,9 +102,13 @@ for (let run = 0; run < runs; run++) {
     for (const leftover of ['', '.blockfetch', '.blockfetch.json', '.blockfetch.live', '.blockfetch.flock', '.aria2']) rmSync(`${out}${leftover}`, { force: true });
     accepted = 0; // each tool's first connection is the slow one
     const started = performance.now();
-    const result = spawnSync(tool.argv(out)[0] as string, tool.argv(out).slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+    // Not spawnSync: the server runs in this process's event loop.
+    const argv = tool.argv(out);
+    const status = await new Promise<number | null>((resolve) => {
+      spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] }).on('close', (code) => resolve(code));
+    });
     const seconds = (performance.now() - started) / 1000;
-    const good = result.status === 0 && existsSync(out) && createHash('sha256').update(readFileSync(out)).digest('hex') === sha256;
+    const good = status === 0 && existsSync(out) && createHash('sha256').update(readFileSync(out)).digest('hex') === sha256;
     console.log(`${tool.name} run ${run + 1}: ${seconds.toFixed(2)} s${good ? '' : ' WRONG OR FAILED'}`);
     if (good) times.get(tool.name)?.push(seconds);
   }
