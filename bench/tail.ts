@@ -6,7 +6,7 @@
  * aria2c fetch the same file from it, alternating, each result checked by
  * sha256.
  *
- *   npm run build && npx tsx bench/tail.ts [--size 256MiB] [--rate 20MiB] [--runs 3] [--baseline DIR]
+ *   npm run build && npx tsx bench/tail.ts [--size 256MiB] [--rate 20MiB] [--runs 3] [--baseline DIR] [--extra '--block-size 1MiB']
  *
  * Prints a markdown table (median wall time of `--runs`) for
  * docs/benchmarks.md. Needs aria2c for its row (skipped when missing).
@@ -28,8 +28,11 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '20MiB' },
     runs: { type: 'string', default: '3' },
     baseline: { type: 'string' },
+    // Extra arguments for both blockfetch builds, e.g. --extra '--block-size 1MiB'.
+    extra: { type: 'string', default: '' },
   },
 });
+const extra = (values.extra ?? '').split(' ').filter((a) => a !== '');
 const size = parseByteSize(values.size ?? '256MiB', '--size');
 const rate = parseByteSize(values.rate ?? '20MiB', '--rate');
 const runs = Number(values.runs);
@@ -82,11 +85,11 @@ const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.bin
 const dir = await mkdtemp(join(tmpdir(), 'blockfetch-tail-'));
 const ours = join(process.cwd(), 'dist', 'cli', 'main.js');
 const tools: { name: string; argv: (out: string) => string[] }[] = [
-  { name: 'blockfetch -c 8', argv: (out) => ['node', ours, url, '-o', out, '-c', '8', '--quiet'] },
+  { name: `blockfetch -c 8 ${extra.join(' ')}`.trim(), argv: (out) => ['node', ours, url, '-o', out, '-c', '8', '--quiet', ...extra] },
 ];
 if (values.baseline !== undefined) {
   const theirs = join(values.baseline, 'dist', 'cli', 'main.js');
-  tools.push({ name: `blockfetch -c 8 (baseline ${values.baseline})`, argv: (out) => ['node', theirs, url, '-o', out, '-c', '8', '--quiet'] });
+  tools.push({ name: `blockfetch -c 8 ${extra.join(' ')} (baseline ${values.baseline})`.replace('  ', ' '), argv: (out) => ['node', theirs, url, '-o', out, '-c', '8', '--quiet', ...extra] });
 }
 if (spawnSync('aria2c', ['--version']).status === 0) {
   tools.push({

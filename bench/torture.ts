@@ -128,6 +128,11 @@ export interface KillTortureOptions {
   readonly maxResumes?: number;
   /** Receives one line per round. @default nothing */
   readonly log?: (line: string) => void;
+  /**
+   * The aims of the rounds, in turn (cycled), instead of drawing each one:
+   * for a slice that must cover every kind whatever the seed. @default drawn
+   */
+  readonly aims?: readonly KillAim[];
 }
 
 /** What {@link runKillTorture} saw. */
@@ -193,7 +198,7 @@ async function landingOf(dir: string, name: string, killed: boolean): Promise<Ki
   const target = await exists(join(dir, name));
   const partial = await exists(join(dir, `${name}.blockfetch`));
   const index = await exists(join(dir, `${name}.blockfetch.json`));
-  const temp = await exists(join(dir, `.${name}.blockfetch.json.tmp`));
+  const temp = (await exists(join(dir, `.${name}.blockfetch.json.tmp`))) || (await exists(join(dir, `.${name}.blockfetch.live.tmp`)));
   if (temp) return 'index save (temp index left behind)';
   if (target && index) return 'after the final rename (target and index both present)';
   if (target) return 'after the end (nothing left but the target)';
@@ -218,12 +223,13 @@ async function killAt(run: RunHandle, dir: string, name: string, aim: KillAim, r
     // drawn from the transfer itself, so a fast machine cannot finish first.
     sent.killAt(Math.floor((0.05 + random() * 0.55) * sent.size), kill);
   } else {
-    const wanted = aim === 'preallocation' ? `${name}.blockfetch` : aim === 'index-save' ? `.${name}.blockfetch.json.tmp` : name;
+    // An index save is the durable index's or the live index's (most are the live one's).
+    const wanted = aim === 'preallocation' ? [`${name}.blockfetch`] : aim === 'index-save' ? [`.${name}.blockfetch.json.tmp`, `.${name}.blockfetch.live.tmp`] : [name];
     // Index saves: skip a random number first, so kills land in later saves
     // (mid-download, with blocks claimed) as well as in the first one.
     let skip = aim === 'index-save' ? Math.floor(random() * 6) : 0;
     watcher = watch(dir, (_event, filename) => {
-      if (filename !== wanted) return;
+      if (filename === null || !wanted.includes(filename)) return;
       if (skip-- > 0) return;
       kill();
     });
@@ -307,7 +313,8 @@ export async function runKillTorture(options: KillTortureOptions): Promise<KillT
         return fault;
       });
       const roll = random();
-      const aim: KillAim = roll < 0.2 ? 'preallocation' : roll < 0.45 ? 'index-save' : roll < 0.65 ? 'final-rename' : 'mid-transfer';
+      const drawn: KillAim = roll < 0.2 ? 'preallocation' : roll < 0.45 ? 'index-save' : roll < 0.65 ? 'final-rename' : 'mid-transfer';
+      const aim: KillAim = options.aims === undefined || options.aims.length === 0 ? drawn : (options.aims[round % options.aims.length] as KillAim);
       bump(byAim, aim);
       // Half the rounds give the digest, so the in-order hash across resumes is exercised too.
       const args = [server.url, '-o', name, '-q', '--timeout', '5s', ...(random() < 0.5 ? ['--sha256', expected] : [])];
