@@ -150,16 +150,11 @@ export class NodeCacheFile implements CacheFileReadWriter {
     let done = 0;
     while (done < data.length) {
       if (this.#closed) throw new BlockfetchError('BLOCKFETCH_CACHE_CLOSED', `${this.name} is closed`);
-      const write = new Promise<number>((resolve, reject) =>
-        writeCallback(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
+      const bytesWritten = await this.#tracked(
+        new Promise<number>((resolve, reject) =>
+          writeCallback(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))),
+        ),
       );
-      this.#writes.add(write);
-      let bytesWritten: number;
-      try {
-        bytesWritten = await write;
-      } finally {
-        this.#writes.delete(write);
-      }
       if (bytesWritten === 0) {
         throw new BlockfetchError('BLOCKFETCH_DISK_WRITE', `${this.name}: the write at ${position + done} made no progress`);
       }
@@ -178,16 +173,11 @@ export class NodeCacheFile implements CacheFileReadWriter {
   async writev(parts: readonly Uint8Array[], position: number): Promise<void> {
     if (this.#closed) throw new BlockfetchError('BLOCKFETCH_CACHE_CLOSED', `${this.name} is closed`);
     const total = parts.reduce((sum, part) => sum + part.length, 0);
-    const write = new Promise<number>((resolve, reject) =>
-      writevCallback(this.#handle.fd, parts as Uint8Array[], position, (err, n) => (err ? reject(err) : resolve(n))),
+    const written = await this.#tracked(
+      new Promise<number>((resolve, reject) =>
+        writevCallback(this.#handle.fd, parts as Uint8Array[], position, (err, n) => (err ? reject(err) : resolve(n))),
+      ),
     );
-    this.#writes.add(write);
-    let written: number;
-    try {
-      written = await write;
-    } finally {
-      this.#writes.delete(write);
-    }
     if (written === total) return;
     // The rest, part by part from where the short write stopped.
     let at = 0;
@@ -195,6 +185,16 @@ export class NodeCacheFile implements CacheFileReadWriter {
       const end = at + part.length;
       if (end > written) await this.write(part.subarray(Math.max(0, written - at)), position + Math.max(at, written));
       at = end;
+    }
+  }
+
+  /** Keeps a write in the set `close()` waits for until it settles, and resolves to its byte count. */
+  async #tracked(write: Promise<number>): Promise<number> {
+    this.#writes.add(write);
+    try {
+      return await write;
+    } finally {
+      this.#writes.delete(write);
     }
   }
 

@@ -2,6 +2,7 @@
  * {@link LocalDownloadCache}: the {@link DownloadCache} over a local data
  * file and a JSON index, crash-safe and batched.
  */
+import PQueue from 'p-queue';
 import { BlockfetchError, InvalidArgumentError, IndexError } from '../errors.js';
 import type { ByteRange } from '../ranges/byte-range.js';
 import type { ByteRanges } from '../ranges/byte-ranges.js';
@@ -102,12 +103,18 @@ const DATA_WRITES_IN_FLIGHT = 2;
  * ```
  */
 export async function rangesOnResume(index: IndexFile, contents: IndexContents, bootId: string | null): Promise<ByteRanges> {
-  const ranges = rangesFromIndex(contents, index.path);
-  if (bootId === null) return ranges;
-  const written = writtenRangesFromIndex(contents, index.path, bootId);
-  if (written !== undefined) ranges.addAll(written);
+  if (bootId === null) return rangesFromIndex(contents, index.path);
+  const ranges = syncedAndWritten(contents, index.path, bootId);
   const live = await loadLiveIndex(index.live(), contents, bootId);
   if (live !== undefined) ranges.addAll(live);
+  return ranges;
+}
+
+/** One index file's `bitmap` and, when it names boot `bootId`, its `written` blocks. */
+function syncedAndWritten(contents: IndexContents, path: string, bootId: string): ByteRanges {
+  const ranges = rangesFromIndex(contents, path);
+  const written = writtenRangesFromIndex(contents, path, bootId);
+  if (written !== undefined) ranges.addAll(written);
   return ranges;
 }
 
@@ -129,10 +136,7 @@ async function loadLiveIndex(live: IndexFile, durable: IndexContents, bootId: st
   if (contents.contentLength !== durable.contentLength || contents.blockSize !== durable.blockSize) return undefined;
   if (JSON.stringify(contents.remote ?? null) !== JSON.stringify(durable.remote ?? null)) return undefined;
   try {
-    const ranges = rangesFromIndex(contents, live.path);
-    const written = writtenRangesFromIndex(contents, live.path, bootId);
-    if (written !== undefined) ranges.addAll(written);
-    return ranges;
+    return syncedAndWritten(contents, live.path, bootId);
   } catch {
     return undefined;
   }
@@ -214,9 +218,8 @@ export class LocalDownloadCache implements DownloadCache {
   #savedSyncedBlocks: number;
   /** Set by what must reach the durable index (identity, flush, close); cleared by its save. */
   #durableWanted = false;
-  /** Data writes running in the thread pool, and those waiting for a turn ({@link DATA_WRITES_IN_FLIGHT}). */
-  #writesRunning = 0;
-  readonly #writesWaiting: (() => void)[] = [];
+  /** Data writes in the thread pool, at most {@link DATA_WRITES_IN_FLIGHT}; the rest wait here in order. */
+  readonly #writeQueue = new PQueue({ concurrency: DATA_WRITES_IN_FLIGHT });
   /** True when the live index holds a save the durable one does not. */
   #liveAhead = false;
   /** Asks for a save once the data sync interval is over (see #flushOnce). */
@@ -443,13 +446,7 @@ export class LocalDownloadCache implements DownloadCache {
   /** {@inheritDoc DownloadCache.writeData} */
   async writeData(data: Uint8Array, offset: number): Promise<void> {
     this.#checkWritable();
-    const { contentLength } = this.#ranges;
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > contentLength) {
-      throw new BlockfetchError(
-        'BLOCKFETCH_INVALID_WRITE',
-        `writeData of ${data.length} bytes at offset ${String(offset)} (${typeof offset}) does not fit in a file of ${contentLength} bytes`,
-      );
-    }
+    this.#checkFits('writeData', data.length, offset);
     await this.#track(this.#writeData(data, offset));
   }
 
@@ -457,13 +454,7 @@ export class LocalDownloadCache implements DownloadCache {
   async writeDataParts(parts: readonly Uint8Array[], offset: number): Promise<void> {
     this.#checkWritable();
     const length = parts.reduce((sum, part) => sum + part.length, 0);
-    const { contentLength } = this.#ranges;
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > contentLength) {
-      throw new BlockfetchError(
-        'BLOCKFETCH_INVALID_WRITE',
-        `writeDataParts of ${length} bytes at offset ${String(offset)} (${typeof offset}) does not fit in a file of ${contentLength} bytes`,
-      );
-    }
+    this.#checkFits('writeDataParts', length, offset);
     const data = this.#data;
     const writev = data.writev?.bind(data);
     const write = this.#limitWrite(() =>
@@ -538,10 +529,7 @@ export class LocalDownloadCache implements DownloadCache {
     this.#checkWritable();
     this.#throwSyncFailure();
     await this.#syncNow();
-    if (this.#liveAhead) {
-      this.#durableWanted = true;
-      this.#flusher.changed(0);
-    }
+    this.#catchUpDurable();
     await this.#flusher.flushNow();
   }
 
@@ -569,12 +557,8 @@ export class LocalDownloadCache implements DownloadCache {
       if (this.#lock?.compromised === undefined) {
         this.#throwSyncFailure();
         await this.#syncNow();
-        // The live index may be ahead of the durable one: bring that up to
-        // date, after which the live one says nothing more and goes.
-        if (this.#liveAhead) {
-          this.#durableWanted = true;
-          this.#flusher.changed(0);
-        }
+        // After this the live index says nothing more and goes.
+        this.#catchUpDurable();
         await this.#flusher.flushNow();
         if (!this.#liveAhead) await this.#live?.remove();
       } else {
@@ -769,19 +753,27 @@ export class LocalDownloadCache implements DownloadCache {
     return this.#wrapWriteError(this.#limitWrite(() => this.#data.write(data, offset)), data.length, offset);
   }
 
+  /** When the live index holds a save the durable one lacks, makes the next save a durable one. */
+  #catchUpDurable(): void {
+    if (!this.#liveAhead) return;
+    this.#durableWanted = true;
+    this.#flusher.changed(0);
+  }
+
+  /** Throws `BLOCKFETCH_INVALID_WRITE` unless `length` bytes at `offset` lie inside the file. */
+  #checkFits(what: string, length: number, offset: number): void {
+    const { contentLength } = this.#ranges;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > contentLength) {
+      throw new BlockfetchError(
+        'BLOCKFETCH_INVALID_WRITE',
+        `${what} of ${length} bytes at offset ${String(offset)} (${typeof offset}) does not fit in a file of ${contentLength} bytes`,
+      );
+    }
+  }
+
   /** Runs `write` when fewer than {@link DATA_WRITES_IN_FLIGHT} data writes are running, in call order. */
   #limitWrite(write: () => Promise<void>): Promise<void> {
-    const run = (): Promise<void> => {
-      this.#writesRunning++;
-      return write().finally(() => {
-        this.#writesRunning--;
-        this.#writesWaiting.shift()?.();
-      });
-    };
-    if (this.#writesRunning < DATA_WRITES_IN_FLIGHT) return run();
-    return new Promise<void>((resolve, reject) => {
-      this.#writesWaiting.push(() => void run().then(resolve, reject));
-    });
+    return this.#writeQueue.add(write);
   }
 
   /** A failed write of `length` bytes at `offset`, as a `BLOCKFETCH_DISK_WRITE` naming the file. */

@@ -457,6 +457,7 @@ export class CachingDownloader {
     const o = this.#options;
     // Attempts per block start afresh each pass; the total limit is for the whole run.
     run.engine.newPass();
+    const oneStream = this.#oneStream(info);
     const connections = this.#connections(info);
     const queue = new PQueue({ concurrency: connections });
     const onAbort = (): void => queue.clear();
@@ -465,7 +466,7 @@ export class CachingDownloader {
       const requests: Iterable<PlannedRequest> = info.rangesSupported
         ? planRequests(
             this.#cache,
-            this.#oneStream(info)
+            oneStream
               ? this.#numBlocks
               : blocksPerRequest({
                   blockSize: this.#blockSize,
@@ -554,8 +555,9 @@ export class CachingDownloader {
    */
   async #write(run: RunState, parts: readonly Uint8Array[], offset: number, ranged: boolean): Promise<void> {
     const cache = this.#cache;
-    if (ranged && cache.writeDataParts !== undefined) {
-      await this.#cacheCall(run, `writing bytes at ${offset}`, () => (cache.writeDataParts as NonNullable<DownloadCache['writeDataParts']>).call(cache, parts, offset));
+    const writeParts = cache.writeDataParts?.bind(cache);
+    if (ranged && writeParts !== undefined) {
+      await this.#cacheCall(run, `writing bytes at ${offset}`, () => writeParts(parts, offset));
       return;
     }
     const chunk = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
