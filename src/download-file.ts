@@ -25,6 +25,7 @@ import type { ExpectedDigest } from './cache/types.js';
 import { AttemptEngine, type AttemptRetry } from './download/attempts.js';
 import type { RetryOptions } from './download/backoff.js';
 import { CachingDownloader } from './download/caching-downloader.js';
+import { ConnectionBudget } from './download/connection-budget.js';
 import type { DownloadEvent } from './download/caching-options.js';
 import type { DigestResult } from './download/digest.js';
 import type { ContentInfo, Reader } from './download/reader.js';
@@ -224,6 +225,14 @@ export interface DownloadFileOptions {
    * @default a new `HttpReader` with `headers`, `timeoutMs`, `dispatcher` and `blockSize`
    */
   readonly createReader?: (url: string) => Reader;
+  /**
+   * A connection limit shared with other downloads (what `downloadFiles`
+   * passes to each file of a set): every request of this download, the
+   * first look included, takes a slot from it first. `concurrency` still
+   * caps this download alone.
+   * @default undefined (only `concurrency` limits the requests)
+   */
+  readonly connectionBudget?: ConnectionBudget;
 }
 
 /** The options that only mean something to the built-in HTTP reader. */
@@ -380,6 +389,7 @@ export async function downloadFile(source: DownloadSource, target: string, optio
           ...(o.retry === undefined ? {} : { retry: o.retry }),
           ...(o.bytesPerSecond === undefined ? {} : { bytesPerSecond: o.bytesPerSecond }),
           ...(o.expectedDigest === undefined ? {} : { expectedDigest: o.expectedDigest }),
+          ...(o.connectionBudget === undefined ? {} : { connectionBudget: o.connectionBudget }),
           onEvent: emit,
         });
         const status = await downloader.run(signal);
@@ -451,6 +461,9 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
         { hint: 'configure the Reader itself instead' },
       );
     }
+  }
+  if (defined.connectionBudget !== undefined && !(defined.connectionBudget instanceof ConnectionBudget)) {
+    throw new InvalidArgumentError(`downloadFile option connectionBudget must be a ConnectionBudget, got ${describeValue(defined.connectionBudget)}`);
   }
   const o = { ...defaultDownloadFileOptions, ...defined };
   wholeNumber(OWNER, 'concurrency', o.concurrency, { min: 1 });
@@ -690,11 +703,14 @@ async function openOrCreateCache(
     await discard(paths);
   }
   if (signal.aborted) throw new AbortedError('the download was aborted', { cause: signal.reason });
-  const info = await lookAtRemote(reader, {
-    signal,
-    ...(o.retry === undefined ? {} : { retry: o.retry }),
-    onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
-  });
+  const look = (): Promise<ContentInfo> =>
+    lookAtRemote(reader, {
+      signal,
+      ...(o.retry === undefined ? {} : { retry: o.retry }),
+      onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
+    });
+  // The first look is a request like any other: inside the shared budget.
+  const info = o.connectionBudget === undefined ? await look() : await o.connectionBudget.run(paths, signal, look);
   await createNewFilesForCache(paths.partial, paths.index, info.contentLength, o.requestedBlockSize ?? blockSizeFor(info.contentLength, info.blockSize), {
     identity: info.identity,
     lock: false,

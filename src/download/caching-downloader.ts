@@ -355,7 +355,7 @@ export class CachingDownloader {
    * `RemoteChangedError` ends the run not complete.
    */
   async #revalidate(run: RunState): Promise<void> {
-    await run.engine.revalidate(run.signal);
+    await this.#withSlot(run, () => run.engine.revalidate(run.signal));
   }
 
   /**
@@ -373,7 +373,7 @@ export class CachingDownloader {
 
   /** Looks at the remote (retried by the engine) and checks it is the cached revision. */
   async #look(run: RunState): Promise<ContentInfo> {
-    const info = await run.engine.look(run.signal);
+    const info = await this.#withSlot(run, () => run.engine.look(run.signal));
     const atRisk = this.#cache.cachedBytesAndBlocks().bytes;
     if (info.contentLength !== this.#contentLength) {
       throw new RemoteChangedError(
@@ -521,12 +521,18 @@ export class CachingDownloader {
     const sink = new CacheSink(target, live, ranged);
     running?.add(sink);
     try {
-      await run.engine.fetch(blockKey(request.firstBlock), live, sink, run.signal);
+      await this.#withSlot(run, () => run.engine.fetch(blockKey(request.firstBlock), live, sink, run.signal));
     } catch (err) {
       this.#fail(run, err);
     } finally {
       running?.delete(sink);
     }
+  }
+
+  /** Runs one request inside the shared connection budget, when there is one (a set of files). */
+  #withSlot<T>(run: RunState, request: () => Promise<T>): Promise<T> {
+    const budget = this.#options.connectionBudget;
+    return budget === undefined ? request() : budget.run(this, run.signal, request);
   }
 
   /**

@@ -9,6 +9,7 @@ import { booleanOption, describeValue, wholeNumber } from '../validate.js';
 import type { ByteRange } from '../ranges/byte-range.js';
 import { resolveRetryOptions, type RetryOptions } from './backoff.js';
 import { normalizeExpectedDigest, type DigestResult } from './digest.js';
+import type { ConnectionBudget } from './connection-budget.js';
 import type { EventListener } from './events.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo } from './reader.js';
@@ -47,6 +48,13 @@ export interface CachingDownloaderOptions {
    * @default undefined
    */
   readonly rateLimiter?: RateLimiter;
+  /**
+   * A connection limit shared with other downloads (a set of files): a slot
+   * is taken from it before each request and given back after, on top of
+   * `concurrency`, which still caps this download alone.
+   * @default undefined (only `concurrency` limits the requests)
+   */
+  readonly connectionBudget?: ConnectionBudget;
   /**
    * The whole-file digest the result must have. Wins over the one the reader
    * reports. With neither, a sha256 is still computed and reported.
@@ -120,6 +128,7 @@ export interface ResolvedCachingOptions {
   readonly bytesPerSecond: number | undefined;
   readonly requestsPerSecond: number | undefined;
   readonly rateLimiter: RateLimiter | undefined;
+  readonly connectionBudget: ConnectionBudget | undefined;
   readonly expectedDigest: ExpectedDigest | undefined;
   /** `undefined`: hash when there is a digest to verify. */
   readonly computeDigest: boolean | undefined;
@@ -181,6 +190,7 @@ export function resolveCachingOptions(options: CachingDownloaderOptions = {}): R
     bytesPerSecond: options.bytesPerSecond,
     requestsPerSecond: options.requestsPerSecond,
     rateLimiter: options.rateLimiter,
+    connectionBudget: options.connectionBudget,
     expectedDigest,
     computeDigest,
     readChunkBytes,
