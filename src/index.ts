@@ -33,6 +33,20 @@ export type {
   LookRetry,
 } from './download-file.js';
 
+// a set of files in one call: one connection budget, a few files at a time, resumed by running it again
+export { downloadFiles, defaultDownloadFilesOptions, isFinishedDownload } from './download-files.js';
+export type {
+  DownloadEntry,
+  DownloadEntryOptions,
+  DownloadFilesOptions,
+  DownloadFilesEvent,
+  DownloadFilesProgress,
+  DownloadFileOutcome,
+  DownloadFilesResult,
+} from './download-files.js';
+export { ConnectionBudget } from './download/connection-budget.js';
+export type { ReleaseSlot } from './download/connection-budget.js';
+
 // errors: one base class with a stable code; subclasses where a caller acts differently
 export {
   BlockfetchError,

@@ -46,6 +46,10 @@ const RUNTIME_EXPORTS = [
   'downloadPaths',
   'hasCode',
   'redactUrl',
+  'downloadFiles',
+  'defaultDownloadFilesOptions',
+  'isFinishedDownload',
+  'ConnectionBudget',
 ].sort();
 
 function exportedSymbols(): { name: string; symbol: ts.Symbol; checker: ts.TypeChecker }[] {
