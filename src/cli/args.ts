@@ -64,6 +64,8 @@ export const defaultCliOptions = Object.freeze({
   speedLimitBytesPerSecond: defaultRetryOptions.lowestSpeedBytesPerSecond,
   /** `--speed-time`: how long a request may run below it, in ms. @default defaultRetryOptions.lowestSpeedTimeMs (60 s) */
   speedTimeMs: defaultRetryOptions.lowestSpeedTimeMs,
+  /** `-j`: files of a set downloaded at once (aria2c's `--max-concurrent-downloads`). @default 5 */
+  maxConcurrentFiles: 5,
 });
 
 /** The range of `-c/--concurrency`. */
@@ -170,8 +172,25 @@ export interface VersionCommand {
   readonly kind: 'version';
 }
 
+/**
+ * `blockfetch URL URL... [-d DIR]` or `blockfetch -i FILE`: a set of files,
+ * each saved under its own name. Every option of {@link DownloadCommand}
+ * applies to each file, except those that name one destination.
+ */
+export interface DownloadSetCommand extends Omit<DownloadCommand, 'kind' | 'url' | 'output' | 'toStdout'> {
+  readonly kind: 'download-set';
+  /** The URLs given on the command line, in order (the input file's come after them). */
+  readonly urls: readonly string[];
+  /** `-i FILE`: the input file, `-` for stdin; read when the command runs. */
+  readonly inputFile: string | undefined;
+  /** `-d DIR`: where the files go (an input file's `dir=` is relative to it). */
+  readonly dir: string | undefined;
+  /** `-j N`: files downloaded at once. */
+  readonly maxConcurrentFiles: number;
+}
+
 /** Everything the command line can ask for. */
-export type Command = DownloadCommand | InspectCommand | VerifyCommand | HelpCommand | VersionCommand;
+export type Command = DownloadCommand | InspectCommand | VerifyCommand | HelpCommand | VersionCommand | DownloadSetCommand;
 
 const HELP_HINT = 'run `blockfetch --help` for usage';
 
@@ -244,6 +263,14 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
+  { long: 'input-file', short: 'i', value: 'FILE', help: "download the URLs listed in FILE, aria2c's format (out=, dir=, checksum=, header= lines); '-' reads stdin" },
+  {
+    long: 'max-concurrent-downloads',
+    short: 'j',
+    value: 'N',
+    default: String(d.maxConcurrentFiles),
+    help: 'with several URLs or -i: files downloaded at once; -c counts connections across all of them',
+  },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -476,16 +503,15 @@ function parseDownload(argv: readonly string[]): Command {
   const is = (name: (typeof DOWNLOAD_OPTIONS)[number]['long']): boolean => flag(parsed, name);
   if (is('help')) return { kind: 'help', topic: 'download' };
   if (is('version')) return { kind: 'version' };
-  if (positionals.length === 0) {
+  const inputFile = value('input-file');
+  if (positionals.length === 0 && inputFile === undefined) {
     throw new InvalidArgumentError('missing the URL to download', { hint: 'usage: blockfetch <url> [-o FILE]; ' + HELP_HINT });
   }
-  if (positionals.length > 1) {
-    throw new InvalidArgumentError(`expected one URL, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`, {
-      hint: 'download one file per command; quote a URL that contains spaces or &',
-    });
-  }
-  const url = checkUrl(positionals[0] ?? '');
+  const urls = positionals.map((p) => checkUrl(p));
+  const url = urls[0] ?? '';
   const output = value('output');
+  const maxConcurrentFiles = parseWholeNumber(value('max-concurrent-downloads'), '-j/--max-concurrent-downloads', CONCURRENCY_LIMITS) ?? defaultCliOptions.maxConcurrentFiles;
+  if (urls.length > 1 || inputFile !== undefined) checkSetDestination(urls.length, inputFile, output, is('stdout'));
   const toStdout = is('stdout') || output === '-';
   if (is('stdout') && output !== undefined && output !== '-') {
     throw new InvalidArgumentError(`--stdout and -o ${JSON.stringify(output)} ask for two destinations`, {
@@ -532,7 +558,7 @@ function parseDownload(argv: readonly string[]): Command {
     // -H User-Agent wins over -A, as in curl.
     if (!headers.some(([name]) => name.toLowerCase() === 'user-agent')) headers.push(parseHeader(`User-Agent: ${userAgent}`, '-A/--user-agent'));
   }
-  return {
+  const command: DownloadCommand = {
     kind: 'download',
     url,
     output: target,
@@ -554,6 +580,38 @@ function parseDownload(argv: readonly string[]): Command {
     verbose: is('verbose'),
     tls: { insecure: is('insecure'), caFile: value('cacert') },
   };
+  if (urls.length <= 1 && inputFile === undefined) return command;
+  const { kind: _kind, url: _url, output: _output, toStdout: _toStdout, ...each } = command;
+  if (each.rateBytesPerSecond !== undefined) {
+    throw new InvalidArgumentError('--rate and --limit-rate limit one download; a set of files has no shared rate limit yet', {
+      hint: 'download the set without a rate limit, or limit each URL in its own run',
+    });
+  }
+  if (each.digest !== undefined) {
+    throw new InvalidArgumentError('--sha256, --sha512 and --checksum name one file, but several are downloaded', {
+      hint: 'put each file\'s digest in the input file (checksum=sha-256=HEX on the line after its URL)',
+    });
+  }
+  return { ...each, kind: 'download-set', urls, inputFile, dir: value('dir'), maxConcurrentFiles };
+}
+
+/**
+ * Several files take their names from the server, the URL or the input
+ * file's `out=`: one `-o FILE` or `--stdout` cannot name them all.
+ */
+function checkSetDestination(urls: number, inputFile: string | undefined, output: string | undefined, toStdout: boolean): void {
+  const what = inputFile === undefined ? `${urls} URLs` : `-i ${JSON.stringify(inputFile)}`;
+  if (inputFile === '') throw new InvalidArgumentError('-i/--input-file must be a file name (or - for stdin), got an empty string');
+  if (toStdout || output === '-') {
+    throw new InvalidArgumentError(`--stdout streams one file, but ${what} ask${inputFile === undefined ? '' : 's'} for several`, {
+      hint: 'stream one URL at a time with --stdout, or save the set with -d DIR',
+    });
+  }
+  if (output !== undefined) {
+    throw new InvalidArgumentError(`-o names one file, but ${what} ask${inputFile === undefined ? '' : 's'} for several`, {
+      hint: 'use -d DIR to choose the directory; to name each file, list the URLs in a file for -i with an out=NAME line under each',
+    });
+  }
 }
 
 /**

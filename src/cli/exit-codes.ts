@@ -126,3 +126,53 @@ function hasNoSpaceCause(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * The order of severity of the failure codes, most severe first: what a
+ * run of several files exits with when they failed differently (see
+ * {@link mostSevereExitCode}, documented in docs/cli.md).
+ *
+ * The rule: the harder a failure is to fix, the more severe. Disk and
+ * index trouble (6, 8) first, a wrong digest (5) and a changed remote (4)
+ * next (each needs a decision); then another process's lock (7), a usage
+ * problem (2, e.g. a target that exists) and a plain failure (1, a 404).
+ * Network trouble (3) is the least severe: it is the only code that says
+ * "run the same command again and it resumes", so a set exits 3 only when
+ * every failure in it would be fixed by running it again.
+ */
+export const EXIT_CODE_SEVERITY: readonly ExitCodeValue[] = Object.freeze([
+  ExitCode.NO_SPACE,
+  ExitCode.INDEX,
+  ExitCode.INTEGRITY,
+  ExitCode.REMOTE_CHANGED,
+  ExitCode.LOCKED,
+  ExitCode.USAGE,
+  ExitCode.FAILURE,
+  ExitCode.NETWORK,
+]);
+
+/**
+ * The exit code of a set whose files failed with `codes`: the most severe
+ * by {@link EXIT_CODE_SEVERITY}; 0 when there is none. A code outside the
+ * list (an interruption) wins over all: the run did not finish.
+ *
+ * @example
+ * ```ts
+ * mostSevereExitCode([3, 1, 3]) // 1: a 404 is not fixed by running again
+ * mostSevereExitCode([])        // 0
+ * ```
+ */
+export function mostSevereExitCode(codes: readonly ExitCodeValue[]): ExitCodeValue {
+  let worst: ExitCodeValue = ExitCode.SUCCESS;
+  let worstRank = Infinity;
+  for (const code of codes) {
+    if (code === ExitCode.SUCCESS) continue;
+    const rank = EXIT_CODE_SEVERITY.indexOf(code);
+    const effective = rank < 0 ? -1 : rank;
+    if (effective < worstRank) {
+      worst = code;
+      worstRank = effective;
+    }
+  }
+  return worst;
+}

@@ -472,12 +472,17 @@ export class LineView implements ProgressView {
 export class JsonView implements ProgressView {
   readonly #stream: NodeJS.WritableStream;
   readonly #intervalMs: number;
+  readonly #extra: Readonly<Record<string, unknown>>;
   #lastLineAt = -Infinity;
 
-  /** @param intervalMs the least time between two progress lines. @default 1000 */
-  constructor(stream: NodeJS.WritableStream, intervalMs = 1000) {
+  /**
+   * @param intervalMs the least time between two progress lines. @default 1000
+   * @param extra fields every line carries after `type` (a set's `file`). @default {}
+   */
+  constructor(stream: NodeJS.WritableStream, intervalMs = 1000, extra: Readonly<Record<string, unknown>> = {}) {
     this.#stream = stream;
     this.#intervalMs = intervalMs;
+    this.#extra = extra;
   }
 
   start(notice: StartNotice): void {
@@ -506,7 +511,7 @@ export class JsonView implements ProgressView {
   stop(): void {}
 
   #write(object: Record<string, unknown>): void {
-    this.#stream.write(jsonLine(object));
+    this.#stream.write(jsonLine({ type: object['type'], ...this.#extra, ...object }));
   }
 }
 

@@ -26,6 +26,16 @@ export interface HeaderCapturingDispatcher {
  * response's headers. `tls` is how certificates are checked (`--cacert`, `-k`).
  */
 export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}): HeaderCapturingDispatcher {
+  return captureResponseHeaders(createDefaultDispatcher(process.env, tls));
+}
+
+/**
+ * `base` with an interceptor that records the first 2xx response's headers:
+ * one per request whose headers are wanted (a set names each file from its
+ * own first response), all sharing `base`'s connections. Closing the result
+ * closes `base`.
+ */
+export function captureResponseHeaders(base: Dispatcher): HeaderCapturingDispatcher {
   let captured: IncomingHttpHeaders | undefined;
   const record = (statusCode: number, headers: IncomingHttpHeaders): void => {
     if (captured === undefined && statusCode >= 200 && statusCode < 300) captured = { ...headers };
@@ -33,7 +43,7 @@ export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}):
   // undici hands an interceptor a handler with the new (controller-based)
   // API (Dispatcher.compose wraps legacy ones), so forwarding those methods
   // is the whole contract.
-  const dispatcher = createDefaultDispatcher(process.env, tls).compose(
+  const dispatcher = base.compose(
     (dispatch) =>
       (options, handler): boolean =>
         dispatch(options, {

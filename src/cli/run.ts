@@ -46,6 +46,10 @@ export async function runCli(io: CliIo): Promise<ExitCodeValue> {
         // Loaded on demand: --help, --version, usage errors, inspect and
         // verify start without loading the HTTP client and the downloaders.
         return await (await import('./download-command.js')).runDownload(command, io);
+      case 'download-set':
+        debug ||= command.debug;
+        json = command.outputMode === 'json';
+        return await (await import('./set-command.js')).runDownloadSet(command, io);
     }
   } catch (err) {
     // Errors before a download started (usage, inspect, verify).
