@@ -378,6 +378,8 @@ export async function downloadFile(source: DownloadSource, target: string, optio
     for (let attempt = 0; ; attempt++) {
       const { reader, owned } = readerFor(source, o);
       let cache: LocalDownloadCache | undefined;
+      // In a set, this file keeps a connection from its first request to its end (see ConnectionBudget.join).
+      o.connectionBudget?.join(reader);
       try {
         cache = await openOrCreateCache(paths, reader, o, signal, emit);
         const { contentLength, blockSize } = cache.contentLengthAndBlockSize();
@@ -425,6 +427,7 @@ export async function downloadFile(source: DownloadSource, target: string, optio
       } finally {
         await cache?.close().catch(() => undefined);
         if (owned) await closeReader(reader);
+        o.connectionBudget?.leave(reader);
       }
     }
   } finally {
@@ -709,8 +712,9 @@ async function openOrCreateCache(
       ...(o.retry === undefined ? {} : { retry: o.retry }),
       onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
     });
-  // The first look is a request like any other: inside the shared budget.
-  const info = o.connectionBudget === undefined ? await look() : await o.connectionBudget.run(paths, signal, look);
+  // The first look is a request like any other: inside the shared budget,
+  // held by the reader, as the downloader's requests are.
+  const info = o.connectionBudget === undefined ? await look() : await o.connectionBudget.run(reader, signal, look);
   await createNewFilesForCache(paths.partial, paths.index, info.contentLength, o.requestedBlockSize ?? blockSizeFor(info.contentLength, info.blockSize), {
     identity: info.identity,
     lock: false,

@@ -264,8 +264,6 @@ function checkEntries(entries: readonly DownloadEntry[], o: ResolvedOptions): Ch
       throw new InvalidArgumentError(`${OWNER} entry ${i} source must be a URL or a Reader, got ${describeValue(entry.source)}`);
     }
     const key = entry.key ?? entry.target;
-    if (keys.has(key)) throw new InvalidArgumentError(`${OWNER}: two entries have the key ${JSON.stringify(key)}`, { hint: 'give each entry its own key' });
-    keys.add(key);
     const absolute = downloadPaths(entry.target).target;
     const first = byPath.get(absolute);
     if (first !== undefined) {
@@ -274,6 +272,8 @@ function checkEntries(entries: readonly DownloadEntry[], o: ResolvedOptions): Ch
       });
     }
     byPath.set(absolute, key);
+    if (keys.has(key)) throw new InvalidArgumentError(`${OWNER}: two entries have the key ${JSON.stringify(key)}`, { hint: 'give each entry its own key' });
+    keys.add(key);
     return { source: entry.source, target: entry.target, key, options: entry.options ?? {} };
   });
 }

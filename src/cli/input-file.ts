@@ -114,6 +114,8 @@ function freeze(entry: MutableEntry): InputEntry {
 }
 
 function checkUrl(text: string, fail: Fail): string {
+  // The URL parser would take "https://a/x https://b/x" as one URL with a space in its path.
+  if (/\s/.test(text)) fail('a URL with white space in it', 'separate mirrors of one file with a TAB; write a space inside a URL as %20');
   let url: URL;
   try {
     url = new URL(text);

@@ -532,7 +532,8 @@ export class CachingDownloader {
   /** Runs one request inside the shared connection budget, when there is one (a set of files). */
   #withSlot<T>(run: RunState, request: () => Promise<T>): Promise<T> {
     const budget = this.#options.connectionBudget;
-    return budget === undefined ? request() : budget.run(this, run.signal, request);
+    // The reader is the holder: downloadFile's first look used the same one (see ConnectionBudget.join).
+    return budget === undefined ? request() : budget.run(this.#reader, run.signal, request);
   }
 
   /**

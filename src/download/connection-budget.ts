@@ -9,6 +9,13 @@
  * download that has none gets the next free one, every download that runs
  * makes progress, and the slots of a finished download go to the others at
  * once instead of staying with whoever asked first.
+ *
+ * A holder that has {@link ConnectionBudget.join joined} keeps its last slot
+ * between two requests until it {@link ConnectionBudget.leave leaves}: a
+ * started file always has a connection, and the response an HTTP reader
+ * keeps open between its first look and the first block's request (it
+ * becomes that block's body) is inside the file's slot rather than beyond
+ * the limit.
  */
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 import { wholeNumber } from '../validate.js';
@@ -37,6 +44,8 @@ export class ConnectionBudget {
   #inUse = 0;
   readonly #held = new Map<object, number>();
   readonly #waiting: Waiter[] = [];
+  /** Joined holders, and whether each has a slot parked between two requests. */
+  readonly #joined = new Map<object, boolean>();
 
   /** @param limit the most requests open at once, 1 to 1024. */
   constructor(limit: number) {
@@ -62,6 +71,11 @@ export class ConnectionBudget {
       throw new InvalidArgumentError('ConnectionBudget.acquire: holder must be an object (the downloader taking the slot)');
     }
     if (signal?.aborted === true) return Promise.reject(new AbortedError('the download was aborted', { cause: signal.reason }));
+    if (this.#joined.get(holder) === true) {
+      // Its own parked slot: already counted, taken back without waiting.
+      this.#joined.set(holder, false);
+      return Promise.resolve(this.#releaser(holder));
+    }
     if (this.#inUse < this.limit && this.#waiting.length === 0) return Promise.resolve(this.#take(holder));
     return new Promise<ReleaseSlot>((resolve, reject) => {
       const onAbort = (): void => {
@@ -91,19 +105,45 @@ export class ConnectionBudget {
     }
   }
 
+  /**
+   * From now until {@link leave}, `holder` keeps one slot when it releases
+   * its last: its next request takes it back at once.
+   */
+  join(holder: object): void {
+    if (!this.#joined.has(holder)) this.#joined.set(holder, false);
+  }
+
+  /** `holder` is done: its parked slot, if any, goes to the others at once. */
+  leave(holder: object): void {
+    const parked = this.#joined.get(holder);
+    this.#joined.delete(holder);
+    if (parked === true) this.#giveBack(holder);
+  }
+
   #take(holder: object): ReleaseSlot {
     this.#inUse++;
     this.#held.set(holder, (this.#held.get(holder) ?? 0) + 1);
+    return this.#releaser(holder);
+  }
+
+  #releaser(holder: object): ReleaseSlot {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.#inUse--;
-      const left = (this.#held.get(holder) ?? 1) - 1;
-      if (left === 0) this.#held.delete(holder);
-      else this.#held.set(holder, left);
-      this.#handOut();
+      // A joined holder keeps its LAST slot (parked) between its requests;
+      // any other goes back to be shared out.
+      if (this.#joined.get(holder) === false && this.#held.get(holder) === 1) this.#joined.set(holder, true);
+      else this.#giveBack(holder);
     };
+  }
+
+  #giveBack(holder: object): void {
+    this.#inUse--;
+    const left = (this.#held.get(holder) ?? 1) - 1;
+    if (left === 0) this.#held.delete(holder);
+    else this.#held.set(holder, left);
+    this.#handOut();
   }
 
   /** Gives free slots to the waiters whose holders hold the fewest. */
