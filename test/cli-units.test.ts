@@ -184,7 +184,7 @@ describe('parseCommandLine', () => {
     [[], /missing the URL/],
     [['ftp://example.com/f'], /unsupported URL scheme "ftp:"/],
     [['not a url'], /not a URL: "not a url"/],
-    [[url, url], /expected one URL, got 2/],
+    [[url, url, '-o', 'x'], /-o names one file, but 2 URLs ask for several/],
     [[url, '--bogus'], /unknown option '--bogus'/],
     [[url, '-c'], /^-c\/--concurrency needs a value \(N\), got nothing after it$/],
     [[url, '-c', '0'], /-c\/--concurrency must be a whole number from 1 to 256, got "0"/],

@@ -16,7 +16,7 @@
  * await server.close();
  * ```
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** How one path is served. */
@@ -32,8 +32,8 @@ export interface SetServerFile {
 export interface SetServer {
   /** The full URL of `path`. */
   url(path: string): string;
-  /** Requests received, by path (in arrival order: the Range header of each). */
-  readonly requests: Map<string, (string | undefined)[]>;
+  /** Requests received, by path, in arrival order. */
+  readonly requests: Map<string, { readonly range: string | undefined; readonly headers: IncomingHttpHeaders }[]>;
   /** Requests received in all. */
   total(): number;
   /** Requests open right now. */
@@ -51,7 +51,7 @@ const CHUNK = 16 * 1024;
 /** Starts the server with `files` by path. */
 export async function startSetServer(files: Readonly<Record<string, Buffer | SetServerFile>>): Promise<SetServer> {
   const table = new Map<string, SetServerFile>(Object.entries(files).map(([path, f]) => [path, Buffer.isBuffer(f) ? { content: f } : f]));
-  const requests = new Map<string, (string | undefined)[]>();
+  const requests = new Map<string, { range: string | undefined; headers: IncomingHttpHeaders }[]>();
   const finishedOrder: string[] = [];
   let open = 0;
   let maxOpen = 0;
@@ -61,7 +61,7 @@ export async function startSetServer(files: Readonly<Record<string, Buffer | Set
     const path = (req.url ?? '/').split('?')[0] as string;
     total++;
     const list = requests.get(path) ?? [];
-    list.push(req.headers.range);
+    list.push({ range: req.headers.range, headers: req.headers });
     requests.set(path, list);
     open++;
     maxOpen = Math.max(maxOpen, open);
