@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runCli, startCli, waitFor } from './cli-helpers.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { startSetServer } from './helpers/set-server.js';
 import { payload } from './helpers/payload.js';
 
 interface ValidateFunction {
@@ -114,6 +115,25 @@ describe.skipIf(ajv === undefined)('--json output against docs/cli-json.schema.j
     check(lines);
     expect(lines.at(-1)).toMatchObject({ type: 'interrupted', outcome: 'interrupted', signal: 'SIGINT', exitCode: 130 });
   });
+  it('a set of files: every line in the schema, each about one file names it, the last is the summary', async () => {
+    const files = await startSetServer({ '/one.bin': payload(0, 300_000), '/two.bin': payload(1, 2000) });
+    try {
+      await writeFile(join(dir, 'two.bin'), payload(1, 2000)); // already complete: skipped
+      const result = await runCli([files.url('/one.bin'), files.url('/two.bin'), files.url('/none.bin'), '--json'], { cwd: dir });
+      expect(result.code).toBe(1);
+      const lines = linesOf(result.stdout.toString('utf8'));
+      check(lines);
+      const types = new Set(lines.map((l) => l['type']));
+      for (const type of ['start', 'done', 'skipped', 'error', 'set-progress', 'summary']) expect(types, type).toContain(type);
+      for (const line of lines) {
+        if (!['set-progress', 'summary'].includes(line['type'] as string)) expect(line['file'], JSON.stringify(line)).toEqual(expect.any(String));
+      }
+      expect(lines.at(-1)).toMatchObject({ type: 'summary', outcome: 'failed', exitCode: 1 });
+    } finally {
+      await files.close();
+    }
+  });
+
   it('inspect --json and verify --json print one line each, in the same schema', async () => {
     // The finished file from the first test, and the interrupted partial from the third.
     const complete = await runCli(['inspect', join(dir, 'ok.bin'), '--json'], { cwd: dir });

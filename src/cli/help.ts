@@ -50,6 +50,7 @@ function wrap(text: string, width: number): string[] {
 }
 
 const DOWNLOAD = `Usage: blockfetch <url> [options]
+       blockfetch <url> <url>... [-d DIR] | -i FILE [-j N] [options]
        blockfetch inspect <FILE|FILE.blockfetch.json> [--json]
        blockfetch verify <FILE> --sha256 HEX | --sha512 HEX
 
@@ -59,6 +60,11 @@ same command resumes from the blocks already on disk. While it runs, the data
 is in FILE.blockfetch and its index in FILE.blockfetch.json, next to FILE.
 Run again after it finished, it says "already complete" when the file is
 that remote (size and modification time, or a digest you gave).
+
+Several URLs, or -i FILE (aria2c's input format: out=, dir=, checksum=,
+header= lines under each URL), download a set: -c counts connections across
+all files, -j files run at once, and the same command again skips finished
+files and resumes the rest; a summary lists every file.
 
 Options:
 ${formatOptions(DOWNLOAD_OPTIONS)}
@@ -70,6 +76,8 @@ Exit status:
   7 locked by another blockfetch              8 index corrupt or foreign
   1 other failure      130 interrupted (SIGINT), 143 terminated (SIGTERM)
   141 stdout closed by its reader (--stdout | head)
+  A set of files exits with its most severe failure: 6 8 5 4 7 2 1 3, in
+  that order (3, resumable, is the least); see docs/cli.md.
 `;
 
 const INSPECT = `Usage: blockfetch inspect <FILE|FILE.blockfetch|FILE.blockfetch.json> [--json]
