@@ -344,6 +344,9 @@ class SetState {
       Object.assign(state, { doneBytes: event.resumedBytes, size: event.size, downloadedBytes: 0, inFlight: 0 });
     } else if (event.type === 'progress' || event.type === 'start' || event.type === 'retry') {
       Object.assign(state, { doneBytes: event.stats.doneBytes, size: event.stats.size, downloadedBytes: event.stats.downloadedBytes, inFlight: event.stats.inFlight });
+    } else if (event.type === 'done' || event.type === 'finish') {
+      // Its requests are over: the connections it last reported are not its any more.
+      state.inFlight = 0;
     } else {
       return;
     }

@@ -77,6 +77,10 @@ export function summaryText(summary: SetSummary, onlyFailures = false): string {
         lines.push(`  skipped  ${f.file} (already complete)`);
         break;
       case 'failed':
+        if (summary.interruptedBy !== undefined && f.report.code === 'BLOCKFETCH_ABORTED') {
+          lines.push(`  stopped  ${f.file} (interrupted; its partial download is saved)`);
+          break;
+        }
         lines.push(`  failed   ${f.file}: exit ${f.report.exitCode}${f.report.code === undefined ? '' : ` ${f.report.code}`}: ${f.report.message}`);
         if (f.report.hint !== undefined) lines.push(`           hint: ${f.report.hint}`);
         break;
@@ -214,8 +218,10 @@ class TerminalSetView implements SetView {
     this.#hideCursor();
     const columns = (typeof this.#stream.columns === 'number' && this.#stream.columns > 0 ? this.#stream.columns : 80) - 1;
     const finished = total.done + total.skipped + total.failed;
+    // "+": files not started yet have sizes not known yet.
+    const more = finished + total.active < total.files ? '+' : '';
     const lines = [
-      `total: ${finished}/${total.files} files${total.failed > 0 ? ` (${total.failed} failed)` : ''} | ${formatBytes(total.doneBytes)} / ${formatBytes(total.knownBytes)}+ | ${formatRate(this.#speed)} | ${total.connections} conn`,
+      `total: ${finished}/${total.files} files${total.failed > 0 ? ` (${total.failed} failed)` : ''} | ${formatBytes(total.doneBytes)} / ${formatBytes(total.knownBytes)}${more} | ${formatRate(this.#speed)} | ${total.connections} conn`,
     ];
     let shown = 0;
     for (const [file, state] of this.#running) {
