@@ -6,15 +6,18 @@
 import { lstat, readFile, stat } from 'node:fs/promises';
 
 import type { Dispatcher } from 'undici';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
 import type { ContentInfo } from '../download/reader.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
-import type { DispatcherTlsOptions } from '../http/dispatcher.js';
+import type { ExpectedDigest } from '../cache/types.js';
+import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
+import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { expectedDigestsFor, loadChecksumList } from './checksum-list-source.js';
 import { chooseFilename } from './filename.js';
 import { jsonLine } from './json-lines.js';
 import { Interrupted, StdoutClosed, type CliIo } from './io.js';
@@ -49,13 +52,17 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   }
   const capture = createHeaderCapturingDispatcher(tls);
   try {
+    // Before anything is downloaded: a list that cannot be had or read stops the run here.
+    const checksums = command.checksums === undefined ? undefined : await checksumList(command, tls, io.signal);
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
     if (target === undefined || (await isDirectory(target))) {
       const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
       target = target === undefined ? name : join(target, name);
     }
-    if (!command.force && (await alreadyComplete(command, target, capture.dispatcher, io.signal))) {
+    const digests = checksums === undefined ? (command.digest === undefined ? [] : [command.digest]) : expectedDigestsFor(checksums, target, command.digest);
+    if (checksums !== undefined) noteListed(checksums, target, digests, command, view, io);
+    if (!command.force && (await alreadyComplete(command, target, digests, capture.dispatcher, io.signal))) {
       await tidyFinishedDownload(target);
       io.stderr.write(command.outputMode === 'quiet' ? '' : `blockfetch: ${target} is already complete (the same size and revision as the remote)\n`);
       if (command.outputMode === 'json') jsonStream.write(`${JSON.stringify({ type: 'done', outcome: 'already-complete', target: downloadPaths(target).target })}\n`);
@@ -67,7 +74,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
       ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
-      ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+      ...(digests.length === 0 ? {} : { expectedDigests: digests }),
       headers: headerRecord(command.headers),
       restart: command.restart,
       overwrite: command.force,
@@ -128,12 +135,18 @@ async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOption
  * re-run (as `wget -c` and `curl -C -` do) succeeds instead of refusing: the
  * target is a regular file with no partial download beside it, of the
  * remote's size, and either its mtime is the remote's Last-Modified (set
- * when blockfetch finished it) or it has the digest given with --sha256 /
- * --sha512. One look at the remote (`contentLengthAndBlockSize`); anything
+ * when blockfetch finished it) or it has the digests given with --sha256 /
+ * --sha512 / --checksum and the ones --checksums lists for it. One look at the remote (`contentLengthAndBlockSize`); anything
  * that cannot be told is `false`, and downloadFile then refuses the
  * existing target as before.
  */
-async function alreadyComplete(command: DownloadCommand, target: string, dispatcher: Dispatcher, signal: AbortSignal): Promise<boolean> {
+async function alreadyComplete(
+  command: DownloadCommand,
+  target: string,
+  digests: readonly ExpectedDigest[],
+  dispatcher: Dispatcher,
+  signal: AbortSignal,
+): Promise<boolean> {
   const paths = downloadPaths(target);
   const local = await lstat(paths.target).catch(() => undefined);
   if (local === undefined || !local.isFile() || (await exists(paths.partial))) return false;
@@ -154,9 +167,9 @@ async function alreadyComplete(command: DownloadCommand, target: string, dispatc
     await reader.close().catch(() => undefined);
   }
   if (info.contentLength !== local.size) return false;
-  const wanted = command.digest ?? info.identity.digest;
-  if (wanted !== undefined) {
-    return verifyFile(paths.target, [wanted], signal).then(
+  const wanted = digests.length > 0 ? digests : info.identity.digest === undefined ? [] : [info.identity.digest];
+  if (wanted.length > 0) {
+    return verifyFile(paths.target, wanted, signal).then(
       () => true,
       () => false,
     );
@@ -164,6 +177,44 @@ async function alreadyComplete(command: DownloadCommand, target: string, dispatc
   const modified = info.identity.lastModified === undefined ? NaN : Date.parse(info.identity.lastModified);
   // HTTP dates have whole seconds; filesystems keep what utimes set.
   return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
+}
+
+/**
+ * `--checksums`: the list, read from its file or fetched from its URL on a
+ * dispatcher of its own with the download's proxy and TLS settings (not the
+ * capturing one: its headers must not name the downloaded file).
+ */
+async function checksumList(command: DownloadCommand, tls: DispatcherTlsOptions, signal: AbortSignal): Promise<ChecksumList> {
+  const dispatcher = createDefaultDispatcher(process.env, tls);
+  try {
+    return await loadChecksumList(command.checksums ?? '', {
+      downloadUrl: command.url,
+      headers: headerRecord(command.headers),
+      dispatcher,
+      timeoutMs: command.timeoutMs,
+      attempts: command.retries + 1,
+      signal,
+    });
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
+}
+
+/**
+ * One line about what the list said for the file: that it does not name it
+ * (the download goes on unchecked by the list; not an error, since a list
+ * may cover other files), or, with `-v`, which digests it gave.
+ */
+function noteListed(list: ChecksumList, target: string, digests: readonly ExpectedDigest[], command: DownloadCommand, view: ProgressView, io: CliIo): void {
+  let note: string | undefined;
+  if (digestsFor(list, target).length === 0) {
+    note = `note: ${list.source} does not list ${basename(target)}; it is downloaded without a checksum from the list`;
+  } else if (command.verbose) {
+    note = `${list.source} lists ${basename(target)}: checking ${digests.map((d) => d.algorithm).join(' and ')} before the final rename`;
+  }
+  if (note === undefined || command.outputMode === 'quiet') return;
+  if (command.outputMode === 'json') view.note(note);
+  else io.stderr.write(`blockfetch: ${note}\n`);
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */
