@@ -67,6 +67,15 @@ describe('--checksums FILE', () => {
     expect(result.stderr).toMatch(/sha512 verified/);
     expect((await readFile(join(cwd, 'out.bin'))).equals(DATA)).toBe(true);
     expect((await readdir(cwd)).sort()).toEqual(['SUMS', 'out.bin']);
+    // Run again: the finished file has every listed digest, so it is already complete.
+    const again = await runCli([server.url, '-o', 'out.bin', '--checksums', 'SUMS', ...FAST], { cwd });
+    expect(again.code, again.stderr).toBe(ExitCode.SUCCESS);
+    expect(again.stderr).toMatch(/out\.bin is already complete/);
+    // A list whose md5 the file does not have: not complete, and not overwritten without -f.
+    await writeFile(join(cwd, 'SUMS'), `${SHA256}  out.bin\n${'0'.repeat(32)}  out.bin\n`);
+    const other = await runCli([server.url, '-o', 'out.bin', '--checksums', 'SUMS', ...FAST], { cwd });
+    expect(other.code, other.stderr).toBe(ExitCode.USAGE);
+    expect(other.stderr).toMatch(/out\.bin already exists/);
   });
 
   it('a wrong checksum exits 5 before the rename: the partial file and its index are kept, the target never appears', async () => {
@@ -76,6 +85,7 @@ describe('--checksums FILE', () => {
     const result = await runCli([server.url, '-o', 'out.bin', '--checksums', 'SHA256SUMS', ...FAST], { cwd });
     expect(result.code, result.stderr).toBe(ExitCode.INTEGRITY);
     expect(result.stderr).toMatch(new RegExp(`^blockfetch: sha256 mismatch: expected ${OTHER_SHA256}, got ${SHA256}$`, 'm'));
+    expect(result.stderr).toMatch(/^hint: the file does not have the sha256 that SHA256SUMS gives for out\.bin: check that the list is for this release; the partial file is kept/m);
     expect(existsSync(join(cwd, 'out.bin'))).toBe(false);
     expect(existsSync(join(cwd, 'out.bin.blockfetch'))).toBe(true);
     const index = JSON.parse(await readFile(join(cwd, 'out.bin.blockfetch.json'), 'utf8')) as { remote: { digest: unknown } };
@@ -103,6 +113,14 @@ describe('--checksums FILE', () => {
     expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
     expect(result.stderr).toMatch(/^blockfetch: note: SHA256SUMS does not list out\.bin; it is downloaded without a checksum from the list$/m);
     expect((await readFile(join(cwd, 'out.bin'))).equals(DATA)).toBe(true);
+    // With --json the note is a JSON line; with -q there is none.
+    const json = await runCli([server.url, '-o', 'json.bin', '--checksums', 'SHA256SUMS', '--json', ...FAST], { cwd });
+    expect(json.code, json.stderr).toBe(ExitCode.SUCCESS);
+    const lines = json.stdout.toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l['type'] === 'note')?.['message']).toBe('SHA256SUMS does not list json.bin; it is downloaded without a checksum from the list');
+    const quiet = await runCli([server.url, '-o', 'quiet.bin', '--checksums', 'SHA256SUMS', '-q', ...FAST], { cwd });
+    expect(quiet.code, quiet.stderr).toBe(ExitCode.SUCCESS);
+    expect(quiet.stderr).toBe('');
   });
 
   it('the name is the saved file name: -d DIR without -o uses the URL\'s name and finds its line', async () => {

@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
 import type { ContentInfo } from '../download/reader.js';
-import { InvalidArgumentError, redactUrl } from '../errors.js';
+import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.js';
 import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
 import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
@@ -38,6 +38,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   const jsonStream = command.toStdout ? io.stderr : io.stdout;
   const view: ProgressView = command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr);
   let target: string | undefined = command.output;
+  let checksums: ChecksumList | undefined;
   let presenter: EventPresenter | undefined;
   let tls: DispatcherTlsOptions;
   try {
@@ -53,7 +54,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   const capture = createHeaderCapturingDispatcher(tls);
   try {
     // Before anything is downloaded: a list that cannot be had or read stops the run here.
-    const checksums = command.checksums === undefined ? undefined : await checksumList(command, tls, io.signal);
+    if (command.checksums !== undefined) checksums = await checksumList(command, tls, io.signal);
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
     if (target === undefined || (await isDirectory(target))) {
@@ -96,7 +97,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     view.stop(presenter?.last);
     // No partial download on disk (the first request failed): nothing to resume.
     const nothingOnDisk = command.toStdout || target === undefined || !(await exists(downloadPaths(target).partial));
-    return reportDownloadFailure(err, command, target, io, nothingOnDisk);
+    return reportDownloadFailure(listedMismatch(err, checksums, target), command, target, io, nothingOnDisk);
   } finally {
     await capture.dispatcher.close().catch(() => undefined);
   }
@@ -215,6 +216,21 @@ function noteListed(list: ChecksumList, target: string, digests: readonly Expect
   if (note === undefined || command.outputMode === 'quiet') return;
   if (command.outputMode === 'json') view.note(note);
   else io.stderr.write(`blockfetch: ${note}\n`);
+}
+
+/**
+ * A mismatch against a digest the checksum list gave: said so in the hint,
+ * since "the digest you gave" would send a person looking for a --sha256
+ * they never typed.
+ */
+function listedMismatch(err: unknown, list: ChecksumList | undefined, target: string | undefined): unknown {
+  if (!(err instanceof DigestMismatchError) || list === undefined || target === undefined) return err;
+  const listed = digestsFor(list, target).some((d) => d.algorithm === err.algorithm && d.hex === err.expected);
+  if (!listed) return err;
+  return new DigestMismatchError(err.algorithm, err.expected, err.actual, {
+    cause: err,
+    hint: `the file does not have the ${err.algorithm} that ${list.source} gives for ${basename(target)}: check that the list is for this release; the partial file is kept (delete ${basename(target)}.blockfetch* to download it again)`,
+  });
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */
