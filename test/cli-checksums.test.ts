@@ -6,11 +6,13 @@
  * be had or read stop the run before anything is downloaded, and -H goes to
  * the list's host only when it is the download's origin.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { parseCommandLine } from '../src/cli/args.js';
@@ -19,6 +21,7 @@ import { runCli } from './cli-helpers.js';
 import { startFaultServer, type FaultServer, type RecordedRequest } from './helpers/fault-server.js';
 import { payload } from './helpers/payload.js';
 
+const execFileAsync = promisify(execFile);
 const MiB = 2 ** 20;
 const DATA = payload(0, 3 * MiB - 1);
 const SHA256 = createHash('sha256').update(DATA).digest('hex');
@@ -173,6 +176,30 @@ describe('--checksums FILE', () => {
     expect(missing.stderr).toMatch(/^blockfetch: --checksums "NOPE" cannot be read \(ENOENT\)$/m);
     expect(server.requests).toEqual([]);
     expect(await readdir(cwd)).toEqual(['SHA256SUMS']);
+  });
+});
+
+describe('--checksums from a pipe or a large file', () => {
+  it('a FIFO (as `--checksums <(curl -s URL)` gives) is read to its end', async () => {
+    const server = await serve();
+    const cwd = await freshDir('fifo');
+    await execFileAsync('mkfifo', [join(cwd, 'sums.fifo')]);
+    const running = runCli([server.url, '-o', 'out.bin', '--checksums', 'sums.fifo', '-v', ...FAST], { cwd });
+    // Opening the FIFO for writing waits for the command to open it for reading.
+    await writeFile(join(cwd, 'sums.fifo'), `${SHA256}  out.bin\n`);
+    const result = await running;
+    expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+    expect(result.stderr).toMatch(/sums\.fifo lists out\.bin: checking sha256 before the final rename/);
+  });
+
+  it('a regular file over 16 MiB is refused from its size (exit 2), nothing downloaded', async () => {
+    const server = await serve();
+    const cwd = await freshDir('big-file');
+    await writeFile(join(cwd, 'huge'), Buffer.alloc(17 * MiB, 0x20));
+    const result = await runCli([server.url, '-o', 'out.bin', '--checksums', 'huge'], { cwd });
+    expect(result.code, result.stderr).toBe(ExitCode.USAGE);
+    expect(result.stderr).toMatch(/^blockfetch: --checksums "huge" is 17\.0 MiB, larger than the 16\.0 MiB a checksum list may be$/m);
+    expect(server.requests).toEqual([]);
   });
 });
 

@@ -68,6 +68,11 @@ export async function loadChecksumList(source: string, fetch: ChecksumListFetch)
   return parseChecksumList(await fetchList(source, name, fetch), name);
 }
 
+/**
+ * Reads a list file, at most {@link MAX_CHECKSUM_LIST_BYTES}: a regular file
+ * is refused from its size; anything else that can be read (a pipe, as in
+ * `--checksums <(curl -s URL)`) is read until its end or the cap.
+ */
 async function readListFile(path: string): Promise<string> {
   const cannot = (err: unknown): InvalidArgumentError =>
     new InvalidArgumentError(`--checksums ${JSON.stringify(path)} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
@@ -82,9 +87,18 @@ async function readListFile(path: string): Promise<string> {
   }
   try {
     const stat = await file.stat();
-    if (!stat.isFile()) throw new InvalidArgumentError(`--checksums ${JSON.stringify(path)} is not a regular file`);
-    tooLarge(stat.size, path);
-    return (await file.readFile()).toString('utf8');
+    if (stat.isFile()) tooLarge(stat.size, JSON.stringify(path));
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await file.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      parts.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      tooLarge(total, JSON.stringify(path), false);
+    }
+    return Buffer.concat(parts).toString('utf8');
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw err;
     throw cannot(err);
@@ -93,10 +107,11 @@ async function readListFile(path: string): Promise<string> {
   }
 }
 
-function tooLarge(size: number, name: string): void {
+/** Refuses a list past the cap; `exact`: `size` is the whole list's (else only what was read so far). */
+function tooLarge(size: number, name: string, exact = true): void {
   if (size <= MAX_CHECKSUM_LIST_BYTES) return;
   throw new InvalidArgumentError(
-    `--checksums ${name} is ${formatBytes(size)}, larger than the ${formatBytes(MAX_CHECKSUM_LIST_BYTES)} a checksum list may be`,
+    `--checksums ${name} is ${exact ? `${formatBytes(size)}, ` : ''}larger than the ${formatBytes(MAX_CHECKSUM_LIST_BYTES)} a checksum list may be`,
     { hint: 'check that it names the checksum list (SHA256SUMS), not the file itself' },
   );
 }
