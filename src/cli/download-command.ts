@@ -61,7 +61,9 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
       target = target === undefined ? name : join(target, name);
     }
-    const digests = checksums === undefined ? (command.digest === undefined ? [] : [command.digest]) : expectedDigestsFor(checksums, target, command.digest);
+    // Every digest to check: the one given, and what the list gives for this name (a conflict is a usage error here).
+    const digests =
+      checksums !== undefined ? expectedDigestsFor(checksums, target, command.digest) : command.digest === undefined ? [] : [command.digest];
     if (checksums !== undefined) noteListed(checksums, target, digests, command, view, io);
     if (!command.force && (await alreadyComplete(command, target, digests, capture.dispatcher, io.signal))) {
       await tidyFinishedDownload(target);
@@ -136,10 +138,10 @@ async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOption
  * re-run (as `wget -c` and `curl -C -` do) succeeds instead of refusing: the
  * target is a regular file with no partial download beside it, of the
  * remote's size, and either its mtime is the remote's Last-Modified (set
- * when blockfetch finished it) or it has the digests given with --sha256 /
- * --sha512 / --checksum and the ones --checksums lists for it. One look at the remote (`contentLengthAndBlockSize`); anything
- * that cannot be told is `false`, and downloadFile then refuses the
- * existing target as before.
+ * when blockfetch finished it) or it has `digests` (given with --sha256,
+ * --sha512 or --checksum, and those --checksums lists for it). One look at
+ * the remote (`contentLengthAndBlockSize`); anything that cannot be told is
+ * `false`, and downloadFile then refuses the existing target as before.
  */
 async function alreadyComplete(
   command: DownloadCommand,
