@@ -27,7 +27,7 @@ import type { RetryOptions } from './download/backoff.js';
 import { CachingDownloader } from './download/caching-downloader.js';
 import { ConnectionBudget } from './download/connection-budget.js';
 import type { DownloadEvent } from './download/caching-options.js';
-import type { DigestResult } from './download/digest.js';
+import { combineExpectedDigests, type DigestResult } from './download/digest.js';
 import type { ContentInfo, Reader } from './download/reader.js';
 import type { DownloadStats } from './download/stats.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from './defaults.js';
@@ -176,6 +176,17 @@ export interface DownloadFileOptions {
    * @default undefined (a digest the server advertised is still checked)
    */
   readonly expectedDigest?: ExpectedDigest;
+  /**
+   * More digests the file must have, of other algorithms than
+   * `expectedDigest` (a publisher's SHA256SUMS and SHA512SUMS, say; see
+   * `parseChecksumList`): every one is checked in the same pass before the
+   * rename, kept in the index with `expectedDigest` (so a later run checks
+   * them even when not given again), and a mismatch of any is a
+   * `DigestMismatchError` with the partial file kept. Two different digests
+   * of one algorithm are an `InvalidArgumentError` before anything is written.
+   * @default undefined
+   */
+  readonly expectedDigests?: readonly ExpectedDigest[];
   /**
    * Discard a partial download that cannot be continued and start over: when
    * the remote changed since it began (before or during this run), or when
@@ -390,7 +401,7 @@ export async function downloadFile(source: DownloadSource, target: string, optio
           maxRequestBytes: o.maxRequestBytes,
           ...(o.retry === undefined ? {} : { retry: o.retry }),
           ...(o.bytesPerSecond === undefined ? {} : { bytesPerSecond: o.bytesPerSecond }),
-          ...(o.expectedDigest === undefined ? {} : { expectedDigest: o.expectedDigest }),
+          ...(o.expectedDigests.length === 0 ? {} : { expectedDigests: o.expectedDigests }),
           ...(o.connectionBudget === undefined ? {} : { connectionBudget: o.connectionBudget }),
           onEvent: emit,
         });
@@ -438,9 +449,11 @@ export async function downloadFile(source: DownloadSource, target: string, optio
 type ResolvedOptions = Required<
   Pick<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'>
 > &
-  Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs'> & {
+  Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs' | 'expectedDigest' | 'expectedDigests'> & {
     /** The block size the caller asked for, or undefined to take the reader's, grown to fit the file ({@link blockSizeFor}). */
     readonly requestedBlockSize: number | undefined;
+    /** `expectedDigest` and `expectedDigests` as one list, checked, `expectedDigest` first, one per algorithm. */
+    readonly expectedDigests: readonly ExpectedDigest[];
   };
 
 const OWNER = 'downloadFile';
@@ -482,7 +495,10 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
   // A block size the caller chose is used as given (and refused if the file
   // would need more blocks than the bitmap holds); else the reader's, grown
   // to fit the file (see blockSizeFor).
-  return { ...o, requestedBlockSize: defined.blockSize };
+  // Checked here, before the lock or any file: two digests that cannot both be right fail at once.
+  const expectedDigests = combineExpectedDigests(OWNER, o.expectedDigest, o.expectedDigests);
+  const { expectedDigest: _one, ...rest } = o;
+  return { ...rest, expectedDigests, requestedBlockSize: defined.blockSize };
 }
 
 /** A `source` that is not a string must at least look like a Reader, or the first use would be a TypeError deep inside. */

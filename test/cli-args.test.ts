@@ -171,7 +171,7 @@ function sampleValue(long: string): string {
   const samples: Record<string, string> = {
     output: 'x.iso', dir: 'out', concurrency: '4', 'block-size': '1MiB', 'request-size': '4MiB', rate: '1MB/s',
     'limit-rate': '1M', header: 'X-A: b', 'user-agent': 'ua', cacert: 'ca.pem', sha256: 'a'.repeat(64),
-    sha512: 'b'.repeat(128), checksum: `sha-256=${'c'.repeat(64)}`, 'continue-at': '-', retries: '2', timeout: '5s', 'speed-limit': '10KiB/s', 'speed-time': '30s',
+    sha512: 'b'.repeat(128), checksum: `sha-256=${'c'.repeat(64)}`, checksums: 'SHA256SUMS', 'continue-at': '-', retries: '2', timeout: '5s', 'speed-limit': '10KiB/s', 'speed-time': '30s',
     'input-file': 'list.txt', 'max-concurrent-downloads': '3',
   };
   const value = samples[long];

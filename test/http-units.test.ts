@@ -88,6 +88,10 @@ describe('server digests', () => {
     expect(digestFromHeaders({ 'x-amz-checksum-sha256': b64('sha256'), 'x-amz-checksum-type': 'COMPOSITE' })).toBeUndefined();
     expect(digestFromHeaders({ 'x-amz-checksum-sha256': b64('sha256'), 'x-amz-checksum-type': 'FULL_OBJECT' })).toEqual({ algorithm: 'sha256', hex: hex('sha256') });
     expect(digestFromHeaders({ 'x-goog-hash': ['crc32c=n03x6A==', `md5=${b64('md5')}`] })).toEqual({ algorithm: 'md5', hex: hex('md5') });
+    expect(digestFromHeaders({ 'x-goog-hash': 'crc32c=n03x6A==' })).toBeUndefined();
+    // Stored gzip-compressed: the hashes are of the stored bytes, not of the file served.
+    expect(digestFromHeaders({ 'x-goog-hash': `md5=${b64('md5')}`, 'x-goog-stored-content-encoding': 'gzip' })).toBeUndefined();
+    expect(digestFromHeaders({ 'x-goog-hash': `md5=${b64('md5')}`, 'x-goog-stored-content-encoding': 'identity' })).toEqual({ algorithm: 'md5', hex: hex('md5') });
     expect(digestFromHeaders({})).toBeUndefined();
   });
 });

@@ -103,6 +103,8 @@ export interface DownloadCommand {
   readonly headers: readonly (readonly [name: string, value: string])[];
   /** A digest the finished file must have. */
   readonly digest: ExpectedDigest | undefined;
+  /** `--checksums`: the file or http(s) URL of a checksum list to look the file's name up in. */
+  readonly checksums: string | undefined;
   /** Discard a partial download whose remote changed, and start again. */
   readonly restart: boolean;
   /** Retries of a request that makes no progress (see {@link defaultCliOptions}). */
@@ -244,6 +246,11 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'sha256', value: 'HEX', help: 'the SHA-256 the file must have (checked before the final rename; a mismatch keeps the partial file)' },
   { long: 'sha512', value: 'HEX', help: 'the SHA-512 the file must have (likewise)' },
   { long: 'checksum', value: 'ALGO=HEX', help: "the same in aria2c's spelling: sha-256=HEX, sha-512=HEX, sha-1=HEX or md5=HEX" },
+  {
+    long: 'checksums',
+    value: 'FILE|URL',
+    help: "a checksum list (sha256sum, sha512sum or BSD tag format): the digests it gives for the file's name are checked before the final rename",
+  },
   { long: 'restart', help: 'if the remote changed since the partial download began, discard it and download the new revision' },
   { long: 'continue', help: 'accepted for wget and aria2c: blockfetch always resumes what is on disk' },
   { long: 'continue-at', short: 'C', value: '-', help: "accepted as curl's -C -: blockfetch always resumes what is on disk" },
@@ -419,7 +426,7 @@ function usageOf(spec: OptionSpec): string {
  * URL is the concurrency.
  */
 function checkValue(spec: OptionSpec, value: string): string {
-  if (looksLikeUrl(value)) {
+  if (looksLikeUrl(value) && spec.value?.endsWith('|URL') !== true) {
     throw new InvalidArgumentError(`${optionDisplayName(spec)} takes ${VALUE_WORDS[spec.value ?? ''] ?? spec.value}, got the URL ${JSON.stringify(redactUrl(value))}`, {
       hint: `give ${optionDisplayName(spec)} its value, then the URL: blockfetch ${spec.short === undefined ? `--${spec.long}` : `-${spec.short}`} ${spec.value} URL`,
     });
@@ -533,6 +540,7 @@ function parseDownload(argv: readonly string[]): Command {
       hint: 'check the other one afterwards with `blockfetch verify FILE --sha512 HEX`',
     });
   }
+  const checksums = checkChecksums(value('checksums'), toStdout);
   if (is('quiet') && is('json')) {
     throw new InvalidArgumentError('--quiet and --json cannot be combined', {
       hint: '--json already prints nothing but JSON lines; drop one of them',
@@ -569,6 +577,7 @@ function parseDownload(argv: readonly string[]): Command {
     rateBytesPerSecond: rate !== undefined ? parseRate(rate, '--rate') : limitRate !== undefined ? parseCurlRate(limitRate) : undefined,
     headers,
     digest: digests[0],
+    checksums,
     restart: is('restart'),
     retries: parseWholeNumber(value('retries'), '--retries', RETRIES_LIMITS) ?? defaultCliOptions.retries,
     timeoutMs: value('timeout') === undefined ? defaultCliOptions.timeoutMs : parseDurationMs(value('timeout') as string, '--timeout'),
@@ -632,6 +641,32 @@ function outputIn(dir: string | undefined, output: string | undefined, toStdout:
     });
   }
   return join(dir, output);
+}
+
+/**
+ * `--checksums FILE|URL`: a file, or an http(s) URL. Not `-`: stdin is not
+ * read by a download. Not with `--stdout`: there the bytes are out before
+ * any digest could stop them, and there is no file name to look up.
+ */
+function checkChecksums(text: string | undefined, toStdout: boolean): string | undefined {
+  if (text === undefined) return undefined;
+  if (text === '') throw new InvalidArgumentError('--checksums must be a file name or URL, got an empty string');
+  if (text === '-') {
+    throw new InvalidArgumentError('--checksums - (standard input) is not supported', {
+      hint: 'save the list to a file and give its name, or give its http(s) URL',
+    });
+  }
+  if (looksLikeUrl(text) && !/^https?:\/\//i.test(text)) {
+    throw new InvalidArgumentError(`--checksums takes a file or an http(s) URL, got ${JSON.stringify(redactUrl(text))}`, {
+      hint: 'download the list first, then give its file name',
+    });
+  }
+  if (toStdout) {
+    throw new InvalidArgumentError('--checksums checks a file before it is renamed into place; --stdout has no file', {
+      hint: 'save to a file (-o FILE) to check it against the list, or give --sha256 HEX to check the stream at its end',
+    });
+  }
+  return text;
 }
 
 /** curl's `--limit-rate` units: a number, optionally with K, M, G or T, each a power of 1024 (`1M` = 1 MiB/s). */

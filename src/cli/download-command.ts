@@ -6,15 +6,18 @@
 import { lstat, readFile, stat } from 'node:fs/promises';
 
 import type { Dispatcher } from 'undici';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
 import type { ContentInfo } from '../download/reader.js';
-import { InvalidArgumentError, redactUrl } from '../errors.js';
-import type { DispatcherTlsOptions } from '../http/dispatcher.js';
+import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.js';
+import type { ExpectedDigest } from '../cache/types.js';
+import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
+import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { expectedDigestsFor, loadChecksumList } from './checksum-list-source.js';
 import { chooseFilename } from './filename.js';
 import { jsonLine } from './json-lines.js';
 import { Interrupted, StdoutClosed, type CliIo } from './io.js';
@@ -35,6 +38,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   const jsonStream = command.toStdout ? io.stderr : io.stdout;
   const view: ProgressView = command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr);
   let target: string | undefined = command.output;
+  let checksums: ChecksumList | undefined;
   let presenter: EventPresenter | undefined;
   let tls: DispatcherTlsOptions;
   try {
@@ -49,13 +53,19 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   }
   const capture = createHeaderCapturingDispatcher(tls);
   try {
+    // Before anything is downloaded: a list that cannot be had or read stops the run here.
+    if (command.checksums !== undefined) checksums = await checksumList(command, tls, io.signal);
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
     if (target === undefined || (await isDirectory(target))) {
       const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
       target = target === undefined ? name : join(target, name);
     }
-    if (!command.force && (await alreadyComplete(command, target, capture.dispatcher, io.signal))) {
+    // Every digest to check: the one given, and what the list gives for this name (a conflict is a usage error here).
+    const digests =
+      checksums !== undefined ? expectedDigestsFor(checksums, target, command.digest) : command.digest === undefined ? [] : [command.digest];
+    if (checksums !== undefined) noteListed(checksums, target, digests, command, view, io);
+    if (!command.force && (await alreadyComplete(command, target, digests, capture.dispatcher, io.signal))) {
       await tidyFinishedDownload(target);
       io.stderr.write(command.outputMode === 'quiet' ? '' : `blockfetch: ${target} is already complete (the same size and revision as the remote)\n`);
       if (command.outputMode === 'json') jsonStream.write(`${JSON.stringify({ type: 'done', outcome: 'already-complete', target: downloadPaths(target).target })}\n`);
@@ -67,7 +77,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
       ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
-      ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+      ...(digests.length === 0 ? {} : { expectedDigests: digests }),
       headers: headerRecord(command.headers),
       restart: command.restart,
       overwrite: command.force,
@@ -89,7 +99,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     view.stop(presenter?.last);
     // No partial download on disk (the first request failed): nothing to resume.
     const nothingOnDisk = command.toStdout || target === undefined || !(await exists(downloadPaths(target).partial));
-    return reportDownloadFailure(err, command, target, io, nothingOnDisk);
+    return reportDownloadFailure(listedMismatch(err, checksums, target), command, target, io, nothingOnDisk);
   } finally {
     await capture.dispatcher.close().catch(() => undefined);
   }
@@ -128,12 +138,18 @@ export async function tlsOptions(command: Pick<DownloadCommand, 'tls'>): Promise
  * re-run (as `wget -c` and `curl -C -` do) succeeds instead of refusing: the
  * target is a regular file with no partial download beside it, of the
  * remote's size, and either its mtime is the remote's Last-Modified (set
- * when blockfetch finished it) or it has the digest given with --sha256 /
- * --sha512. One look at the remote (`contentLengthAndBlockSize`); anything
- * that cannot be told is `false`, and downloadFile then refuses the
- * existing target as before.
+ * when blockfetch finished it) or it has `digests` (given with --sha256,
+ * --sha512 or --checksum, and those --checksums lists for it). One look at
+ * the remote (`contentLengthAndBlockSize`); anything that cannot be told is
+ * `false`, and downloadFile then refuses the existing target as before.
  */
-async function alreadyComplete(command: DownloadCommand, target: string, dispatcher: Dispatcher, signal: AbortSignal): Promise<boolean> {
+async function alreadyComplete(
+  command: DownloadCommand,
+  target: string,
+  digests: readonly ExpectedDigest[],
+  dispatcher: Dispatcher,
+  signal: AbortSignal,
+): Promise<boolean> {
   const paths = downloadPaths(target);
   const local = await lstat(paths.target).catch(() => undefined);
   if (local === undefined || !local.isFile() || (await exists(paths.partial))) return false;
@@ -154,9 +170,9 @@ async function alreadyComplete(command: DownloadCommand, target: string, dispatc
     await reader.close().catch(() => undefined);
   }
   if (info.contentLength !== local.size) return false;
-  const wanted = command.digest ?? info.identity.digest;
-  if (wanted !== undefined) {
-    return verifyFile(paths.target, [wanted], signal).then(
+  const wanted = digests.length > 0 ? digests : info.identity.digest === undefined ? [] : [info.identity.digest];
+  if (wanted.length > 0) {
+    return verifyFile(paths.target, wanted, signal).then(
       () => true,
       () => false,
     );
@@ -164,6 +180,59 @@ async function alreadyComplete(command: DownloadCommand, target: string, dispatc
   const modified = info.identity.lastModified === undefined ? NaN : Date.parse(info.identity.lastModified);
   // HTTP dates have whole seconds; filesystems keep what utimes set.
   return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
+}
+
+/**
+ * `--checksums`: the list, read from its file or fetched from its URL on a
+ * dispatcher of its own with the download's proxy and TLS settings (not the
+ * capturing one: its headers must not name the downloaded file).
+ */
+async function checksumList(command: DownloadCommand, tls: DispatcherTlsOptions, signal: AbortSignal): Promise<ChecksumList> {
+  const dispatcher = createDefaultDispatcher(process.env, tls);
+  try {
+    return await loadChecksumList(command.checksums ?? '', {
+      downloadUrl: command.url,
+      headers: headerRecord(command.headers),
+      dispatcher,
+      timeoutMs: command.timeoutMs,
+      attempts: command.retries + 1,
+      signal,
+    });
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
+}
+
+/**
+ * One line about what the list said for the file: that it does not name it
+ * (the download goes on unchecked by the list; not an error, since a list
+ * may cover other files), or, with `-v`, which digests it gave.
+ */
+function noteListed(list: ChecksumList, target: string, digests: readonly ExpectedDigest[], command: DownloadCommand, view: ProgressView, io: CliIo): void {
+  let note: string | undefined;
+  if (digestsFor(list, target).length === 0) {
+    note = `note: ${list.source} does not list ${basename(target)}; it is downloaded without a checksum from the list`;
+  } else if (command.verbose) {
+    note = `${list.source} lists ${basename(target)}: checking ${digests.map((d) => d.algorithm).join(' and ')} before the final rename`;
+  }
+  if (note === undefined || command.outputMode === 'quiet') return;
+  if (command.outputMode === 'json') view.note(note);
+  else io.stderr.write(`blockfetch: ${note}\n`);
+}
+
+/**
+ * A mismatch against a digest the checksum list gave: said so in the hint,
+ * since "the digest you gave" would send a person looking for a --sha256
+ * they never typed.
+ */
+function listedMismatch(err: unknown, list: ChecksumList | undefined, target: string | undefined): unknown {
+  if (!(err instanceof DigestMismatchError) || list === undefined || target === undefined) return err;
+  const listed = digestsFor(list, target).some((d) => d.algorithm === err.algorithm && d.hex === err.expected);
+  if (!listed) return err;
+  return new DigestMismatchError(err.algorithm, err.expected, err.actual, {
+    cause: err,
+    hint: `the file does not have the ${err.algorithm} that ${list.source} gives for ${basename(target)}: check that the list is for this release; the partial file is kept (delete ${basename(target)}.blockfetch* to download it again)`,
+  });
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */

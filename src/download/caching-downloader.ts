@@ -364,7 +364,7 @@ export class CachingDownloader {
    * earlier run recorded in the index) means the bytes are wrong.
    */
   #mismatch(err: DigestMismatchError): DigestMismatchError {
-    if (this.#options.expectedDigest !== undefined) return err;
+    if (this.#options.expectedDigests.some((d) => d.algorithm === err.algorithm && d.hex === err.expected)) return err;
     return new DigestMismatchError(err.algorithm, err.expected, err.actual, {
       cause: err,
       hint: 'the expected digest is the one the server advertised (or an earlier run recorded in the index), not one you gave: the bytes on disk do not match it; the partial file is kept; start over (option `restart`) to fetch it again',
@@ -396,7 +396,7 @@ export class CachingDownloader {
     // algorithm, a stored one over what the remote says now.
     const recorded = stored ?? info.identity;
     const before = recordedDigests(recorded);
-    const known = mergeDigests([this.#options.expectedDigest, ...before, this.#reader.digest(), info.identity.digest]);
+    const known = mergeDigests([...this.#options.expectedDigests, ...before, this.#reader.digest(), info.identity.digest]);
     if (stored === undefined || !sameDigests(before, known)) {
       const [digest, ...extraDigests] = known;
       const { digest: _d, extraDigests: _e, ...rest } = recorded;
@@ -621,7 +621,7 @@ export class CachingDownloader {
       prefix: this.#prefix,
       algorithm,
       expected,
-      also: mergeDigests([expected, ...stored]).filter((d) => d.algorithm !== algorithm),
+      also: mergeDigests([expected, ...this.#options.expectedDigests, ...stored]).filter((d) => d.algorithm !== algorithm),
       readChunkBytes: this.#options.readChunkBytes,
       stop,
     });

@@ -8,7 +8,7 @@ import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { booleanOption, describeValue, wholeNumber } from '../validate.js';
 import type { ByteRange } from '../ranges/byte-range.js';
 import { resolveRetryOptions, type RetryOptions } from './backoff.js';
-import { normalizeExpectedDigest, type DigestResult } from './digest.js';
+import { combineExpectedDigests, type DigestResult } from './digest.js';
 import type { ConnectionBudget } from './connection-budget.js';
 import type { EventListener } from './events.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -61,6 +61,16 @@ export interface CachingDownloaderOptions {
    * @default undefined
    */
   readonly expectedDigest?: ExpectedDigest;
+  /**
+   * More digests the result must have, of other algorithms than
+   * `expectedDigest` (a publisher's SHA256SUMS and SHA512SUMS, say): every
+   * one is checked in the same in-order pass and recorded in the index like
+   * `expectedDigest`. Two different digests of one algorithm are an error.
+   * Without `expectedDigest`, the first of these is the one reported in
+   * `status.digest`.
+   * @default undefined
+   */
+  readonly expectedDigests?: readonly ExpectedDigest[];
   /**
    * Hash the file in order while it downloads. By default it is hashed when
    * there is a digest to verify: `expectedDigest`, or one the reader
@@ -129,7 +139,10 @@ export interface ResolvedCachingOptions {
   readonly requestsPerSecond: number | undefined;
   readonly rateLimiter: RateLimiter | undefined;
   readonly connectionBudget: ConnectionBudget | undefined;
+  /** The caller's first digest: `expectedDigest`, else `expectedDigests[0]`. */
   readonly expectedDigest: ExpectedDigest | undefined;
+  /** Every digest the caller gave, `expectedDigest` first, one per algorithm. */
+  readonly expectedDigests: readonly ExpectedDigest[];
   /** `undefined`: hash when there is a digest to verify. */
   readonly computeDigest: boolean | undefined;
   readonly readChunkBytes: number;
@@ -164,10 +177,12 @@ export function resolveCachingOptions(options: CachingDownloaderOptions = {}): R
   });
   const waitForCompletion = booleanOption(OWNER, 'waitForCompletion', options.waitForCompletion ?? d.waitForCompletion);
   const computeDigest = options.computeDigest === undefined ? undefined : booleanOption(OWNER, 'computeDigest', options.computeDigest);
-  const expectedDigest =
-    options.expectedDigest === undefined ? undefined : normalizeExpectedDigest(options.expectedDigest, 'expectedDigest');
+  const expectedDigests = Object.freeze(combineExpectedDigests(OWNER, options.expectedDigest, options.expectedDigests));
+  const expectedDigest = expectedDigests[0];
   if (expectedDigest !== undefined && computeDigest === false) {
-    throw new InvalidArgumentError(`${OWNER} option expectedDigest cannot be checked with computeDigest: false`);
+    throw new InvalidArgumentError(
+      `${OWNER} option ${options.expectedDigest === undefined ? 'expectedDigests' : 'expectedDigest'} cannot be checked with computeDigest: false`,
+    );
   }
   for (const name of ['bytesPerSecond', 'requestsPerSecond'] as const) {
     const v = options[name];
@@ -192,6 +207,7 @@ export function resolveCachingOptions(options: CachingDownloaderOptions = {}): R
     rateLimiter: options.rateLimiter,
     connectionBudget: options.connectionBudget,
     expectedDigest,
+    expectedDigests,
     computeDigest,
     readChunkBytes,
     progressIntervalMs,

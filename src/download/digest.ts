@@ -109,6 +109,44 @@ export function mergeDigests(digests: readonly (ExpectedDigest | undefined)[]): 
   return [...byAlgorithm.values()];
 }
 
+/**
+ * A caller's digests, `expectedDigest` and `expectedDigests` together, as one
+ * list with `expectedDigest` first: each checked and lower-cased, one per
+ * algorithm (the same digest given twice counts once). Two different
+ * digests of one algorithm cannot both be right, so that is an
+ * {@link InvalidArgumentError} naming `owner`, before anything is fetched.
+ *
+ * @example
+ * ```ts
+ * combineExpectedDigests('downloadFile', sha256, [sha512, sha256]) // [sha256, sha512]
+ * ```
+ */
+export function combineExpectedDigests(
+  owner: string,
+  expectedDigest: ExpectedDigest | undefined,
+  expectedDigests: readonly ExpectedDigest[] | undefined,
+): ExpectedDigest[] {
+  if (expectedDigests !== undefined && !Array.isArray(expectedDigests)) {
+    throw new InvalidArgumentError(`${owner} option expectedDigests must be an array of { algorithm, hex }, got ${typeof expectedDigests}`);
+  }
+  const given = [
+    ...(expectedDigest === undefined ? [] : [normalizeExpectedDigest(expectedDigest, 'expectedDigest')]),
+    ...(expectedDigests ?? []).map((digest, i) => normalizeExpectedDigest(digest, `expectedDigests[${i}]`)),
+  ];
+  const byAlgorithm = new Map<DigestAlgorithm, ExpectedDigest>();
+  for (const digest of given) {
+    const earlier = byAlgorithm.get(digest.algorithm);
+    if (earlier === undefined) byAlgorithm.set(digest.algorithm, digest);
+    else if (earlier.hex !== digest.hex) {
+      throw new InvalidArgumentError(
+        `${owner} was given two different ${digest.algorithm} digests (${earlier.hex} and ${digest.hex}); a file has only one`,
+        { hint: 'give one digest per algorithm' },
+      );
+    }
+  }
+  return [...byAlgorithm.values()];
+}
+
 /** The outcome of hashing a whole file. */
 export interface DigestResult {
   /** The algorithm used. */

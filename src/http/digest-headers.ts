@@ -10,7 +10,10 @@
  * file. `x-amz-checksum-sha256` is the whole object unless it is a multipart
  * composite (`...-N`, or `x-amz-checksum-type: COMPOSITE`), which is a hash
  * of part hashes and cannot be checked against the bytes. `x-goog-hash`
- * carries the object's MD5 (absent for composite objects).
+ * carries the object's MD5 (absent for composite objects; its crc32c is not
+ * an algorithm blockfetch checks), and is ignored for an object stored
+ * compressed (`x-goog-stored-content-encoding: gzip`), whose hashes are of
+ * the stored bytes.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest } from '../cache/types.js';
@@ -104,7 +107,10 @@ export function digestFromHeaders(headers: IncomingHttpHeaders): ExpectedDigest 
     if (hex !== undefined) return { algorithm: 'sha256', hex };
   }
   const goog = headerValue(headers, 'x-goog-hash');
-  if (goog !== undefined) {
+  // An object stored gzip-compressed has the hashes of its stored bytes,
+  // not of what a decompressive transcoding serves: not a digest of the file.
+  const stored = headerValue(headers, 'x-goog-stored-content-encoding')?.trim().toLowerCase();
+  if (goog !== undefined && (stored === undefined || stored === '' || stored === 'identity')) {
     for (const member of goog.split(',')) {
       const eq = member.indexOf('=');
       if (eq < 0 || member.slice(0, eq).trim().toLowerCase() !== 'md5') continue;

@@ -68,7 +68,7 @@ export type Fault =
   | { readonly kind: 'extra'; readonly bytes: number }
   | { readonly kind: 'redirect'; readonly location: string; readonly status?: number }
   | { readonly kind: 'hang' }
-  | { readonly kind: 'normal'; readonly headers?: Record<string, string | null>; readonly ignoreRange?: boolean };
+  | { readonly kind: 'normal'; readonly headers?: Record<string, string | readonly string[] | null>; readonly ignoreRange?: boolean };
 
 /** Decides per request; return nothing for the normal answer. May call `setContent`. */
 export type Script = (request: RecordedRequest) => Fault | undefined | void;
@@ -215,11 +215,15 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
     ...extraHeaders,
   });
 
-  const applyOverrides = (headers: Record<string, string>, overrides: Record<string, string | null>): Record<string, string> => {
-    const out = { ...headers };
+  /** An array value sends the header once per element (as GCS sends two `x-goog-hash` lines). */
+  const applyOverrides = (
+    headers: Record<string, string>,
+    overrides: Record<string, string | readonly string[] | null>,
+  ): Record<string, string | string[]> => {
+    const out: Record<string, string | string[]> = { ...headers };
     for (const [name, value] of Object.entries(overrides)) {
       if (value === null) delete out[name.toLowerCase()];
-      else out[name.toLowerCase()] = value;
+      else out[name.toLowerCase()] = typeof value === 'string' ? value : [...value];
     }
     return out;
   };
@@ -228,7 +232,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
   async function serveFile(req: IncomingMessage, res: ServerResponse, fault: Fault | undefined): Promise<void> {
     const size = sizeOf(content);
     const served = content; // a setContent during the body does not change this answer
-    let headers = fileHeaders();
+    const headers = fileHeaders();
     if (
       ifMatchFails(req.headers['if-match'], etag) ||
       (req.headers['if-match'] === undefined && ifUnmodifiedSinceFails(req.headers['if-unmodified-since'], lastModified))
@@ -257,8 +261,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
     } else {
       headers['content-length'] = String(to - from + 1);
     }
-    if (fault?.kind === 'normal' && fault.headers) headers = applyOverrides(headers, fault.headers);
-    res.writeHead(status, headers);
+    res.writeHead(status, fault?.kind === 'normal' && fault.headers ? applyOverrides(headers, fault.headers) : headers);
     if (req.method === 'HEAD' || size === 0) {
       res.end();
       return;
