@@ -69,7 +69,12 @@ Exit status:
   4 remote changed     5 digest mismatch      6 not enough space
   7 locked by another blockfetch              8 index corrupt or foreign
   1 other failure      130 interrupted (SIGINT), 143 terminated (SIGTERM)
-  141 stdout closed by its reader (--stdout | head)
+  141 stdout closed by its reader (--stdout | head; with -o FILE the partial
+      file is kept: run again to resume)
+
+-o FILE --stdout streams the file to stdout while saving it: a re-run streams
+from byte 0 again and resumes the download. Bytes leave before the digest is
+checked: treat a non-zero exit status as a failed stream (set -o pipefail).
 `;
 
 const INSPECT = `Usage: blockfetch inspect <FILE|FILE.blockfetch|FILE.blockfetch.json> [--json]
