@@ -162,6 +162,33 @@ describe('-o FILE --stdout, interrupted and run again', () => {
   }
 });
 
+describe('-o FILE --stdout after a cut network', () => {
+  it('exits 3 with a prefix streamed; the same command streams the whole file from byte 0 and completes it', async () => {
+    const server = await serve(DATA);
+    const cwd = await freshDir('cut');
+    // Every response for the second half is cut after 1000 bytes, and no retry is allowed.
+    server.script((req) => {
+      const m = /^bytes=(\d+)-/.exec(String(req.headers.range ?? ''));
+      return m !== null && Number(m[1]) >= SIZE / 2 ? { kind: 'cut', after: 1000 } : undefined;
+    });
+    let streamed = 0;
+    const first = await startCli([server.url, '-o', 'snap.bin', '--stdout', '-c', '4', '--block-size', '1MiB', '--retries', '0'], {
+      cwd,
+      onStdout: (chunk) => (streamed += chunk.length),
+    }).done;
+    expect(first.code, first.stderr).toBe(ExitCode.NETWORK);
+    expect(first.stderr).toMatch(/resume with: blockfetch .* -o snap\.bin --stdout/);
+    expect(streamed).toBeGreaterThan(0);
+    expect(streamed).toBeLessThan(SIZE);
+
+    server.script(undefined);
+    const second = await bash(`${BLOCKFETCH} ${server.url} -o snap.bin --stdout -c 4 --block-size 1MiB --quiet | sha256sum`, cwd);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout.split(/\s+/)[0]).toBe(SHA256);
+    expect((await readFile(join(cwd, 'snap.bin'))).equals(DATA)).toBe(true);
+  });
+});
+
 describe('-o FILE --stdout | head -c', () => {
   it('stops the download with 141, keeps the partial resumable, prints where, never a stack trace', async () => {
     const server = await serve(DATA);

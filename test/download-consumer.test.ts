@@ -14,6 +14,8 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { downloadFile, type DownloadFileEvent } from '../src/download-file.js';
+import type { Reader } from '../src/download/reader.js';
+import { HttpReader } from '../src/http/http-reader.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 import { payload } from './helpers/payload.js';
 
@@ -168,6 +170,39 @@ describe('downloadFile with a consumer', () => {
     expect(events.some((e) => e.type === 'discard')).toBe(true);
     expect(second.bytes().equals(newer)).toBe(true);
     expect((await readFile(target)).equals(newer)).toBe(true);
+  });
+
+  it('requests blocks from the front of the file first, so the stream starts with the first request', async () => {
+    const server = await serve(DATA);
+    const d = await sub('order');
+    for (const maxRequestBytes of [MiB, undefined]) {
+      const starts: number[] = [];
+      // The HttpReader, with every getReader call recorded in the order the downloader made it.
+      const createReader = (url: string): Reader =>
+        new Proxy(new HttpReader({ url, blockSize: MiB }), {
+          get(target, property) {
+            if (property === 'getReader') {
+              return (from: number, to: number, signal: AbortSignal) => {
+                starts.push(from);
+                return target.getReader(from, to, signal);
+              };
+            }
+            const value: unknown = Reflect.get(target, property);
+            return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+      const consumer = collector();
+      const target = join(d, `order-${maxRequestBytes ?? 'default'}.bin`);
+      await downloadFile(server.url, target, { blockSize: MiB, concurrency: 4, consumer, createReader, ...(maxRequestBytes === undefined ? {} : { maxRequestBytes }) });
+      expect(consumer.bytes().equals(DATA)).toBe(true);
+      if (maxRequestBytes === MiB) {
+        // One block per request: exactly block 0, 1, 2, ... in that order.
+        expect(starts).toEqual(Array.from({ length: SIZE / MiB }, (_, i) => i * MiB));
+      } else {
+        // Coalesced (an even share per connection, 3 MiB here): still from the front, in order.
+        expect(starts.slice(0, 4)).toEqual([0, 3 * MiB, 6 * MiB, 9 * MiB]);
+      }
+    }
   });
 
   it('refuses a consumer that is not a Writable, before touching anything', async () => {
