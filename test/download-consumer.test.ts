@@ -14,9 +14,12 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { downloadFile, type DownloadFileEvent } from '../src/download-file.js';
+import { CachingDownloader } from '../src/download/caching-downloader.js';
 import type { Reader } from '../src/download/reader.js';
 import { HttpReader } from '../src/http/http-reader.js';
+import { FakeReader } from './helpers/fake-reader.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { MemoryCache } from './helpers/memory-cache.js';
 import { payload } from './helpers/payload.js';
 
 const MiB = 2 ** 20;
@@ -212,5 +215,33 @@ describe('downloadFile with a consumer', () => {
       message: expect.stringMatching(/option consumer must be a Writable/),
     });
     expect(existsSync(join(d, 'g.bin.blockfetch'))).toBe(false);
+  });
+});
+
+describe('the tail stream under a consumer', () => {
+  it('hands on no cached byte before the run found the remote to be the cached revision', async () => {
+    const cache = MemoryCache.create(1000, 100);
+    expect((await new CachingDownloader(new FakeReader({ size: 1000 }), cache).run()).complete).toBe(true);
+    // The same cache, a remote that changed: the whole file is cached, and stale.
+    const dl = new CachingDownloader(new FakeReader({ size: 1000, identity: { etag: '"v2"' } }), cache);
+    const received: Buffer[] = [];
+    const tail = dl.createTailStream();
+    const consumed = (async () => {
+      for await (const chunk of tail) received.push(chunk as Buffer);
+    })();
+    const status = await dl.run();
+    expect(status.error?.code).toBe('BLOCKFETCH_REMOTE_CHANGED');
+    await expect(consumed).rejects.toMatchObject({ code: 'BLOCKFETCH_REMOTE_CHANGED' });
+    expect(received).toEqual([]);
+
+    // The unchanged remote: the same cached bytes go out.
+    const again = new CachingDownloader(new FakeReader({ size: 1000 }), cache);
+    const parts: Buffer[] = [];
+    const reading = (async () => {
+      for await (const chunk of again.createTailStream()) parts.push(chunk as Buffer);
+    })();
+    expect((await again.run()).complete).toBe(true);
+    await reading;
+    expect(Buffer.concat(parts).equals(payload(0, 999))).toBe(true);
   });
 });
