@@ -223,8 +223,16 @@ describe('the tail stream under a consumer', () => {
     const cache = MemoryCache.create(1000, 100);
     expect((await new CachingDownloader(new FakeReader({ size: 1000 }), cache).run()).complete).toBe(true);
     // The same cache, a remote that changed: the whole file is cached, and stale.
-    const dl = new CachingDownloader(new FakeReader({ size: 1000, identity: { etag: '"v2"' } }), cache);
+    const changed = new FakeReader({ size: 1000, identity: { etag: '"v2"' } });
     const received: Buffer[] = [];
+    // The look answers only after the tail has had 50 turns of the event loop
+    // (reads from a MemoryCache take a few): time enough to hand on stale bytes, were it allowed to.
+    const look = changed.contentLengthAndBlockSize.bind(changed);
+    changed.contentLengthAndBlockSize = async (signal) => {
+      for (let turn = 0; turn < 50 && received.length === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+      return look(signal);
+    };
+    const dl = new CachingDownloader(changed, cache);
     const tail = dl.createTailStream();
     const consumed = (async () => {
       for await (const chunk of tail) received.push(chunk as Buffer);
