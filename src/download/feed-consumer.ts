@@ -97,6 +97,8 @@ export function feedConsumer(source: Readable, consumer: Writable): ConsumerFeed
   // Stays attached: an error after the copy settled (a destroy racing the
   // end) must not become an uncaught 'error' event.
   source.on('error', (err: Error) => settle(err));
+  // Closed without an end or an error (destroyed by someone else): never leave `done` pending.
+  source.on('close', () => settle(new Error('the source stream closed before its end')));
 
   if (consumer.destroyed || consumer.writableEnded) {
     settle(new ConsumerStoppedError(undefined));
