@@ -13,6 +13,7 @@
  */
 import { lutimes } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 
 import type { Dispatcher } from 'undici';
 
@@ -28,6 +29,7 @@ import { CachingDownloader } from './download/caching-downloader.js';
 import { ConnectionBudget } from './download/connection-budget.js';
 import type { DownloadEvent } from './download/caching-options.js';
 import { combineExpectedDigests, type DigestResult } from './download/digest.js';
+import { ConsumerStoppedError, endConsumer, failConsumer, feedConsumer, untilFed, type ConsumerFeed } from './download/feed-consumer.js';
 import type { ContentInfo, Reader } from './download/reader.js';
 import type { DownloadStats } from './download/stats.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from './defaults.js';
@@ -244,6 +246,36 @@ export interface DownloadFileOptions {
    * @default undefined (only `concurrency` limits the requests)
    */
   readonly connectionBudget?: ConnectionBudget;
+  /**
+   * Stream while saving: a Writable that receives the file's bytes in
+   * order while the download continues in parallel, read back from the
+   * partial file as its contiguous prefix (block 0 up to the first block
+   * still missing) grows. Backpressure is respected: a slow consumer never
+   * slows the download, its bytes wait on disk (memory holds at most the
+   * tail's 4 MiB buffer plus the consumer's own). A resumed download
+   * streams from byte 0 again (the cached prefix from disk, then the rest
+   * as it arrives), and nothing is handed on before the remote was found
+   * to be the revision on disk.
+   *
+   * Once the file is complete and its digest (if any) verified, the call
+   * waits for the consumer to take the last byte, ends it (`end()`), waits
+   * for its `finish`, and only then renames the file into place. On any
+   * failure the consumer is destroyed with the error (as `stream.pipeline`
+   * does); it may already have received bytes, up to the whole file when
+   * the digest check fails at the end, so treat a rejected call as a
+   * failed stream. When the consumer errors or closes early (EPIPE), the
+   * download stops, keeps its partial file (resumable) and throws an
+   * `AbortedError` whose `cause` is the consumer's error.
+   *
+   * @default undefined (nothing is streamed)
+   * @example
+   * ```ts
+   * import { spawn } from 'node:child_process';
+   * const tar = spawn('tar', ['-x', '-C', 'out'], { stdio: ['pipe', 'inherit', 'inherit'] });
+   * await downloadFile(url, 'snap.tar', { consumer: tar.stdin });
+   * ```
+   */
+  readonly consumer?: Writable;
 }
 
 /** The options that only mean something to the built-in HTTP reader. */
@@ -290,7 +322,13 @@ export type DownloadFileEvent =
   /** A partial download was discarded (`restart`), for `reason`. */
   | { readonly type: 'discard'; readonly paths: DownloadPaths; readonly reason: BlockfetchError }
   /** The download is complete and verified; the partial file is being renamed to the target. */
-  | { readonly type: 'finish'; readonly paths: DownloadPaths };
+  | { readonly type: 'finish'; readonly paths: DownloadPaths }
+  /**
+   * With a `consumer`: the file is complete and verified on disk, but the
+   * consumer has taken only `streamedBytes` of its `size` bytes; the final
+   * rename waits until it has taken the rest.
+   */
+  | { readonly type: 'consumer-wait'; readonly paths: DownloadPaths; readonly size: number; readonly streamedBytes: number };
 
 /** What a successful {@link downloadFile} did. */
 export interface DownloadFileResult {
@@ -365,6 +403,18 @@ export type DownloadSource = string | Reader;
  */
 export async function downloadFile(source: DownloadSource, target: string, options: DownloadFileOptions = {}): Promise<DownloadFileResult> {
   const o = resolveDownloadFileOptions(source, options);
+  if (o.consumer === undefined) return download(source, target, o);
+  try {
+    return await download(source, target, o);
+  } catch (err) {
+    // As stream.pipeline does: whatever reads the consumer's output learns that the stream failed.
+    failConsumer(o.consumer, err);
+    throw err;
+  }
+}
+
+/** {@link downloadFile} once its options are checked. */
+async function download(source: DownloadSource, target: string, o: ResolvedOptions): Promise<DownloadFileResult> {
   const started = performance.now();
   const paths = downloadPaths(target);
   const emit = (event: DownloadFileEvent): void => {
@@ -380,7 +430,9 @@ export async function downloadFile(source: DownloadSource, target: string, optio
   // long) is refused with nothing written.
   await checkOwnPaths(paths);
   const lockLost = new AbortController();
-  const signal = o.signal === undefined ? lockLost.signal : AbortSignal.any([o.signal, lockLost.signal]);
+  // A consumer that fails or closes stops the download, as Ctrl-C would.
+  const consumerStopped = new AbortController();
+  const signal = AbortSignal.any([...(o.signal === undefined ? [] : [o.signal]), lockLost.signal, consumerStopped.signal]);
   const lock = await acquireLock(paths, o.lockWaitMs, signal, lockLost, emit);
   try {
     await checkTarget(paths, o.overwrite);
@@ -391,6 +443,7 @@ export async function downloadFile(source: DownloadSource, target: string, optio
       let cache: LocalDownloadCache | undefined;
       // In a set, this file keeps a connection from its first request to its end (see ConnectionBudget.join).
       o.connectionBudget?.join(reader);
+      let feed: ConsumerFeed | undefined;
       try {
         cache = await openOrCreateCache(paths, reader, o, signal, emit);
         const { contentLength, blockSize } = cache.contentLengthAndBlockSize();
@@ -405,7 +458,19 @@ export async function downloadFile(source: DownloadSource, target: string, optio
           ...(o.connectionBudget === undefined ? {} : { connectionBudget: o.connectionBudget }),
           onEvent: emit,
         });
+        if (o.consumer !== undefined) {
+          feed = feedConsumer(downloader.createTailStream(), o.consumer);
+          feed.done.catch((err: unknown) => {
+            if (err instanceof ConsumerStoppedError) consumerStopped.abort(err);
+          });
+        }
         const status = await downloader.run(signal);
+        if (status.complete && feed !== undefined && o.consumer !== undefined) {
+          if (feed.written() < contentLength) emit({ type: 'consumer-wait', paths, size: contentLength, streamedBytes: feed.written() });
+          // The bytes are all on disk: what is left is the consumer's pace.
+          await untilFed(feed, signal);
+          await endConsumer(o.consumer, signal);
+        }
         const lastModified = cache.remoteIdentity()?.lastModified;
         await cache.close();
         const nothingOnDisk = cache.cachedBytesAndBlocks().bytes === 0;
@@ -423,7 +488,13 @@ export async function downloadFile(source: DownloadSource, target: string, optio
         }
         const error = status.error ?? new BlockfetchError('BLOCKFETCH_NETWORK', `${reader.name}: the download ended incomplete`);
         if (lockLost.signal.aborted && lockLost.signal.reason instanceof BlockfetchError) throw lockLost.signal.reason;
-        if (o.restart && attempt === 0 && hasCode(error, 'BLOCKFETCH_REMOTE_CHANGED')) {
+        if (consumerStopped.signal.aborted) throw consumerStopped.signal.reason;
+        // A consumer that already took bytes of the old revision cannot be
+        // given the new one from byte 0: the stream fails, and the next
+        // call (with `restart`) discards before it hands on anything.
+        const streamed = feed?.written() ?? 0;
+        if (o.restart && attempt === 0 && streamed === 0 && hasCode(error, 'BLOCKFETCH_REMOTE_CHANGED')) {
+          feed?.stop(error);
           await discard(paths);
           emit({ type: 'discard', paths, reason: error });
           continue;
@@ -436,6 +507,7 @@ export async function downloadFile(source: DownloadSource, target: string, optio
         if (nothingOnDisk && REFUSED_FOR_GOOD.some((code) => hasCode(error, code))) await discard(paths);
         throw error;
       } finally {
+        feed?.stop(new AbortedError('the download ended'));
         await cache?.close().catch(() => undefined);
         if (owned) await closeReader(reader);
         o.connectionBudget?.leave(reader);
@@ -492,6 +564,9 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
   if (o.onEvent !== undefined && typeof o.onEvent !== 'function') {
     throw new InvalidArgumentError(`downloadFile option onEvent must be a function, got ${typeof o.onEvent}`);
   }
+  if (o.consumer !== undefined && !isWritable(o.consumer)) {
+    throw new InvalidArgumentError(`downloadFile option consumer must be a Writable stream, got ${describeValue(o.consumer)}`);
+  }
   // A block size the caller chose is used as given (and refused if the file
   // would need more blocks than the bitmap holds); else the reader's, grown
   // to fit the file (see blockSizeFor).
@@ -499,6 +574,12 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
   const expectedDigests = combineExpectedDigests(OWNER, o.expectedDigest, o.expectedDigests);
   const { expectedDigest: _one, ...rest } = o;
   return { ...rest, expectedDigests, requestedBlockSize: defined.blockSize };
+}
+
+/** Whether `value` can be written to and watched as a Node Writable is. */
+function isWritable(value: unknown): value is Writable {
+  const w = value as Partial<Writable> | null;
+  return typeof w === 'object' && w !== null && typeof w.write === 'function' && typeof w.end === 'function' && typeof w.on === 'function';
 }
 
 /** A `source` that is not a string must at least look like a Reader, or the first use would be a TypeError deep inside. */

@@ -162,7 +162,11 @@ describe('parseCommandLine', () => {
   it('treats -o - and --stdout as streaming to stdout', () => {
     expect(download([url, '-o', '-'])).toMatchObject({ toStdout: true, output: undefined });
     expect(download([url, '--stdout'])).toMatchObject({ toStdout: true, output: undefined });
-    expect(() => download([url, '--stdout', '-o', 'f'])).toThrow(/two destinations/);
+    // Stream while saving: both, and the file is kept (and resumable).
+    expect(download([url, '--stdout', '-o', 'f'])).toMatchObject({ toStdout: true, output: 'f' });
+    expect(download([url, '-o', 'f', '--stdout', '-d', 'dir'])).toMatchObject({ toStdout: true, output: 'dir/f' });
+    expect(download([url, '--stdout', '-o', '-'])).toMatchObject({ toStdout: true, output: undefined });
+    expect(() => download([url, '--stdout', '-d', 'dir'])).toThrow(/two destinations/);
   });
   it('parses inspect, verify, help and version', () => {
     expect(parseCommandLine(['inspect', 'f.iso', '--json'])).toEqual({ kind: 'inspect', path: 'f.iso', json: true, debug: false });

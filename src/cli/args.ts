@@ -89,7 +89,11 @@ export interface DownloadCommand {
   readonly url: string;
   /** The target file; `undefined` means "name it after the server or the URL". */
   readonly output: string | undefined;
-  /** Stream to stdout in order (`-o -` or `--stdout`) instead of a file. */
+  /**
+   * Stream to stdout in order: `-o -` or `--stdout` alone (nothing on
+   * disk), or `-o FILE --stdout` (stream while saving: `output` is set and
+   * the download stays resumable).
+   */
   readonly toStdout: boolean;
   /** Requests at once (`-c`). */
   readonly concurrency: number;
@@ -233,7 +237,7 @@ const d = defaultCliOptions;
 export const DOWNLOAD_OPTIONS = [
   { long: 'output', short: 'o', value: 'FILE', help: "where to save (default: the server's file name or the URL's last path segment); '-' streams to stdout; a directory saves under the server's name inside it" },
   { long: 'dir', short: 'd', value: 'DIR', help: 'save in this existing directory (with -o FILE: DIR/FILE)' },
-  { long: 'stdout', help: 'stream the file in order to stdout (same as -o -)' },
+  { long: 'stdout', help: 'stream the file in order to stdout (same as -o -); with -o FILE, stream while saving FILE (resumable)' },
   { long: 'concurrency', short: 'c', value: 'N', default: String(d.concurrency), help: 'parallel requests' },
   { long: 'block-size', value: 'SIZE', default: formatSizeOption(d.blockSize), help: 'the unit of resumption: a kill loses at most one partly received block per connection' },
   { long: 'request-size', value: 'SIZE', default: formatSizeOption(d.requestSize), help: 'the most one request fetches; with --stdout the unit of the stream' },
@@ -520,13 +524,10 @@ function parseDownload(argv: readonly string[]): Command {
   const maxConcurrentFiles = parseWholeNumber(value('max-concurrent-downloads'), '-j/--max-concurrent-downloads', CONCURRENCY_LIMITS) ?? defaultCliOptions.maxConcurrentFiles;
   if (urls.length > 1 || inputFile !== undefined) checkSetDestination(urls.length, inputFile, output, is('stdout'));
   const toStdout = is('stdout') || output === '-';
-  if (is('stdout') && output !== undefined && output !== '-') {
-    throw new InvalidArgumentError(`--stdout and -o ${JSON.stringify(output)} ask for two destinations`, {
-      hint: 'use either --stdout (or -o -) or -o FILE',
-    });
-  }
   if (output === '') throw new InvalidArgumentError('-o/--output must be a file name, got an empty string');
-  const target = outputIn(value('dir'), toStdout ? undefined : output, toStdout);
+  // `-o FILE --stdout`: stream while saving FILE (see docs/cli.md).
+  const saved = output === '-' ? undefined : output;
+  const target = outputIn(value('dir'), saved, toStdout && saved === undefined);
   const continueAt = value('continue-at');
   if (continueAt !== undefined && continueAt !== '-') {
     throw new InvalidArgumentError(`-C/--continue-at takes '-' (resume automatically), got ${JSON.stringify(continueAt)}`, {
@@ -632,7 +633,9 @@ function outputIn(dir: string | undefined, output: string | undefined, toStdout:
   if (dir === undefined) return output;
   if (dir === '') throw new InvalidArgumentError('-d/--dir must be a directory, got an empty string');
   if (toStdout) {
-    throw new InvalidArgumentError('-d/--dir and --stdout ask for two destinations', { hint: 'use either --stdout (or -o -) or -d DIR' });
+    throw new InvalidArgumentError('-d/--dir and --stdout ask for two destinations', {
+      hint: 'use either --stdout (or -o -) or -d DIR; to stream while saving, name the file: -d DIR -o FILE --stdout',
+    });
   }
   if (output === undefined) return dir.endsWith('/') ? dir : `${dir}/`;
   if (isAbsolute(output)) {

@@ -3,7 +3,9 @@
  * {@link downloadFile}: it chooses the file name, turns the download's
  * events into progress for the chosen view, and reports the outcome.
  */
+import { createReadStream } from 'node:fs';
 import { lstat, readFile, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 
 import type { Dispatcher } from 'undici';
 import { basename, join } from 'node:path';
@@ -55,7 +57,8 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   try {
     // Before anything is downloaded: a list that cannot be had or read stops the run here.
     if (command.checksums !== undefined) checksums = await checksumList(command, tls, io.signal);
-    if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
+    // `--stdout` alone: nothing on disk. With `-o FILE` too: stream while saving, below.
+    if (command.toStdout && command.output === undefined) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
     if (target === undefined || (await isDirectory(target))) {
       const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
@@ -67,6 +70,8 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     if (checksums !== undefined) noteListed(checksums, target, digests, command, view, io);
     if (!command.force && (await alreadyComplete(command, target, digests, capture.dispatcher, io.signal))) {
       await tidyFinishedDownload(target);
+      // Stream while saving, run again after it finished: the stream is the finished file.
+      if (command.toStdout) await streamFinishedFile(target, io);
       io.stderr.write(command.outputMode === 'quiet' ? '' : `blockfetch: ${target} is already complete (the same size and revision as the remote)\n`);
       if (command.outputMode === 'json') jsonStream.write(`${JSON.stringify({ type: 'done', outcome: 'already-complete', target: downloadPaths(target).target })}\n`);
       return ExitCode.SUCCESS;
@@ -86,6 +91,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       signal: io.signal,
       dispatcher: capture.dispatcher,
       onEvent: presenter.handle,
+      ...(command.toStdout ? { consumer: io.stdout } : {}),
     });
     view.done({
       target: result.target,
@@ -98,7 +104,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   } catch (err) {
     view.stop(presenter?.last);
     // No partial download on disk (the first request failed): nothing to resume.
-    const nothingOnDisk = command.toStdout || target === undefined || !(await exists(downloadPaths(target).partial));
+    const nothingOnDisk = streamsOnly(command) || target === undefined || !(await exists(downloadPaths(target).partial));
     return reportDownloadFailure(listedMismatch(err, checksums, target), command, target, io, nothingOnDisk);
   } finally {
     await capture.dispatcher.close().catch(() => undefined);
@@ -277,6 +283,11 @@ class EventPresenter {
       case 'discard':
         this.#view.note(`discarded the partial download (${event.reason.message}); starting over`);
         break;
+      case 'consumer-wait':
+        this.#view.note(
+          `${event.paths.target}: all ${formatBytes(event.size)} on disk; stdout's reader has taken ${formatBytes(event.streamedBytes)}, finishing when it has the rest`,
+        );
+        break;
       case 'start':
         if (!event.info.rangesSupported) {
           this.#view.note('the server does not serve byte ranges: one connection, and a resumed download is fetched from its start again');
@@ -353,8 +364,15 @@ function reportDownloadFailure(
   io: CliIo,
   nothingDownloaded = true,
 ): ExitCodeValue {
-  // `--stdout | head`: the reader has what it wanted; say nothing, like SIGPIPE.
-  if (io.signal.aborted && io.signal.reason instanceof StdoutClosed) return ExitCode.STDOUT_CLOSED;
+  if (io.signal.aborted && io.signal.reason instanceof StdoutClosed) {
+    // `--stdout | head`: the reader has what it wanted; say nothing, like SIGPIPE.
+    if (streamsOnly(command) || target === undefined || nothingDownloaded) return ExitCode.STDOUT_CLOSED;
+    // `-o FILE --stdout | head`: the download stopped with it; say where it is kept.
+    const kept = `stdout was closed by its reader; the download stopped, progress saved in ${downloadPaths(target).partial}`;
+    if (command.outputMode === 'json') io.stderr.write(jsonLine({ type: 'note', message: kept }));
+    else if (command.outputMode !== 'quiet') io.stderr.write(`blockfetch: ${kept}\nresume with: ${resumeCommand(io.argv, command, target)}\n`);
+    return ExitCode.STDOUT_CLOSED;
+  }
   const interrupted = io.signal.aborted && io.signal.reason instanceof Interrupted ? io.signal.reason : undefined;
   const resume = resumeCommand(io.argv, command, target);
   if (interrupted !== undefined) {
@@ -363,7 +381,7 @@ function reportDownloadFailure(
       const stream = command.toStdout ? io.stderr : io.stdout;
       stream.write(jsonLine({ type: 'interrupted', outcome: 'interrupted', signal: interrupted.signalName, exitCode: code, resume }));
     }
-    if (command.toStdout) {
+    if (streamsOnly(command)) {
       io.stderr.write(`blockfetch: interrupted by ${interrupted.signalName}; a stream to stdout cannot be resumed\n`);
     } else if (target !== undefined && !nothingDownloaded) {
       const paths = downloadPaths(target);
@@ -378,14 +396,32 @@ function reportDownloadFailure(
   // resume, so no "resume with" and no promise of one.
   const options = { nothingDownloaded };
   const report = describeFailure(err, options);
-  const resumable = report.exitCode === ExitCode.NETWORK && !command.toStdout && target !== undefined && !nothingDownloaded;
+  const resumable = report.exitCode === ExitCode.NETWORK && !streamsOnly(command) && target !== undefined && !nothingDownloaded;
   if (command.outputMode === 'json') writeJsonError(command.toStdout ? io.stderr : io.stdout, err, resumable ? resume : undefined, options);
   io.stderr.write(formatFailure(err, command.debug || debugFromEnvironment, options));
   if (command.verbose && !command.debug && !debugFromEnvironment) io.stderr.write(`code: ${report.code ?? '(none)'}, exit status ${report.exitCode}\n`);
   if (resumable) {
     io.stderr.write(`resume with: ${resume}\n`);
   }
+  if (command.toStdout && report.exitCode === ExitCode.INTEGRITY) {
+    // Stream while saving: the bytes went out before the digest could be checked.
+    io.stderr.write('blockfetch: the bytes already written to stdout failed the digest check: whatever read them must discard its result\n');
+  }
   return report.exitCode;
+}
+
+/** `--stdout` (or `-o -`) alone: the StreamingDownloader, nothing on disk, nothing to resume. */
+function streamsOnly(command: DownloadCommand): boolean {
+  return command.toStdout && command.output === undefined;
+}
+
+/**
+ * `-o FILE --stdout` run again after FILE was finished: streams FILE to
+ * stdout (so a pipeline re-run after its consumer failed gets the whole
+ * file again) and ends stdout.
+ */
+async function streamFinishedFile(target: string, io: CliIo): Promise<void> {
+  await pipeline(createReadStream(target), io.stdout, { signal: io.signal });
 }
 
 

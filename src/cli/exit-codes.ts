@@ -30,9 +30,11 @@ export const ExitCode = Object.freeze({
   /** Interrupted by SIGINT (Ctrl-C); progress was saved. 128 + 2, as shells do. */
   INTERRUPTED: 130,
   /**
-   * `--stdout` only: the reader closed the pipe before the end
+   * `--stdout`: the reader closed the pipe before the end
    * (`blockfetch URL --stdout | head`). 128 + 13, what SIGPIPE would give;
    * nothing is printed, as for any program whose output stopped being read.
+   * With `-o FILE --stdout` the download stops too, its partial file kept
+   * (resumable), and one line says where.
    */
   STDOUT_CLOSED: 141,
   /** Stopped by SIGTERM; progress was saved. 128 + 15, as shells do. */

@@ -75,9 +75,14 @@ Exit status:
   4 remote changed     5 digest mismatch      6 not enough space
   7 locked by another blockfetch              8 index corrupt or foreign
   1 other failure      130 interrupted (SIGINT), 143 terminated (SIGTERM)
-  141 stdout closed by its reader (--stdout | head)
+  141 stdout closed by its reader (--stdout | head; with -o FILE the partial
+      file is kept: run again to resume)
   A set of files exits with its most severe failure: 6 8 5 4 7 2 1 3, in
   that order (3, resumable, is the least); see docs/cli.md.
+
+-o FILE --stdout streams the file to stdout while saving it: a re-run streams
+from byte 0 again and resumes the download. Bytes leave before the digest is
+checked: treat a non-zero exit status as a failed stream (set -o pipefail).
 `;
 
 const INSPECT = `Usage: blockfetch inspect <FILE|FILE.blockfetch|FILE.blockfetch.json> [--json]

@@ -155,6 +155,12 @@ export class CachingDownloader {
   #running = false;
   /** True once a run ended with the file complete and verified. */
   #verified = false;
+  /**
+   * True once the current run (or, between runs, the last one) found the
+   * remote to be the revision the cache holds: only then do tail streams
+   * hand on cached bytes (see `TailSource.confirmed`).
+   */
+  #confirmed = false;
   #lastStats: StatsRecorder | undefined;
 
   /**
@@ -200,7 +206,10 @@ export class CachingDownloader {
    * the download). It ends once a run finished with the file complete and its
    * digest verified, and errors with the run's error when the run it follows
    * fails. Created before or during `run()`; created between runs it follows
-   * the next one (or ends at once if the last run completed).
+   * the next one (or ends at once if the last run completed). Not a byte is
+   * handed on before the run has checked that the remote is still the
+   * revision the cache holds bytes of: a resumed download whose remote
+   * changed errors the stream without emitting a stale byte.
    *
    * @example
    * ```ts
@@ -215,6 +224,7 @@ export class CachingDownloader {
       {
         cache: this.#cache,
         prefix: this.#prefix,
+        confirmed: () => this.#confirmed,
         outcome: (s) => this.#tails.get(s) ?? (this.#verified && !this.#running ? 'done' : 'pending'),
         release: (s) => void this.#tails.delete(s),
       },
@@ -241,6 +251,7 @@ export class CachingDownloader {
     }
     this.#running = true;
     this.#verified = false;
+    this.#confirmed = false;
     try {
       return await this.#run(signal);
     } finally {
@@ -298,6 +309,8 @@ export class CachingDownloader {
     let flushed = false;
     try {
       const info = await this.#look(run);
+      this.#confirmed = true;
+      this.#prefix.poke();
       this.#events.emit({ type: 'start', info, connections: this.#connections(info), stats: run.stats.snapshot() });
       void this.#prefix.follow(followers.signal);
       const hashing = this.#hashInOrder(info, followers.signal);

@@ -31,6 +31,14 @@ export interface TailSource {
   readonly cache: DownloadCache;
   readonly prefix: PrefixWatcher;
   /**
+   * Whether the cached bytes may be handed on: false until the run this
+   * stream follows has checked that the remote is still the revision the
+   * cache holds bytes of, so bytes a changed remote made stale (and that a
+   * restart would discard) never reach the consumer. `prefix` is poked when
+   * it turns true.
+   */
+  confirmed(): boolean;
+  /**
    * `'done'` once a run finished with the file complete and verified;
    * an error once the run this stream follows failed; else `'pending'`.
    * Consulted after every wake-up of `prefix`.
@@ -81,7 +89,7 @@ export function createTailStream(source: TailSource, options: TailStreamOptions 
   async function pump(): Promise<void> {
     for (;;) {
       if (stopped.signal.aborted) return;
-      const end = source.prefix.refresh();
+      const end = source.confirmed() ? source.prefix.refresh() : 0;
       if (position < end) {
         const n = Math.min(chunkBytes, end - position);
         const buffer = Buffer.allocUnsafe(n);
