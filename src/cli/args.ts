@@ -121,6 +121,10 @@ export interface DownloadCommand {
   readonly verbose: boolean;
   /** How TLS certificates are checked for this run. */
   readonly tls: TlsChoice;
+  /** Further URLs of the same file (`--mirror`), read alongside `url`. */
+  readonly mirrors: readonly string[];
+  /** Offer HTTP/2 to https servers (`--http2`); HTTP/1.1 otherwise. */
+  readonly http2: boolean;
 }
 
 /**
@@ -244,6 +248,8 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
+  { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag' },
+  { long: 'http2', help: 'offer HTTP/2 to https servers (one connection, many streams); HTTP/1.1 with -c connections otherwise' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -392,7 +398,7 @@ function usageOf(spec: OptionSpec): string {
  * URL is the concurrency.
  */
 function checkValue(spec: OptionSpec, value: string): string {
-  if (looksLikeUrl(value)) {
+  if (spec.value !== 'URL' && looksLikeUrl(value)) {
     throw new InvalidArgumentError(`${optionDisplayName(spec)} takes ${VALUE_WORDS[spec.value ?? ''] ?? spec.value}, got the URL ${JSON.stringify(redactUrl(value))}`, {
       hint: `give ${optionDisplayName(spec)} its value, then the URL: blockfetch ${spec.short === undefined ? `--${spec.long}` : `-${spec.short}`} ${spec.value} URL`,
     });
@@ -553,7 +559,26 @@ function parseDownload(argv: readonly string[]): Command {
     debug: is('debug'),
     verbose: is('verbose'),
     tls: { insecure: is('insecure'), caFile: value('cacert') },
+    mirrors: parseMirrors(url, parsed.values.get('mirror') ?? [], toStdout),
+    http2: is('http2'),
   };
+}
+
+/** `--mirror URL`s: http(s) URLs, none of them the main URL or given twice, and not with --stdout. */
+function parseMirrors(url: string, mirrors: readonly string[], toStdout: boolean): string[] {
+  if (mirrors.length === 0) return [];
+  if (toStdout) {
+    throw new InvalidArgumentError('--mirror cannot be combined with --stdout', { hint: 'download to a file to use mirrors, or drop --mirror' });
+  }
+  const seen = new Set([url]);
+  return mirrors.map((mirror) => {
+    const checked = checkUrl(mirror);
+    if (seen.has(checked)) {
+      throw new InvalidArgumentError(`--mirror ${JSON.stringify(redactUrl(checked))} is given twice (or is the URL itself)`, { hint: 'give each mirror once' });
+    }
+    seen.add(checked);
+    return checked;
+  });
 }
 
 /**

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
-import type { ContentInfo } from '../download/reader.js';
+import type { ContentInfo, Reader } from '../download/reader.js';
+import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
 import type { DispatcherTlsOptions } from '../http/dispatcher.js';
 import { headerRecord, type DownloadCommand } from './args.js';
@@ -47,7 +48,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     if (command.outputMode === 'json') view.note(warning);
     else io.stderr.write(`${warning}\n`);
   }
-  const capture = createHeaderCapturingDispatcher(tls);
+  const capture = createHeaderCapturingDispatcher(tls, { http2: command.http2 });
   try {
     if (command.toStdout) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
@@ -62,20 +63,20 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       return ExitCode.SUCCESS;
     }
     presenter = new EventPresenter(view, command);
+    const http = { headers: headerRecord(command.headers), timeoutMs: command.timeoutMs, dispatcher: capture.dispatcher };
     const result = await downloadFile(command.url, target, {
       concurrency: command.concurrency,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
       ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
       ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
-      headers: headerRecord(command.headers),
       restart: command.restart,
       overwrite: command.force,
       retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
-      timeoutMs: command.timeoutMs,
       signal: io.signal,
-      dispatcher: capture.dispatcher,
       onEvent: presenter.handle,
+      // With --mirror the HTTP settings go to every mirror's reader instead.
+      ...(command.mirrors.length === 0 ? http : { createReader: (url: string) => mirrorReaderFor(url, command, capture.dispatcher, view) }),
     });
     view.done({
       target: result.target,
@@ -164,6 +165,27 @@ async function alreadyComplete(command: DownloadCommand, target: string, dispatc
   const modified = info.identity.lastModified === undefined ? NaN : Date.parse(info.identity.lastModified);
   // HTTP dates have whole seconds; filesystems keep what utimes set.
   return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
+}
+
+/**
+ * The reader of `url` and the `--mirror` URLs, with the run's HTTP settings,
+ * showing each mirror dropped or cooling down as a note.
+ */
+function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Dispatcher, view: ProgressView): Reader {
+  return readerForUrls([url, ...command.mirrors], {
+    http: {
+      headers: headerRecord(command.headers),
+      requestTimeoutMs: command.timeoutMs,
+      idleTimeoutMs: command.timeoutMs,
+      dispatcher,
+      ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+    },
+    ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+    onEvent: (event) => {
+      if (event.type === 'mirror-dropped') view.note(event.message);
+      else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`);
+    },
+  });
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */

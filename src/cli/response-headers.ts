@@ -10,7 +10,7 @@
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 
-import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
+import { createDefaultDispatcher, type DispatcherProtocolOptions, type DispatcherTlsOptions } from '../http/dispatcher.js';
 
 /** A dispatcher that remembers the first successful response's headers. */
 export interface HeaderCapturingDispatcher {
@@ -25,7 +25,7 @@ export interface HeaderCapturingDispatcher {
  * variables are set) with an interceptor that records the first 2xx
  * response's headers. `tls` is how certificates are checked (`--cacert`, `-k`).
  */
-export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}): HeaderCapturingDispatcher {
+export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}, protocol: DispatcherProtocolOptions = {}): HeaderCapturingDispatcher {
   let captured: IncomingHttpHeaders | undefined;
   const record = (statusCode: number, headers: IncomingHttpHeaders): void => {
     if (captured === undefined && statusCode >= 200 && statusCode < 300) captured = { ...headers };
@@ -33,7 +33,7 @@ export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}):
   // undici hands an interceptor a handler with the new (controller-based)
   // API (Dispatcher.compose wraps legacy ones), so forwarding those methods
   // is the whole contract.
-  const dispatcher = createDefaultDispatcher(process.env, tls).compose(
+  const dispatcher = createDefaultDispatcher(process.env, tls, protocol).compose(
     (dispatch) =>
       (options, handler): boolean =>
         dispatch(options, {

@@ -38,6 +38,17 @@ export interface DispatcherTlsOptions {
   readonly rejectUnauthorized?: boolean;
 }
 
+/**
+ * Which HTTP versions one dispatcher offers. `http2`: offer h2 by ALPN to
+ * https servers (undici's `allowH2`); a server that does not choose it is
+ * spoken to in HTTP/1.1 as before. Plain http is always HTTP/1.1. See
+ * docs/benchmarks.md ("HTTP/2") for why it is not the default.
+ */
+export interface DispatcherProtocolOptions {
+  /** @default false */
+  readonly http2?: boolean;
+}
+
 /** True when any proxy variable (HTTP_PROXY, HTTPS_PROXY, either case) is set and not empty. */
 export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'].some((name) => (env[name] ?? '') !== '');
@@ -48,13 +59,18 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
  * configured in `env` (then NO_PROXY is honoured by undici), else an `Agent`.
  * The caller owns it and should `close()` it when done. `tls` (for one run:
  * `--cacert`, `-k`) is how certificates are checked; by default, Node's.
+ * `protocol.http2` offers HTTP/2 (`--http2`).
  * Installs the guard against undici's paused-parser crash (see
  * `paused-parser-guard.ts`).
  */
-export function createDefaultDispatcher(env: NodeJS.ProcessEnv = process.env, tls: DispatcherTlsOptions = {}): Dispatcher {
+export function createDefaultDispatcher(
+  env: NodeJS.ProcessEnv = process.env,
+  tls: DispatcherTlsOptions = {},
+  protocol: DispatcherProtocolOptions = {},
+): Dispatcher {
   guardPausedParserAtSocketEnd();
   const { connectTimeoutMs, ...pool } = defaultAgentOptions;
-  const options = { ...pool, connect: { timeout: connectTimeoutMs, ...tls } };
+  const options = { ...pool, ...(protocol.http2 === true ? { allowH2: true } : {}), connect: { timeout: connectTimeoutMs, ...tls } };
   if (!proxyConfigured(env)) return new Agent(options);
   // Every value is passed explicitly ('' for "none") so that `env`, not
   // process.env behind undici's back, decides.
