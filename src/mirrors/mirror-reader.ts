@@ -70,7 +70,7 @@ interface Mirror {
  * ```
  */
 export class MirrorReader implements Reader {
-  /** The first mirror's URL (credentials removed) and how many others there are. */
+  /** The first mirror's URL, credentials removed. */
   readonly name: string;
   readonly #options: ResolvedMirrorReaderOptions;
   readonly #mirrors: readonly Mirror[];
@@ -97,9 +97,8 @@ export class MirrorReader implements Reader {
       reader: new HttpReader({ ...http, url, dispatcher: this.#dispatcher, ...(index === 0 ? {} : { blockSize: 1 }) }),
       state: this.#policy.mirrors[index] as MirrorState,
     }));
-    const others = this.#mirrors.length - 1;
-    const first = (this.#mirrors[0] as Mirror).reader.name;
-    this.name = others === 0 ? first : `${first} (+${others} mirror${others > 1 ? 's' : ''})`;
+    // Messages about one mirror name it; the download as a whole is named by the first URL.
+    this.name = (this.#mirrors[0] as Mirror).reader.name;
   }
 
   /** {@inheritDoc Reader.contentLengthAndBlockSize} */
@@ -142,7 +141,7 @@ export class MirrorReader implements Reader {
         this.#policy.ended(mirror.state, 0, 0, false);
         if (signal.aborted || err instanceof InvalidArgumentError) throw err;
         lastError = err;
-        if (!this.#survive(mirror, err)) throw err;
+        if (!this.#survive(mirror, err)) throw this.#named(mirror, err);
         continue;
       }
       return this.#measured(mirror, body, started, signal);
@@ -161,8 +160,13 @@ export class MirrorReader implements Reader {
       try {
         await mirror.reader.revalidate(signal);
       } catch (err) {
-        if (signal.aborted || !(err instanceof RemoteChangedError) || !this.#digestKnown) throw err;
-        this.#drop(mirror, 'changed', err);
+        // With a digest known, the digest decides: a mirror that changed or
+        // cannot be reached now is let go. Without one, its bytes cannot be
+        // confirmed: the change (exit 4), or the retryable failure, stands.
+        if (signal.aborted || !this.#digestKnown) throw this.#named(mirror, err);
+        if (err instanceof RemoteChangedError) this.#drop(mirror, 'changed', err);
+        else if (retryResponseOf(err).isRetryable()) this.#drop(mirror, 'unreachable', err);
+        else throw err;
       }
     }
   }
@@ -285,6 +289,17 @@ export class MirrorReader implements Reader {
     return true;
   }
 
+  /**
+   * A mirror's change, with the mirror named in each change: the downloader
+   * reports a change under the download's name (the first URL), and the
+   * person must learn which mirror changed.
+   */
+  #named(mirror: Mirror, err: unknown): unknown {
+    if (!(err instanceof RemoteChangedError) || mirror === this.#mirrors[0]) return err;
+    const changes = err.changes.map((c) => ({ ...c, before: `${c.before} (mirror ${mirror.reader.name})` }));
+    return new RemoteChangedError(mirror.reader.name, changes, err.bytesAtRisk, { cause: err });
+  }
+
   /** `body`, counted for the policy: bytes, time, and a retryable failure cools its mirror down. */
   async *#measured(mirror: Mirror, body: AsyncIterable<Uint8Array>, started: number, signal: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
     let bytes = 0;
@@ -315,6 +330,7 @@ export class MirrorReader implements Reader {
       'no-ranges': 'it serves no byte ranges',
       changed: 'its file changed since the download started',
       refused: 'it refused a request for good',
+      unreachable: 'it could not be reached to confirm its revision at the end (the digest decides)',
       unproven: 'nothing shows it serves the same bytes as the first mirror (no digest known, and no strong ETag shared)',
     }[reason];
     const detail = err instanceof Error ? `: ${err.message}` : '';

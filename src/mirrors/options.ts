@@ -15,14 +15,16 @@ export type MirrorEvent =
    * A mirror is out for the rest of the run. `reason`: it failed the first
    * look (`look-failed`), serves no byte ranges while others do
    * (`no-ranges`), answered that its file changed (`changed`), refused for
-   * good mid-run (`refused`), or nothing proves it serves the same bytes as
+   * good mid-run (`refused`), could not be reached when the download
+   * confirmed each mirror's revision at the end, with a digest known
+   * (`unreachable`), or nothing proves it serves the same bytes as
    * the first mirror (`unproven`: no digest known and no strong ETag shared,
    * see docs/design.md).
    */
   | {
       readonly type: 'mirror-dropped';
       readonly mirror: string;
-      readonly reason: 'look-failed' | 'no-ranges' | 'changed' | 'refused' | 'unproven';
+      readonly reason: 'look-failed' | 'no-ranges' | 'changed' | 'refused' | 'unproven' | 'unreachable';
       readonly message: string;
       readonly error?: BlockfetchError;
     }
