@@ -225,8 +225,8 @@ export interface DownloadFileOptions {
    */
   readonly createReader?: (url: string) => Reader;
   /**
-   * Offer HTTP/2 to an https server (one connection, `concurrency` streams on
-   * it) instead of `concurrency` HTTP/1.1 connections. Only for the
+   * Offer HTTP/2 to an https server (ALPN; one stream per connection, as the
+   * default agent runs one request per connection). Only for the
    * dispatcher made here: with `dispatcher`, that one decides (create it
    * with undici's `allowH2`). HTTP only. See docs/benchmarks.md, "HTTP/2".
    * @default false

@@ -249,7 +249,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
   { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag' },
-  { long: 'http2', help: 'offer HTTP/2 to https servers (one connection, many streams); HTTP/1.1 with -c connections otherwise' },
+  { long: 'http2', help: 'offer HTTP/2 to https servers (ALPN); without it, HTTP/1.1' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
