@@ -46,6 +46,9 @@ const RUNTIME_EXPORTS = [
   'downloadPaths',
   'hasCode',
   'redactUrl',
+  'MirrorReader',
+  'defaultMirrorReaderOptions',
+  'readerForUrls',
 ].sort();
 
 function exportedSymbols(): { name: string; symbol: ts.Symbol; checker: ts.TypeChecker }[] {
