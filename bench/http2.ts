@@ -11,8 +11,11 @@
  *
  *   npx tsx bench/http2.ts [--size 512MiB] [--runs 3] [--concurrency 1,8,16] [--modes h1,h2,h2-mux]
  *
- * The modes alternate inside each round (h1, h2, h2-mux, h1, …) so that a
- * machine whose load changes over the run weighs on all of them alike.
+ * The modes alternate inside each round, and each round starts with the
+ * next mode, so that a machine whose load changes over the run, and a place
+ * in the order that helps or hurts, weigh on all of them alike. `h2` and
+ * `h2-mux` at c1 are the same configuration (one stream on one connection):
+ * their difference is the noise of the run.
  * Prints, per mode and concurrency, the median wall time, MB/s (10^6 bytes
  * per second) and the client's CPU seconds (user + sys) per GiB; every
  * result is checked by sha256. Needs caddy (Debian: apt-get install caddy)
@@ -171,8 +174,12 @@ async function main(): Promise<void> {
     const load = () => (spawnSync('cat', ['/proc/loadavg']).stdout?.toString().split(' ').slice(0, 3).join(' ') ?? '?');
     console.error(`# ${size / MiB} MiB from caddy over TLS on 127.0.0.1; ${runs} round(s); load average at start: ${load()}`);
     for (let round = 0; round < runs; round++) {
+      // Each round starts with another mode (h1 h2 h2-mux, then h2 h2-mux h1, …):
+      // a place in the order that is better or worse for a reason of its own
+      // (the previous run's writeback, a neighbour's load) falls on each mode alike.
+      const order = modes.map((_, i) => modes[(i + round) % modes.length] as Mode);
       for (const concurrency of concurrencies) {
-        for (const mode of modes) {
+        for (const mode of order) {
           const sample = await once(mode, concurrency, started.url, started.ca, out, digest);
           const key = `${mode} c${concurrency}`;
           samples.set(key, [...(samples.get(key) ?? []), sample]);
