@@ -276,10 +276,18 @@ export interface DownloadFileOptions {
    * ```
    */
   readonly consumer?: Writable;
+  /**
+   * Offer HTTP/2 to an https server (ALPN; one stream per connection, as the
+   * default agent runs one request per connection). Only for the
+   * dispatcher made here: with `dispatcher`, that one decides (create it
+   * with undici's `allowH2`). HTTP only. See docs/benchmarks.md, "HTTP/2".
+   * @default false
+   */
+  readonly http2?: boolean;
 }
 
 /** The options that only mean something to the built-in HTTP reader. */
-const HTTP_ONLY_OPTIONS = ['headers', 'timeoutMs', 'dispatcher'] as const;
+const HTTP_ONLY_OPTIONS = ['headers', 'timeoutMs', 'dispatcher', 'http2'] as const;
 
 /**
  * The defaults of {@link DownloadFileOptions}.
@@ -561,6 +569,7 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
   wholeNumber(OWNER, 'lockWaitMs', o.lockWaitMs, { min: 0 });
   booleanOption(OWNER, 'restart', o.restart);
   booleanOption(OWNER, 'overwrite', o.overwrite);
+  if (o.http2 !== undefined) booleanOption(OWNER, 'http2', o.http2);
   if (o.onEvent !== undefined && typeof o.onEvent !== 'function') {
     throw new InvalidArgumentError(`downloadFile option onEvent must be a function, got ${typeof o.onEvent}`);
   }
@@ -610,6 +619,7 @@ function readerFor(source: DownloadSource, o: ResolvedOptions): { reader: Reader
     ...(o.retry?.maxRetryAfterMs === undefined ? {} : { maxRetryAfterMs: o.retry.maxRetryAfterMs }),
     ...(o.headers === undefined ? {} : { headers: o.headers }),
     ...(o.dispatcher === undefined ? {} : { dispatcher: o.dispatcher }),
+    ...(o.http2 === undefined ? {} : { http2: o.http2 }),
   });
   return { reader, owned: true };
 }

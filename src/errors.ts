@@ -54,6 +54,7 @@ export type ErrorCode =
   | 'BLOCKFETCH_BODY_LENGTH'
   | 'BLOCKFETCH_TIMEOUT'
   | 'BLOCKFETCH_REDIRECT'
+  | 'BLOCKFETCH_MIRRORS_DISAGREE'
   // the download as a whole
   | 'BLOCKFETCH_RETRIES_EXHAUSTED'
   | 'BLOCKFETCH_DIGEST_MISMATCH'
@@ -228,6 +229,11 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.fr
     retryable: false,
     meaning: 'a redirect could not be followed (no or invalid Location, another scheme, https to http, too many)',
     action: 'check the URL, or download the final URL directly',
+  },
+  BLOCKFETCH_MIRRORS_DISAGREE: {
+    retryable: false,
+    meaning: 'the mirrors given for one file do not serve the same file: they differ in size, or in a digest they advertise (the message names both mirrors)',
+    action: 'drop the mirror that serves another file (or another version of it)',
   },
   BLOCKFETCH_RETRIES_EXHAUSTED: {
     retryable: false,

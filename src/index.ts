@@ -102,3 +102,12 @@ export { HttpReader } from './http/http-reader.js';
 export { defaultHttpReaderOptions } from './http/options.js';
 export type { HttpReaderOptions } from './http/options.js';
 export { BLOCKFETCH_VERSION } from './http/version.js';
+
+// mirrors: one file from several URLs, each pinned by its own validator
+export { MirrorReader } from './mirrors/mirror-reader.js';
+export type { MirrorStats } from './mirrors/mirror-reader.js';
+export { defaultMirrorReaderOptions } from './mirrors/options.js';
+export type { MirrorReaderOptions, MirrorEvent } from './mirrors/options.js';
+export { readerForUrls } from './mirrors/reader-for-urls.js';
+export type { ReaderForUrlsOptions } from './mirrors/reader-for-urls.js';
+export type { MirrorIdentity } from './cache/types.js';

@@ -173,6 +173,7 @@ function sampleValue(long: string): string {
     'limit-rate': '1M', header: 'X-A: b', 'user-agent': 'ua', cacert: 'ca.pem', sha256: 'a'.repeat(64),
     sha512: 'b'.repeat(128), checksum: `sha-256=${'c'.repeat(64)}`, checksums: 'SHA256SUMS', 'continue-at': '-', retries: '2', timeout: '5s', 'speed-limit': '10KiB/s', 'speed-time': '30s',
     'input-file': 'list.txt', 'max-concurrent-downloads': '3',
+    mirror: 'https://mirror.example/x.iso',
   };
   const value = samples[long];
   if (value === undefined) throw new Error(`no sample value for --${long}: add one`);

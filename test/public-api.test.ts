@@ -50,6 +50,9 @@ const RUNTIME_EXPORTS = [
   'defaultDownloadFilesOptions',
   'isFinishedDownload',
   'ConnectionBudget',
+  'MirrorReader',
+  'defaultMirrorReaderOptions',
+  'readerForUrls',
 ].sort();
 
 function exportedSymbols(): { name: string; symbol: ts.Symbol; checker: ts.TypeChecker }[] {

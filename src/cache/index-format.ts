@@ -12,7 +12,7 @@ import { IndexError, InvalidArgumentError } from '../errors.js';
 import { validateSizes } from '../ranges/byte-range.js';
 import { ByteRanges } from '../ranges/byte-ranges.js';
 import { isBootId } from './boot-id.js';
-import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest, type RemoteIdentity } from './types.js';
+import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest, type MirrorIdentity, type RemoteIdentity } from './types.js';
 
 /** The value of the index's `format` field: "this JSON is a blockfetch index". */
 export const INDEX_FORMAT = 'blockfetch-index';
@@ -334,6 +334,13 @@ function identityToJson(identity: RemoteIdentity): Record<string, unknown> {
   if (identity.extraDigests !== undefined && identity.extraDigests.length > 0) {
     out['extraDigests'] = identity.extraDigests.map((d) => ({ algorithm: d.algorithm, hex: d.hex }));
   }
+  if (identity.mirrors !== undefined && identity.mirrors.length > 0) {
+    out['mirrors'] = identity.mirrors.map((m) => ({
+      url: m.url,
+      ...(m.etag === undefined ? {} : { etag: m.etag }),
+      ...(m.lastModified === undefined ? {} : { lastModified: m.lastModified }),
+    }));
+  }
   return out;
 }
 
@@ -408,7 +415,7 @@ function describeDigest(digest: unknown): string {
 function identityFromJson(value: unknown, corrupt: (what: string) => IndexError): RemoteIdentity | undefined {
   if (value === null || value === undefined) return undefined;
   if (!isPlainObject(value)) throw corrupt('"remote" must be an object or null');
-  const { url, size, etag, lastModified, digest, extraDigests } = value;
+  const { url, size, etag, lastModified, digest, extraDigests, mirrors } = value;
   if (typeof url !== 'string') throw corrupt('"remote.url" must be a string');
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw corrupt('"remote.size" must be a whole number >= 0');
   if (etag !== undefined && typeof etag !== 'string') throw corrupt('"remote.etag" must be a string');
@@ -426,6 +433,7 @@ function identityFromJson(value: unknown, corrupt: (what: string) => IndexError)
     if (problem !== undefined) throw corrupt(`"remote.extraDigests" ${problem}`);
     parsedExtra = (extraDigests as ExpectedDigest[]).map((d) => ({ algorithm: d.algorithm, hex: d.hex }));
   }
+  const parsedMirrors = mirrors === undefined ? undefined : mirrorsFromJson(mirrors, corrupt);
   return {
     url,
     size,
@@ -433,7 +441,21 @@ function identityFromJson(value: unknown, corrupt: (what: string) => IndexError)
     ...(lastModified === undefined ? {} : { lastModified }),
     ...(parsedDigest === undefined ? {} : { digest: parsedDigest }),
     ...(parsedExtra === undefined ? {} : { extraDigests: parsedExtra }),
+    ...(parsedMirrors === undefined ? {} : { mirrors: parsedMirrors }),
   };
+}
+
+/** `remote.mirrors`: a non-empty array of `{ url, etag?, lastModified? }`. */
+function mirrorsFromJson(value: unknown, corrupt: (what: string) => IndexError): MirrorIdentity[] {
+  if (!Array.isArray(value) || value.length === 0) throw corrupt('"remote.mirrors" must be a non-empty array');
+  return (value as unknown[]).map((entry) => {
+    if (!isPlainObject(entry)) throw corrupt('"remote.mirrors" must hold objects');
+    const { url, etag, lastModified } = entry;
+    if (typeof url !== 'string') throw corrupt('"remote.mirrors[].url" must be a string');
+    if (etag !== undefined && typeof etag !== 'string') throw corrupt('"remote.mirrors[].etag" must be a string');
+    if (lastModified !== undefined && typeof lastModified !== 'string') throw corrupt('"remote.mirrors[].lastModified" must be a string');
+    return { url, ...(etag === undefined ? {} : { etag }), ...(lastModified === undefined ? {} : { lastModified }) };
+  });
 }
 
 function wholeNumber(obj: Record<string, unknown>, key: string, corrupt: (what: string) => IndexError): number {

@@ -28,6 +28,32 @@ export interface RemoteIdentity {
    * revision (one per algorithm), each checked at the end of every run too.
    */
   readonly extraDigests?: readonly ExpectedDigest[];
+  /**
+   * Set when the bytes come from several mirrors of one file: each mirror's
+   * URL (credentials removed) and its own validators, since mirrors of one
+   * file usually carry different ETags. Then `url` is the first mirror's,
+   * and `etag` / `lastModified` are present only when every mirror sent the
+   * same value. Absent for a download from one URL.
+   */
+  readonly mirrors?: readonly MirrorIdentity[];
+}
+
+/**
+ * One mirror of a mirrored download, as recorded in the index: its URL and
+ * the validators its own requests are pinned to.
+ *
+ * @example
+ * ```ts
+ * const mirror: MirrorIdentity = { url: 'https://a.example/f.iso', etag: '"5f-1"' };
+ * ```
+ */
+export interface MirrorIdentity {
+  /** The mirror's URL, credentials removed. */
+  readonly url: string;
+  /** The ETag this mirror sent, exactly as sent. */
+  readonly etag?: string;
+  /** The Last-Modified this mirror sent, exactly as sent. */
+  readonly lastModified?: string;
 }
 
 /** Hash algorithms blockfetch can verify a whole file with. */

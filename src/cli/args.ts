@@ -129,6 +129,10 @@ export interface DownloadCommand {
   readonly verbose: boolean;
   /** How TLS certificates are checked for this run. */
   readonly tls: TlsChoice;
+  /** Further URLs of the same file (`--mirror`), read alongside `url`. */
+  readonly mirrors: readonly string[];
+  /** Offer HTTP/2 to https servers (`--http2`); HTTP/1.1 otherwise. */
+  readonly http2: boolean;
 }
 
 /**
@@ -282,6 +286,8 @@ export const DOWNLOAD_OPTIONS = [
     default: String(d.maxConcurrentFiles),
     help: 'with several URLs or -i: files downloaded at once; -c counts connections across all of them',
   },
+  { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag' },
+  { long: 'http2', help: 'offer HTTP/2 to https servers (ALPN); without it, HTTP/1.1' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -430,7 +436,7 @@ function usageOf(spec: OptionSpec): string {
  * URL is the concurrency.
  */
 function checkValue(spec: OptionSpec, value: string): string {
-  if (looksLikeUrl(value) && spec.value?.endsWith('|URL') !== true) {
+  if (spec.value !== 'URL' && spec.value?.endsWith('|URL') !== true && looksLikeUrl(value)) {
     throw new InvalidArgumentError(`${optionDisplayName(spec)} takes ${VALUE_WORDS[spec.value ?? ''] ?? spec.value}, got the URL ${JSON.stringify(redactUrl(value))}`, {
       hint: `give ${optionDisplayName(spec)} its value, then the URL: blockfetch ${spec.short === undefined ? `--${spec.long}` : `-${spec.short}`} ${spec.value} URL`,
     });
@@ -589,6 +595,8 @@ function parseDownload(argv: readonly string[]): Command {
     debug: is('debug'),
     verbose: is('verbose'),
     tls: { insecure: is('insecure'), caFile: value('cacert') },
+    mirrors: parseMirrors(url, parsed.values.get('mirror') ?? [], toStdout),
+    http2: is('http2'),
   };
   if (urls.length <= 1 && inputFile === undefined) return command;
   const { kind: _kind, url: _url, output: _output, toStdout: _toStdout, ...each } = command;
@@ -622,6 +630,23 @@ function checkSetDestination(urls: number, inputFile: string | undefined, output
       hint: 'use -d DIR to choose the directory; to name each file, list the URLs in a file for -i with an out=NAME line under each',
     });
   }
+}
+
+/** `--mirror URL`s: http(s) URLs, none of them the main URL or given twice, and not with --stdout. */
+function parseMirrors(url: string, mirrors: readonly string[], toStdout: boolean): string[] {
+  if (mirrors.length === 0) return [];
+  if (toStdout) {
+    throw new InvalidArgumentError('--mirror cannot be combined with --stdout', { hint: 'download to a file to use mirrors, or drop --mirror' });
+  }
+  const seen = new Set([url]);
+  return mirrors.map((mirror) => {
+    const checked = checkUrl(mirror);
+    if (seen.has(checked)) {
+      throw new InvalidArgumentError(`--mirror ${JSON.stringify(redactUrl(checked))} is given twice (or is the URL itself)`, { hint: 'give each mirror once' });
+    }
+    seen.add(checked);
+    return checked;
+  });
 }
 
 /**

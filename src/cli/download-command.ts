@@ -12,7 +12,8 @@ import { basename, join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
-import type { ContentInfo } from '../download/reader.js';
+import type { ContentInfo, Reader } from '../download/reader.js';
+import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.js';
 import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
@@ -53,7 +54,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     if (command.outputMode === 'json') view.note(warning);
     else io.stderr.write(`${warning}\n`);
   }
-  const capture = createHeaderCapturingDispatcher(tls);
+  const capture = createHeaderCapturingDispatcher(tls, { http2: command.http2 });
   try {
     // Before anything is downloaded: a list that cannot be had or read stops the run here.
     if (command.checksums !== undefined) checksums = await checksumList(command, tls, io.signal);
@@ -77,21 +78,21 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       return ExitCode.SUCCESS;
     }
     presenter = new EventPresenter(view, command);
+    const http = { headers: headerRecord(command.headers), timeoutMs: command.timeoutMs, dispatcher: capture.dispatcher };
     const result = await downloadFile(command.url, target, {
       concurrency: command.concurrency,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
       ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
       ...(digests.length === 0 ? {} : { expectedDigests: digests }),
-      headers: headerRecord(command.headers),
       restart: command.restart,
       overwrite: command.force,
       retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
-      timeoutMs: command.timeoutMs,
       signal: io.signal,
-      dispatcher: capture.dispatcher,
       onEvent: presenter.handle,
       ...(command.toStdout ? { consumer: io.stdout } : {}),
+      // With --mirror the HTTP settings go to every mirror's reader instead.
+      ...(command.mirrors.length === 0 ? http : { createReader: (url: string) => mirrorReaderFor(url, command, capture.dispatcher, view) }),
     });
     view.done({
       target: result.target,
@@ -238,6 +239,27 @@ function listedMismatch(err: unknown, list: ChecksumList | undefined, target: st
   return new DigestMismatchError(err.algorithm, err.expected, err.actual, {
     cause: err,
     hint: `the file does not have the ${err.algorithm} that ${list.source} gives for ${basename(target)}: check that the list is for this release; the partial file is kept (delete ${basename(target)}.blockfetch* to download it again)`,
+  });
+}
+
+/**
+ * The reader of `url` and the `--mirror` URLs, with the run's HTTP settings,
+ * showing each mirror dropped or cooling down as a note.
+ */
+function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Dispatcher, view: ProgressView): Reader {
+  return readerForUrls([url, ...command.mirrors], {
+    http: {
+      headers: headerRecord(command.headers),
+      requestTimeoutMs: command.timeoutMs,
+      idleTimeoutMs: command.timeoutMs,
+      dispatcher,
+      ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+    },
+    ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+    onEvent: (event) => {
+      if (event.type === 'mirror-dropped') view.note(event.message);
+      else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`);
+    },
   });
 }
 

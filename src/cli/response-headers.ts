@@ -10,7 +10,7 @@
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 
-import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
+import { createDefaultDispatcher, type DispatcherProtocolOptions, type DispatcherTlsOptions } from '../http/dispatcher.js';
 
 /** A dispatcher that remembers the first successful response's headers. */
 export interface HeaderCapturingDispatcher {
@@ -25,8 +25,8 @@ export interface HeaderCapturingDispatcher {
  * variables are set) with an interceptor that records the first 2xx
  * response's headers. `tls` is how certificates are checked (`--cacert`, `-k`).
  */
-export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}): HeaderCapturingDispatcher {
-  return captureResponseHeaders(createDefaultDispatcher(process.env, tls));
+export function createHeaderCapturingDispatcher(tls: DispatcherTlsOptions = {}, protocol: DispatcherProtocolOptions = {}): HeaderCapturingDispatcher {
+  return captureResponseHeaders(createDefaultDispatcher(process.env, tls, protocol));
 }
 
 /**

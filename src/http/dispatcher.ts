@@ -4,7 +4,8 @@
  * standard proxy variables are set, an `EnvHttpProxyAgent` with the same
  * tuning (it reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY, upper or lower case).
  */
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { TLSSocket } from 'node:tls';
+import { Agent, Client, EnvHttpProxyAgent, Pool, type Dispatcher } from 'undici';
 import { guardPausedParserAtSocketEnd } from './paused-parser-guard.js';
 
 /** The connection settings of the default dispatcher. */
@@ -38,6 +39,60 @@ export interface DispatcherTlsOptions {
   readonly rejectUnauthorized?: boolean;
 }
 
+/**
+ * Which HTTP versions one dispatcher offers. `http2`: offer h2 by ALPN to
+ * https servers (undici's `allowH2`); a connection that chose h2 carries the
+ * requests to its origin as streams (one connection, many requests), one
+ * that stayed on HTTP/1.1 is used as before, one request at a time. Plain
+ * http is always HTTP/1.1. Through a proxy (HTTP(S)_PROXY), h2 is offered
+ * but not multiplexed. See docs/benchmarks.md ("HTTP/2") for why it is not
+ * the default.
+ */
+export interface DispatcherProtocolOptions {
+  /** @default false */
+  readonly http2?: boolean;
+}
+
+/**
+ * Streams one h2 connection may carry at once: undici's own cap, and the
+ * SETTINGS_MAX_CONCURRENT_STREAMS most servers send. The downloader's
+ * concurrency is what really bounds them.
+ */
+const H2_STREAMS = 100;
+
+/** An undici connector (what a Client's `connect` option is once built). */
+type Connector = (options: object, callback: (err: Error | null, socket: unknown) => void) => void;
+
+/**
+ * A Pool whose connections that chose h2 carry up to {@link H2_STREAMS}
+ * requests at once (streams), while those that stayed on HTTP/1.1 keep one
+ * request each. undici multiplexes h2 only up to the pool's `pipelining`, and
+ * the same number would pipeline HTTP/1.1 (a request queued behind another's
+ * whole body): so it is raised per connection, once ALPN said h2.
+ */
+function h2Pool(origin: string | URL, options: object): Dispatcher {
+  return new Pool(origin, {
+    ...options,
+    factory: (clientOrigin: URL, clientOptions: object) => {
+      const connect = (clientOptions as { connect: Connector }).connect;
+      let h2 = false;
+      const client = new Client(clientOrigin, {
+        ...clientOptions,
+        connect: ((opts: object, callback: (err: Error | null, socket: unknown) => void) =>
+          connect(opts, (err, socket) => {
+            h2 = err === null && (socket as TLSSocket | null)?.alpnProtocol === 'h2';
+            callback(err, socket);
+          })) as unknown as NonNullable<Client.Options['connect']>,
+      });
+      // 'connect' comes once undici has set the connection up as h1 or h2.
+      client.on('connect', () => {
+        client.pipelining = h2 ? H2_STREAMS : 1;
+      });
+      return client;
+    },
+  });
+}
+
 /** True when any proxy variable (HTTP_PROXY, HTTPS_PROXY, either case) is set and not empty. */
 export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'].some((name) => (env[name] ?? '') !== '');
@@ -48,14 +103,19 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
  * configured in `env` (then NO_PROXY is honoured by undici), else an `Agent`.
  * The caller owns it and should `close()` it when done. `tls` (for one run:
  * `--cacert`, `-k`) is how certificates are checked; by default, Node's.
+ * `protocol.http2` offers HTTP/2 (`--http2`).
  * Installs the guard against undici's paused-parser crash (see
  * `paused-parser-guard.ts`).
  */
-export function createDefaultDispatcher(env: NodeJS.ProcessEnv = process.env, tls: DispatcherTlsOptions = {}): Dispatcher {
+export function createDefaultDispatcher(
+  env: NodeJS.ProcessEnv = process.env,
+  tls: DispatcherTlsOptions = {},
+  protocol: DispatcherProtocolOptions = {},
+): Dispatcher {
   guardPausedParserAtSocketEnd();
   const { connectTimeoutMs, ...pool } = defaultAgentOptions;
-  const options = { ...pool, connect: { timeout: connectTimeoutMs, ...tls } };
-  if (!proxyConfigured(env)) return new Agent(options);
+  const options = { ...pool, ...(protocol.http2 === true ? { allowH2: true } : {}), connect: { timeout: connectTimeoutMs, ...tls } };
+  if (!proxyConfigured(env)) return new Agent(protocol.http2 === true ? { ...options, factory: h2Pool } : options);
   // Every value is passed explicitly ('' for "none") so that `env`, not
   // process.env behind undici's back, decides.
   return new EnvHttpProxyAgent({

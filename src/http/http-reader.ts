@@ -102,7 +102,7 @@ export class HttpReader implements Reader {
     this.#options = resolveHttpReaderOptions(options);
     this.name = redactUrl(this.#options.url.href);
     this.#ownsDispatcher = this.#options.dispatcher === undefined;
-    this.#dispatcher = this.#options.dispatcher ?? createDefaultDispatcher();
+    this.#dispatcher = this.#options.dispatcher ?? createDefaultDispatcher(process.env, {}, { http2: this.#options.http2 });
     this.#origin = { url: this.#options.url, headers: this.#options.headers };
     this.#resolved = this.#origin;
   }

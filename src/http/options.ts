@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { RemoteIdentity } from '../cache/types.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError } from '../errors.js';
-import { describeValue, wholeNumber } from '../validate.js';
+import { booleanOption, describeValue, wholeNumber } from '../validate.js';
 import { guardPausedParserAtSocketEnd } from './paused-parser-guard.js';
 import { DEFAULT_SENSITIVE_HEADERS } from './redirect.js';
 import { RESERVED_REQUEST_HEADERS as RESERVED_HEADERS } from './reserved-headers.js';
@@ -86,6 +86,14 @@ export interface HttpReaderOptions {
    * @default 5000
    */
   readonly firstBodyHoldMs?: number;
+  /**
+   * Offer HTTP/2 to an https server (undici's `allowH2`, negotiated by ALPN;
+   * a server that does not choose h2 is read over HTTP/1.1). Only for the
+   * dispatcher the reader makes itself: a caller's `dispatcher` decides for
+   * itself. Off by default: see docs/benchmarks.md, "HTTP/2".
+   * @default false
+   */
+  readonly http2?: boolean;
 }
 
 /**
@@ -106,6 +114,7 @@ export const defaultHttpReaderOptions = Object.freeze({
   userAgent: DEFAULT_USER_AGENT,
   maxRetryAfterMs: DEFAULT_MAX_RETRY_AFTER_MS,
   firstBodyHoldMs: 5_000,
+  http2: false,
 });
 
 /** An RFC 9110 token: what a header name may consist of. */
@@ -136,6 +145,8 @@ export interface ResolvedHttpReaderOptions {
   readonly expected: RemoteIdentity | undefined;
   /** {@inheritDoc HttpReaderOptions.firstBodyHoldMs} */
   readonly firstBodyHoldMs: number;
+  /** {@inheritDoc HttpReaderOptions.http2} */
+  readonly http2: boolean;
 }
 
 const OWNER = 'HttpReader';
@@ -227,5 +238,6 @@ export function resolveHttpReaderOptions(options: HttpReaderOptions): ResolvedHt
     maxRetryAfterMs: wholeNumber(OWNER, 'maxRetryAfterMs', options.maxRetryAfterMs ?? d.maxRetryAfterMs, { min: 0 }),
     expected,
     firstBodyHoldMs: wholeNumber(OWNER, 'firstBodyHoldMs', options.firstBodyHoldMs ?? d.firstBodyHoldMs, { min: 0 }),
+    http2: booleanOption(OWNER, 'http2', options.http2 ?? d.http2),
   };
 }
