@@ -54,6 +54,9 @@ export type ErrorCode =
   | 'BLOCKFETCH_BODY_LENGTH'
   | 'BLOCKFETCH_TIMEOUT'
   | 'BLOCKFETCH_REDIRECT'
+  // the Hugging Face Hub
+  | 'BLOCKFETCH_HUB_AUTH'
+  | 'BLOCKFETCH_HUB_NOT_FOUND'
   // the download as a whole
   | 'BLOCKFETCH_RETRIES_EXHAUSTED'
   | 'BLOCKFETCH_DIGEST_MISMATCH'
@@ -228,6 +231,16 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.fr
     retryable: false,
     meaning: 'a redirect could not be followed (no or invalid Location, another scheme, https to http, too many)',
     action: 'check the URL, or download the final URL directly',
+  },
+  BLOCKFETCH_HUB_AUTH: {
+    retryable: false,
+    meaning: 'the Hugging Face Hub refused access: a gated or private repository without a token, or a token it rejects',
+    action: 'set a token with read access to the repository in HF_TOKEN (or log in with `huggingface-cli login`), and accept the conditions of a gated repository on its page',
+  },
+  BLOCKFETCH_HUB_NOT_FOUND: {
+    retryable: false,
+    meaning: 'the Hugging Face Hub has no such repository, revision or path (X-Error-Code RepoNotFound, RevisionNotFound, EntryNotFound)',
+    action: 'check the repository id, its type (models, datasets/, spaces/), the revision and the path',
   },
   BLOCKFETCH_RETRIES_EXHAUSTED: {
     retryable: false,

@@ -121,6 +121,12 @@ export interface DownloadCommand {
   readonly verbose: boolean;
   /** How TLS certificates are checked for this run. */
   readonly tls: TlsChoice;
+  /** `--include GLOB` (hf:// only): keep only repository paths matching one of these. */
+  readonly include: readonly string[];
+  /** `--exclude GLOB` (hf:// only): drop repository paths matching one of these. */
+  readonly exclude: readonly string[];
+  /** `--hf-cache` (hf:// only): write into the standard Hugging Face cache instead of a folder. */
+  readonly hfCache: boolean;
 }
 
 /**
@@ -244,6 +250,9 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
+  { long: 'include', value: 'GLOB', repeatable: true, help: 'hf:// only: download only the repository paths matching GLOB (fnmatch: *.json, onnx/*; repeatable)' },
+  { long: 'exclude', value: 'GLOB', repeatable: true, help: 'hf:// only: skip the repository paths matching GLOB (repeatable)' },
+  { long: 'hf-cache', help: 'hf:// only: save into the Hugging Face cache (HF_HUB_CACHE, else $HF_HOME/hub) so transformers finds the files offline' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -485,6 +494,8 @@ function parseDownload(argv: readonly string[]): Command {
     });
   }
   const url = checkUrl(positionals[0] ?? '');
+  const hf = url.startsWith('hf://');
+  checkHfOptions(hf, parsed.values);
   const output = value('output');
   const toStdout = is('stdout') || output === '-';
   if (is('stdout') && output !== undefined && output !== '-') {
@@ -553,7 +564,40 @@ function parseDownload(argv: readonly string[]): Command {
     debug: is('debug'),
     verbose: is('verbose'),
     tls: { insecure: is('insecure'), caFile: value('cacert') },
+    include: parsed.values.get('include') ?? [],
+    exclude: parsed.values.get('exclude') ?? [],
+    hfCache: is('hf-cache'),
   };
+}
+
+/**
+ * The options only a `hf://` URL takes, and those it cannot: a repository
+ * is a set of files, each with its own name and digest.
+ */
+function checkHfOptions(hf: boolean, values: ReadonlyMap<string, readonly string[]>): void {
+  const given = (name: string): boolean => values.has(name);
+  if (!hf) {
+    const only = ['include', 'exclude', 'hf-cache'].find(given);
+    if (only !== undefined) {
+      throw new InvalidArgumentError(`--${only} applies to hf:// URLs only`, { hint: 'e.g. blockfetch hf://OWNER/NAME --include "*.json"' });
+    }
+    return;
+  }
+  const refused: Readonly<Record<string, string>> = {
+    output: 'a repository is saved under its paths: choose the folder with -d DIR',
+    stdout: 'a repository is a set of files: save them with -d DIR',
+    sha256: 'every file is verified against the digest the Hub lists for it',
+    sha512: 'every file is verified against the digest the Hub lists for it',
+    checksum: 'every file is verified against the digest the Hub lists for it',
+    header: 'the token comes from HF_TOKEN or the token file, and goes to the Hub only',
+    json: '--json is not available for hf:// URLs yet',
+  };
+  for (const [name, why] of Object.entries(refused)) {
+    if (given(name)) throw new InvalidArgumentError(`--${name} cannot be used with a hf:// URL`, { hint: why });
+  }
+  if (given('hf-cache') && given('dir')) {
+    throw new InvalidArgumentError('--hf-cache and -d/--dir ask for two destinations', { hint: 'the cache is HF_HUB_CACHE (else $HF_HOME/hub): set it to choose where' });
+  }
 }
 
 /**
@@ -639,6 +683,7 @@ function checkUrl(text: string): string {
       hint: 'give a full http:// or https:// URL, e.g. blockfetch https://example.com/file.iso',
     });
   }
+  if (parsed.protocol === 'hf:') return text;
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new InvalidArgumentError(`unsupported URL scheme ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(text)}`, {
       hint: 'blockfetch downloads http:// and https:// URLs; to inspect a partial download use `blockfetch inspect FILE`',

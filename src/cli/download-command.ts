@@ -101,7 +101,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
  * system's (as curl's `--cacert`), read here so that a wrong path is a usage
  * error before any request.
  */
-async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOptions> {
+export async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOptions> {
   if (command.tls.insecure) return { rejectUnauthorized: false };
   const file = command.tls.caFile;
   if (file === undefined) return {};
