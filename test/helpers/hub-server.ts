@@ -67,7 +67,9 @@ export interface HubStandInOptions {
   readonly urlLifetimeSeconds?: number;
   /** Answers 429 (Retry-After: `retryAfter`) to the first `times` Hub requests whose path matches. */
   readonly rateLimit?: { readonly path: RegExp; readonly times: number; readonly retryAfter: string };
-  /** Called before each request is answered (after it is recorded as seen). */
+  /** Small files (by path) served with these bytes instead, under the listed ETag: a corrupt copy. */
+  readonly serveInstead?: ReadonlyMap<string, Buffer>;
+  /** Called before each request is answered. */
   readonly onRequest?: (origin: 'hub' | 'cdn', request: IncomingMessage) => void;
 }
 
@@ -307,7 +309,7 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
         answer(302, { ...common, location, 'x-linked-etag': `"${hex}"`, 'x-linked-size': String(file.content.length), etag: `"${treeEntryOf(file)['oid'] as string}"` });
         return;
       }
-      const status = sendBytes(req, res, file.content, `"${gitBlobId(file.content)}"`, common);
+      const status = sendBytes(req, res, options.serveInstead?.get(file.path) ?? file.content, `"${gitBlobId(file.content)}"`, common);
       record('hub', req, status);
       return;
     }
