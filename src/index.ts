@@ -88,3 +88,12 @@ export { HttpReader } from './http/http-reader.js';
 export { defaultHttpReaderOptions } from './http/options.js';
 export type { HttpReaderOptions } from './http/options.js';
 export { BLOCKFETCH_VERSION } from './http/version.js';
+
+// hf: Hugging Face Hub repositories (hf://), pinned to one commit
+export { planHfDownload } from './hf/hf-download.js';
+export type { HfPlan, HfPlanOptions, HfDownloadEntry, HfEntryOptions } from './hf/hf-download.js';
+export { HubFileReader } from './hf/hub-file-reader.js';
+export type { HubFileReaderOptions } from './hf/hub-file-reader.js';
+export type { HubTreeEntry } from './hf/hub-api.js';
+export type { HfLocation, HubRepoType } from './hf/hf-url.js';
+export type { HubSettings } from './hf/hub-settings.js';

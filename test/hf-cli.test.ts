@@ -272,6 +272,12 @@ describe('blockfetch hf:// --hf-cache', () => {
     expect(blobs).not.toContain(big);
     expect(blobs).toContain(`${big}.blockfetch`);
     await expect(lstat(join(work, 'hub-cache', 'models--org--tiny-model', 'snapshots', A, 'model.safetensors'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // Run again: it resumes, and only the complete, verified blob takes the name.
+    hooks = [];
+    const again = await blockfetch(['hf://org/tiny-model/model.safetensors', '--hf-cache', '--block-size', '64KiB']);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await readdir(join(work, 'hub-cache', 'models--org--tiny-model', 'blobs'))).sort()).toEqual([big]);
+    expect((await readFile(join(work, 'hub-cache', 'models--org--tiny-model', 'snapshots', A, 'model.safetensors'))).equals(filesA[2]!.content)).toBe(true);
   });
 });
 

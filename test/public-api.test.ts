@@ -46,6 +46,8 @@ const RUNTIME_EXPORTS = [
   'downloadPaths',
   'hasCode',
   'redactUrl',
+  'planHfDownload',
+  'HubFileReader',
 ].sort();
 
 function exportedSymbols(): { name: string; symbol: ts.Symbol; checker: ts.TypeChecker }[] {

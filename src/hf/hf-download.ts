@@ -27,7 +27,7 @@ import { parseHfUrl, quoteLikePython, type HfLocation } from './hf-url.js';
 import { HubApi, type HubTreeEntry } from './hub-api.js';
 import { HubError } from './hub-errors.js';
 import { HubFileReader, hubFileDigest } from './hub-file-reader.js';
-import type { HubSettings } from './hub-settings.js';
+import { hubSettingsFromEnvironment, type HubSettings } from './hub-settings.js';
 
 /**
  * Per-file options of a set entry: the subset of {@link DownloadFileOptions}
@@ -54,8 +54,8 @@ export interface HfDownloadEntry {
 
 /** Options of {@link planHfDownload}. */
 export interface HfPlanOptions {
-  /** Endpoint, token and cache (see `hubSettingsFromEnvironment`). */
-  readonly settings: HubSettings;
+  /** Endpoint, token and cache. @default read from the environment (`hubSettingsFromEnvironment`: HF_ENDPOINT, HF_TOKEN, HF_HOME…) */
+  readonly settings?: HubSettings;
   /** The undici dispatcher every request uses; the caller owns it. */
   readonly dispatcher: Dispatcher;
   /** The folder files go under (folder layout). @default `./NAME` */
@@ -121,14 +121,13 @@ export interface HfPlan {
  *
  * @example
  * ```ts
- * const settings = await hubSettingsFromEnvironment();
- * const plan = await planHfDownload('hf://openai/whisper-tiny', { settings, dispatcher, include: ['*.json'] });
- * await downloadEntriesOneByOne(plan.entries, {});
+ * const plan = await planHfDownload('hf://openai/whisper-tiny', { dispatcher: new Agent(), include: ['*.json'] });
+ * for (const entry of plan.entries) await downloadFile(entry.source, entry.target, entry.options);
  * ```
  */
 export async function planHfDownload(url: string, options: HfPlanOptions): Promise<HfPlan> {
-  const o = { ...defaultHfPlanOptions, ...options };
   const location = parseHfUrl(url);
+  const o = { ...defaultHfPlanOptions, ...options, settings: options.settings ?? (await hubSettingsFromEnvironment()) };
   const api = new HubApi({
     endpoint: o.settings.endpoint,
     ...(o.settings.token === undefined ? {} : { token: o.settings.token, tokenSource: o.settings.tokenSource }),
