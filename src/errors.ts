@@ -55,6 +55,9 @@ export type ErrorCode =
   | 'BLOCKFETCH_TIMEOUT'
   | 'BLOCKFETCH_REDIRECT'
   | 'BLOCKFETCH_MIRRORS_DISAGREE'
+  // the Hugging Face Hub
+  | 'BLOCKFETCH_HUB_AUTH'
+  | 'BLOCKFETCH_HUB_NOT_FOUND'
   // the download as a whole
   | 'BLOCKFETCH_RETRIES_EXHAUSTED'
   | 'BLOCKFETCH_DIGEST_MISMATCH'
@@ -234,6 +237,16 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.fr
     retryable: false,
     meaning: 'the mirrors given for one file do not serve the same file: they differ in size, or in a digest they advertise (the message names both mirrors)',
     action: 'drop the mirror that serves another file (or another version of it)',
+  },
+  BLOCKFETCH_HUB_AUTH: {
+    retryable: false,
+    meaning: 'the Hugging Face Hub refused access: a gated or private repository without a token, or a token it rejects',
+    action: 'set a token with read access to the repository in HF_TOKEN (or log in with `huggingface-cli login`), and accept the conditions of a gated repository on its page',
+  },
+  BLOCKFETCH_HUB_NOT_FOUND: {
+    retryable: false,
+    meaning: 'the Hugging Face Hub has no such repository, revision or path (X-Error-Code RepoNotFound, RevisionNotFound, EntryNotFound)',
+    action: 'check the repository id, its type (models, datasets/, spaces/), the revision and the path',
   },
   BLOCKFETCH_RETRIES_EXHAUSTED: {
     retryable: false,

@@ -111,3 +111,12 @@ export type { MirrorReaderOptions, MirrorEvent } from './mirrors/options.js';
 export { readerForUrls } from './mirrors/reader-for-urls.js';
 export type { ReaderForUrlsOptions } from './mirrors/reader-for-urls.js';
 export type { MirrorIdentity } from './cache/types.js';
+
+// hf: Hugging Face Hub repositories (hf://), pinned to one commit
+export { planHfDownload } from './hf/hf-download.js';
+export type { HfPlan, HfPlanOptions, HfDownloadEntry, HfEntryOptions } from './hf/hf-download.js';
+export { HubFileReader } from './hf/hub-file-reader.js';
+export type { HubFileReaderOptions } from './hf/hub-file-reader.js';
+export type { HubTreeEntry } from './hf/hub-api.js';
+export type { HfLocation, HubRepoType } from './hf/hf-url.js';
+export type { HubSettings } from './hf/hub-settings.js';

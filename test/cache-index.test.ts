@@ -127,7 +127,7 @@ describe('index format', () => {
     expect(code('[1,2,3]')).toBe('BLOCKFETCH_INDEX_FOREIGN');
     expect(code('"blockfetch-index"')).toBe('BLOCKFETCH_INDEX_FOREIGN');
     expect(code('null')).toBe('BLOCKFETCH_INDEX_FOREIGN');
-    expect(code(resign({ ...json, version: 2 }))).toBe('BLOCKFETCH_INDEX_VERSION');
+    expect(code(resign({ ...json, version: 3 }))).toBe('BLOCKFETCH_INDEX_VERSION');
     expect(code(JSON.stringify({ ...json, version: 7, checksum: 'whatever a newer format does' }))).toBe('BLOCKFETCH_INDEX_VERSION');
     expect(code(resign({ ...json, version: '1' }))).toBe('BLOCKFETCH_INDEX_CORRUPT');
     expect(code(JSON.stringify({ ...json, cachedBlocks: 3 }))).toBe('BLOCKFETCH_INDEX_CORRUPT');
@@ -298,8 +298,8 @@ describe('opening a damaged cache: a typed error, nothing changed', () => {
   });
 
   it('newer version', async () => {
-    await writeFile(indexPath, resign({ ...(await indexJson()), version: 2 }));
-    await expectOpenFails('BLOCKFETCH_INDEX_VERSION', /version 2 is newer than this blockfetch reads \(1\)/);
+    await writeFile(indexPath, resign({ ...(await indexJson()), version: 3 }));
+    await expectOpenFails('BLOCKFETCH_INDEX_VERSION', /version 3 is newer than this blockfetch reads \(2\)/);
   });
 
   it('bad checksum (a field edited by hand)', async () => {

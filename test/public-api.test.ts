@@ -53,6 +53,8 @@ const RUNTIME_EXPORTS = [
   'MirrorReader',
   'defaultMirrorReaderOptions',
   'readerForUrls',
+  'planHfDownload',
+  'HubFileReader',
 ].sort();
 
 function exportedSymbols(): { name: string; symbol: ts.Symbol; checker: ts.TypeChecker }[] {

@@ -17,8 +17,41 @@ import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest, type Mirr
 /** The value of the index's `format` field: "this JSON is a blockfetch index". */
 export const INDEX_FORMAT = 'blockfetch-index';
 
-/** The version of the index format this code writes, and the newest it reads. */
-export const INDEX_VERSION = 1;
+/**
+ * The newest version of the index format this code reads and writes. It
+ * writes the LOWEST version that can hold what it records (see
+ * {@link indexVersionFor}): version 1 unless the remote's digests include
+ * a `git-sha1`, which only version 2 may hold. So an index a blockfetch of
+ * version 1 can read is still written as version 1, and one it could not
+ * check (an algorithm it does not know) carries a version it refuses with
+ * `BLOCKFETCH_INDEX_VERSION` ("upgrade blockfetch") instead of calling it
+ * corrupt, or, worse, ignoring a digest it does not know.
+ */
+export const INDEX_VERSION = 2;
+
+/**
+ * Digest algorithms each format version may record. Version 2 added
+ * `git-sha1` (git's blob id, for Hugging Face's small files).
+ */
+const DIGEST_ALGORITHMS_BY_VERSION: Readonly<Record<number, readonly DigestAlgorithm[]>> = Object.freeze({
+  1: Object.freeze(['sha256', 'sha512', 'sha1', 'md5'] as const),
+  2: Object.freeze(['sha256', 'sha512', 'sha1', 'md5', 'git-sha1'] as const),
+});
+
+/**
+ * The format version an index recording `remote` is written with: the
+ * lowest that can hold every digest in it (1, or 2 for a `git-sha1`).
+ *
+ * @example
+ * ```ts
+ * indexVersionFor({ url, size: 3, digest: { algorithm: 'sha256', hex } })   // 1
+ * indexVersionFor({ url, size: 3, digest: { algorithm: 'git-sha1', hex } }) // 2
+ * ```
+ */
+export function indexVersionFor(remote: RemoteIdentity | undefined): number {
+  const digests = remote === undefined ? [] : [remote.digest, ...(remote.extraDigests ?? [])];
+  return digests.some((d) => d?.algorithm === 'git-sha1') ? 2 : 1;
+}
 
 /**
  * The largest index file blockfetch will read: the worst case of the format
@@ -100,7 +133,7 @@ const HINTS = {
 export function encodeIndex(contents: IndexContents): Uint8Array {
   const body: Record<string, unknown> = {
     format: INDEX_FORMAT,
-    version: INDEX_VERSION,
+    version: indexVersionFor(contents.remote),
     contentLength: contents.contentLength,
     blockSize: contents.blockSize,
     numBlocks: contents.numBlocks,
@@ -207,7 +240,7 @@ export function decodeIndex(bytes: Uint8Array, path: string): IndexContents {
   const updatedAt = rest['updatedAt'];
   if (typeof updatedAt !== 'string') throw corrupt('"updatedAt" must be a string');
   const bitmap = base64Field(rest, 'bitmap', '"bitmap"', corrupt);
-  const remote = identityFromJson(rest['remote'], corrupt);
+  const remote = identityFromJson(rest['remote'], corrupt, DIGEST_ALGORITHMS_BY_VERSION[version] ?? DIGEST_ALGORITHMS);
   const written = writtenFromJson(rest['written'], { numBlocks, contentLength, cachedBlocks, cachedBytes }, corrupt);
   return {
     contentLength,
@@ -344,7 +377,8 @@ function identityToJson(identity: RemoteIdentity): Record<string, unknown> {
   return out;
 }
 
-const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512', 'sha1', 'md5'];
+/** Every algorithm the newest format version may record. */
+const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = DIGEST_ALGORITHMS_BY_VERSION[INDEX_VERSION] ?? [];
 
 /**
  * True when `digest` can be recorded in an index: a known algorithm and
@@ -358,11 +392,11 @@ const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'sha512', 'sha1
  * isIndexDigest({ algorithm: 'sha256', hex: 'abc' })           // false
  * ```
  */
-export function isIndexDigest(digest: unknown): digest is ExpectedDigest {
+export function isIndexDigest(digest: unknown, algorithms: readonly DigestAlgorithm[] = DIGEST_ALGORITHMS): digest is ExpectedDigest {
   if (!isPlainObject(digest)) return false;
   const { algorithm, hex } = digest;
   return (
-    DIGEST_ALGORITHMS.includes(algorithm as DigestAlgorithm) &&
+    algorithms.includes(algorithm as DigestAlgorithm) &&
     typeof hex === 'string' &&
     hex.length === DIGEST_HEX_LENGTH[algorithm as DigestAlgorithm] &&
     /^[0-9a-f]+$/.test(hex)
@@ -395,11 +429,15 @@ export function checkIdentityDigest(where: string, identity: RemoteIdentity): vo
  * Why `extra` cannot sit beside `digest` in an index, or undefined: every
  * entry an index digest, and no two (`digest` included) of one algorithm.
  */
-function extraDigestsProblem(digest: ExpectedDigest | undefined, extra: unknown): string | undefined {
+function extraDigestsProblem(
+  digest: ExpectedDigest | undefined,
+  extra: unknown,
+  algorithms: readonly DigestAlgorithm[] = DIGEST_ALGORITHMS,
+): string | undefined {
   if (!Array.isArray(extra)) return 'must be an array';
   const seen = new Set<string>(digest === undefined ? [] : [digest.algorithm]);
   for (const entry of extra as unknown[]) {
-    if (!isIndexDigest(entry)) return `must hold { "algorithm": one of ${DIGEST_ALGORITHMS.join('/')}, "hex": lower-case hex of its length }, got ${describeDigest(entry)}`;
+    if (!isIndexDigest(entry, algorithms)) return `must hold { "algorithm": one of ${algorithms.join('/')}, "hex": lower-case hex of its length }, got ${describeDigest(entry)}`;
     if (seen.has(entry.algorithm)) return `must name each algorithm once (with "digest"), got ${entry.algorithm} twice`;
     seen.add(entry.algorithm);
   }
@@ -412,7 +450,12 @@ function describeDigest(digest: unknown): string {
   return `algorithm ${JSON.stringify(digest['algorithm'])}, hex of ${typeof hex === 'string' ? `${hex.length} characters` : typeof hex}`;
 }
 
-function identityFromJson(value: unknown, corrupt: (what: string) => IndexError): RemoteIdentity | undefined {
+/** `algorithms`: those the index's format version may record (a version-1 index never holds a git-sha1). */
+function identityFromJson(
+  value: unknown,
+  corrupt: (what: string) => IndexError,
+  algorithms: readonly DigestAlgorithm[],
+): RemoteIdentity | undefined {
   if (value === null || value === undefined) return undefined;
   if (!isPlainObject(value)) throw corrupt('"remote" must be an object or null');
   const { url, size, etag, lastModified, digest, extraDigests, mirrors } = value;
@@ -422,14 +465,14 @@ function identityFromJson(value: unknown, corrupt: (what: string) => IndexError)
   if (lastModified !== undefined && typeof lastModified !== 'string') throw corrupt('"remote.lastModified" must be a string');
   let parsedDigest: ExpectedDigest | undefined;
   if (digest !== undefined) {
-    if (!isIndexDigest(digest)) {
-      throw corrupt(`"remote.digest" must be { "algorithm": one of ${DIGEST_ALGORITHMS.join('/')}, "hex": lower-case hex of its length }`);
+    if (!isIndexDigest(digest, algorithms)) {
+      throw corrupt(`"remote.digest" must be { "algorithm": one of ${algorithms.join('/')}, "hex": lower-case hex of its length }`);
     }
     parsedDigest = { algorithm: digest.algorithm, hex: digest.hex };
   }
   let parsedExtra: ExpectedDigest[] | undefined;
   if (extraDigests !== undefined) {
-    const problem = extraDigestsProblem(parsedDigest, extraDigests);
+    const problem = extraDigestsProblem(parsedDigest, extraDigests, algorithms);
     if (problem !== undefined) throw corrupt(`"remote.extraDigests" ${problem}`);
     parsedExtra = (extraDigests as ExpectedDigest[]).map((d) => ({ algorithm: d.algorithm, hex: d.hex }));
   }

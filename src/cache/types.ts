@@ -56,8 +56,12 @@ export interface MirrorIdentity {
   readonly lastModified?: string;
 }
 
-/** Hash algorithms blockfetch can verify a whole file with. */
-export type DigestAlgorithm = 'sha256' | 'sha512' | 'sha1' | 'md5';
+/**
+ * Hash algorithms blockfetch can verify a whole file with. `git-sha1` is
+ * git's blob id (what the Hugging Face Hub lists as a small file's `oid`):
+ * the SHA-1 of `blob <size>\0` followed by the bytes.
+ */
+export type DigestAlgorithm = 'sha256' | 'sha512' | 'sha1' | 'md5' | 'git-sha1';
 
 /**
  * Hex digits in a digest of each algorithm: the one table every parser of a
@@ -73,6 +77,7 @@ export const DIGEST_HEX_LENGTH: Readonly<Record<DigestAlgorithm, number>> = Obje
   sha1: 40,
   sha256: 64,
   sha512: 128,
+  'git-sha1': 40,
 });
 
 /** A whole-file digest to verify against. */

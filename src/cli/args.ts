@@ -133,6 +133,12 @@ export interface DownloadCommand {
   readonly mirrors: readonly string[];
   /** Offer HTTP/2 to https servers (`--http2`); HTTP/1.1 otherwise. */
   readonly http2: boolean;
+  /** `--include GLOB` (hf:// only): keep only repository paths matching one of these. */
+  readonly include: readonly string[];
+  /** `--exclude GLOB` (hf:// only): drop repository paths matching one of these. */
+  readonly exclude: readonly string[];
+  /** `--hf-cache` (hf:// only): write into the standard Hugging Face cache instead of a folder. */
+  readonly hfCache: boolean;
 }
 
 /**
@@ -288,6 +294,9 @@ export const DOWNLOAD_OPTIONS = [
   },
   { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag' },
   { long: 'http2', help: 'offer HTTP/2 to https servers (ALPN); without it, HTTP/1.1' },
+  { long: 'include', value: 'GLOB', repeatable: true, help: 'hf:// only: download only the repository paths matching GLOB (fnmatch: *.json, onnx/*; repeatable)' },
+  { long: 'exclude', value: 'GLOB', repeatable: true, help: 'hf:// only: skip the repository paths matching GLOB (repeatable)' },
+  { long: 'hf-cache', help: 'hf:// only: save into the Hugging Face cache (HF_HUB_CACHE, else $HF_HOME/hub) so transformers finds the files offline' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -526,6 +535,8 @@ function parseDownload(argv: readonly string[]): Command {
   }
   const urls = positionals.map((p) => checkUrl(p));
   const url = urls[0] ?? '';
+  const hf = url.startsWith('hf://');
+  checkHfOptions(hf, parsed.values);
   const output = value('output');
   const maxConcurrentFiles = parseWholeNumber(value('max-concurrent-downloads'), '-j/--max-concurrent-downloads', CONCURRENCY_LIMITS) ?? defaultCliOptions.maxConcurrentFiles;
   if (urls.length > 1 || inputFile !== undefined) checkSetDestination(urls.length, inputFile, output, is('stdout'));
@@ -597,6 +608,9 @@ function parseDownload(argv: readonly string[]): Command {
     tls: { insecure: is('insecure'), caFile: value('cacert') },
     mirrors: parseMirrors(url, parsed.values.get('mirror') ?? [], toStdout),
     http2: is('http2'),
+    include: parsed.values.get('include') ?? [],
+    exclude: parsed.values.get('exclude') ?? [],
+    hfCache: is('hf-cache'),
   };
   if (urls.length <= 1 && inputFile === undefined) return command;
   const { kind: _kind, url: _url, output: _output, toStdout: _toStdout, ...each } = command;
@@ -647,6 +661,36 @@ function parseMirrors(url: string, mirrors: readonly string[], toStdout: boolean
     seen.add(checked);
     return checked;
   });
+}
+
+/**
+ * The options only a `hf://` URL takes, and those it cannot: a repository
+ * is a set of files, each with its own name and digest.
+ */
+function checkHfOptions(hf: boolean, values: ReadonlyMap<string, readonly string[]>): void {
+  const given = (name: string): boolean => values.has(name);
+  if (!hf) {
+    const only = ['include', 'exclude', 'hf-cache'].find(given);
+    if (only !== undefined) {
+      throw new InvalidArgumentError(`--${only} applies to hf:// URLs only`, { hint: 'e.g. blockfetch hf://OWNER/NAME --include "*.json"' });
+    }
+    return;
+  }
+  const refused: Readonly<Record<string, string>> = {
+    output: 'a repository is saved under its paths: choose the folder with -d DIR',
+    stdout: 'a repository is a set of files: save them with -d DIR',
+    sha256: 'every file is verified against the digest the Hub lists for it',
+    sha512: 'every file is verified against the digest the Hub lists for it',
+    checksum: 'every file is verified against the digest the Hub lists for it',
+    header: 'the token comes from HF_TOKEN or the token file, and goes to the Hub only',
+    json: '--json is not available for hf:// URLs yet',
+  };
+  for (const [name, why] of Object.entries(refused)) {
+    if (given(name)) throw new InvalidArgumentError(`--${name} cannot be used with a hf:// URL`, { hint: why });
+  }
+  if (given('hf-cache') && given('dir')) {
+    throw new InvalidArgumentError('--hf-cache and -d/--dir ask for two destinations', { hint: 'the cache is HF_HUB_CACHE (else $HF_HOME/hub): set it to choose where' });
+  }
 }
 
 /**
@@ -760,6 +804,7 @@ function checkUrl(text: string): string {
       hint: 'give a full http:// or https:// URL, e.g. blockfetch https://example.com/file.iso',
     });
   }
+  if (parsed.protocol === 'hf:') return text;
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new InvalidArgumentError(`unsupported URL scheme ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(text)}`, {
       hint: 'blockfetch downloads http:// and https:// URLs; to inspect a partial download use `blockfetch inspect FILE`',

@@ -45,6 +45,7 @@ export async function runCli(io: CliIo): Promise<ExitCodeValue> {
         debug ||= command.debug;
         // Loaded on demand: --help, --version, usage errors, inspect and
         // verify start without loading the HTTP client and the downloaders.
+        if (command.url.startsWith('hf://')) return await (await import('./hf-command.js')).runHfDownload(command, io);
         return await (await import('./download-command.js')).runDownload(command, io);
       case 'download-set':
         debug ||= command.debug;

@@ -2,10 +2,12 @@
  * `blockfetch verify <FILE> --sha256 HEX`: checks a file's digest(s) in one
  * sequential read.
  */
-import { createHash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 
 import type { ExpectedDigest } from '../cache/types.js';
+import { createDigestHash } from '../download/digest.js';
 import { BlockfetchError, DigestMismatchError } from '../errors.js';
 
 /** The digest of one algorithm, as computed from the file. */
@@ -24,8 +26,11 @@ export interface VerifiedDigest {
  * @throws {BlockfetchError} `BLOCKFETCH_CACHE_MISSING` when the file does not exist.
  */
 export async function verifyFile(path: string, expected: readonly ExpectedDigest[], signal?: AbortSignal): Promise<VerifiedDigest[]> {
-  const hashes = expected.map((d) => createHash(d.algorithm));
+  let hashes: Hash[] = [];
   try {
+    // git-sha1 hashes the size before the bytes; the others ignore it.
+    const size = expected.some((d) => d.algorithm === 'git-sha1') ? (await stat(path)).size : undefined;
+    hashes = expected.map((d) => createDigestHash(d.algorithm, size));
     // 1 MiB reads: large enough that the per-read overhead is negligible next to hashing.
     const stream = createReadStream(path, { highWaterMark: 2 ** 20, ...(signal === undefined ? {} : { signal }) });
     for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -41,7 +46,7 @@ export async function verifyFile(path: string, expected: readonly ExpectedDigest
     throw err;
   }
   const results = expected.map((d, i): VerifiedDigest => {
-    const hex = (hashes[i] as ReturnType<typeof createHash>).digest('hex');
+    const hex = (hashes[i] as Hash).digest('hex');
     return { algorithm: d.algorithm, hex, expected: d.hex, ok: hex === d.hex };
   });
   const bad = results.find((r) => !r.ok);

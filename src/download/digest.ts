@@ -57,7 +57,8 @@ export function parseExpectedDigest(text: string): ExpectedDigest {
   if (match === null) {
     throw new InvalidArgumentError(`a digest must look like sha256:<hex>, got ${JSON.stringify(text)}`);
   }
-  const algorithm = match[1]!.toLowerCase().replace('-', '');
+  const lower = match[1]!.toLowerCase();
+  const algorithm = lower === 'git-sha1' ? lower : lower.replace('-', '');
   return normalizeExpectedDigest({ algorithm: algorithm as DigestAlgorithm, hex: match[2]! }, 'digest');
 }
 
@@ -147,6 +148,27 @@ export function combineExpectedDigests(
   return [...byAlgorithm.values()];
 }
 
+/**
+ * A `node:crypto` hash for `algorithm`, ready for the file's bytes. For
+ * `git-sha1` (git's blob id) it has already hashed the header git puts
+ * before the content, `blob <contentLength>\0`, so the size must be known
+ * up front; the other algorithms ignore it.
+ *
+ * @example
+ * ```ts
+ * const hash = createDigestHash('git-sha1', 3);
+ * hash.update(Buffer.from('abc'));
+ * hash.digest('hex') // 'f2ba8f84ab5c1bce84a7b441cb1959cfc7093b7f', as `git hash-object` prints
+ * ```
+ */
+export function createDigestHash(algorithm: DigestAlgorithm, contentLength?: number): Hash {
+  if (algorithm !== 'git-sha1') return createHash(algorithm);
+  if (contentLength === undefined || !Number.isSafeInteger(contentLength) || contentLength < 0) {
+    throw new InvalidArgumentError(`a git-sha1 digest needs the file's size before the first byte, got ${String(contentLength)}`);
+  }
+  return createHash('sha1').update(`blob ${contentLength}\0`);
+}
+
 /** The outcome of hashing a whole file. */
 export interface DigestResult {
   /** The algorithm used. */
@@ -168,6 +190,7 @@ export interface DigestResult {
  * const d = new InOrderDigest('sha256');
  * d.update(new TextEncoder().encode('abc'));
  * d.finish(expected) // DigestResult, or throws DigestMismatchError
+ * new InOrderDigest('git-sha1', 3) // git's blob id needs the size first
  * ```
  */
 export class InOrderDigest {
@@ -177,14 +200,15 @@ export class InOrderDigest {
   #bytes = 0;
   #hex: string | undefined;
 
-  constructor(algorithm: DigestAlgorithm = defaultDigestAlgorithm) {
+  /** `contentLength` is needed by `git-sha1` only (see {@link createDigestHash}). */
+  constructor(algorithm: DigestAlgorithm = defaultDigestAlgorithm, contentLength?: number) {
     if (!isDigestAlgorithm(algorithm)) {
       throw new InvalidArgumentError(
         `digest algorithm must be one of ${Object.keys(HEX_LENGTH).join(', ')}, got ${String(algorithm)} (${typeof algorithm})`,
       );
     }
     this.algorithm = algorithm;
-    this.#hash = createHash(algorithm);
+    this.#hash = createDigestHash(algorithm, contentLength);
   }
 
   /** Bytes hashed so far: the file offset the next `update` must start at. */

@@ -48,8 +48,8 @@ export async function digestPrefix(input: PrefixDigestInput): Promise<PrefixDige
   const { cache, prefix, algorithm, expected, stop } = input;
   const also = (input.also ?? []).filter((d) => d.algorithm !== algorithm);
   const { contentLength } = cache.contentLengthAndBlockSize();
-  const digest = new InOrderDigest(algorithm);
-  const others = also.map((d) => new InOrderDigest(d.algorithm));
+  const digest = new InOrderDigest(algorithm, contentLength);
+  const others = also.map((d) => new InOrderDigest(d.algorithm, contentLength));
   const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(input.readChunkBytes, contentLength)));
   while (digest.bytes < contentLength) {
     if (stop.aborted) return undefined;

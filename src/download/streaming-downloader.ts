@@ -336,7 +336,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
       validateSizes(info.contentLength, this.#blockSize);
       const chosen = chooseDigest(this.#options.expectedDigest, this.#reader.digest());
       this.#expected = chosen.expected;
-      if (this.#expected !== undefined || this.#options.computeDigest) this.#hash = new InOrderDigest(chosen.algorithm);
+      if (this.#expected !== undefined || this.#options.computeDigest) this.#hash = new InOrderDigest(chosen.algorithm, info.contentLength);
     } catch (err) {
       this.#cancel(toError(err));
       throw this.#failure ?? err;
