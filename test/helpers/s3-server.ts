@@ -24,7 +24,7 @@
  * with the same SigV4 library the client uses (`verify`), answer 412 to a
  * failed `If-Match` (`enforceIfMatch`), and send the full-object
  * `x-amz-checksum-sha256` on a HEAD with `x-amz-checksum-mode: ENABLED`
- * (`checksums`). It can also hurt the next ranged GET (cut, stall, refuse)
+ * (`put(..., { checksum: true })`). It can also hurt the next ranged GET (cut, stall, refuse)
  * for the Reader contract. Everything else is s3rver's own answer.
  *
  * @example
@@ -58,6 +58,8 @@ export interface RecordedRequest {
   /** Path and query as sent. */
   readonly url: string;
   readonly headers: http.IncomingHttpHeaders;
+  /** Body bytes the front passed on to the client for it (so far). */
+  bytesSent: number;
 }
 
 /** What the next GET with a Range suffers. */
@@ -74,8 +76,16 @@ export interface S3ServerOptions {
   readonly verify?: { readonly secretAccessKey: string; readonly sessionToken?: string; readonly region?: string };
   /** Answer 412 to a GET or HEAD whose If-Match is not the object's ETag. @default false */
   readonly enforceIfMatch?: boolean;
-  /** Send x-amz-checksum-sha256 on a HEAD that asks for it. @default false */
-  readonly checksums?: boolean;
+}
+
+/** How {@link S3Server.put} stores an object. */
+export interface PutOptions {
+  /**
+   * Have the front send this object's full SHA-256 as x-amz-checksum-sha256
+   * on a HEAD that asks for it: `true` for the body's own, or the bytes
+   * whose digest to send instead (a checksum that does not match). @default false
+   */
+  readonly checksum?: boolean | Uint8Array;
 }
 
 export interface S3Server {
@@ -84,7 +94,7 @@ export interface S3Server {
   /** Every request seen, in order. */
   readonly requests: RecordedRequest[];
   /** Stores an object (an unsigned PUT through s3rver itself); resolves to its ETag. */
-  put(bucket: string, key: string, body: Uint8Array): Promise<string>;
+  put(bucket: string, key: string, body: Uint8Array, options?: PutOptions): Promise<string>;
   /** Makes the next ranged GET suffer `fault`. */
   fault(fault: S3Fault): void;
   /** Called with each request before it is served (e.g. to replace an object mid-download). */
@@ -157,9 +167,12 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   };
 
   /** Passes the request on to s3rver and its answer back, through `res` (which a fault may have wrapped). */
-  const forward = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, recorded: RecordedRequest): void => {
     const upstream = http.request({ host: '127.0.0.1', port: backend, method: req.method, path: req.url, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.on('data', (chunk: Buffer) => {
+        recorded.bytesSent += chunk.length;
+      });
       answer.pipe(res);
     });
     upstream.on('error', () => res.destroy());
@@ -169,7 +182,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
 
   const server = http.createServer((req, res) => {
     void (async () => {
-      const recorded: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers } };
+      const recorded: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers }, bytesSent: 0 };
       requests.push(recorded);
       await listener?.(recorded);
       if (options.verify !== undefined) {
@@ -186,7 +199,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
           if (etag !== undefined && etag !== ifMatch) return req.method === 'HEAD' ? void res.writeHead(412).end() : s3Error(res, 412, 'PreconditionFailed');
         }
         const digest = digests.get(`${bucket}/${key}`);
-        if (options.checksums === true && req.method === 'HEAD' && req.headers['x-amz-checksum-mode'] === 'ENABLED' && digest !== undefined) {
+        if (req.method === 'HEAD' && req.headers['x-amz-checksum-mode'] === 'ENABLED' && digest !== undefined) {
           res.setHeader('x-amz-checksum-sha256', digest);
           res.setHeader('x-amz-checksum-type', 'FULL_OBJECT');
         }
@@ -197,7 +210,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
           hurt(res, f);
         }
       }
-      forward(req, res);
+      forward(req, res, recorded);
     })().catch((err: unknown) => {
       res.destroy(err instanceof Error ? err : undefined);
     });
@@ -213,13 +226,15 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   return {
     endpoint,
     requests,
-    async put(bucket, key, body) {
+    async put(bucket, key, body, putOptions = {}) {
       const encoded = key.split('/').map(encodeURIComponent).join('/');
       // Straight to s3rver: a PUT is the test's own doing, not a request of the code under test.
       const response = await fetch(`http://127.0.0.1:${backend}/${bucket}/${encoded}`, { method: 'PUT', body });
       if (response.status !== 200) throw new Error(`PUT ${bucket}/${key}: ${response.status} ${await response.text()}`);
       await response.arrayBuffer();
-      digests.set(`${bucket}/${key}`, createHash('sha256').update(body).digest('base64'));
+      const { checksum = false } = putOptions;
+      if (checksum === false) digests.delete(`${bucket}/${key}`);
+      else digests.set(`${bucket}/${key}`, createHash('sha256').update(checksum === true ? body : checksum).digest('base64'));
       return response.headers.get('etag') ?? '';
     },
     fault(f) {
@@ -241,16 +256,16 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
 /** Wraps the response so that it sends `after` bytes of body, then breaks off (cut) or goes silent (stall). */
 function hurt(res: http.ServerResponse, f: Extract<S3Fault, { kind: 'cut' | 'stall' }>): void {
   let sent = 0;
-  const write = res.write.bind(res) as (chunk: Buffer) => boolean;
+  const write = res.write.bind(res) as (chunk: Buffer, done?: () => void) => boolean;
   const end = res.end.bind(res) as (chunk?: Buffer) => http.ServerResponse;
   const pass = (chunk: unknown): boolean => {
     if (sent >= f.after) return true;
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk ?? ''));
     const part = buffer.subarray(0, f.after - sent);
     sent += part.length;
-    const ok = part.length > 0 ? write(part) : true;
-    if (sent >= f.after && f.kind === 'cut') res.socket?.destroy();
-    return ok;
+    // A cut breaks the connection once the bytes before it are on their way (not before the headers are).
+    const cut = sent >= f.after && f.kind === 'cut' ? () => res.socket?.destroy() : undefined;
+    return part.length > 0 ? write(part, cut) : true;
   };
   res.write = ((chunk: unknown) => pass(chunk)) as typeof res.write;
   res.end = ((chunk?: unknown) => {
