@@ -121,6 +121,8 @@ export interface DownloadCommand {
   readonly verbose: boolean;
   /** How TLS certificates are checked for this run. */
   readonly tls: TlsChoice;
+  /** `--no-sign-request`: s3:// requests go unsigned (a public bucket). */
+  readonly noSignRequest: boolean;
 }
 
 /**
@@ -244,6 +246,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
+  { long: 'no-sign-request', help: 's3:// only: send requests unsigned, for a public bucket, whatever AWS credentials are set (as the AWS CLI)' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -553,7 +556,16 @@ function parseDownload(argv: readonly string[]): Command {
     debug: is('debug'),
     verbose: is('verbose'),
     tls: { insecure: is('insecure'), caFile: value('cacert') },
+    noSignRequest: noSignRequestFor(url, is('no-sign-request')),
   };
+}
+
+/** `--no-sign-request` means something only to an s3:// URL: elsewhere it is a mistake worth saying. */
+function noSignRequestFor(url: string, given: boolean): boolean {
+  if (given && !url.startsWith('s3://')) {
+    throw new InvalidArgumentError('--no-sign-request applies only to s3:// URLs', { hint: 'drop it, or give an s3://BUCKET/KEY URL' });
+  }
+  return given;
 }
 
 /**
@@ -639,9 +651,9 @@ function checkUrl(text: string): string {
       hint: 'give a full http:// or https:// URL, e.g. blockfetch https://example.com/file.iso',
     });
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:' && parsed.protocol !== 's3:') {
     throw new InvalidArgumentError(`unsupported URL scheme ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(text)}`, {
-      hint: 'blockfetch downloads http:// and https:// URLs; to inspect a partial download use `blockfetch inspect FILE`',
+      hint: 'blockfetch downloads http://, https:// and s3:// URLs; to inspect a partial download use `blockfetch inspect FILE`',
     });
   }
   return text;

@@ -31,6 +31,7 @@ import { formatBytes } from './units.js';
  * streams to stdout), showing progress, and maps the outcome to an exit code.
  */
 export async function runDownload(command: DownloadCommand, io: CliIo): Promise<ExitCodeValue> {
+  if (command.url.startsWith('s3://')) return (await import('./s3-command.js')).runS3Download(command, io);
   // With --stdout the data owns stdout, so everything else goes to stderr.
   const jsonStream = command.toStdout ? io.stderr : io.stdout;
   const view: ProgressView = command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr);
@@ -101,7 +102,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
  * system's (as curl's `--cacert`), read here so that a wrong path is a usage
  * error before any request.
  */
-async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOptions> {
+export async function tlsOptions(command: DownloadCommand): Promise<DispatcherTlsOptions> {
   if (command.tls.insecure) return { rejectUnauthorized: false };
   const file = command.tls.caFile;
   if (file === undefined) return {};
@@ -167,7 +168,7 @@ async function alreadyComplete(command: DownloadCommand, target: string, dispatc
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */
-class EventPresenter {
+export class EventPresenter {
   readonly #view: ProgressView;
   readonly #command: DownloadCommand;
   #snapshots = new SnapshotMaker();
@@ -277,7 +278,7 @@ async function nameFromServer(
 }
 
 /** Prints why a download stopped (and, when it can be resumed, how) and returns the exit code. */
-function reportDownloadFailure(
+export function reportDownloadFailure(
   err: unknown,
   command: DownloadCommand,
   target: string | undefined,
