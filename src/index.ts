@@ -88,3 +88,10 @@ export { HttpReader } from './http/http-reader.js';
 export { defaultHttpReaderOptions } from './http/options.js';
 export type { HttpReaderOptions } from './http/options.js';
 export { BLOCKFETCH_VERSION } from './http/version.js';
+
+// s3: s3:// objects, SigV4-signed and pinned to one ETag
+export { S3Reader } from './s3/s3-reader.js';
+export type { S3ReaderOptions } from './s3/s3-reader.js';
+export { resolveS3Config } from './s3/config.js';
+export type { S3Config, S3ConfigOptions, S3Credentials } from './s3/config.js';
+export type { S3Endpoint } from './s3/url.js';

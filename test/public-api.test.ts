@@ -46,6 +46,8 @@ const RUNTIME_EXPORTS = [
   'downloadPaths',
   'hasCode',
   'redactUrl',
+  'S3Reader',
+  'resolveS3Config',
 ].sort();
 
 function exportedSymbols(): { name: string; symbol: ts.Symbol; checker: ts.TypeChecker }[] {

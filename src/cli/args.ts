@@ -246,7 +246,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
-  { long: 'no-sign-request', help: 's3:// only: send requests unsigned, for a public bucket, whatever AWS credentials are set (as the AWS CLI)' },
+  { long: 'no-sign-request', help: 's3:// URLs: send requests unsigned, for a public bucket, whatever AWS credentials are set (as the AWS CLI); no effect on http(s)' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -556,16 +556,8 @@ function parseDownload(argv: readonly string[]): Command {
     debug: is('debug'),
     verbose: is('verbose'),
     tls: { insecure: is('insecure'), caFile: value('cacert') },
-    noSignRequest: noSignRequestFor(url, is('no-sign-request')),
+    noSignRequest: is('no-sign-request'),
   };
-}
-
-/** `--no-sign-request` means something only to an s3:// URL: elsewhere it is a mistake worth saying. */
-function noSignRequestFor(url: string, given: boolean): boolean {
-  if (given && !url.startsWith('s3://')) {
-    throw new InvalidArgumentError('--no-sign-request applies only to s3:// URLs', { hint: 'drop it, or give an s3://BUCKET/KEY URL' });
-  }
-  return given;
 }
 
 /**

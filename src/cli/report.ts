@@ -26,6 +26,7 @@ const FLAG_FOR_OPTION: Readonly<Record<string, string>> = Object.freeze({
   headers: '-H',
   blockSize: '--block-size',
   expectedDigest: '--sha256',
+  noSignRequest: '--no-sign-request',
 });
 
 /** "option `name`" in a library hint, and the same in parentheses. */

@@ -172,7 +172,7 @@ export async function resolveS3Config(options: S3ConfigOptions = {}): Promise<S3
   const unsupported = UNSUPPORTED_CREDENTIAL_SETTINGS.find((name) => profile[name] !== undefined);
   if (unsupported !== undefined) {
     throw new InvalidArgumentError(`${where} gets its credentials through ${unsupported}, which blockfetch does not support`, {
-      hint: 'export them first, e.g. eval "$(aws configure export-credentials --format env)", or use --no-sign-request for a public bucket',
+      hint: 'set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN first (the AWS CLI prints them with `aws configure export-credentials`), or for a public bucket send unsigned requests (option `noSignRequest`)',
     });
   }
   return { region, endpoint, credentials: undefined, credentialSource: 'none (anonymous requests)' };

@@ -85,7 +85,7 @@ const EXPLAINED: Readonly<Record<string, { readonly what: string; readonly hint:
   },
   AccessDenied: {
     what: 'access denied (AccessDenied)',
-    hint: 'check that the credentials may read this bucket and key; a public bucket needs --no-sign-request only if your credentials are refused',
+    hint: 'check that the credentials may read this bucket and key (a public bucket also answers unsigned requests: option `noSignRequest`)',
   },
   AuthorizationHeaderMalformed: {
     what: 'the request was signed for the wrong region (AuthorizationHeaderMalformed)',
@@ -97,7 +97,7 @@ const EXPLAINED: Readonly<Record<string, { readonly what: string; readonly hint:
   },
   NoSuchKey: { what: 'no object has this key (NoSuchKey)', hint: 'check the key: `aws s3 ls s3://BUCKET/PREFIX` lists what there is' },
   NoSuchBucket: { what: 'the bucket does not exist (NoSuchBucket)', hint: 'check the bucket name, and the endpoint (AWS_ENDPOINT_URL_S3) for an S3-compatible server' },
-  NoSuchVersion: { what: 'that version of the object no longer exists (NoSuchVersion)', hint: 'start over with --restart to download the current version' },
+  NoSuchVersion: { what: 'that version of the object no longer exists (NoSuchVersion)', hint: 'start over (option `restart`) to download the current version' },
 });
 
 /**
