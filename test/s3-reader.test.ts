@@ -166,6 +166,29 @@ describe('S3Reader requests', () => {
     await expect(downloadFile(r, target)).rejects.toMatchObject({ code: 'BLOCKFETCH_DIGEST_MISMATCH' });
   });
 
+  it('in a versioned bucket, every GET names the version the HEAD saw (signed, as part of the query)', async () => {
+    const verifying = await startS3Server({ buckets: ['bucket'], verify: { secretAccessKey: SECRET } });
+    try {
+      const content = payload(0, 29_999);
+      await verifying.put('bucket', 'versioned.bin', content, { versionId: '3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY' });
+      const r = await reader('versioned.bin', await configFor(verifying), verifying);
+      await r.contentLengthAndBlockSize();
+      const first = verifying.requests.length;
+      const got = await readRange(r, 10_000, 29_999);
+      expect(got.error).toBeUndefined();
+      expect(got.bytes.equals(content.subarray(10_000))).toBe(true);
+      const get = verifying.requests.slice(first).find((q) => q.method === 'GET');
+      expect(new URL(get?.url ?? '', 'http://x').searchParams.get('versionId')).toBe('3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY');
+      // That version gone: a clear error, not another version's bytes.
+      await verifying.put('bucket', 'versioned.bin', content, { versionId: 'another' });
+      const gone = await readRange(r, 0, 99);
+      expect(gone.error).toMatchObject({ code: 'BLOCKFETCH_HTTP_STATUS' });
+      expect((gone.error as Error).message).toContain('(NoSuchVersion)');
+    } finally {
+      await verifying.close();
+    }
+  });
+
   it('an object replaced on s3rver (which ignores If-Match) is caught by its new ETag, not mixed', async () => {
     const before = payload(0, 99_999);
     await s3.put('bucket', 'moving.bin', before);

@@ -86,6 +86,13 @@ export interface PutOptions {
    * whose digest to send instead (a checksum that does not match). @default false
    */
   readonly checksum?: boolean | Uint8Array;
+  /**
+   * Have the front answer as a versioned bucket would: `x-amz-version-id`
+   * with this id on every HEAD and GET of the object (s3rver has no
+   * versions; a GET naming another `versionId` gets 404 NoSuchVersion).
+   * @default undefined (no version)
+   */
+  readonly versionId?: string;
 }
 
 export interface S3Server {
@@ -156,6 +163,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   const backend = (JSON.parse(firstLine) as { port: number }).port;
   const requests: RecordedRequest[] = [];
   const digests = new Map<string, string>();
+  const versions = new Map<string, string>();
   let fault: S3Fault | undefined;
   let listener: ((request: RecordedRequest) => void | Promise<void>) | undefined;
   const open = new Set<Socket>();
@@ -198,6 +206,10 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
           const etag = await etagOf(url.pathname);
           if (etag !== undefined && etag !== ifMatch) return req.method === 'HEAD' ? void res.writeHead(412).end() : s3Error(res, 412, 'PreconditionFailed');
         }
+        const version = versions.get(`${bucket}/${key}`);
+        const asked = url.searchParams.get('versionId');
+        if (asked !== null && asked !== version) return s3Error(res, 404, 'NoSuchVersion');
+        if (version !== undefined) res.setHeader('x-amz-version-id', version);
         const digest = digests.get(`${bucket}/${key}`);
         if (req.method === 'HEAD' && req.headers['x-amz-checksum-mode'] === 'ENABLED' && digest !== undefined) {
           res.setHeader('x-amz-checksum-sha256', digest);
@@ -232,7 +244,9 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
       const response = await fetch(`http://127.0.0.1:${backend}/${bucket}/${encoded}`, { method: 'PUT', body });
       if (response.status !== 200) throw new Error(`PUT ${bucket}/${key}: ${response.status} ${await response.text()}`);
       await response.arrayBuffer();
-      const { checksum = false } = putOptions;
+      const { checksum = false, versionId } = putOptions;
+      if (versionId === undefined) versions.delete(`${bucket}/${key}`);
+      else versions.set(`${bucket}/${key}`, versionId);
       if (checksum === false) digests.delete(`${bucket}/${key}`);
       else digests.set(`${bucket}/${key}`, createHash('sha256').update(checksum === true ? body : checksum).digest('base64'));
       return response.headers.get('etag') ?? '';
