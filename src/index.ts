@@ -120,3 +120,10 @@ export type { HubFileReaderOptions } from './hf/hub-file-reader.js';
 export type { HubTreeEntry } from './hf/hub-api.js';
 export type { HfLocation, HubRepoType } from './hf/hf-url.js';
 export type { HubSettings } from './hf/hub-settings.js';
+
+// s3: s3:// objects, SigV4-signed and pinned to one ETag
+export { S3Reader } from './s3/s3-reader.js';
+export type { S3ReaderOptions } from './s3/s3-reader.js';
+export { resolveS3Config } from './s3/config.js';
+export type { S3Config, S3ConfigOptions, S3Credentials } from './s3/config.js';
+export type { S3Endpoint } from './s3/url.js';

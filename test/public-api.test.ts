@@ -55,6 +55,8 @@ const RUNTIME_EXPORTS = [
   'readerForUrls',
   'planHfDownload',
   'HubFileReader',
+  'S3Reader',
+  'resolveS3Config',
 ].sort();
 
 function exportedSymbols(): { name: string; symbol: ts.Symbol; checker: ts.TypeChecker }[] {

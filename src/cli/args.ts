@@ -139,6 +139,8 @@ export interface DownloadCommand {
   readonly exclude: readonly string[];
   /** `--hf-cache` (hf:// only): write into the standard Hugging Face cache instead of a folder. */
   readonly hfCache: boolean;
+  /** `--no-sign-request`: s3:// requests go unsigned (a public bucket). */
+  readonly noSignRequest: boolean;
 }
 
 /**
@@ -297,6 +299,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'include', value: 'GLOB', repeatable: true, help: 'hf:// only: download only the repository paths matching GLOB (fnmatch: *.json, onnx/*; repeatable)' },
   { long: 'exclude', value: 'GLOB', repeatable: true, help: 'hf:// only: skip the repository paths matching GLOB (repeatable)' },
   { long: 'hf-cache', help: 'hf:// only: save into the Hugging Face cache (HF_HUB_CACHE, else $HF_HOME/hub) so transformers finds the files offline' },
+  { long: 'no-sign-request', help: 's3:// URLs: send requests unsigned, for a public bucket, whatever AWS credentials are set (as the AWS CLI); no effect on http(s)' },
 ] as const satisfies readonly OptionSpec[];
 
 /**
@@ -611,6 +614,7 @@ function parseDownload(argv: readonly string[]): Command {
     include: parsed.values.get('include') ?? [],
     exclude: parsed.values.get('exclude') ?? [],
     hfCache: is('hf-cache'),
+    noSignRequest: is('no-sign-request'),
   };
   if (urls.length <= 1 && inputFile === undefined) return command;
   const { kind: _kind, url: _url, output: _output, toStdout: _toStdout, ...each } = command;
@@ -805,9 +809,9 @@ function checkUrl(text: string): string {
     });
   }
   if (parsed.protocol === 'hf:') return text;
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:' && parsed.protocol !== 's3:') {
     throw new InvalidArgumentError(`unsupported URL scheme ${JSON.stringify(parsed.protocol)} in ${JSON.stringify(text)}`, {
-      hint: 'blockfetch downloads http:// and https:// URLs; to inspect a partial download use `blockfetch inspect FILE`',
+      hint: 'blockfetch downloads http://, https:// and s3:// URLs; to inspect a partial download use `blockfetch inspect FILE`',
     });
   }
   return text;

@@ -37,6 +37,7 @@ import { formatBytes } from './units.js';
  * streams to stdout), showing progress, and maps the outcome to an exit code.
  */
 export async function runDownload(command: DownloadCommand, io: CliIo): Promise<ExitCodeValue> {
+  if (command.url.startsWith('s3://')) return (await import('./s3-command.js')).runS3Download(command, io);
   // With --stdout the data owns stdout, so everything else goes to stderr.
   const jsonStream = command.toStdout ? io.stderr : io.stdout;
   const view: ProgressView = command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr);
@@ -264,7 +265,7 @@ function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Disp
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */
-class EventPresenter {
+export class EventPresenter {
   readonly #view: ProgressView;
   readonly #command: DownloadCommand;
   #snapshots = new SnapshotMaker();
@@ -379,7 +380,7 @@ async function nameFromServer(
 }
 
 /** Prints why a download stopped (and, when it can be resumed, how) and returns the exit code. */
-function reportDownloadFailure(
+export function reportDownloadFailure(
   err: unknown,
   command: DownloadCommand,
   target: string | undefined,

@@ -51,6 +51,7 @@ function wrap(text: string, width: number): string[] {
 
 const DOWNLOAD = `Usage: blockfetch <url> [options]
        blockfetch <url> <url>... [-d DIR] | -i FILE [-j N] [options]
+       blockfetch s3://BUCKET/KEY | s3://BUCKET/PREFIX/ [-d DIR] [options]
        blockfetch inspect <FILE|FILE.blockfetch.json> [--json]
        blockfetch verify <FILE> --sha256 HEX | --sha512 HEX
 

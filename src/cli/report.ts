@@ -26,6 +26,7 @@ const FLAG_FOR_OPTION: Readonly<Record<string, string>> = Object.freeze({
   headers: '-H',
   blockSize: '--block-size',
   expectedDigest: '--sha256',
+  noSignRequest: '--no-sign-request',
 });
 
 /** "option `name`" in a library hint, and the same in parentheses. */
@@ -39,7 +40,8 @@ const OPTION_MENTION = /\(option `(\w+)`\)|option `(\w+)`/g;
 const CLI_HINTS: { readonly [C in ErrorCode]?: (err: BlockfetchError) => string } = Object.freeze({
   BLOCKFETCH_INVALID_ARGUMENT: (err: BlockfetchError) => (err.hint === undefined ? 'run `blockfetch --help` for usage' : toFlags(err.hint)),
   BLOCKFETCH_TARGET_EXISTS: () => 'pass --force to replace it, or choose another name with -o',
-  BLOCKFETCH_HTTP_STATUS: (err: BlockfetchError) => statusHint(err instanceof HttpStatusError ? err.status : undefined),
+  // A source that knows what the status means (S3's error codes) says so in its own hint.
+  BLOCKFETCH_HTTP_STATUS: (err: BlockfetchError) => (err.hint !== undefined ? toFlags(err.hint) : statusHint(err instanceof HttpStatusError ? err.status : undefined)),
   BLOCKFETCH_TLS: (err: BlockfetchError) =>
     /certificate/i.test(err.message)
       ? 'trust the issuing CA with --cacert ca.pem (or NODE_EXTRA_CA_CERTS=ca.pem); check the host name and the clock; -k/--insecure skips the check, for test servers only'
