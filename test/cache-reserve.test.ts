@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, stat, statfs, truncate, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { reserveSpace } from '../src/cache/reserve-space.js';
 import { BlockfetchError, NotEnoughSpaceError } from '../src/errors.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
@@ -47,6 +48,22 @@ describe('reserveSpace', () => {
     const result = await reserveSpace(path, 0);
     expect(result.method).toBeUndefined();
     expect((await stat(path)).size).toBe(0);
+  });
+
+  it("method 'sparse' only sets the length: a file larger than the free space, no blocks, a cache over it", async () => {
+    const path = join(dir, 'sparse');
+    const size = (await freeBytes()) + 2 ** 40; // more than the disk has: only a sparse file can be this long
+    const result = await reserveSpace(path, size, { method: 'sparse' });
+    expect(result.method).toBe('sparse');
+    const s = await stat(path);
+    expect(s.size).toBe(size);
+    expect(s.blocks * 512).toBeLessThan(1024 * 1024);
+    expect(result.allocatedBytes).toBe(s.blocks * 512);
+    // The same option through cache creation: no free-space refusal for the data.
+    const data = join(dir, 'cache.bin');
+    await createNewFilesForCache(data, `${data}.json`, size, 2 ** 20, { method: 'sparse' });
+    expect((await stat(data)).size).toBe(size);
+    await expect(createNewFilesForCache(join(dir, 'full.bin'), join(dir, 'full.json'), size, 2 ** 20)).rejects.toBeInstanceOf(NotEnoughSpaceError);
   });
 
   it('size 1 works', async () => {

@@ -16,8 +16,11 @@ import { AbortedError, BlockfetchError, InvalidArgumentError, NotEnoughSpaceErro
 import { errnoCode, fileKind, NodeCacheFile, unsafePathError } from './file.js';
 import { definedFields, oneOf, wholeNumber } from '../validate.js';
 
-/** How {@link reserveSpace} allocated the blocks. */
-export type ReserveMethod = 'fallocate' | 'zero-fill';
+/**
+ * How {@link reserveSpace} allocated the blocks; `'sparse'` allocated none
+ * (only the length was set).
+ */
+export type ReserveMethod = 'fallocate' | 'zero-fill' | 'sparse';
 
 /** Options of {@link reserveSpace}. */
 export interface ReserveSpaceOptions {
@@ -33,6 +36,11 @@ export interface ReserveSpaceOptions {
    * `'auto'` tries `fallocate` on Linux and falls back to zero-fill;
    * `'fallocate'` fails rather than fall back; `'zero-fill'` never tries
    * `fallocate` (for filesystems where it lies, and for tests).
+   * `'sparse'` reserves nothing: it only sets the length (a sparse file),
+   * checks no free space for the data, and verifies no allocation, so a
+   * full disk shows up part-way as a failed write instead of up front. It
+   * is for benchmarks of files larger than the disk (bench/scale.ts fetches
+   * a slice of 1 TiB) and for callers that manage space themselves.
    * @default 'auto'
    */
   readonly method?: 'auto' | ReserveMethod;
@@ -87,6 +95,7 @@ export async function reserveSpace(path: string, size: number, options: ReserveS
   throwIfAborted(o.signal);
 
   const existing = await statIfExists(path);
+  if (o.method === 'sparse') return setLengthOnly(path, size);
   const { needed, available } = await spaceCheck(path, size, existing);
 
   const file = await wrapIo(path, 'write', 'open', () => NodeCacheFile.open(path, { create: true }));
@@ -107,6 +116,19 @@ export async function reserveSpace(path: string, size: number, options: ReserveS
     }
     if (method === 'fallocate') o.onProgress?.(size, size);
     return { method, allocatedBytes };
+  } finally {
+    await file.close();
+  }
+}
+
+/** `reserveSpace` with method `'sparse'`: the length, no blocks. */
+async function setLengthOnly(path: string, size: number): Promise<ReserveSpaceResult> {
+  const file = await wrapIo(path, 'write', 'open', () => NodeCacheFile.open(path, { create: true }));
+  try {
+    await wrapIo(path, 'write', 'set the length of', () => file.truncate(size));
+    await wrapIo(path, 'write', 'fsync', () => file.sync());
+    const allocatedBytes = await wrapIo(path, 'read', 'stat', () => file.allocatedBytes());
+    return { method: size > 0 ? 'sparse' : undefined, allocatedBytes };
   } finally {
     await file.close();
   }
@@ -171,7 +193,7 @@ function resolveOptions(options: ReserveSpaceOptions): ResolvedOptions {
   const o = { ...defaultReserveSpaceOptions, ...definedFields(options) };
   const concurrency = wholeNumber('reserveSpace', 'concurrency', o.concurrency, { min: 1 });
   const chunkSize = wholeNumber('reserveSpace', 'chunkSize', o.chunkSize, { min: 1, max: 256 * 1024 * 1024, unit: 'bytes' });
-  const method = oneOf('reserveSpace', 'method', o.method, ['auto', 'fallocate', 'zero-fill'] as const);
+  const method = oneOf('reserveSpace', 'method', o.method, ['auto', 'fallocate', 'zero-fill', 'sparse'] as const);
   return { concurrency, chunkSize, method, onProgress: options.onProgress, signal: options.signal };
 }
 
