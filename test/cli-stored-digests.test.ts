@@ -112,6 +112,11 @@ describe('a digest run 1 knew is checked by run 2, which is given none', () => {
       expect(index.remote.digest).toEqual(source.stored[0]);
       if (source.stored.length > 1) expect(index.remote.extraDigests).toEqual(source.stored.slice(1));
       else expect(index.remote.extraDigests).toBeUndefined();
+      // `blockfetch inspect` shows every stored digest.
+      const inspected = await runCli(['inspect', 'out.bin'], { cwd });
+      expect(inspected.code, inspected.stderr).toBe(ExitCode.SUCCESS);
+      const shown = [...inspected.stdout.toString('utf8').matchAll(/^digest:\s+(\w+):([0-9a-f]+)$/gm)].map((m) => ({ algorithm: m[1], hex: m[2] }));
+      expect(shown).toEqual(source.stored);
 
       // A finished block goes bad on disk between the runs.
       const data = await open(`${target}.blockfetch`, 'r+');

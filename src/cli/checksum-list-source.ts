@@ -26,6 +26,11 @@ import { formatBytes } from './units.js';
  * a few KiB; a list of every file of a large mirror is a few MiB. Anything
  * bigger is not a checksum list (a wrong URL serving the image itself, say)
  * and is refused before its body is read.
+ *
+ * @example
+ * ```ts
+ * MAX_CHECKSUM_LIST_BYTES // 16777216
+ * ```
  */
 export const MAX_CHECKSUM_LIST_BYTES = 16 * 1024 * 1024;
 

@@ -156,6 +156,8 @@ export function formatInspectReport(report: InspectReport, now: Date = new Date(
     if (report.remote.etag !== undefined) row('etag', report.remote.etag);
     if (report.remote.lastModified !== undefined) row('last-modified', report.remote.lastModified);
     if (report.remote.digest !== undefined) row('digest', `${report.remote.digest.algorithm}:${report.remote.digest.hex}`);
+    // Every stored digest is checked at the end of the next run: show them all, not just the first.
+    for (const extra of report.remote.extraDigests ?? []) row('digest', `${extra.algorithm}:${extra.hex}`);
   }
   row('updated', `${report.updatedAt}${ago(report.updatedAt, now)}`);
   return `${lines.join('\n')}\n`;
