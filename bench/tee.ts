@@ -1,7 +1,8 @@
 /**
  * Stream while saving (`-o FILE --stdout`) into a slow consumer: peak RSS
- * of the blockfetch process, when the download was complete on disk, and
- * when the stream ended. The consumer is a shell pipe into a small Node
+ * of the blockfetch process, when the consumer got its first byte (both
+ * start together, so node's start-up is in it), when the download was
+ * complete on disk, and when the stream ended. The consumer is a shell pipe into a small Node
  * reader that takes `--rate` bytes per second; `--stdout` alone (the
  * StreamingDownloader, nothing on disk) runs the same way for reference.
  *
@@ -32,20 +33,26 @@ const rate = parseRate(values.rate ?? '20MB/s', '--rate');
 const concurrency = values.concurrency ?? '8';
 const MiB = 2 ** 20;
 
-/** A reader of stdin that takes `rate` bytes/s (paced per 64 KiB read), then prints the sha256 of what it read. */
+/**
+ * A reader of stdin that takes `rate` bytes/s (paced per read), then prints
+ * the sha256 of what it read and when its first byte came (ms since it started).
+ */
 const CONSUMER = `
 const { createHash } = require('node:crypto');
 const rate = Number(process.argv[2]);
 const hash = createHash('sha256');
-const started = Date.now();
+let started;
+let firstByteMs;
 let read = 0;
+const born = Date.now();
 process.stdin.on('data', (chunk) => {
+  if (started === undefined) { started = Date.now(); firstByteMs = started - born; }
   hash.update(chunk);
   read += chunk.length;
   const ahead = read / rate * 1000 - (Date.now() - started);
   if (ahead > 0) { process.stdin.pause(); setTimeout(() => process.stdin.resume(), ahead); }
 });
-process.stdin.on('end', () => console.log(hash.digest('hex')));
+process.stdin.on('end', () => console.log(hash.digest('hex'), firstByteMs));
 `;
 
 async function sha256File(path: string): Promise<string> {
@@ -76,8 +83,8 @@ async function main(): Promise<void> {
     const consumerFile = join(out, 'consumer.cjs');
     writeFileSync(consumerFile, CONSUMER);
     const cli = join(process.cwd(), 'dist/cli/main.js');
-    console.log(`| mode | peak RSS MiB | on disk after s | stream ended after s | consumer sha256 ok |`);
-    console.log(`| --- | ---: | ---: | ---: | --- |`);
+    console.log(`| mode | peak RSS MiB | first byte after s | on disk after s | stream ended after s | consumer sha256 ok |`);
+    console.log(`| --- | ---: | ---: | ---: | ---: | --- |`);
     for (const mode of ['-o FILE --stdout', '--stdout'] as const) {
       const target = join(out, 'big.bin');
       await rm(target, { force: true });
@@ -98,8 +105,10 @@ async function main(): Promise<void> {
       const first = Date.parse(lines[0]?.time ?? '');
       const wait = lines.find((l) => l.type === 'note' && /stdout's reader has taken/.test(l.message ?? ''));
       const onDisk = wait === undefined ? '-' : ((Date.parse(wait.time) - first) / 1000).toFixed(1);
-      const ok = run.stdout.trim() === sha && (mode === '--stdout' || (await sha256File(target)) === sha);
-      console.log(`| ${mode} | ${(rssKiB / 1024).toFixed(0)} | ${onDisk} | ${wallS.toFixed(1)} | ${ok ? 'yes' : 'NO'} |`);
+      const [streamedSha, firstByteMs] = run.stdout.trim().split(' ');
+      const ok = streamedSha === sha && (mode === '--stdout' || (await sha256File(target)) === sha);
+      const firstByte = (Number(firstByteMs) / 1000).toFixed(2);
+      console.log(`| ${mode} | ${(rssKiB / 1024).toFixed(0)} | ${firstByte} | ${onDisk} | ${wallS.toFixed(1)} | ${ok ? 'yes' : 'NO'} |`);
     }
   } finally {
     await nginx.stop();
