@@ -200,6 +200,43 @@ describe('blockfetch with several files', () => {
     await expect(stat(join(dir, 'big.blockfetch.json'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('Ctrl-C stops every file of the set, saves every partial and exits 130', async () => {
+    const one = payload(0, 4 * 2 ** 20 - 1);
+    const two = payload(1, 4 * 2 ** 20);
+    server = await startSetServer({ '/one': { content: one, bytesPerSecond: 500_000 }, '/two': { content: two, bytesPerSecond: 500_000 }, '/three': payload(2, 100) });
+    await writeFile(join(dir, 'set.txt'), ['one', 'two', 'three'].map((n) => `${server?.url(`/${n}`)}\n  out=${n}`).join('\n'));
+    let out = '';
+    const run = startCli(['-i', 'set.txt', '-c', '2', '-j', '2', ...KiB256, '--json'], { cwd: dir, onStdout: (c) => (out += c.toString('utf8')) });
+    // Both running files have blocks on disk.
+    await waitFor(() => {
+      const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return ['one', 'two'].every((f) => lines.some((l) => l['type'] === 'progress' && l['file'] === f && (l['bytesDone'] as number) >= 256 * 1024));
+    }, 60_000);
+    run.child.kill('SIGINT');
+    const result = await run.done;
+    expect(result.code).toBe(130);
+    const lines = jsonLines(out);
+    expect(lines.at(-1)).toMatchObject({
+      type: 'summary',
+      outcome: 'interrupted',
+      exitCode: 130,
+      files: [
+        { file: 'one', outcome: 'failed', code: 'BLOCKFETCH_ABORTED' },
+        { file: 'two', outcome: 'failed', code: 'BLOCKFETCH_ABORTED' },
+        { file: 'three', outcome: 'not-started' },
+      ],
+    });
+    // Each partial is saved with the blocks it had: `inspect` reads them back.
+    for (const name of ['one', 'two']) {
+      const inspected = await runCli(['inspect', name, '--json'], { cwd: dir });
+      expect(inspected.code, inspected.stderr).toBe(0);
+      const report = jsonLines(inspected.stdout.toString('utf8'))[0];
+      expect(report).toMatchObject({ type: 'inspect', state: 'partial' });
+      expect(report?.['doneBytes']).toBeGreaterThanOrEqual(256 * 1024);
+    }
+    expect(server.requests.get('/three')).toBeUndefined();
+  });
+
   it('a mixed outcome exits with the most severe failure, lists every file, and --json lines name their file', async () => {
     const a = payload(0, 40_000);
     const b = payload(1, 40_000);
