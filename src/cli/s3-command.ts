@@ -134,8 +134,9 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
     const unsafe = plan.skipped.filter((s) => !s.folderMarker).length;
     const left = plan.entries.length - outcomes.length;
     const summary = `${plan.entries.length} file(s) under ${command.url} into ${plan.directory}: ${count('done')} downloaded, ${count('skipped')} already complete, ${count('failed')} failed${left > 0 ? `, ${left} not started` : ''}${unsafe > 0 ? `; ${unsafe} key(s) left out` : ''}`;
-    if (command.outputMode === 'json') io.stdout.write(jsonLine({ type: 'summary', url: command.url, directory: plan.directory, files: plan.entries.length, downloaded: count('done'), alreadyComplete: count('skipped'), failed: count('failed'), notStarted: left, leftOut: unsafe }));
-    else if (command.outputMode !== 'quiet') io.stderr.write(`blockfetch: ${summary}\n`);
+    // --json has no set-level line yet (docs/cli-json.schema.json ends a run with done, error or
+    // interrupted; downloadFiles will bring one): each file's own lines say it there.
+    if (command.outputMode === 'auto') io.stderr.write(`blockfetch: ${summary}\n`);
     // A key that could not be saved is a file the user does not have: not a success.
     if (exitCode === ExitCode.SUCCESS && unsafe > 0) exitCode = ExitCode.FAILURE;
   }
