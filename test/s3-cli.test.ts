@@ -112,6 +112,29 @@ describe('blockfetch s3://', () => {
     expect(s3.requests.slice(first).filter((r) => r.method !== 'GET' || r.headers.range !== undefined)).toEqual([]);
   });
 
+  it('one file of a prefix failing does not stop the others; the exit status is that failure', async () => {
+    for (const name of ['a', 'b', 'c']) await s3.put('bucket', `mix/${name}.bin`, payload(0, 300_000));
+    let replaced = false;
+    s3.onRequest(async (request) => {
+      // b.bin changes after its HEAD, before its first GET is served: that GET sees a new ETag.
+      if (!replaced && request.method === 'GET' && request.url.endsWith('/mix/b.bin')) {
+        replaced = true;
+        await s3.put('bucket', 'mix/b.bin', payload(3, 300_003));
+      }
+    });
+    try {
+      const result = await run(['s3://bucket/mix/', '-d', 'mix']);
+      expect(result.code, result.stderr).toBe(ExitCode.REMOTE_CHANGED);
+      expect(result.stderr).toContain('s3://bucket/mix/b.bin changed since the download started');
+      expect(result.stderr).toContain('3 file(s) under s3://bucket/mix/ into mix/: 2 downloaded, 0 already complete, 1 failed');
+      expect((await readFile(join(dir, 'mix', 'a.bin'))).equals(payload(0, 300_000))).toBe(true);
+      expect((await readFile(join(dir, 'mix', 'c.bin'))).equals(payload(0, 300_000))).toBe(true);
+      expect(existsSync(join(dir, 'mix', 'b.bin'))).toBe(false);
+    } finally {
+      s3.onRequest(undefined);
+    }
+  });
+
   it('--json: every line of a prefix run fits docs/cli-json.schema.json, one done line per file, nothing on stderr', async () => {
     await s3.put('bucket', 'jtree/x.bin', payload(0, 999));
     await s3.put('bucket', 'jtree/y/z.bin', payload(1, 2000));

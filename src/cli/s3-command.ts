@@ -5,6 +5,7 @@
  * into its options, shows each file's progress as the download command
  * does, and reports the outcome.
  */
+import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 
 import type { Dispatcher } from 'undici';
@@ -85,6 +86,12 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
   let exitCode: ExitCodeValue = ExitCode.SUCCESS;
   const onOutcome = (outcome: EntryOutcome): void => {
     const entry = outcome.entry;
+    const shown = view;
+    const last = presenter?.last;
+    // The next file gets a view of its own, even if it fails before its first event.
+    current = undefined;
+    view = undefined;
+    presenter = undefined;
     const key = entry.key ?? entry.target;
     if (outcome.kind === 'skipped') {
       if (command.outputMode === 'json') io.stdout.write(jsonLine({ type: 'done', outcome: 'already-complete', key, target: downloadPaths(entry.target).target }));
@@ -93,7 +100,7 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
     }
     if (outcome.kind === 'done') {
       const { result } = outcome;
-      view?.done({
+      shown?.done({
         target: result.target,
         totalBytes: result.size,
         bytesThisRun: result.stats.downloadedBytes,
@@ -102,8 +109,9 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
       });
       return;
     }
-    view?.stop(presenter?.last);
-    const code = reportDownloadFailure(outcome.error, { ...command, url: key }, entry.target, io, false);
+    shown?.stop(last);
+    const nothingOnDisk = !existsSync(downloadPaths(entry.target).partial);
+    const code = reportDownloadFailure(outcome.error, { ...command, url: key }, entry.target, io, nothingOnDisk);
     if (exitCode === ExitCode.SUCCESS) exitCode = code;
   };
   const outcomes = await downloadS3EntriesSequentially(plan.entries, {
