@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -109,6 +110,46 @@ describe('blockfetch s3://', () => {
     expect(again.code, again.stderr).toBe(ExitCode.SUCCESS);
     expect(again.stderr).toContain('0 downloaded, 4 already complete');
     expect(s3.requests.slice(first).filter((r) => r.method !== 'GET' || r.headers.range !== undefined)).toEqual([]);
+  });
+
+  it('one file of a prefix failing does not stop the others; the exit status is that failure', async () => {
+    for (const name of ['a', 'b', 'c']) await s3.put('bucket', `mix/${name}.bin`, payload(0, 300_000));
+    let replaced = false;
+    s3.onRequest(async (request) => {
+      // b.bin changes after its HEAD, before its first GET is served: that GET sees a new ETag.
+      if (!replaced && request.method === 'GET' && request.url.endsWith('/mix/b.bin')) {
+        replaced = true;
+        await s3.put('bucket', 'mix/b.bin', payload(3, 300_003));
+      }
+    });
+    try {
+      const result = await run(['s3://bucket/mix/', '-d', 'mix']);
+      expect(result.code, result.stderr).toBe(ExitCode.REMOTE_CHANGED);
+      expect(result.stderr).toContain('s3://bucket/mix/b.bin changed since the download started');
+      expect(result.stderr).toContain('3 file(s) under s3://bucket/mix/ into mix/: 2 downloaded, 0 already complete, 1 failed');
+      expect((await readFile(join(dir, 'mix', 'a.bin'))).equals(payload(0, 300_000))).toBe(true);
+      expect((await readFile(join(dir, 'mix', 'c.bin'))).equals(payload(0, 300_000))).toBe(true);
+      expect(existsSync(join(dir, 'mix', 'b.bin'))).toBe(false);
+    } finally {
+      s3.onRequest(undefined);
+    }
+  });
+
+  it('--json: every line of a prefix run fits docs/cli-json.schema.json, one done line per file, nothing on stderr', async () => {
+    await s3.put('bucket', 'jtree/x.bin', payload(0, 999));
+    await s3.put('bucket', 'jtree/y/z.bin', payload(1, 2000));
+    const result = await run(['s3://bucket/jtree/', '-d', 'jout', '--json']);
+    expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+    expect(result.stderr).toBe('');
+    const lines = result.stdout.toString().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const Ajv = (createRequire(import.meta.url)('ajv/dist/2020') as { default: new (o: { strict: boolean }) => { compile(s: unknown): (d: unknown) => boolean } }).default;
+    const addFormats = (createRequire(import.meta.url)('ajv-formats') as { default: (ajv: unknown) => void }).default;
+    const ajv = new Ajv({ strict: true });
+    addFormats(ajv);
+    const validate = ajv.compile(JSON.parse(await readFile(new URL('../docs/cli-json.schema.json', import.meta.url), 'utf8')));
+    for (const line of lines) expect(validate(line), JSON.stringify(line)).toBe(true);
+    expect(lines.filter((l) => l['type'] === 'done').map((l) => l['target'])).toEqual([join(dir, 'jout', 'x.bin'), join(dir, 'jout', 'y', 'z.bin')]);
+    expect(lines.at(-1)?.['type']).toBe('done');
   });
 
   it('resumes a large object after kill -9: the second run fetches only what is missing', async () => {

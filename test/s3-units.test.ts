@@ -15,10 +15,11 @@ import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { InvalidArgumentError } from '../src/errors.js';
+import { InvalidArgumentError, type BlockfetchError } from '../src/errors.js';
 import { resolveS3Config } from '../src/s3/config.js';
 import { s3DownloadEntries, unsafeRelativePath } from '../src/s3/entries.js';
 import { downloadS3EntriesSequentially } from '../src/s3/run-entries.js';
+import { S3Reader } from '../src/s3/s3-reader.js';
 import { S3Signer } from '../src/s3/signer.js';
 import { bucketUrl, parseS3Url } from '../src/s3/url.js';
 import { payload } from './helpers/payload.js';
@@ -226,6 +227,34 @@ describe('paths under a prefix', () => {
   it('-o FILE with a prefix is refused: many keys cannot be one file', async () => {
     const config = await resolveS3Config({ env: { HOME: dir, AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' } });
     await expect(s3DownloadEntries('s3://bkt/p/', { config, dispatcher, output: 'one.bin' })).rejects.toThrow(/cannot be saved as one file/);
+  });
+});
+
+describe('S3 errors a scripted endpoint sends', () => {
+  it('a bucket in another region names that region and says to set AWS_REGION', async () => {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(req.method ?? '');
+      res.writeHead(301, { 'x-amz-bucket-region': 'eu-central-1', 'content-type': 'application/xml' });
+      res.end(req.method === 'HEAD' ? undefined : '<Error><Code>PermanentRedirect</Code><Message>m</Message></Error>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const config = await resolveS3Config({ env: { HOME: dir, AWS_ENDPOINT_URL_S3: endpoint, AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret' } });
+      const reader = new S3Reader({ bucket: 'far-away', key: 'k.bin', config, dispatcher });
+      const error = await reader.contentLengthAndBlockSize().then(
+        () => undefined,
+        (err: unknown) => err as BlockfetchError,
+      );
+      expect(error?.message).toBe('s3://far-away/k.bin: HTTP 301: the bucket is in the region eu-central-1, not the one the requests were signed for (PermanentRedirect)');
+      expect(error?.hint).toBe('set AWS_REGION=eu-central-1');
+      expect(error?.retryable).toBe(false);
+      // The HEAD's own headers say it all: no second request.
+      expect(seen).toEqual(['HEAD']);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 

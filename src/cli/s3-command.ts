@@ -5,6 +5,7 @@
  * into its options, shows each file's progress as the download command
  * does, and reports the outcome.
  */
+import { existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 
 import type { Dispatcher } from 'undici';
@@ -85,6 +86,12 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
   let exitCode: ExitCodeValue = ExitCode.SUCCESS;
   const onOutcome = (outcome: EntryOutcome): void => {
     const entry = outcome.entry;
+    const shown = view;
+    const last = presenter?.last;
+    // The next file gets a view of its own, even if it fails before its first event.
+    current = undefined;
+    view = undefined;
+    presenter = undefined;
     const key = entry.key ?? entry.target;
     if (outcome.kind === 'skipped') {
       if (command.outputMode === 'json') io.stdout.write(jsonLine({ type: 'done', outcome: 'already-complete', key, target: downloadPaths(entry.target).target }));
@@ -93,7 +100,7 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
     }
     if (outcome.kind === 'done') {
       const { result } = outcome;
-      view?.done({
+      shown?.done({
         target: result.target,
         totalBytes: result.size,
         bytesThisRun: result.stats.downloadedBytes,
@@ -102,8 +109,9 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
       });
       return;
     }
-    view?.stop(presenter?.last);
-    const code = reportDownloadFailure(outcome.error, { ...command, url: key }, entry.target, io, false);
+    shown?.stop(last);
+    const nothingOnDisk = !existsSync(downloadPaths(entry.target).partial);
+    const code = reportDownloadFailure(outcome.error, { ...command, url: key }, entry.target, io, nothingOnDisk);
     if (exitCode === ExitCode.SUCCESS) exitCode = code;
   };
   const outcomes = await downloadS3EntriesSequentially(plan.entries, {
@@ -134,8 +142,9 @@ async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: 
     const unsafe = plan.skipped.filter((s) => !s.folderMarker).length;
     const left = plan.entries.length - outcomes.length;
     const summary = `${plan.entries.length} file(s) under ${command.url} into ${plan.directory}: ${count('done')} downloaded, ${count('skipped')} already complete, ${count('failed')} failed${left > 0 ? `, ${left} not started` : ''}${unsafe > 0 ? `; ${unsafe} key(s) left out` : ''}`;
-    if (command.outputMode === 'json') io.stdout.write(jsonLine({ type: 'summary', url: command.url, directory: plan.directory, files: plan.entries.length, downloaded: count('done'), alreadyComplete: count('skipped'), failed: count('failed'), notStarted: left, leftOut: unsafe }));
-    else if (command.outputMode !== 'quiet') io.stderr.write(`blockfetch: ${summary}\n`);
+    // --json has no set-level line yet (docs/cli-json.schema.json ends a run with done, error or
+    // interrupted; downloadFiles will bring one): each file's own lines say it there.
+    if (command.outputMode === 'auto') io.stderr.write(`blockfetch: ${summary}\n`);
     // A key that could not be saved is a file the user does not have: not a success.
     if (exitCode === ExitCode.SUCCESS && unsafe > 0) exitCode = ExitCode.FAILURE;
   }

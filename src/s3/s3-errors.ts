@@ -114,6 +114,13 @@ const EXPLAINED: Readonly<Record<string, { readonly what: string; readonly hint:
 export function s3StatusError(status: number, headers: IncomingHttpHeaders, name: string, body: S3ErrorBody, maxRetryAfterMs: number): HttpStatusError {
   const generic = statusError(status, headers, name, maxRetryAfterMs);
   if (generic.retryable) return generic;
+  // AWS names the bucket's region on a request signed for another one (301 PermanentRedirect, 400 AuthorizationHeaderMalformed).
+  const bucketRegion = headerValue(headers, 'x-amz-bucket-region');
+  if (bucketRegion !== undefined && /^[a-z0-9-]+$/.test(bucketRegion) && (status === 301 || body.code === 'PermanentRedirect' || body.code === 'AuthorizationHeaderMalformed')) {
+    return new HttpStatusError(status, name, `the bucket is in the region ${bucketRegion}, not the one the requests were signed for (${body.code ?? 'PermanentRedirect'})`, {
+      hint: `set AWS_REGION=${bucketRegion}`,
+    });
+  }
   const explained = body.code === undefined ? undefined : EXPLAINED[body.code];
   if (explained !== undefined) return new HttpStatusError(status, name, explained.what, { hint: explained.hint });
   if (body.code !== undefined) return new HttpStatusError(status, name, body.code, { hint: 'see the S3 error code in the AWS documentation' });
