@@ -17,6 +17,7 @@ import { MirrorReader } from '../src/mirrors/mirror-reader.js';
 import type { MirrorEvent } from '../src/mirrors/options.js';
 import { readerForUrls } from '../src/mirrors/reader-for-urls.js';
 import { HttpReader } from '../src/http/http-reader.js';
+import { formatInspectReport, inspectDownload } from '../src/cli/inspect.js';
 import { runCli } from './cli-helpers.js';
 import { startFaultServer, type Fault, type FaultServer } from './helpers/fault-server.js';
 import { payload } from './helpers/payload.js';
@@ -331,6 +332,10 @@ describe('MirrorReader downloads', () => {
       { url: a.url, etag: '"a-1"', lastModified: a.lastModified },
       { url: b.url, etag: '"b-1"', lastModified: b.lastModified },
     ]);
+    // inspect shows every mirror with its own ETag.
+    const report = formatInspectReport(await inspectDownload(out));
+    expect(report).toMatch(new RegExp(`mirror:\\s+${a.url.replace(/[.]/g, '\\.')}\\s+"a-1"`));
+    expect(report).toMatch(new RegExp(`mirror:\\s+${b.url.replace(/[.]/g, '\\.')}\\s+"b-1"`));
     a.script(undefined);
     const before = [bodyRequests(a), bodyRequests(b)];
     const second = readerForUrls([b.url, a.url], { http: { blockSize: SMALL.blockSize }, expectedDigest: DIGEST });
