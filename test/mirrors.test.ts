@@ -311,6 +311,29 @@ describe('MirrorReader downloads', () => {
     await expect(stat(`${out}.blockfetch.json`)).resolves.toBeDefined();
   });
 
+  it('blockfetch URL --mirror URL --sha256 HEX: both mirrors serve, the file is exact', async () => {
+    const a = await mirror({ etag: '"a-1"' });
+    const b = await mirror({ etag: '"b-1"' });
+    const out = target();
+    const result = await runCli([a.url, '--mirror', b.url, '--sha256', DIGEST.hex, '-o', out, '--block-size', '128KiB', '--request-size', '512KiB', '-c', '4', '--quiet'], { cwd: dir });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect((await readFile(out)).equals(CONTENT)).toBe(true);
+    expect(bodyRequests(a)).toBeGreaterThan(0);
+    expect(bodyRequests(b)).toBeGreaterThan(0);
+  });
+
+  it('blockfetch URL --mirror URL without a digest, ETags differing: a note says only the first URL is used', async () => {
+    const a = await mirror({ etag: '"a-1"' });
+    const b = await mirror({ etag: '"b-1"' });
+    const out = target();
+    const result = await runCli([a.url, '--mirror', b.url, '-o', out, '--block-size', '128KiB', '-c', '4'], { cwd: dir });
+    expect(result.code).toBe(0);
+    expect((await readFile(out)).equals(CONTENT)).toBe(true);
+    expect(result.stderr).toMatch(new RegExp(`note: mirror ${b.url.replace(/[.]/g, '\\.')} is not used.*no digest known`));
+    expect(bodyRequests(b)).toBe(0);
+  });
+
   it('resumes with the mirrors given in another order', async () => {
     const a = await mirror({ etag: '"a-1"' });
     const b = await mirror({ etag: '"b-1"' });
