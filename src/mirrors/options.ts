@@ -86,7 +86,15 @@ export interface ResolvedMirrorReaderOptions {
 
 const OWNER = 'MirrorReader';
 
-/** Fills in defaults and checks every option, naming a bad one. */
+/**
+ * Fills in defaults and checks every option, naming a bad one.
+ *
+ * @example
+ * ```ts
+ * resolveMirrorReaderOptions({ urls: [a, b] }).cooldownMs // 2000
+ * resolveMirrorReaderOptions({ urls: [a, a] })            // throws: urls lists one URL twice
+ * ```
+ */
 export function resolveMirrorReaderOptions(options: MirrorReaderOptions): ResolvedMirrorReaderOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError(`MirrorReader options must be an object with urls, got ${describeValue(options)}`);
