@@ -12,6 +12,8 @@ import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { readerForUrls } from '../mirrors/reader-for-urls.js';
+import type { RemoteIdentity } from '../cache/types.js';
+import { inspectDownload } from './inspect.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
 import type { DispatcherTlsOptions } from '../http/dispatcher.js';
 import { headerRecord, type DownloadCommand } from './args.js';
@@ -64,6 +66,9 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     }
     presenter = new EventPresenter(view, command);
     const http = { headers: headerRecord(command.headers), timeoutMs: command.timeoutMs, dispatcher: capture.dispatcher };
+    // What a partial download of this target recorded: the mirrors' reader
+    // resumes from it (only for the first reader: a restart discards it).
+    let recorded = command.mirrors.length === 0 ? undefined : await recordedRemote(target);
     const result = await downloadFile(command.url, target, {
       concurrency: command.concurrency,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
@@ -76,7 +81,13 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       signal: io.signal,
       onEvent: presenter.handle,
       // With --mirror the HTTP settings go to every mirror's reader instead.
-      ...(command.mirrors.length === 0 ? http : { createReader: (url: string) => mirrorReaderFor(url, command, capture.dispatcher, view) }),
+      ...(command.mirrors.length === 0 ? http : {
+            createReader: (url: string) => {
+              const reader = mirrorReaderFor(url, command, capture.dispatcher, view, recorded);
+              recorded = undefined;
+              return reader;
+            },
+          }),
     });
     view.done({
       target: result.target,
@@ -171,8 +182,9 @@ async function alreadyComplete(command: DownloadCommand, target: string, dispatc
  * The reader of `url` and the `--mirror` URLs, with the run's HTTP settings,
  * showing each mirror dropped or cooling down as a note.
  */
-function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Dispatcher, view: ProgressView): Reader {
+function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Dispatcher, view: ProgressView, recorded: RemoteIdentity | undefined): Reader {
   return readerForUrls([url, ...command.mirrors], {
+    ...(recorded === undefined ? {} : { expected: recorded }),
     http: {
       headers: headerRecord(command.headers),
       requestTimeoutMs: command.timeoutMs,
@@ -186,6 +198,15 @@ function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Disp
       else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`);
     },
   });
+}
+
+/** The remote identity a partial download at `target` recorded, if there is one that can be read. */
+async function recordedRemote(target: string): Promise<RemoteIdentity | undefined> {
+  try {
+    return (await inspectDownload(target)).remote ?? undefined;
+  } catch {
+    return undefined; // no partial, or one downloadFile will report on itself
+  }
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */
