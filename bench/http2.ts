@@ -4,18 +4,21 @@
  * ways:
  *
  * - `h1`: HTTP/1.1, N connections (the default);
- * - `h2`: `--http2` as shipped (undici `allowH2`, the default agent's
- *   one request per connection: N h2 connections, one stream each);
- * - `h2-mux`: h2 with N streams on ONE connection (undici `pipelining: N`),
- *   what HTTP/2 is meant for.
+ * - `h2`: `--http2` as shipped: N streams on one h2 connection (the
+ *   default dispatcher with `http2`, which raises a connection's pipelining
+ *   once ALPN chose h2);
+ * - `h2-conns`: h2 with one stream per connection, N connections (undici
+ *   `allowH2` on the default agent, whose pipelining is 1);
+ * - `h2-mux`: N streams on one connection by a plain undici Agent with
+ *   `allowH2` and `pipelining: N` (which would also pipeline HTTP/1.1).
  *
- *   npx tsx bench/http2.ts [--size 512MiB] [--runs 3] [--concurrency 1,8,16] [--modes h1,h2,h2-mux]
+ *   npx tsx bench/http2.ts [--size 512MiB] [--runs 3] [--concurrency 1,8,16] [--modes h1,h2,h2-conns]
  *
  * The modes alternate inside each round, and each round starts with the
  * next mode, so that a machine whose load changes over the run, and a place
- * in the order that helps or hurts, weigh on all of them alike. `h2` and
- * `h2-mux` at c1 are the same configuration (one stream on one connection):
- * their difference is the noise of the run.
+ * in the order that helps or hurts, weigh on all of them alike. At c1 the
+ * h2 modes are one configuration (one stream on one connection): their
+ * difference is the noise of the run.
  * Prints, per mode and concurrency, the median wall time, MB/s (10^6 bytes
  * per second) and the client's CPU seconds (user + sys) per GiB; every
  * result is checked by sha256. Needs caddy (Debian: apt-get install caddy)
@@ -45,13 +48,13 @@ const { values } = parseArgs({
     size: { type: 'string', default: '512MiB' },
     runs: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '1,8,16' },
-    modes: { type: 'string', default: 'h1,h2,h2-mux' },
+    modes: { type: 'string', default: 'h1,h2,h2-conns' },
   },
 });
 const size = parseByteSize(values.size ?? '512MiB', '--size');
 const runs = Number(values.runs);
 const concurrencies = (values.concurrency ?? '').split(',').map(Number);
-type Mode = 'h1' | 'h2' | 'h2-mux';
+type Mode = 'h1' | 'h2' | 'h2-conns' | 'h2-mux';
 const modes = (values.modes ?? '').split(',') as Mode[];
 
 /** A free port on 127.0.0.1 for caddy. */
@@ -127,7 +130,8 @@ function dispatcherFor(mode: Mode, ca: string, concurrency: number): Dispatcher 
   if (mode === 'h1') return createDefaultDispatcher({}, { ca });
   if (mode === 'h2') return createDefaultDispatcher({}, { ca }, { http2: true });
   const { connectTimeoutMs, ...pool } = defaultAgentOptions;
-  return new Agent({ ...pool, allowH2: true, pipelining: concurrency, connect: { timeout: connectTimeoutMs, ca } });
+  const pipelining = mode === 'h2-mux' ? concurrency : 1;
+  return new Agent({ ...pool, allowH2: true, pipelining, connect: { timeout: connectTimeoutMs, ca } });
 }
 
 interface Sample {

@@ -277,8 +277,9 @@ export interface DownloadFileOptions {
    */
   readonly consumer?: Writable;
   /**
-   * Offer HTTP/2 to an https server (ALPN; one stream per connection, as the
-   * default agent runs one request per connection). Only for the
+   * Offer HTTP/2 to an https server (ALPN): with a server that chooses h2,
+   * the `concurrency` requests are streams of one connection; one that does
+   * not is read over HTTP/1.1 as without it. Only for the
    * dispatcher made here: with `dispatcher`, that one decides (create it
    * with undici's `allowH2`). HTTP only. See docs/benchmarks.md, "HTTP/2".
    * @default false

@@ -10,13 +10,14 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ExpectedDigest } from '../src/cache/types.js';
+import type { ExpectedDigest, RemoteIdentity } from '../src/cache/types.js';
 import { downloadFile } from '../src/download-file.js';
 import { hasCode } from '../src/errors.js';
 import { MirrorReader } from '../src/mirrors/mirror-reader.js';
 import type { MirrorEvent } from '../src/mirrors/options.js';
 import { readerForUrls } from '../src/mirrors/reader-for-urls.js';
 import { HttpReader } from '../src/http/http-reader.js';
+import { formatInspectReport, inspectDownload } from '../src/cli/inspect.js';
 import { runCli } from './cli-helpers.js';
 import { startFaultServer, type Fault, type FaultServer } from './helpers/fault-server.js';
 import { payload } from './helpers/payload.js';
@@ -106,9 +107,9 @@ async function mirror(options: Partial<Parameters<typeof startFaultServer>[0]> &
   return server;
 }
 
-/** Requests for file bytes a server received (its first look not counted). */
+/** Requests for file bytes a server received: the pinned ones (a first look carries no pin). */
 function bodyRequests(server: FaultServer): number {
-  return Math.max(0, server.requests.length - 1);
+  return server.requests.filter((r) => r.headers['if-match'] !== undefined || r.headers['if-unmodified-since'] !== undefined).length;
 }
 
 function target(): string {
@@ -310,6 +311,29 @@ describe('MirrorReader downloads', () => {
     await expect(stat(`${out}.blockfetch.json`)).resolves.toBeDefined();
   });
 
+  it('blockfetch URL --mirror URL --sha256 HEX: both mirrors serve, the file is exact', async () => {
+    const a = await mirror({ etag: '"a-1"' });
+    const b = await mirror({ etag: '"b-1"' });
+    const out = target();
+    const result = await runCli([a.url, '--mirror', b.url, '--sha256', DIGEST.hex, '-o', out, '--block-size', '128KiB', '--request-size', '512KiB', '-c', '4', '--quiet'], { cwd: dir });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect((await readFile(out)).equals(CONTENT)).toBe(true);
+    expect(bodyRequests(a)).toBeGreaterThan(0);
+    expect(bodyRequests(b)).toBeGreaterThan(0);
+  });
+
+  it('blockfetch URL --mirror URL without a digest, ETags differing: a note says only the first URL is used', async () => {
+    const a = await mirror({ etag: '"a-1"' });
+    const b = await mirror({ etag: '"b-1"' });
+    const out = target();
+    const result = await runCli([a.url, '--mirror', b.url, '-o', out, '--block-size', '128KiB', '-c', '4'], { cwd: dir });
+    expect(result.code).toBe(0);
+    expect((await readFile(out)).equals(CONTENT)).toBe(true);
+    expect(result.stderr).toMatch(new RegExp(`note: mirror ${b.url.replace(/[.]/g, '\\.')} is not used.*no digest known`));
+    expect(bodyRequests(b)).toBe(0);
+  });
+
   it('resumes with the mirrors given in another order', async () => {
     const a = await mirror({ etag: '"a-1"' });
     const b = await mirror({ etag: '"b-1"' });
@@ -331,6 +355,10 @@ describe('MirrorReader downloads', () => {
       { url: a.url, etag: '"a-1"', lastModified: a.lastModified },
       { url: b.url, etag: '"b-1"', lastModified: b.lastModified },
     ]);
+    // inspect shows every mirror with its own ETag.
+    const report = formatInspectReport(await inspectDownload(out));
+    expect(report).toMatch(new RegExp(`mirror:\\s+${a.url.replace(/[.]/g, '\\.')}\\s+"a-1"`));
+    expect(report).toMatch(new RegExp(`mirror:\\s+${b.url.replace(/[.]/g, '\\.')}\\s+"b-1"`));
     a.script(undefined);
     const before = [bodyRequests(a), bodyRequests(b)];
     const second = readerForUrls([b.url, a.url], { http: { blockSize: SMALL.blockSize }, expectedDigest: DIGEST });
@@ -343,8 +371,8 @@ describe('MirrorReader downloads', () => {
     }
     expect((await readFile(out)).equals(CONTENT)).toBe(true);
     // The second run read from both again.
-    expect(a.requests.length - 1 - (before[0] ?? 0)).toBeGreaterThan(0);
-    expect(b.requests.length - 1 - (before[1] ?? 0)).toBeGreaterThan(0);
+    expect(bodyRequests(a) - (before[0] ?? 0)).toBeGreaterThan(0);
+    expect(bodyRequests(b) - (before[1] ?? 0)).toBeGreaterThan(0);
   });
 
   it('resumes a mirrored partial from a subset of its mirrors, and refuses a mirror whose ETag changed', async () => {
@@ -382,5 +410,67 @@ describe('MirrorReader downloads', () => {
       await onlyA.close();
     }
     expect((await readFile(out)).equals(CONTENT)).toBe(true);
+  });
+
+  /** A first run from `urls` that stops at A's fourth request for file bytes, leaving a partial download. */
+  async function interruptedRun(a: FaultServer, urls: string[], out: string, digest?: ExpectedDigest): Promise<void> {
+    const stop = new AbortController();
+    a.script((req) => {
+      if (req.index === 4) stop.abort();
+    });
+    const reader = new MirrorReader({ urls, http: { blockSize: SMALL.blockSize }, ...(digest === undefined ? {} : { expectedDigest: digest }) });
+    try {
+      const err = await downloadFile(reader, out, { ...SMALL, concurrency: 4, signal: stop.signal, ...(digest === undefined ? {} : { expectedDigest: digest }) }).catch((e: unknown) => e);
+      expect(hasCode(err, 'BLOCKFETCH_ABORTED')).toBe(true);
+    } finally {
+      await reader.close();
+      a.script(undefined);
+    }
+  }
+
+  async function recordedIdentity(out: string): Promise<RemoteIdentity> {
+    const remote = (await inspectDownload(out)).remote;
+    if (remote === null) throw new Error('no identity recorded');
+    return remote;
+  }
+
+  it('resuming with the recorded identity: its digest lets differing mirrors mix again, and a mirror that moved since is dropped', async () => {
+    const a = await mirror({ etag: '"a-1"' });
+    const b = await mirror({ etag: '"b-1"' });
+    const c = await mirror({ etag: '"c-1"' });
+    const out = target();
+    await interruptedRun(a, [a.url, b.url, c.url], out, DIGEST);
+    // C is republished (same bytes, new ETag) between the runs.
+    c.setContent(CONTENT, { etag: '"c-2"' });
+    const before = [bodyRequests(a), bodyRequests(b), bodyRequests(c)];
+    const events: MirrorEvent[] = [];
+    // No digest given this time: the recorded one is the proof.
+    const reader = readerForUrls([c.url, b.url, a.url], { http: { blockSize: SMALL.blockSize }, expected: await recordedIdentity(out), onEvent: (e) => events.push(e) });
+    try {
+      const result = await downloadFile(reader, out, { ...SMALL, concurrency: 4 });
+      expect(result.resumedBytes).toBeGreaterThan(0);
+      expect(result.digest?.verified).toBe(true);
+    } finally {
+      await reader.close();
+    }
+    expect((await readFile(out)).equals(CONTENT)).toBe(true);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'mirror-dropped', mirror: c.url, reason: 'changed' }));
+    expect(bodyRequests(a) - (before[0] ?? 0)).toBeGreaterThan(0);
+    expect(bodyRequests(b) - (before[1] ?? 0)).toBeGreaterThan(0);
+    expect(bodyRequests(c) - (before[2] ?? 0)).toBe(0);
+  });
+
+  it('blockfetch resumes a partial made without proof from the mirror its bytes came from, whatever the order given', async () => {
+    const a = await mirror({ etag: '"a-1"' });
+    const b = await mirror({ etag: '"b-1"' });
+    const out = target();
+    await interruptedRun(a, [a.url, b.url], out);
+    expect(bodyRequests(b)).toBe(0);
+    const result = await runCli([b.url, '--mirror', a.url, '-o', out, '--block-size', '128KiB', '-c', '4'], { cwd: dir });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/resuming/);
+    expect((await readFile(out)).equals(CONTENT)).toBe(true);
+    // B, though given first, never served a byte: the partial's bytes are A's.
+    expect(bodyRequests(b)).toBe(0);
   });
 });

@@ -18,6 +18,8 @@ import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.
 import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
 import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
+import type { RemoteIdentity } from '../cache/types.js';
+import { inspectDownload } from './inspect.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { expectedDigestsFor, loadChecksumList } from './checksum-list-source.js';
@@ -80,6 +82,9 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     }
     presenter = new EventPresenter(view, command);
     const http = { headers: headerRecord(command.headers), timeoutMs: command.timeoutMs, dispatcher: capture.dispatcher };
+    // What a partial download of this target recorded: the mirrors' reader
+    // resumes from it (only for the first reader: a restart discards it).
+    let recorded = command.mirrors.length === 0 ? undefined : await recordedRemote(target);
     const result = await downloadFile(command.url, target, {
       concurrency: command.concurrency,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
@@ -93,7 +98,13 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       onEvent: presenter.handle,
       ...(command.toStdout ? { consumer: io.stdout } : {}),
       // With --mirror the HTTP settings go to every mirror's reader instead.
-      ...(command.mirrors.length === 0 ? http : { createReader: (url: string) => mirrorReaderFor(url, command, capture.dispatcher, view) }),
+      ...(command.mirrors.length === 0 ? http : {
+            createReader: (url: string) => {
+              const reader = mirrorReaderFor(url, command, capture.dispatcher, view, recorded);
+              recorded = undefined;
+              return reader;
+            },
+          }),
     });
     view.done({
       target: result.target,
@@ -247,8 +258,9 @@ function listedMismatch(err: unknown, list: ChecksumList | undefined, target: st
  * The reader of `url` and the `--mirror` URLs, with the run's HTTP settings,
  * showing each mirror dropped or cooling down as a note.
  */
-function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Dispatcher, view: ProgressView): Reader {
+function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Dispatcher, view: ProgressView, recorded: RemoteIdentity | undefined): Reader {
   return readerForUrls([url, ...command.mirrors], {
+    ...(recorded === undefined ? {} : { expected: recorded }),
     http: {
       headers: headerRecord(command.headers),
       requestTimeoutMs: command.timeoutMs,
@@ -262,6 +274,15 @@ function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Disp
       else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`);
     },
   });
+}
+
+/** The remote identity a partial download at `target` recorded, if there is one that can be read. */
+async function recordedRemote(target: string): Promise<RemoteIdentity | undefined> {
+  try {
+    return (await inspectDownload(target)).remote ?? undefined;
+  } catch {
+    return undefined; // no partial, or one downloadFile will report on itself
+  }
 }
 
 /** Shows the events of one {@link downloadFile} call on a progress view. */

@@ -109,7 +109,7 @@ export async function inspectDownload(path: string): Promise<InspectReport> {
     outstanding: [...ranges.clearRuns()].map(({ from, to }) => ({ from, to })),
     // Redacted again: an index written by an older blockfetch, or planted,
     // may hold a URL with its secrets.
-    remote: contents.remote === undefined ? null : { ...contents.remote, url: redactUrl(contents.remote.url) },
+    remote: contents.remote === undefined ? null : redactedRemote(contents.remote),
     updatedAt: contents.updatedAt,
     partialFileSize: partial?.isFile() ? partial.size : null,
   };
@@ -158,6 +158,9 @@ export function formatInspectReport(report: InspectReport, now: Date = new Date(
     if (report.remote.digest !== undefined) row('digest', `${report.remote.digest.algorithm}:${report.remote.digest.hex}`);
     // Every stored digest is checked at the end of the next run: show them all, not just the first.
     for (const extra of report.remote.extraDigests ?? []) row('digest', `${extra.algorithm}:${extra.hex}`);
+    for (const mirror of report.remote.mirrors ?? []) {
+      row('mirror', [mirror.url, mirror.etag, mirror.lastModified].filter((v) => v !== undefined).join('  '));
+    }
   }
   row('updated', `${report.updatedAt}${ago(report.updatedAt, now)}`);
   return `${lines.join('\n')}\n`;
@@ -166,4 +169,14 @@ export function formatInspectReport(report: InspectReport, now: Date = new Date(
 function ago(iso: string, now: Date): string {
   const ms = now.getTime() - Date.parse(iso);
   return Number.isFinite(ms) && ms >= 0 ? ` (${formatDuration(ms)} ago)` : '';
+}
+
+/** The recorded identity with every URL redacted, the mirrors' too (a signed mirror URL must not be shown). */
+function redactedRemote(remote: RemoteIdentity): RemoteIdentity {
+  const { mirrors, ...rest } = remote;
+  return {
+    ...rest,
+    url: redactUrl(remote.url),
+    ...(mirrors === undefined ? {} : { mirrors: mirrors.map((m) => ({ ...m, url: redactUrl(m.url) })) }),
+  };
 }

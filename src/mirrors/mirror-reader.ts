@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import type { ExpectedDigest, MirrorIdentity, RemoteIdentity } from '../cache/types.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { BlockfetchError, InvalidArgumentError, RemoteChangedError, retryResponseOf } from '../errors.js';
+import { mirrorsOf, sameRemoteUrl } from '../download/identity.js';
 import { createDefaultDispatcher } from '../http/dispatcher.js';
 import { isStrongEtag } from '../http/headers.js';
 import { HttpReader } from '../http/http-reader.js';
@@ -199,12 +200,27 @@ export class MirrorReader implements Reader {
     const ranged = answered.filter((m) => m.info?.rangesSupported === true);
     if (ranged.length > 0) for (const m of answered) if (!ranged.includes(m)) this.#drop(m, 'no-ranges');
     let used = ranged.length > 0 ? ranged : answered.slice(0, 1);
+    const expected = this.#options.expected;
+    const recorded = expected === undefined ? [] : mirrorsOf(expected);
     this.#digest = digest;
-    this.#digestKnown = digest !== undefined || this.#options.expectedDigest !== undefined;
+    this.#digestKnown =
+      digest !== undefined || this.#options.expectedDigest !== undefined || expected?.digest !== undefined || (expected?.extraDigests ?? []).length > 0;
+    if (this.#digestKnown && used.length > 1) {
+      // A mirror that moved to another revision since the partial began
+      // would fail the resume as a whole: with a digest to check the end,
+      // the others can carry on without it.
+      const moved = used.filter((m) => changedSince(m, recorded));
+      if (moved.length < used.length) {
+        for (const m of moved) this.#drop(m, 'changed');
+        used = used.filter((m) => !moved.includes(m));
+      }
+    }
     if (used.length > 1 && !this.#digestKnown && sharedStrongEtag(used) === undefined) {
-      // Nothing shows these mirrors hold the same bytes: take them from one.
-      for (const m of used.slice(1)) this.#drop(m, 'unproven');
-      used = used.slice(0, 1);
+      // Nothing shows these mirrors hold the same bytes: take them from one,
+      // the one the partial download's bytes came from if it is among them.
+      const keep = used.find((m) => recorded.some((r) => sameRemoteUrl(r.url, m.reader.name))) ?? (used[0] as Mirror);
+      for (const m of used) if (m !== keep) this.#drop(m, 'unproven');
+      used = [keep];
     }
     for (const m of answered) if (!used.includes(m)) this.#policy.remove(m.state);
     const primary = (used[0] as Mirror).info as ContentInfo;
@@ -354,6 +370,14 @@ export class MirrorReader implements Reader {
   #noneLeft(): BlockfetchError {
     return new BlockfetchError('BLOCKFETCH_NETWORK', `${this.name}: no mirror is left to read from`);
   }
+}
+
+/** True when `mirror` is recorded in `recorded` with an ETag or Last-Modified it no longer sends. */
+function changedSince(mirror: Mirror, recorded: readonly MirrorIdentity[]): boolean {
+  const was = recorded.find((r) => sameRemoteUrl(r.url, mirror.reader.name));
+  const now = mirror.info?.identity;
+  if (was === undefined || now === undefined) return false;
+  return (was.etag !== undefined && was.etag !== now.etag) || (was.lastModified !== undefined && was.lastModified !== now.lastModified);
 }
 
 /** The strong ETag every mirror in `mirrors` sent, or undefined when they do not share one. */

@@ -3,7 +3,7 @@
  * each field with its default, one exported defaults object, and the check
  * that names a bad value.
  */
-import type { ExpectedDigest } from '../cache/types.js';
+import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import type { BlockfetchError } from '../errors.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { HttpReaderOptions } from '../http/options.js';
@@ -53,6 +53,16 @@ export interface MirrorReaderOptions {
    * @default undefined
    */
   readonly expectedDigest?: ExpectedDigest;
+  /**
+   * The identity a partial download recorded (its index's `remote`), when
+   * resuming. Its digests count as known (so mirrors with different ETags
+   * may be mixed again without the digest given anew); a mirror whose own
+   * validator differs from the recorded one is dropped (`changed`) when a
+   * digest is known; and when only one mirror may be used, a recorded one
+   * is preferred, so the bytes on disk and the new ones come from one place.
+   * @default undefined
+   */
+  readonly expected?: RemoteIdentity;
   /** The cooldown after a mirror's first retryable failure, in ms; doubled for each failure in a row. @default 2000 */
   readonly cooldownMs?: number;
   /** The longest cooldown, in ms. @default 30000 */
@@ -79,6 +89,7 @@ export interface ResolvedMirrorReaderOptions {
   readonly urls: readonly (string | URL)[];
   readonly http: Omit<HttpReaderOptions, 'url' | 'expected'>;
   readonly expectedDigest: ExpectedDigest | undefined;
+  readonly expected: RemoteIdentity | undefined;
   readonly cooldownMs: number;
   readonly maxCooldownMs: number;
   readonly onEvent: ((event: MirrorEvent) => void) | undefined;
@@ -86,7 +97,15 @@ export interface ResolvedMirrorReaderOptions {
 
 const OWNER = 'MirrorReader';
 
-/** Fills in defaults and checks every option, naming a bad one. */
+/**
+ * Fills in defaults and checks every option, naming a bad one.
+ *
+ * @example
+ * ```ts
+ * resolveMirrorReaderOptions({ urls: [a, b] }).cooldownMs // 2000
+ * resolveMirrorReaderOptions({ urls: [a, a] })            // throws: urls lists one URL twice
+ * ```
+ */
 export function resolveMirrorReaderOptions(options: MirrorReaderOptions): ResolvedMirrorReaderOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError(`MirrorReader options must be an object with urls, got ${describeValue(options)}`);
@@ -115,6 +134,7 @@ export function resolveMirrorReaderOptions(options: MirrorReaderOptions): Resolv
     urls,
     http: options.http ?? {},
     expectedDigest: options.expectedDigest,
+    expected: options.expected,
     cooldownMs: wholeNumber(OWNER, 'cooldownMs', options.cooldownMs ?? d.cooldownMs, { min: 0 }),
     maxCooldownMs: wholeNumber(OWNER, 'maxCooldownMs', options.maxCooldownMs ?? d.maxCooldownMs, { min: 0 }),
     onEvent: options.onEvent,

@@ -13,7 +13,9 @@
  * await server.close();
  * ```
  */
+import https from 'node:https';
 import http2 from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A running server. */
@@ -29,11 +31,16 @@ export interface H2Server {
 const ETAG = '"h2-1"';
 
 /** Starts the server; always `close()` it. */
-export async function startH2Server(options: { readonly content: Buffer; readonly tls: { readonly key: string; readonly cert: string } }): Promise<H2Server> {
+export async function startH2Server(options: {
+  readonly content: Buffer;
+  readonly tls: { readonly key: string; readonly cert: string };
+  /** Offer only HTTP/1.1 (a node:https server), as a server without h2 would. @default false */
+  readonly http1Only?: boolean;
+}): Promise<H2Server> {
   const { content } = options;
   const versions: string[] = [];
   let connections = 0;
-  const server = http2.createSecureServer({ key: options.tls.key, cert: options.tls.cert, allowHTTP1: true }, (req, res) => {
+  const handler = (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse): void => {
     versions.push(req.httpVersion);
     if (req.url !== '/file') {
       res.writeHead(404).end();
@@ -59,10 +66,15 @@ export async function startH2Server(options: { readonly content: Buffer; readonl
     res
       .writeHead(206, { ...headers, 'content-range': `bytes ${from}-${to}/${content.length}`, 'content-length': String(to - from + 1) })
       .end(content.subarray(from, to + 1));
-  });
+  };
+  const tls = { key: options.tls.key, cert: options.tls.cert };
+  const server =
+    options.http1Only === true
+      ? https.createServer(tls, handler as (req: IncomingMessage, res: ServerResponse) => void)
+      : http2.createSecureServer({ ...tls, allowHTTP1: true }, handler);
   server.on('secureConnection', () => connections++);
   const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (session) => {
+  server.on('session', (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
   });
