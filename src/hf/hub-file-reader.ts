@@ -58,11 +58,9 @@ export interface HubFileReaderOptions {
   readonly maxRetryAfterMs?: number;
 }
 
-/** Where the Hub said the bytes are. */
+/** Where the Hub said the bytes are: the CDN URL it redirected to, or the resolve URL itself. */
 interface Location {
   readonly url: string;
-  /** True when the Hub redirected (an LFS file on the CDN). */
-  readonly redirected: boolean;
 }
 
 /** The inner reader, numbered so concurrent 403s re-resolve once. */
@@ -305,7 +303,7 @@ export class HubFileReader implements Reader {
     if (linkedSize !== undefined && Number(linkedSize) !== file.size) {
       throw new RemoteChangedError(this.name, [{ field: 'size', before: String(file.size), after: `${linkedSize} (X-Linked-Size)` }], 0);
     }
-    if (!REDIRECT_STATUSES.has(status)) return { url: resolveUrl, redirected: false };
+    if (!REDIRECT_STATUSES.has(status)) return { url: resolveUrl };
     const location = headerValue(answer, 'location');
     let url: URL;
     try {
@@ -319,7 +317,7 @@ export class HubFileReader implements Reader {
     if (new URL(resolveUrl).protocol === 'https:' && url.protocol === 'http:') {
       throw new BlockfetchError('BLOCKFETCH_REDIRECT', `${this.name} redirected from https to http; refusing the downgrade`);
     }
-    return { url: url.href, redirected: true };
+    return { url: url.href };
   }
 }
 
