@@ -24,6 +24,7 @@ import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
+import { DEFAULT_MAX_RETRY_AFTER_MS } from '../defaults.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { BlockfetchError, HttpStatusError, RemoteChangedError, redactUrl } from '../errors.js';
 import { networkError } from '../http/failures.js';
@@ -69,7 +70,18 @@ interface Inner {
   readonly generation: number;
 }
 
-const DEFAULT_MAX_RETRY_AFTER_MS = 120_000;
+/**
+ * The defaults of {@link HubFileReaderOptions} that are not the HttpReader's.
+ *
+ * @example
+ * ```ts
+ * defaultHubFileReaderOptions.maxRetryAfterMs // 120000, as the downloads' backoff
+ * ```
+ */
+export const defaultHubFileReaderOptions = Object.freeze({
+  /** The longest Retry-After honoured as asked, in ms: the downloads' own cap. */
+  maxRetryAfterMs: DEFAULT_MAX_RETRY_AFTER_MS,
+});
 
 /**
  * Normalizes an ETag as huggingface_hub's `_normalize_etag` does: without
@@ -287,7 +299,7 @@ export class HubFileReader implements Reader {
     const { statusCode: status, headers: answer } = response;
     await dumpBody(response.body);
     if (!REDIRECT_STATUSES.has(status) && status !== 200 && status !== 206 && !(status === 416 && file.size === 0)) {
-      throw hubErrorFor(status, answer, resolveUrl, { what: `${this.#options.what} file ${JSON.stringify(file.path)}`, tokenSource: token === undefined ? undefined : this.#options.tokenSource }, this.#options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS);
+      throw hubErrorFor(status, answer, resolveUrl, { what: `${this.#options.what} file ${JSON.stringify(file.path)}`, tokenSource: token === undefined ? undefined : this.#options.tokenSource }, this.#options.maxRetryAfterMs ?? defaultHubFileReaderOptions.maxRetryAfterMs);
     }
     const repoCommit = headerValue(answer, HUB_HEADERS.repoCommit)?.trim();
     if (repoCommit !== undefined && repoCommit !== commit) {
