@@ -210,6 +210,23 @@ describe('blockfetch hf:// into a folder', () => {
     expectTokenOnlyAtHub();
   });
 
+  it('a re-signed URL that serves another ETag is refused, not mixed in (exit 4, partial kept)', async () => {
+    await start([model()]);
+    const big = sha256Hex(filesA[2]!.content);
+    let seen = 0;
+    hooks.push((origin, url) => {
+      if (origin === 'cdn' && url.startsWith(`/${big}`) && ++seen === 3) {
+        hub.advanceClock(7200);
+        hub.setCdnEtag((sha) => `"${sha}-replaced"`);
+      }
+    });
+    const result = await blockfetch(['hf://org/tiny-model/model.safetensors', '-d', 'swap', '--block-size', '64KiB', '-c', '1']);
+    expect(result.code).toBe(4);
+    expect(result.stderr).toContain(`-replaced`);
+    await expect(lstat(join(work, 'swap', 'model.safetensors'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await lstat(join(work, 'swap', 'model.safetensors.blockfetch'))).isFile()).toBe(true);
+  });
+
   it('a small file whose bytes do not have the listed git blob id fails with exit 5, partial kept', async () => {
     // The Hub serves other bytes of the same size than the tree's oid (and its ETag) describe.
     const listed = corrupt.commits.get(commitSha('c'))![0]!;

@@ -59,6 +59,11 @@ export async function runHfDownload(command: DownloadCommand, io: CliIo, env: No
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
       retry,
       signal: io.signal,
+      onEvent: (key, event) => {
+        if (event.type === 'open') {
+          say(`  ${key}: ${formatBytes(event.size)}${event.resumedBytes > 0 ? `, resuming: ${formatBytes(event.resumedBytes)} already on disk` : ''}…`);
+        }
+      },
     });
     const snapshot = await finishHfCache(plan);
     let firstFailure: unknown;

@@ -12,7 +12,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
 import picomatch from 'picomatch';
 import type { Dispatcher } from 'undici';
@@ -21,7 +21,7 @@ import type { ExpectedDigest } from '../cache/types.js';
 import type { RetryOptions } from '../download/backoff.js';
 import { createDigestHash } from '../download/digest.js';
 import { downloadFile, type DownloadFileEvent, type DownloadFileOptions, type DownloadFileResult } from '../download-file.js';
-import { BlockfetchError, InvalidArgumentError } from '../errors.js';
+import { BlockfetchError } from '../errors.js';
 import { blobName, hfCachePaths, linkSnapshot, writeRef, type HfCachePaths } from './hf-cache.js';
 import { parseHfUrl, quoteLikePython, type HfLocation } from './hf-url.js';
 import { HubApi, type HubTreeEntry } from './hub-api.js';
@@ -354,14 +354,4 @@ export async function downloadEntriesOneByOne(
     }
   }
   return outcomes;
-}
-
-/** The target's path relative to the folder, for messages. */
-export function displayPath(plan: HfPlan, entry: HfDownloadEntry): string {
-  return relative(process.cwd(), plan.layout === 'folder' ? entry.target : join(plan.root, 'snapshots', plan.commit, ...entry.file.path.split('/')));
-}
-
-/** Re-checked here so a caller cannot pass an unparsed URL by mistake. */
-export function assertHfUrl(url: string): void {
-  if (!url.startsWith('hf://')) throw new InvalidArgumentError(`not a hf:// URL: ${JSON.stringify(url)}`);
 }

@@ -24,6 +24,7 @@ import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
+import { DEFAULT_MAX_RETRY_AFTER_MS } from '../defaults.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { BlockfetchError, HttpStatusError, RemoteChangedError, redactUrl } from '../errors.js';
 import { networkError } from '../http/failures.js';
@@ -58,11 +59,9 @@ export interface HubFileReaderOptions {
   readonly maxRetryAfterMs?: number;
 }
 
-/** Where the Hub said the bytes are. */
+/** Where the Hub said the bytes are: the CDN URL it redirected to, or the resolve URL itself. */
 interface Location {
   readonly url: string;
-  /** True when the Hub redirected (an LFS file on the CDN). */
-  readonly redirected: boolean;
 }
 
 /** The inner reader, numbered so concurrent 403s re-resolve once. */
@@ -71,7 +70,18 @@ interface Inner {
   readonly generation: number;
 }
 
-const DEFAULT_MAX_RETRY_AFTER_MS = 120_000;
+/**
+ * The defaults of {@link HubFileReaderOptions} that are not the HttpReader's.
+ *
+ * @example
+ * ```ts
+ * defaultHubFileReaderOptions.maxRetryAfterMs // 120000, as the downloads' backoff
+ * ```
+ */
+export const defaultHubFileReaderOptions = Object.freeze({
+  /** The longest Retry-After honoured as asked, in ms: the downloads' own cap. */
+  maxRetryAfterMs: DEFAULT_MAX_RETRY_AFTER_MS,
+});
 
 /**
  * Normalizes an ETag as huggingface_hub's `_normalize_etag` does: without
@@ -289,7 +299,7 @@ export class HubFileReader implements Reader {
     const { statusCode: status, headers: answer } = response;
     await dumpBody(response.body);
     if (!REDIRECT_STATUSES.has(status) && status !== 200 && status !== 206 && !(status === 416 && file.size === 0)) {
-      throw hubErrorFor(status, answer, resolveUrl, { what: `${this.#options.what} file ${JSON.stringify(file.path)}`, tokenSource: token === undefined ? undefined : this.#options.tokenSource }, this.#options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS);
+      throw hubErrorFor(status, answer, resolveUrl, { what: `${this.#options.what} file ${JSON.stringify(file.path)}`, tokenSource: token === undefined ? undefined : this.#options.tokenSource }, this.#options.maxRetryAfterMs ?? defaultHubFileReaderOptions.maxRetryAfterMs);
     }
     const repoCommit = headerValue(answer, HUB_HEADERS.repoCommit)?.trim();
     if (repoCommit !== undefined && repoCommit !== commit) {
@@ -305,7 +315,7 @@ export class HubFileReader implements Reader {
     if (linkedSize !== undefined && Number(linkedSize) !== file.size) {
       throw new RemoteChangedError(this.name, [{ field: 'size', before: String(file.size), after: `${linkedSize} (X-Linked-Size)` }], 0);
     }
-    if (!REDIRECT_STATUSES.has(status)) return { url: resolveUrl, redirected: false };
+    if (!REDIRECT_STATUSES.has(status)) return { url: resolveUrl };
     const location = headerValue(answer, 'location');
     let url: URL;
     try {
@@ -319,7 +329,7 @@ export class HubFileReader implements Reader {
     if (new URL(resolveUrl).protocol === 'https:' && url.protocol === 'http:') {
       throw new BlockfetchError('BLOCKFETCH_REDIRECT', `${this.name} redirected from https to http; refusing the downgrade`);
     }
-    return { url: url.href, redirected: true };
+    return { url: url.href };
   }
 }
 

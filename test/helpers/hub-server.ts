@@ -82,6 +82,8 @@ export interface HubStandIn {
   readonly requests: StandInRequest[];
   /** Moves the stand-in's clock (signed URLs issued before may expire). */
   advanceClock(seconds: number): void;
+  /** From now on the CDN sends this ETag for a blob (as a CDN whose object was replaced would). */
+  setCdnEtag(etag: (sha256: string) => string): void;
   close(): Promise<void>;
 }
 
@@ -185,6 +187,7 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
   const pageSize = options.pageSize ?? 1000;
   const lifetime = options.urlLifetimeSeconds ?? 3600;
   let clockSkew = 0;
+  let cdnEtag = (sha: string): string => `"${sha}"`;
   const now = (): number => Math.floor(Date.now() / 1000) + clockSkew;
   let rateLimited = 0;
   const blobs = new Map<string, Buffer>();
@@ -211,7 +214,7 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
       res.writeHead(403, { 'content-type': 'application/xml' }).end('<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>');
       status = 403;
     } else {
-      status = sendBytes(req, res, content, `"${sha}"`, {});
+      status = sendBytes(req, res, content, cdnEtag(sha), {});
     }
     record('cdn', req, status);
   });
@@ -332,6 +335,9 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
     requests,
     advanceClock: (seconds) => {
       clockSkew += seconds;
+    },
+    setCdnEtag: (etag) => {
+      cdnEtag = etag;
     },
     close: async () => {
       await Promise.all([close(hub), close(cdn)]);
