@@ -42,9 +42,13 @@ export interface ChecksumList {
   readonly entries: readonly ChecksumEntry[];
 }
 
-/** The algorithm of an untagged (GNU) line, by the digest's number of hex digits. */
+/**
+ * The algorithm of an untagged (GNU) line, by the digest's number of hex
+ * digits. Only the tools' own algorithms: `git-sha1` is as long as sha1,
+ * and no checksum tool writes it, so 40 digits are sha1.
+ */
 const ALGORITHM_BY_HEX_LENGTH: ReadonlyMap<number, DigestAlgorithm> = new Map(
-  (Object.entries(DIGEST_HEX_LENGTH) as [DigestAlgorithm, number][]).map(([algorithm, length]) => [length, algorithm]),
+  (['sha512', 'sha256', 'sha1', 'md5'] as const).map((algorithm) => [DIGEST_HEX_LENGTH[algorithm], algorithm]),
 );
 
 /** BSD tag names, upper case, to node:crypto names. */
