@@ -34,7 +34,7 @@ export type {
 } from './download-file.js';
 
 // a set of files in one call: one connection budget, a few files at a time, resumed by running it again
-export { downloadFiles, defaultDownloadFilesOptions, isFinishedDownload } from './download-files.js';
+export { downloadFiles, defaultDownloadFilesOptions } from './download-files.js';
 export type {
   DownloadEntry,
   DownloadEntryOptions,
@@ -115,8 +115,6 @@ export type { MirrorIdentity } from './cache/types.js';
 // hf: Hugging Face Hub repositories (hf://), pinned to one commit
 export { planHfDownload } from './hf/hf-download.js';
 export type { HfPlan, HfPlanOptions, HfDownloadEntry, HfEntryOptions } from './hf/hf-download.js';
-export { HubFileReader } from './hf/hub-file-reader.js';
-export type { HubFileReaderOptions } from './hf/hub-file-reader.js';
 export type { HubTreeEntry } from './hf/hub-api.js';
 export type { HfLocation, HubRepoType } from './hf/hf-url.js';
 export type { HubSettings } from './hf/hub-settings.js';
