@@ -12,6 +12,7 @@ import { wholeNumber } from '../validate.js';
 import { normalizeExpectedDigest } from './digest.js';
 import { compareIdentity } from './identity.js';
 import type { ContentInfo, Reader } from './reader.js';
+import { checkReaderRange, emptyBody } from './reader-parts.js';
 
 /** Options of {@link FileReader}. */
 export interface FileReaderOptions {
@@ -103,12 +104,7 @@ export class FileReader implements Reader {
   async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     signal.throwIfAborted();
     const info = await this.contentLengthAndBlockSize(signal);
-    if (Number.isSafeInteger(from) && to === from - 1 && from >= 0 && from <= info.contentLength) return emptyBody(signal);
-    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= info.contentLength) {
-      throw new InvalidArgumentError(
-        `FileReader.getReader: range ${String(from)}-${String(to)} is not inside ${this.name} (${info.contentLength} bytes)`,
-      );
-    }
+    if (checkReaderRange(this.name, from, to, info.contentLength) === 'empty') return emptyBody(signal);
     const handle = await openForReading(this.name, info.identity);
     try {
       this.#checkUnchanged(info.identity, await handle.stat({ bigint: true }));
@@ -243,7 +239,3 @@ async function readAt(handle: FileHandle, buffer: Buffer, length: number, positi
   }
 }
 
-/** The body of the empty range: nothing, unless the caller aborted first. */
-async function* emptyBody(signal: AbortSignal): AsyncGenerator<Uint8Array, void, undefined> {
-  signal.throwIfAborted();
-}

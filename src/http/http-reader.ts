@@ -14,7 +14,7 @@ import { request, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
-import { BlockfetchError, InvalidArgumentError, RemoteChangedError, redactUrl, type RemoteChange } from '../errors.js';
+import { BlockfetchError, RemoteChangedError, redactUrl, type RemoteChange } from '../errors.js';
 import { destroyOnAbort, exactBody, release } from './body.js';
 import { digestFromHeaders } from './digest-headers.js';
 import { createDefaultDispatcher } from './dispatcher.js';
@@ -24,6 +24,7 @@ import { compareIdentity } from '../download/identity.js';
 import { pinHeaders, pinKind } from './identity.js';
 import { resolveHttpReaderOptions, type HttpReaderOptions, type ResolvedHttpReaderOptions } from './options.js';
 import { followRedirect, REDIRECT_STATUSES } from './redirect.js';
+import { SharedLook, checkReaderRange, emptyBody } from '../download/reader-parts.js';
 
 /** A URL and the request headers that go with it (credentials dropped after a cross-origin redirect). */
 interface Target {
@@ -91,7 +92,8 @@ export class HttpReader implements Reader {
   readonly #origin: Target;
   /** Where the latest request ended after redirects: ranged requests go straight there. */
   #resolved: Target;
-  #info: Promise<ContentInfo> | undefined;
+  /** The first look, shared by every caller until it fails. */
+  readonly #look = new SharedLook((signal) => this.#discover(signal));
   #held: HeldBody | undefined;
   #digest: ExpectedDigest | undefined;
   /** Bodies handed to consumers and not yet closed, for {@link HttpReader.close}. */
@@ -114,13 +116,7 @@ export class HttpReader implements Reader {
    * remote's size, ETag, Last-Modified or digest differ from it.
    */
   contentLengthAndBlockSize(signal?: AbortSignal): Promise<ContentInfo> {
-    if (this.#info) return this.#info;
-    const info = this.#discover(signal);
-    this.#info = info;
-    info.catch(() => {
-      if (this.#info === info) this.#info = undefined;
-    });
-    return info;
+    return this.#look.get(signal);
   }
 
   /** {@inheritDoc Reader.digest} Known once `contentLengthAndBlockSize` has answered. */
@@ -138,16 +134,9 @@ export class HttpReader implements Reader {
   async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     if (signal?.aborted) throw signal.reason;
     const info = await this.contentLengthAndBlockSize(signal);
-    if (Number.isSafeInteger(from) && to === from - 1 && from >= 0 && from <= info.contentLength) {
-      // An empty range (a retry after every byte already arrived, say) is
-      // exactly zero bytes: no request needed.
-      return (async function* empty(): AsyncGenerator<Uint8Array, void, undefined> {})();
-    }
-    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= info.contentLength) {
-      throw new InvalidArgumentError(
-        `getReader range ${String(from)}-${String(to)} is not inside ${this.name} (0-${info.contentLength - 1}, ${info.contentLength} bytes)`,
-      );
-    }
+    // An empty range (a retry after every byte already arrived, say) is
+    // exactly zero bytes: no request needed.
+    if (checkReaderRange(this.name, from, to, info.contentLength) === 'empty') return emptyBody(signal);
     if (!info.rangesSupported && (from !== 0 || to !== info.contentLength - 1)) {
       throw new BlockfetchError(
         'BLOCKFETCH_RANGE_NOT_SUPPORTED',

@@ -16,6 +16,7 @@ import { isStrongEtag } from '../http/headers.js';
 import { HttpReader } from '../http/http-reader.js';
 import { MirrorPolicy, type MirrorState } from './policy.js';
 import { resolveMirrorReaderOptions, type MirrorEvent, type MirrorReaderOptions, type ResolvedMirrorReaderOptions } from './options.js';
+import { SharedLook } from '../download/reader-parts.js';
 
 /** What one mirror did in this run, for reports and tests. */
 export interface MirrorStats {
@@ -78,7 +79,8 @@ export class MirrorReader implements Reader {
   readonly #policy: MirrorPolicy;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
-  #info: Promise<ContentInfo> | undefined;
+  /** The first look, shared by every caller until it fails. */
+  readonly #look = new SharedLook((signal) => this.#discover(signal));
   #digest: ExpectedDigest | undefined;
   /** Whether a digest is known, so that a changed mirror can be dropped instead of failing the download. */
   #digestKnown = false;
@@ -104,13 +106,7 @@ export class MirrorReader implements Reader {
 
   /** {@inheritDoc Reader.contentLengthAndBlockSize} */
   contentLengthAndBlockSize(signal?: AbortSignal): Promise<ContentInfo> {
-    if (this.#info) return this.#info;
-    const info = this.#discover(signal);
-    this.#info = info;
-    info.catch(() => {
-      if (this.#info === info) this.#info = undefined;
-    });
-    return info;
+    return this.#look.get(signal);
   }
 
   /** {@inheritDoc Reader.digest} The digest the mirrors advertised (they agree), once known. */

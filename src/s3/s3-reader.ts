@@ -34,6 +34,7 @@ import type { S3Config } from './config.js';
 import { readS3ErrorBody, s3StatusError } from './s3-errors.js';
 import { S3Signer } from './signer.js';
 import { bucketUrl, s3UrlOf } from './url.js';
+import { SharedLook, checkReaderRange, emptyBody } from '../download/reader-parts.js';
 
 /** What an {@link S3Reader} reads and how. `bucket`, `key` and `config` are required. */
 export interface S3ReaderOptions {
@@ -109,7 +110,8 @@ export class S3Reader implements Reader {
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   readonly #url: URL;
-  #info: Promise<ContentInfo> | undefined;
+  /** The first look, shared by every caller until it fails. */
+  readonly #look = new SharedLook((signal) => this.#discover(signal));
   #digest: ExpectedDigest | undefined;
   /** The version the HEAD saw, in a versioned bucket: every GET asks for it. */
   #versionId: string | undefined;
@@ -141,13 +143,7 @@ export class S3Reader implements Reader {
 
   /** The HEAD (once; concurrent and later calls share its answer, and a failure is forgotten so the next call tries again). */
   contentLengthAndBlockSize(signal?: AbortSignal): Promise<ContentInfo> {
-    if (this.#info) return this.#info;
-    const info = this.#discover(signal);
-    this.#info = info;
-    info.catch(() => {
-      if (this.#info === info) this.#info = undefined;
-    });
-    return info;
+    return this.#look.get(signal);
   }
 
   /** {@inheritDoc Reader.digest} The object's full SHA-256 checksum, when S3 keeps one. */
@@ -159,12 +155,7 @@ export class S3Reader implements Reader {
   async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
     if (signal?.aborted) throw signal.reason;
     const info = await this.contentLengthAndBlockSize(signal);
-    if (Number.isSafeInteger(from) && to === from - 1 && from >= 0 && from <= info.contentLength) {
-      return (async function* empty(): AsyncGenerator<Uint8Array, void, undefined> {})();
-    }
-    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= info.contentLength) {
-      throw new InvalidArgumentError(`getReader range ${String(from)}-${String(to)} is not inside ${this.name} (0-${info.contentLength - 1}, ${info.contentLength} bytes)`);
-    }
+    if (checkReaderRange(this.name, from, to, info.contentLength) === 'empty') return emptyBody(signal);
     const response = await this.#send('GET', { range: `bytes=${from}-${to}`, ...pinHeaders(info.identity) }, signal);
     let beyond: 'error' | 'discard';
     try {
