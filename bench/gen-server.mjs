@@ -18,7 +18,8 @@
  * serves 1 GiB and 1 TiB. Single byte ranges, HEAD, ETag and
  * Last-Modified, like a static server. `GET /__served` answers the body
  * bytes handed to sockets so far (what nginx's $body_bytes_sent counts),
- * for "fetched twice" after a kill.
+ * for "fetched twice" after a kill; `GET /__reset` makes the next client
+ * connection the first again (each tool's first is the slow one).
  *
  * Prints its base URL (`http://127.0.0.1:PORT/`) on the first stdout line.
  * Plain JavaScript, run by `node` in its own process, so its CPU is never
@@ -78,6 +79,19 @@ export async function startGenServer({ size, rate = 0, headDelayMs = 0, slowEver
       res.end(JSON.stringify({ served }));
       return;
     }
+    if (req.url === '/__reset') {
+      // The next client connection is the "first" again (the slow one).
+      accepted = 0;
+      res.end('{}');
+      return;
+    }
+    // A connection's speed is set at its first file request, so the
+    // harness's own control requests never count as the slow one.
+    if (rate > 0 && req.socket.bucket === undefined) {
+      const slow = slowEvery > 0 && accepted % slowEvery === 0;
+      accepted++;
+      req.socket.bucket = new TokenBucket(slow ? rate / slowFactor : rate);
+    }
     const sized = /^\/size\/(\d+)/.exec(req.url ?? '');
     const total = sized === null ? size : Number(sized[1]);
     const socket = req.socket;
@@ -128,24 +142,19 @@ export async function startGenServer({ size, rate = 0, headDelayMs = 0, slowEver
         const piece = next.value;
         served += piece.length;
         const wait = bucket === undefined ? 0 : bucket.take(piece.length);
-        const ok = res.write(piece);
-        if (wait > 0) {
-          setTimeout(() => (ok ? pump() : res.once('drain', pump)), wait);
+        if (!res.write(piece)) {
+          // Drained, then whatever of the debt is left.
+          res.once('drain', () => setTimeout(pump, bucket === undefined ? 0 : bucket.take(0)));
           return;
         }
-        if (!ok) {
-          res.once('drain', pump);
+        if (wait > 0) {
+          setTimeout(pump, wait);
           return;
         }
       }
     };
     if (headDelayMs > 0) setTimeout(send, headDelayMs);
     else send();
-  });
-  server.on('connection', (socket) => {
-    const slow = slowEvery > 0 && accepted % slowEvery === 0;
-    accepted++;
-    if (rate > 0) socket.bucket = new TokenBucket(slow ? rate / slowFactor : rate);
   });
   server.keepAliveTimeout = 60_000;
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));

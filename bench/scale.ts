@@ -21,8 +21,9 @@
  * "CPU" is user + sys during the download alone (not setup or checking).
  * Index saves are timed by wrapping `IndexFile.replace` (durable: temp
  * file, fsync, rename, fsync dir) and `replaceFast` (the live index, no
- * fsync) for the whole run, plus `encodeIndex` of the cache's state at the
- * end (the main-thread part of every save). The slice is read back and
+ * fsync) for the whole run, plus `encodeIndex` of a mid-slice state (the
+ * main-thread part of every save) and both kinds of save of it alone,
+ * with nothing else queued in the thread pool. The slice is read back and
  * checked byte for byte against the generator after the timing ends.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -76,6 +77,9 @@ interface RunResult {
   readonly durableSaves: number;
   readonly durableSaveMedianMs: number;
   readonly encodeMs: number;
+  /** The same saves alone (nothing else in the thread pool): live and durable, median of 21. */
+  readonly aloneLiveMs: number;
+  readonly aloneDurableMs: number;
   readonly indexBytes: number;
   readonly identical: boolean;
 }
@@ -128,6 +132,8 @@ async function child(url: string, size: number): Promise<RunResult> {
     const status = await downloader.run();
     const wallS = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
+    const liveDuringRun = [...live];
+    const durableDuringRun = [...durable];
     const maxRssMiB = process.resourceUsage().maxRSS / 1024;
     await reader.close();
     if (!status.complete) throw status.error ?? new Error('incomplete');
@@ -145,6 +151,18 @@ async function child(url: string, size: number): Promise<RunResult> {
       encodeRuns.push(performance.now() - t);
     }
     await cache.close();
+    // The same state saved with nothing else queued in the thread pool.
+    const alone = new IndexFile(join(dir, 'alone.json'));
+    const aloneLive: number[] = [];
+    const aloneDurable: number[] = [];
+    for (let k = 0; k < 21; k++) {
+      let t = performance.now();
+      await alone.replaceFast(encodeIndex(indexFromRanges(ranges, undefined)));
+      aloneLive.push(performance.now() - t);
+      t = performance.now();
+      await alone.replace(encodeIndex(indexFromRanges(ranges, undefined)));
+      aloneDurable.push(performance.now() - t);
+    }
 
     // The slice, byte for byte (by sha256 of both sides).
     const want = createHash('sha256');
@@ -168,12 +186,14 @@ async function child(url: string, size: number): Promise<RunResult> {
       cpuS: (used.user + used.system) / 1e6,
       rssBeforeMiB: rssBefore / MiB,
       maxRssMiB,
-      liveSaves: live.length,
-      liveSaveMedianMs: median(live),
-      liveSaveMaxMs: Math.max(...live, 0),
-      durableSaves: durable.length,
-      durableSaveMedianMs: median(durable),
+      liveSaves: liveDuringRun.length,
+      liveSaveMedianMs: median(liveDuringRun),
+      liveSaveMaxMs: Math.max(...liveDuringRun, 0),
+      durableSaves: durableDuringRun.length,
+      durableSaveMedianMs: median(durableDuringRun),
       encodeMs: median(encodeRuns),
+      aloneLiveMs: median(aloneLive),
+      aloneDurableMs: median(aloneDurable),
       indexBytes,
       identical: want.digest('hex') === got.digest('hex'),
     };
@@ -203,11 +223,11 @@ async function parent(): Promise<void> {
       }
     }
     console.log(`\n### Scale: a ${slice >= GiB ? `${slice / GiB} GiB` : `${slice / MiB} MiB`} slice, ${blockSize / MiB} MiB blocks, c${concurrency}, from bench/gen-server.mjs\n`);
-    console.log('| file | blocks | setup s (mark + save) | wall s | MiB/s | CPU s per GiB | RSS before MiB | peak RSS MiB | live saves: n, median / max ms | durable saves: n, median ms | encode ms | index KiB | slice identical |');
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+    console.log('| file | blocks | setup s (mark + save) | wall s | MiB/s | CPU s per GiB | RSS before MiB | peak RSS MiB | live saves: n, median / max ms | durable saves: n, median ms | encode ms | save alone, live / durable ms | index KiB | slice identical |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
     for (const r of rows) {
       console.log(
-        `| ${r.size >= 2 ** 40 ? `${r.size / 2 ** 40} TiB` : `${r.size / GiB} GiB`} | ${r.numBlocks} | ${(r.setupMs / 1000).toFixed(2)} | ${r.wallS.toFixed(2)} | ${(r.sliceBytes / MiB / r.wallS).toFixed(0)} | ${(r.cpuS / (r.sliceBytes / GiB)).toFixed(2)} | ${r.rssBeforeMiB.toFixed(0)} | ${r.maxRssMiB.toFixed(0)} | ${r.liveSaves}, ${r.liveSaveMedianMs.toFixed(2)} / ${r.liveSaveMaxMs.toFixed(1)} | ${r.durableSaves}, ${r.durableSaveMedianMs.toFixed(1)} | ${r.encodeMs.toFixed(2)} | ${(r.indexBytes / 1024).toFixed(1)} | ${r.identical ? 'yes' : '**NO**'} |`,
+        `| ${r.size >= 2 ** 40 ? `${r.size / 2 ** 40} TiB` : `${r.size / GiB} GiB`} | ${r.numBlocks} | ${(r.setupMs / 1000).toFixed(2)} | ${r.wallS.toFixed(2)} | ${(r.sliceBytes / MiB / r.wallS).toFixed(0)} | ${(r.cpuS / (r.sliceBytes / GiB)).toFixed(2)} | ${r.rssBeforeMiB.toFixed(0)} | ${r.maxRssMiB.toFixed(0)} | ${r.liveSaves}, ${r.liveSaveMedianMs.toFixed(2)} / ${r.liveSaveMaxMs.toFixed(1)} | ${r.durableSaves}, ${r.durableSaveMedianMs.toFixed(1)} | ${r.encodeMs.toFixed(2)} | ${r.aloneLiveMs.toFixed(2)} / ${r.aloneDurableMs.toFixed(2)} | ${(r.indexBytes / 1024).toFixed(1)} | ${r.identical ? 'yes' : '**NO**'} |`,
       );
     }
   } finally {

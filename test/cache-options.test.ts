@@ -50,8 +50,8 @@ describe('reserveSpace and checkFreeSpace', () => {
     await expect(reserveSpace(path, 10, { chunkSize: 2 ** 30 })).rejects.toThrow(
       new InvalidArgumentError('reserveSpace option chunkSize must be a whole number of bytes from 1 to 268435456, got 1073741824 (number)'),
     );
-    await expect(reserveSpace(path, 10, { method: 'sparse' as 'auto' })).rejects.toThrow(
-      new InvalidArgumentError('reserveSpace option method must be one of "auto", "fallocate", "zero-fill", got "sparse" (string)'),
+    await expect(reserveSpace(path, 10, { method: 'thin' as 'auto' })).rejects.toThrow(
+      new InvalidArgumentError('reserveSpace option method must be one of "auto", "fallocate", "zero-fill", "sparse", got "thin" (string)'),
     );
     expect(await readdir(dir)).toEqual([]);
   });

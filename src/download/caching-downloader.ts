@@ -72,8 +72,25 @@ interface RunState {
   progressVersion: number;
 }
 
-/** Bytes of writes one request may have in flight before it waits for them. */
-const WRITE_WINDOW_BYTES = 4 * 2 ** 20;
+/**
+ * Bytes of writes ALL requests together may have in flight (each request
+ * gets its share, see {@link writeWindowBytes}). The writes wait their
+ * turn in the thread pool (the cache runs two at a time) holding their
+ * socket chunks, which live long enough to be promoted and are then freed
+ * only by a full collection: at 16 connections x 4 MiB this was 185-204 MB
+ * peak RSS against 150-159 MB with 1 MiB each (docs/benchmarks.md, issue 10,
+ * 2026-12-07).
+ */
+const WRITE_WINDOWS_BYTES = 16 * 2 ** 20;
+
+/**
+ * One request's write window at `concurrency`: its share of
+ * {@link WRITE_WINDOWS_BYTES}, from 1 MiB (enough for one gathered write
+ * running while the next gathers) to 4 MiB.
+ */
+function writeWindowBytes(concurrency: number): number {
+  return Math.min(4 * 2 ** 20, Math.max(2 ** 20, Math.floor(WRITE_WINDOWS_BYTES / concurrency)));
+}
 
 /**
  * Socket chunks (16-64 KiB) are gathered up to this many bytes and written
@@ -528,6 +545,7 @@ export class CachingDownloader {
       mark: (index) => this.#mark(run, index, ranged),
       blockEnd: (index) => this.#blockEnd(index),
       blockSize: this.#blockSize,
+      writeWindowBytes: writeWindowBytes(this.#options.concurrency),
     };
     // A copy: its end (`to`, the engine's range) may be lowered by the tail.
     const live: LiveRequest = { ...request };
@@ -731,6 +749,8 @@ interface CacheTarget {
   /** The last byte of block `index`. */
   blockEnd(index: number): number;
   readonly blockSize: number;
+  /** Bytes of writes the request may have in flight before it waits for them. */
+  readonly writeWindowBytes: number;
 }
 
 /**
@@ -739,8 +759,8 @@ interface CacheTarget {
  * marks once a block's bytes are all written.
  *
  * Chunks are gathered up to {@link COALESCE_BYTES} (or a block's end) and
- * written as one. Writes are not awaited one by one: up to {@link WRITE_WINDOW_BYTES} of
- * them run while the next chunks arrive, so the socket and the disk work at
+ * written as one. Writes are not awaited one by one: up to the target's
+ * `writeWindowBytes` of them run while the next chunks arrive, so the socket and the disk work at
  * the same time instead of taking turns (awaiting each 64 KiB write made a
  * loopback download about half as fast). A block is marked only after every
  * write that touched it has resolved, which is all `markCached` asks.
@@ -798,7 +818,7 @@ class CacheSink implements BodySink {
     const markable = this.#nextToMark < this.#request.lastBlock && this.#target.blockEnd(this.#nextToMark) < end;
     if (markable) return this.#markWhole(end);
     if (this.#gatheredBytes >= COALESCE_BYTES) this.#writeGathered();
-    if (this.#writes.bytes >= WRITE_WINDOW_BYTES) return this.#writes.drain();
+    if (this.#writes.bytes >= this.#target.writeWindowBytes) return this.#writes.drain();
     return undefined;
   }
 
