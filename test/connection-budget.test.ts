@@ -54,6 +54,33 @@ describe('ConnectionBudget', () => {
     expect(budget.inUse).toBe(0);
   });
 
+  it('a joined holder whose next request already waits gets its own released slot: no deadlock when every slot is a last one', async () => {
+    // Two files at a limit of 2: each holds its last slot, and each asks for
+    // its next one BEFORE releasing that slot (a request is planned before it
+    // waits). Parking the released slots would leave both waiting forever.
+    const budget = new ConnectionBudget(2);
+    const a = {};
+    const b = {};
+    budget.join(a);
+    budget.join(b);
+    const ra = await budget.acquire(a);
+    const rb = await budget.acquire(b);
+    const nextA = budget.acquire(a);
+    const nextB = budget.acquire(b);
+    expect(budget.waiting).toBe(2);
+    ra();
+    rb();
+    const [ra2, rb2] = await Promise.all([nextA, nextB]);
+    expect(budget.inUse).toBe(2);
+    expect(budget.waiting).toBe(0);
+    ra2();
+    rb2();
+    // Both parked their last slot; leaving gives them back.
+    budget.leave(a);
+    budget.leave(b);
+    expect(budget.inUse).toBe(0);
+  });
+
   it('run() releases the slot however the work ends', async () => {
     const budget = new ConnectionBudget(1);
     await expect(budget.run({}, undefined, () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');

@@ -96,6 +96,19 @@ describe('downloadFiles', () => {
     expect(events.some((e) => e.type === 'file-failed' && e.key === 'M')).toBe(true);
   });
 
+  it('as many files at once as connections: every file completes (a connection budget that parked every slot hung here)', async () => {
+    const bodies = Array.from({ length: 4 }, (_, i) => payload(i * 7, i * 7 + 700_000));
+    server = await startSetServer(Object.fromEntries(bodies.map((b, i) => [`/f${i}`, b])));
+    const s = server;
+    for (const concurrency of [2, 4]) {
+      const entries = bodies.slice(0, concurrency).map((_, i) => ({ source: s.url(`/f${i}`), target: join(dir, `c${concurrency}-f${i}`) }));
+      const result = await downloadFiles(entries, { concurrency, maxConcurrentFiles: concurrency, blockSize: 64 * 1024, maxRequestBytes: 64 * 1024 });
+      expect(result.files.map((f) => f.outcome)).toEqual(entries.map(() => 'done'));
+      for (const [i, e] of entries.entries()) expect(sha256(await readFile(e.target))).toBe(sha256(bodies[i] as Buffer));
+      expect(s.maxOpen).toBeLessThanOrEqual(concurrency);
+    }
+  });
+
   it('refuses two entries with one target before any request', async () => {
     server = await startSetServer({ '/a': payload(0, 9) });
     const s = server;

@@ -45,12 +45,23 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 const argv = process.argv.slice(2);
 process.argv.splice(2);
 
+// A command whose work never settled (a promise nobody will resolve) would
+// let the event loop drain and exit with status 0 and no word: say so, and
+// fail, instead of passing for success.
+let settled = false;
+process.on('beforeExit', () => {
+  if (settled) return;
+  process.stderr.write('blockfetch: internal error: the command stopped without finishing (a bug: please report it); partial downloads are kept and resumable\n');
+  process.exit(1);
+});
+
 const code = await runCli({
   argv,
   stdout: process.stdout,
   stderr: process.stderr,
   signal: controller.signal,
 });
+settled = true;
 process.exitCode = code;
 // Everything the command opened is closed by now; this only guards against
 // a stray handle (a keep-alive socket, a timer) keeping the process alive.

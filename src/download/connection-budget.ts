@@ -131,11 +131,26 @@ export class ConnectionBudget {
     return () => {
       if (released) return;
       released = true;
-      // A joined holder keeps its LAST slot (parked) between its requests;
-      // any other goes back to be shared out.
-      if (this.#joined.get(holder) === false && this.#held.get(holder) === 1) this.#joined.set(holder, true);
-      else this.#giveBack(holder);
+      // A joined holder keeps its LAST slot between its requests: straight
+      // to its own next request when that one is already waiting (parking
+      // it instead would deadlock once every running holder parked a slot
+      // with its next request queued behind it), else parked until it asks.
+      // Any other slot goes back to be shared out.
+      if (this.#joined.get(holder) === false && this.#held.get(holder) === 1) {
+        const own = this.#waiting.findIndex((w) => w.holder === holder);
+        if (own < 0) this.#joined.set(holder, true);
+        else this.#handOver(own);
+      } else this.#giveBack(holder);
     };
+  }
+
+  /** Moves a slot its holder is releasing to that holder's waiting request at `index`: the counts stay as they are. */
+  #handOver(index: number): void {
+    const [waiter] = this.#waiting.splice(index, 1);
+    if (waiter === undefined) return;
+    this.#inUse--;
+    this.#held.set(waiter.holder, (this.#held.get(waiter.holder) ?? 1) - 1);
+    waiter.grant();
   }
 
   #giveBack(holder: object): void {
