@@ -42,7 +42,7 @@ interface Mirror {
  *   that fails the look is dropped (a `mirror-dropped` event) unless none is
  *   left, then the first mirror's failure is thrown. Every mirror left must
  *   answer the same size, and no two may advertise different digests of one
- *   algorithm (nor one other than `expectedDigest`): else a
+ *   algorithm (nor one other than `expectedDigest` or `expectedDigests`): else a
  *   `BLOCKFETCH_MIRRORS_DISAGREE` naming both, before a byte is fetched.
  * - Requests are spread only over mirrors PROVEN to serve the same bytes: a
  *   digest is known (given or advertised; the download checks it at the
@@ -200,7 +200,7 @@ export class MirrorReader implements Reader {
     if (ranged.length > 0) for (const m of answered) if (!ranged.includes(m)) this.#drop(m, 'no-ranges');
     let used = ranged.length > 0 ? ranged : answered.slice(0, 1);
     this.#digest = digest;
-    this.#digestKnown = digest !== undefined || this.#options.expectedDigest !== undefined;
+    this.#digestKnown = digest !== undefined || this.#options.expectedDigests.length > 0;
     if (used.length > 1 && !this.#digestKnown && sharedStrongEtag(used) === undefined) {
       // Nothing shows these mirrors hold the same bytes: take them from one.
       for (const m of used.slice(1)) this.#drop(m, 'unproven');
@@ -235,10 +235,11 @@ export class MirrorReader implements Reader {
    * mirror's), if any.
    */
   #checkDigests(answered: readonly Mirror[]): ExpectedDigest | undefined {
-    const expected = this.#options.expectedDigest;
     let seen: { digest: ExpectedDigest; by: string } | undefined;
     const byAlgorithm = new Map<string, { digest: ExpectedDigest; by: string }>();
-    if (expected !== undefined) byAlgorithm.set(expected.algorithm, { digest: expected, by: 'the digest given' });
+    for (const expected of this.#options.expectedDigests) {
+      if (!byAlgorithm.has(expected.algorithm)) byAlgorithm.set(expected.algorithm, { digest: expected, by: 'the digest given' });
+    }
     for (const m of answered) {
       const digest = m.reader.digest();
       if (digest === undefined) continue;

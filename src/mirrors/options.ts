@@ -53,6 +53,14 @@ export interface MirrorReaderOptions {
    * @default undefined
    */
   readonly expectedDigest?: ExpectedDigest;
+  /**
+   * More whole-file digests the caller expects, of other algorithms (a
+   * checksum list's sha512 beside a given sha256, say): each counts as a
+   * known digest exactly as `expectedDigest` does, and a mirror advertising
+   * another digest of one of their algorithms is refused the same way.
+   * @default undefined
+   */
+  readonly expectedDigests?: readonly ExpectedDigest[];
   /** The cooldown after a mirror's first retryable failure, in ms; doubled for each failure in a row. @default 2000 */
   readonly cooldownMs?: number;
   /** The longest cooldown, in ms. @default 30000 */
@@ -79,6 +87,8 @@ export interface ResolvedMirrorReaderOptions {
   readonly urls: readonly (string | URL)[];
   readonly http: Omit<HttpReaderOptions, 'url' | 'expected'>;
   readonly expectedDigest: ExpectedDigest | undefined;
+  /** `expectedDigest` and `expectedDigests` together, `expectedDigest` first. */
+  readonly expectedDigests: readonly ExpectedDigest[];
   readonly cooldownMs: number;
   readonly maxCooldownMs: number;
   readonly onEvent: ((event: MirrorEvent) => void) | undefined;
@@ -107,6 +117,9 @@ export function resolveMirrorReaderOptions(options: MirrorReaderOptions): Resolv
     }
     seen.add(key);
   }
+  if (options.expectedDigests !== undefined && !Array.isArray(options.expectedDigests)) {
+    throw new InvalidArgumentError(`MirrorReader option expectedDigests must be an array of digests, got ${describeValue(options.expectedDigests)}`);
+  }
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
     throw new InvalidArgumentError(`MirrorReader option onEvent must be a function, got ${describeValue(options.onEvent)}`);
   }
@@ -115,6 +128,7 @@ export function resolveMirrorReaderOptions(options: MirrorReaderOptions): Resolv
     urls,
     http: options.http ?? {},
     expectedDigest: options.expectedDigest,
+    expectedDigests: [...(options.expectedDigest === undefined ? [] : [options.expectedDigest]), ...(options.expectedDigests ?? [])],
     cooldownMs: wholeNumber(OWNER, 'cooldownMs', options.cooldownMs ?? d.cooldownMs, { min: 0 }),
     maxCooldownMs: wholeNumber(OWNER, 'maxCooldownMs', options.maxCooldownMs ?? d.maxCooldownMs, { min: 0 }),
     onEvent: options.onEvent,
