@@ -265,7 +265,7 @@ export const DOWNLOAD_OPTIONS = [
   {
     long: 'checksums',
     value: 'FILE|URL',
-    help: "a checksum list (sha256sum, sha512sum or BSD tag format): the digests it gives for the file's name are checked before the final rename",
+    help: "a checksum list (sha256sum, sha512sum or BSD tag format): the digests it gives for the file's name are checked before the final rename (each file's, with several URLs or -i; read once)",
   },
   { long: 'restart', help: 'if the remote changed since the partial download began, discard it and download the new revision' },
   { long: 'continue', help: 'accepted for wget and aria2c: blockfetch always resumes what is on disk' },
@@ -286,7 +286,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
-  { long: 'input-file', short: 'i', value: 'FILE', help: "download the URLs listed in FILE, aria2c's format (out=, dir=, checksum=, header= lines); '-' reads stdin" },
+  { long: 'input-file', short: 'i', value: 'FILE', help: "download the URLs listed in FILE, aria2c's format (out=, dir=, checksum=, header= lines; TAB-separated URLs are mirrors of one file); '-' reads stdin" },
   {
     long: 'max-concurrent-downloads',
     short: 'j',
@@ -294,7 +294,7 @@ export const DOWNLOAD_OPTIONS = [
     default: String(d.maxConcurrentFiles),
     help: 'with several URLs or -i: files downloaded at once; -c counts connections across all of them',
   },
-  { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag' },
+  { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag; for several files, TAB-separate mirrors on -i lines' },
   { long: 'http2', help: 'offer HTTP/2 to https servers (ALPN); without it, HTTP/1.1' },
   { long: 'include', value: 'GLOB', repeatable: true, help: 'hf:// only: download only the repository paths matching GLOB (fnmatch: *.json, onnx/*; repeatable)' },
   { long: 'exclude', value: 'GLOB', repeatable: true, help: 'hf:// only: skip the repository paths matching GLOB (repeatable)' },
