@@ -42,10 +42,6 @@ export interface ChecksumList {
   readonly entries: readonly ChecksumEntry[];
 }
 
-/** The algorithm of an untagged (GNU) line, by the digest's number of hex digits. */
-const ALGORITHM_BY_HEX_LENGTH: ReadonlyMap<number, DigestAlgorithm> = new Map(
-  (Object.entries(DIGEST_HEX_LENGTH) as [DigestAlgorithm, number][]).map(([algorithm, length]) => [length, algorithm]),
-);
 
 /** BSD tag names, upper case, to node:crypto names. */
 const TAG_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze({
@@ -57,6 +53,13 @@ const TAG_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze(
 
 /** Stronger first: the order {@link digestsFor} returns a file's digests in. */
 const STRENGTH: readonly DigestAlgorithm[] = ['sha512', 'sha256', 'sha1', 'md5'];
+
+/**
+ * The algorithm of an untagged (GNU) line, by the digest's number of hex
+ * digits: only the list tools' algorithms, so that another 40-digit digest
+ * blockfetch knows (a Git blob's `git-sha1`) never takes sha1's place.
+ */
+const ALGORITHM_BY_HEX_LENGTH: ReadonlyMap<number, DigestAlgorithm> = new Map(STRENGTH.map((algorithm) => [DIGEST_HEX_LENGTH[algorithm], algorithm]));
 
 /** The most of a malformed line quoted in a message. */
 const QUOTE_CHARS = 80;
