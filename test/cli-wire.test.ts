@@ -157,6 +157,20 @@ describe('checksum lists, stream while saving and mirrors, together', () => {
     expect(result.stderr).not.toMatch(/not built yet|unproven|nothing proves/);
   });
 
+  it("every digest reaches the mirrors: one advertising a sha512 other than the list's is refused, though checksum= gave a sha256", async () => {
+    const data = payload(7, 2 * 2 ** 20);
+    const sha512 = createHash('sha512').update(data).digest('hex');
+    const otherSha512 = createHash('sha512').update('another file').digest('base64');
+    const first = await serve({ '/pub/w.bin': data });
+    const second = await serve({ '/mirror/w.bin': { content: data, headers: { 'repr-digest': `sha-512=:${otherSha512}:` } } });
+    await writeFile(join(dir, 'SHA512SUMS'), `${sha512}  w.bin\n`);
+    await writeFile(join(dir, 'list.txt'), `${first.url('/pub/w.bin')}\t${second.url('/mirror/w.bin')}\n  out=w.bin\n  checksum=sha-256=${sha256(data)}\n`);
+    const result = await runCli(['-i', 'list.txt', '--checksums', 'SHA512SUMS', ...SMALL_BLOCKS], { cwd: dir });
+    expect(result.code, result.stderr).toBe(ExitCode.USAGE);
+    expect(result.stderr).toMatch(/^ {2}failed {3}w\.bin: exit 2 BLOCKFETCH_MIRRORS_DISAGREE: the mirrors disagree on the sha512 digest: the digest given has /m);
+    expect(existsSync(join(dir, 'w.bin'))).toBe(false);
+  });
+
   it('--mirror for one URL is told the digests from --checksums, so both mirrors serve', async () => {
     const data = payload(5, 8 * 2 ** 20);
     const first = await serve({ '/a/f.iso': data });
