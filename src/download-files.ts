@@ -40,7 +40,7 @@ import { AbortedError, BlockfetchError, InvalidArgumentError } from './errors.js
 import { definedFields, describeValue, wholeNumber } from './validate.js';
 
 /** Per-file options: each overrides the set's option of the same name. */
-export type DownloadEntryOptions = Pick<DownloadFileOptions, 'expectedDigest' | 'headers' | 'createReader' | 'blockSize' | 'overwrite' | 'restart'>;
+export type DownloadEntryOptions = Pick<DownloadFileOptions, 'expectedDigest' | 'expectedDigests' | 'headers' | 'createReader' | 'blockSize' | 'overwrite' | 'restart'>;
 
 /** One file of a set. */
 export interface DownloadEntry {

@@ -111,9 +111,10 @@ describe('blockfetch with several files', () => {
     // header= wins over -H for its own entry; -H still applies to the others.
     expect(server.requests.get('/a')?.every((r) => r.headers['x-token'] === 'abc' && r.headers['x-other'] === 'o')).toBe(true);
     expect(server.requests.get('/c.bin')?.every((r) => r.headers['x-token'] === 'global')).toBe(true);
-    // The mirror is parsed and noted, not used yet.
-    expect(result.stderr).toMatch(/\(stdin\):6: 2 URLs \(mirrors\) for one file: using the first/);
-    expect(server.requests.get('/mirror-b')).toBeUndefined();
+    // The second URL on the line is a mirror of the same file: it is read too (at least its first look), with the set's headers.
+    expect(server.requests.get('/mirror-b')?.length).toBeGreaterThan(0);
+    expect(server.requests.get('/mirror-b')?.every((r) => r.headers['x-token'] === 'global')).toBe(true);
+    expect(result.stderr).not.toMatch(/not built yet/);
     expect(result.stderr).toMatch(/done {5}set\/sub\/second\.bin \(293 KiB, sha256 verified\)/);
   });
 

@@ -265,7 +265,7 @@ export const DOWNLOAD_OPTIONS = [
   {
     long: 'checksums',
     value: 'FILE|URL',
-    help: "a checksum list (sha256sum, sha512sum or BSD tag format): the digests it gives for the file's name are checked before the final rename",
+    help: "a checksum list (sha256sum, sha512sum or BSD tag format): the digests it gives for the file's name are checked before the final rename (each file's, with several URLs or -i; read once)",
   },
   { long: 'restart', help: 'if the remote changed since the partial download began, discard it and download the new revision' },
   { long: 'continue', help: 'accepted for wget and aria2c: blockfetch always resumes what is on disk' },
@@ -286,7 +286,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'debug', help: 'show error codes, stacks and causes (also: NODE_DEBUG=blockfetch)' },
   { long: 'help', short: 'h', help: 'show this help' },
   { long: 'version', short: 'V', help: 'show the version' },
-  { long: 'input-file', short: 'i', value: 'FILE', help: "download the URLs listed in FILE, aria2c's format (out=, dir=, checksum=, header= lines); '-' reads stdin" },
+  { long: 'input-file', short: 'i', value: 'FILE', help: "download the URLs listed in FILE, aria2c's format (out=, dir=, checksum=, header= lines; TAB-separated URLs are mirrors of one file); '-' reads stdin" },
   {
     long: 'max-concurrent-downloads',
     short: 'j',
@@ -294,7 +294,7 @@ export const DOWNLOAD_OPTIONS = [
     default: String(d.maxConcurrentFiles),
     help: 'with several URLs or -i: files downloaded at once; -c counts connections across all of them',
   },
-  { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag' },
+  { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag; for several files, TAB-separate mirrors on -i lines' },
   { long: 'http2', help: 'offer HTTP/2 to https servers (ALPN); without it, HTTP/1.1' },
   { long: 'include', value: 'GLOB', repeatable: true, help: 'hf:// only: download only the repository paths matching GLOB (fnmatch: *.json, onnx/*; repeatable)' },
   { long: 'exclude', value: 'GLOB', repeatable: true, help: 'hf:// only: skip the repository paths matching GLOB (repeatable)' },
@@ -543,6 +543,7 @@ function parseDownload(argv: readonly string[]): Command {
   const output = value('output');
   const maxConcurrentFiles = parseWholeNumber(value('max-concurrent-downloads'), '-j/--max-concurrent-downloads', CONCURRENCY_LIMITS) ?? defaultCliOptions.maxConcurrentFiles;
   if (urls.length > 1 || inputFile !== undefined) checkSetDestination(urls.length, inputFile, output, is('stdout'));
+  if ((urls.length > 1 || inputFile !== undefined) && is('mirror')) checkSetMirrors(urls.length, inputFile);
   const toStdout = is('stdout') || output === '-';
   if (output === '') throw new InvalidArgumentError('-o/--output must be a file name, got an empty string');
   // `-o FILE --stdout`: stream while saving FILE (see docs/cli.md).
@@ -561,7 +562,8 @@ function parseDownload(argv: readonly string[]): Command {
       hint: 'check the other one afterwards with `blockfetch verify FILE --sha512 HEX`',
     });
   }
-  const checksums = checkChecksums(value('checksums'), toStdout);
+  // With -o FILE too there is a file to hold back from its rename (stream while saving).
+  const checksums = checkChecksums(value('checksums'), toStdout && saved === undefined);
   if (is('quiet') && is('json')) {
     throw new InvalidArgumentError('--quiet and --json cannot be combined', {
       hint: '--json already prints nothing but JSON lines; drop one of them',
@@ -650,6 +652,17 @@ function checkSetDestination(urls: number, inputFile: string | undefined, output
   }
 }
 
+/**
+ * `--mirror` names more URLs of ONE file: with several files it cannot say
+ * which. A file's mirrors go on its own line of an input file instead.
+ */
+function checkSetMirrors(urls: number, inputFile: string | undefined): never {
+  const what = inputFile === undefined ? `${urls} URLs ask` : `-i ${JSON.stringify(inputFile)} asks`;
+  throw new InvalidArgumentError(`--mirror gives more URLs of one file, but ${what} for several files`, {
+    hint: "put each file's mirrors on its line of an input file, separated by TAB characters (URL<TAB>MIRROR), and run blockfetch -i FILE",
+  });
+}
+
 /** `--mirror URL`s: http(s) URLs, none of them the main URL or given twice, and not with --stdout. */
 function parseMirrors(url: string, mirrors: readonly string[], toStdout: boolean): string[] {
   if (mirrors.length === 0) return [];
@@ -721,10 +734,11 @@ function outputIn(dir: string | undefined, output: string | undefined, toStdout:
 
 /**
  * `--checksums FILE|URL`: a file, or an http(s) URL. Not `-`: stdin is not
- * read by a download. Not with `--stdout`: there the bytes are out before
- * any digest could stop them, and there is no file name to look up.
+ * read by a download. Not with `--stdout` alone (`streamsOnly`): there the
+ * bytes are out before any digest could stop them, and there is no file
+ * name to look up; `-o FILE --stdout` has both.
  */
-function checkChecksums(text: string | undefined, toStdout: boolean): string | undefined {
+function checkChecksums(text: string | undefined, streamsOnly: boolean): string | undefined {
   if (text === undefined) return undefined;
   if (text === '') throw new InvalidArgumentError('--checksums must be a file name or URL, got an empty string');
   if (text === '-') {
@@ -737,9 +751,9 @@ function checkChecksums(text: string | undefined, toStdout: boolean): string | u
       hint: 'download the list first, then give its file name',
     });
   }
-  if (toStdout) {
+  if (streamsOnly) {
     throw new InvalidArgumentError('--checksums checks a file before it is renamed into place; --stdout has no file', {
-      hint: 'save to a file (-o FILE) to check it against the list, or give --sha256 HEX to check the stream at its end',
+      hint: 'save to a file too (-o FILE --stdout) to check it against the list, or give --sha256 HEX to check the stream at its end',
     });
   }
   return text;

@@ -6,11 +6,13 @@
  * A URL is fetched with the download's own HTTP stack (an {@link HttpReader}
  * on a dispatcher with the same proxy and TLS settings), so redirects,
  * timeouts, retries and error codes are the download's. The `-H` headers go
- * along only when the list is on the download's origin: a token meant for
+ * along only when the list is on the download's origin (for a set of files,
+ * every file's): a token meant for
  * the file's host is not sent to another host that serves the list (and the
  * reader drops them on any redirect to another origin, as for the file).
  */
 import { open } from 'node:fs/promises';
+import { basename } from 'node:path';
 
 import type { Dispatcher } from 'undici';
 
@@ -36,8 +38,11 @@ export const MAX_CHECKSUM_LIST_BYTES = 16 * 1024 * 1024;
 
 /** How {@link loadChecksumList} fetches a URL. */
 export interface ChecksumListFetch {
-  /** The download's URL: its origin decides whether `headers` are sent. */
-  readonly downloadUrl: string;
+  /**
+   * The download's URL, or every URL of a set of files: `headers` are sent
+   * only when each of them has the list's origin.
+   */
+  readonly downloadUrl: string | readonly string[];
   /** The `-H` headers of the download (lower-case names). */
   readonly headers: Readonly<Record<string, string>>;
   /** A dispatcher with the download's proxy and TLS settings (the caller closes it). */
@@ -127,7 +132,7 @@ async function fetchList(url: string, name: string, o: ChecksumListFetch): Promi
     // One request asks for one byte more than the cap, so a larger list is
     // told by its size (Content-Range) without its body being read.
     blockSize: MAX_CHECKSUM_LIST_BYTES + 1,
-    headers: sameOrigin(url, o.downloadUrl) ? o.headers : withoutCredentials(o.headers),
+    headers: allOnOrigin(url, typeof o.downloadUrl === 'string' ? [o.downloadUrl] : o.downloadUrl) ? o.headers : withoutCredentials(o.headers),
     requestTimeoutMs: o.timeoutMs,
     idleTimeoutMs: o.timeoutMs,
     dispatcher: o.dispatcher,
@@ -170,6 +175,14 @@ function sameOrigin(a: string, b: string): boolean {
 }
 
 /**
+ * True when every one of `downloads` shares `list`'s origin: the headers of
+ * a set spanning several origins were meant for more than the list's host.
+ */
+function allOnOrigin(list: string, downloads: readonly string[]): boolean {
+  return downloads.length > 0 && downloads.every((d) => sameOrigin(list, d));
+}
+
+/**
  * The headers that may go to another origin: only `User-Agent`. Anything
  * else given with `-H` may be a credential (Authorization, Cookie, an API
  * key under any name), and it was given for the download's host.
@@ -202,4 +215,23 @@ export function expectedDigestsFor(list: ChecksumList, target: string, given: Ex
     );
   }
   return [given, ...listed.filter((d) => d.algorithm !== given.algorithm)];
+}
+
+/**
+ * The one line to show about what `list` said for the file saved as
+ * `target`: that it does not list it (the download goes on unchecked by the
+ * list; not an error, since a list may cover other files), or, when
+ * `verbose`, which of `digests` will be checked. `undefined`: nothing to say.
+ * One file and every file of a set get the same line.
+ *
+ * @example
+ * ```ts
+ * listedNote(list, 'out/b.iso', [], false)
+ * // 'note: SHA256SUMS does not list b.iso; it is downloaded without a checksum from the list'
+ * ```
+ */
+export function listedNote(list: ChecksumList, target: string, digests: readonly ExpectedDigest[], verbose: boolean): string | undefined {
+  if (digestsFor(list, target).length === 0) return `note: ${list.source} does not list ${basename(target)}; it is downloaded without a checksum from the list`;
+  if (verbose) return `${list.source} lists ${basename(target)}: checking ${digests.map((d) => d.algorithm).join(' and ')} before the final rename`;
+  return undefined;
 }

@@ -22,7 +22,7 @@ import type { RemoteIdentity } from '../cache/types.js';
 import { inspectDownload } from './inspect.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
-import { expectedDigestsFor, loadChecksumList } from './checksum-list-source.js';
+import { expectedDigestsFor, listedNote, loadChecksumList } from './checksum-list-source.js';
 import { chooseFilename } from './filename.js';
 import { jsonLine } from './json-lines.js';
 import { Interrupted, StdoutClosed, type CliIo } from './io.js';
@@ -100,7 +100,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       // With --mirror the HTTP settings go to every mirror's reader instead.
       ...(command.mirrors.length === 0 ? http : {
             createReader: (url: string) => {
-              const reader = mirrorReaderFor(url, command, capture.dispatcher, view, recorded);
+              const reader = mirrorReaderFor(url, command, digests, capture.dispatcher, view, recorded);
               recorded = undefined;
               return reader;
             },
@@ -228,12 +228,7 @@ async function checksumList(command: DownloadCommand, tls: DispatcherTlsOptions,
  * may cover other files), or, with `-v`, which digests it gave.
  */
 function noteListed(list: ChecksumList, target: string, digests: readonly ExpectedDigest[], command: DownloadCommand, view: ProgressView, io: CliIo): void {
-  let note: string | undefined;
-  if (digestsFor(list, target).length === 0) {
-    note = `note: ${list.source} does not list ${basename(target)}; it is downloaded without a checksum from the list`;
-  } else if (command.verbose) {
-    note = `${list.source} lists ${basename(target)}: checking ${digests.map((d) => d.algorithm).join(' and ')} before the final rename`;
-  }
+  const note = listedNote(list, target, digests, command.verbose);
   if (note === undefined || command.outputMode === 'quiet') return;
   if (command.outputMode === 'json') view.note(note);
   else io.stderr.write(`blockfetch: ${note}\n`);
@@ -242,9 +237,14 @@ function noteListed(list: ChecksumList, target: string, digests: readonly Expect
 /**
  * A mismatch against a digest the checksum list gave: said so in the hint,
  * since "the digest you gave" would send a person looking for a --sha256
- * they never typed.
+ * they never typed. Any other error is returned as it is.
+ *
+ * @example
+ * ```ts
+ * report(listedMismatch(err, list, 'out/a.iso')) // hint: the file does not have the sha256 that SHA256SUMS gives for a.iso: …
+ * ```
  */
-function listedMismatch(err: unknown, list: ChecksumList | undefined, target: string | undefined): unknown {
+export function listedMismatch(err: unknown, list: ChecksumList | undefined, target: string | undefined): unknown {
   if (!(err instanceof DigestMismatchError) || list === undefined || target === undefined) return err;
   const listed = digestsFor(list, target).some((d) => d.algorithm === err.algorithm && d.hex === err.expected);
   if (!listed) return err;
@@ -255,10 +255,19 @@ function listedMismatch(err: unknown, list: ChecksumList | undefined, target: st
 }
 
 /**
- * The reader of `url` and the `--mirror` URLs, with the run's HTTP settings,
- * showing each mirror dropped or cooling down as a note.
+ * The reader of `url` and the `--mirror` URLs, with the run's HTTP settings
+ * and every digest known for the file (given, and the checksum list's: any
+ * one of them proves the mirrors serve the same bytes), showing each mirror
+ * dropped or cooling down as a note.
  */
-function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Dispatcher, view: ProgressView, recorded: RemoteIdentity | undefined): Reader {
+function mirrorReaderFor(
+  url: string,
+  command: DownloadCommand,
+  digests: readonly ExpectedDigest[],
+  dispatcher: Dispatcher,
+  view: ProgressView,
+  recorded: RemoteIdentity | undefined,
+): Reader {
   return readerForUrls([url, ...command.mirrors], {
     ...(recorded === undefined ? {} : { expected: recorded }),
     http: {
@@ -268,7 +277,7 @@ function mirrorReaderFor(url: string, command: DownloadCommand, dispatcher: Disp
       dispatcher,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
     },
-    ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+    ...(digests.length === 0 ? {} : { expectedDigests: digests }),
     onEvent: (event) => {
       if (event.type === 'mirror-dropped') view.note(event.message);
       else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`);

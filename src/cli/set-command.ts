@@ -7,6 +7,12 @@
  * summary, and maps the outcomes to one exit code
  * ({@link mostSevereExitCode}).
  *
+ * `--checksums FILE|URL` is read once, before anything else is asked of a
+ * server; each file is then checked against what it gives for the file's
+ * target, besides its `checksum=` ({@link expectedDigestsOf}). Several
+ * TAB-separated URLs on an input-file line are one file read from all of
+ * them ({@link readerForUrls}).
+ *
  * Re-running the same command resumes the set: a finished file is skipped
  * without a request when its target is known without asking the server
  * (`out=`); a file named after the server costs one small request to learn
@@ -18,13 +24,17 @@ import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 
 import type { ExpectedDigest } from '../cache/types.js';
+import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
+import type { Reader } from '../download/reader.js';
 import { lookAtRemote } from '../download-file.js';
 import { downloadFiles, type DownloadEntry, type DownloadFilesEvent } from '../download-files.js';
 import { BlockfetchError, InvalidArgumentError, redactUrl } from '../errors.js';
-import { createDefaultDispatcher } from '../http/dispatcher.js';
+import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
 import { HttpReader } from '../http/http-reader.js';
+import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { headerRecord, type DownloadCommand, type DownloadSetCommand } from './args.js';
-import { tlsOptions } from './download-command.js';
+import { expectedDigestsFor, listedNote, loadChecksumList } from './checksum-list-source.js';
+import { listedMismatch, tlsOptions } from './download-command.js';
 import { ExitCode, mostSevereExitCode, type ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
 import { parseInputFile, type InputEntry } from './input-file.js';
@@ -36,7 +46,7 @@ import { JsonSetView, createSetView, type SetFileOutcome, type SetView } from '.
 
 /** One file of the set, before its target is known. */
 interface PlannedFile {
-  /** The URLs: the first is used; the rest are mirrors (not used yet). */
+  /** The URLs: the first names the file; all are read (mirrors) when there are several. */
   readonly urls: readonly string[];
   /** Where it came from, for messages: `list.txt:7`, or `argument 2`. */
   readonly origin: string;
@@ -58,10 +68,19 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
   const json = command.outputMode === 'json';
   let planned: PlannedFile[];
   let dispatcher: Dispatcher;
+  let checksums: ChecksumList | undefined;
   try {
     planned = await planFiles(command);
     refuseDuplicates(planned.filter((p) => p.target !== undefined).map((p) => ({ target: p.target as string, origin: p.origin })));
-    dispatcher = createDefaultDispatcher(process.env, await tlsOptions(command));
+    const tls = await tlsOptions(command);
+    if (command.checksums !== undefined) {
+      // Once for the whole set, before any request for a file: a list that
+      // cannot be had or read, or that contradicts a checksum= of a file
+      // whose name is already known (out=), stops the run here.
+      checksums = await setChecksumList(command, planned, tls, io.signal);
+      for (const p of planned) if (p.target !== undefined) expectedDigestsOf(p, p.target, checksums);
+    }
+    dispatcher = createDefaultDispatcher(process.env, tls);
   } catch (err) {
     if (json) writeJsonError(io.stdout, err);
     io.stderr.write(formatFailure(err, command.debug || debugFromEnvironment));
@@ -71,9 +90,6 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
   const resume = resumeText(io.argv, command);
   try {
     if (command.tls.insecure) view.note('warning: -k/--insecure: TLS certificates are not checked in this run; anyone on the path can read or change the download');
-    for (const p of planned) {
-      if (p.urls.length > 1) view.note(`${p.origin}: ${p.urls.length} URLs (mirrors) for one file: using the first; downloading from mirrors is not built yet`);
-    }
     // Targets the server names: one small request each, before any download, so that two files with one name are refused up front.
     const named = await nameFromServers(planned, command, dispatcher, io.signal, view);
     // Every file's outcome, in the order of the set.
@@ -81,7 +97,7 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
     const failures: { index: number; file: string; report: FailureReport }[] = [];
     const entries: DownloadEntry[] = [];
     const entryIndex: number[] = [];
-    const targets: { target: string; origin: string }[] = [];
+    const targets: { target: string; origin: string; digests: readonly ExpectedDigest[] }[] = [];
     for (const [i, p] of planned.entries()) {
       const target = p.target ?? named[i];
       if (typeof target !== 'string') {
@@ -89,12 +105,21 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
         failures.push({ index: i, file: redactUrl(p.urls[0] ?? ''), report: describeFailure(named[i]) });
         continue;
       }
-      targets.push({ target, origin: p.origin });
+      const digests = expectedDigestsOf(p, target, checksums);
+      targets.push({ target, origin: p.origin, digests });
       if (view instanceof JsonSetView) view.setUrl(target, redactUrl(p.urls[0] ?? ''));
-      entries.push({ source: p.urls[0] as string, target, options: entryOptions(p) });
+      entries.push({ source: p.urls[0] as string, target, options: entryOptions(p, target, digests, command, dispatcher, view) });
       entryIndex.push(i);
     }
     refuseDuplicates(targets);
+    if (checksums !== undefined) {
+      for (const { target, digests } of targets) {
+        const note = listedNote(checksums, target, digests, command.verbose);
+        if (note !== undefined) view.note(note);
+      }
+    }
+    // A file that fails a digest the list gave says so in its hint (the key is the target).
+    const explain = (key: string, err: BlockfetchError): FailureReport => describeFailure(checksums === undefined ? err : listedMismatch(err, checksums, key));
     for (const { index, file, report } of failures) {
       view.failed(file, report);
       outcomes[index] = { file, outcome: 'failed', report };
@@ -112,11 +137,11 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
           timeoutMs: command.timeoutMs,
           dispatcher,
           signal: io.signal,
-          onEvent: (event) => show(event, view, command, io.signal),
+          onEvent: (event) => show(event, view, command, io.signal, explain),
         });
     for (const [n, f] of (result?.files ?? []).entries()) {
       outcomes[entryIndex[n] as number] = (
-        f.outcome === 'failed' ? { file: f.key, outcome: 'failed', report: describeFailure(f.error) } : f.outcome === 'done' ? { file: f.key, outcome: 'done', result: f.result } : { file: f.key, outcome: f.outcome }
+        f.outcome === 'failed' ? { file: f.key, outcome: 'failed', report: explain(f.key, f.error) } : f.outcome === 'done' ? { file: f.key, outcome: 'done', result: f.result } : { file: f.key, outcome: f.outcome }
       );
     }
     const files = outcomes.map((o, i) => o ?? { file: planned[i]?.target ?? redactUrl(planned[i]?.urls[0] ?? ''), outcome: 'not-started' as const });
@@ -171,19 +196,51 @@ function fromInputEntry(entry: InputEntry, file: string, base: string, globalHea
     origin: `${file === '-' ? '(stdin)' : file}:${entry.line}`,
     target: entry.out === undefined ? undefined : join(directory, entry.out),
     directory,
-    digest: digestFor(entry),
+    digest: entry.digest,
     // The entry's header= lines win over -H for the same name.
     headers: { ...globalHeaders, ...headerRecord(entry.headers) },
   };
 }
 
 /**
- * THE place where a file's expected digest is decided: today the input
- * file's `checksum=`; a digest from a checksums file (`--checksums`) for the
- * file's name is to be looked up here too.
+ * THE place where a file's expected digests are decided: its input-file
+ * `checksum=` (if it has one), then every digest `list` gives
+ * for its target (the same lookup as for one file). A `checksum=` the list
+ * contradicts (the same algorithm, another digest) is a usage error naming
+ * the input file's line: one of the two is for another file or release.
  */
-function digestFor(entry: InputEntry): ExpectedDigest | undefined {
-  return entry.digest;
+function expectedDigestsOf(p: PlannedFile, target: string, list: ChecksumList | undefined): ExpectedDigest[] {
+  const given = p.digest;
+  if (list === undefined) return given === undefined ? [] : [given];
+  const same = given === undefined ? undefined : digestsFor(list, target).find((d) => d.algorithm === given.algorithm);
+  if (given !== undefined && same !== undefined && same.hex !== given.hex) {
+    throw new InvalidArgumentError(`${p.origin}: its checksum= ${given.algorithm} (${given.hex}) is not the one ${list.source} gives for ${JSON.stringify(target)} (${same.hex})`, {
+      hint: 'one of them is for another file or another release: correct or remove the checksum= line, or give the right list',
+    });
+  }
+  return expectedDigestsFor(list, target, given);
+}
+
+/**
+ * `--checksums` for a set, read or fetched once. The `-H` headers go to a
+ * list URL only when every URL of the set (mirrors too) is on the list's
+ * origin: they were given for the set's hosts, and a set spanning several
+ * is not the list host's alone. Entry `header=` lines never go to the list.
+ */
+async function setChecksumList(command: DownloadSetCommand, planned: readonly PlannedFile[], tls: DispatcherTlsOptions, signal: AbortSignal): Promise<ChecksumList> {
+  const dispatcher = createDefaultDispatcher(process.env, tls);
+  try {
+    return await loadChecksumList(command.checksums ?? '', {
+      downloadUrl: planned.flatMap((p) => p.urls),
+      headers: headerRecord(command.headers),
+      dispatcher,
+      timeoutMs: command.timeoutMs,
+      attempts: command.retries + 1,
+      signal,
+    });
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
 }
 
 /** Reads the input file, or stdin for `-`; a file that cannot be read is a usage error. */
@@ -224,9 +281,39 @@ function refuseDuplicates(targets: readonly { readonly target: string; readonly 
   }
 }
 
-/** The per-file options of a planned file: its digest and headers. */
-function entryOptions(p: PlannedFile): NonNullable<DownloadEntry['options']> {
-  return { headers: p.headers, ...(p.digest === undefined ? {} : { expectedDigest: p.digest }) };
+/**
+ * The per-file options of a planned file: its digests, and its headers, or,
+ * for several URLs, a reader over all of them (its mirrors) that holds the
+ * headers and the set's HTTP settings (downloadFile takes no HTTP option
+ * beside a reader of its own). Any of its digests proves the mirrors serve
+ * the same bytes, so they share the work.
+ */
+function entryOptions(
+  p: PlannedFile,
+  target: string,
+  digests: readonly ExpectedDigest[],
+  command: DownloadSetCommand,
+  dispatcher: Dispatcher,
+  view: SetView,
+): NonNullable<DownloadEntry['options']> {
+  const checked = digests.length === 0 ? {} : { expectedDigests: digests };
+  if (p.urls.length === 1) return { headers: p.headers, ...checked };
+  const createReader = (url: string): Reader =>
+    readerForUrls([url, ...p.urls.slice(1)], {
+      http: {
+        headers: p.headers,
+        requestTimeoutMs: command.timeoutMs,
+        idleTimeoutMs: command.timeoutMs,
+        dispatcher,
+        ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+      },
+      ...checked,
+      onEvent: (event) => {
+        if (event.type === 'mirror-dropped') view.note(event.message, target);
+        else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`, target);
+      },
+    });
+  return { ...checked, createReader };
 }
 
 /**
@@ -269,7 +356,13 @@ async function nameFromServers(
 }
 
 /** One event of the set, on the view. */
-function show(event: DownloadFilesEvent, view: SetView, command: DownloadSetCommand, signal: AbortSignal): void {
+function show(
+  event: DownloadFilesEvent,
+  view: SetView,
+  command: DownloadSetCommand,
+  signal: AbortSignal,
+  explain: (key: string, err: BlockfetchError) => FailureReport,
+): void {
   switch (event.type) {
     case 'file':
       view.fileEvent(event.key, event.event, command.concurrency);
@@ -282,7 +375,7 @@ function show(event: DownloadFilesEvent, view: SetView, command: DownloadSetComm
       break;
     case 'file-failed':
       // An interrupted file is not a failure to list as it happens: the summary says it.
-      if (!signal.aborted) view.failed(event.key, describeFailure(event.error));
+      if (!signal.aborted) view.failed(event.key, explain(event.key, event.error));
       break;
     case 'set-progress':
       view.total(event);

@@ -42,15 +42,6 @@ export interface ChecksumList {
   readonly entries: readonly ChecksumEntry[];
 }
 
-/**
- * The algorithm of an untagged (GNU) line, by the digest's number of hex
- * digits. Only the tools' own algorithms: `git-sha1` is as long as sha1,
- * and no checksum tool writes it, so 40 digits are sha1.
- */
-const ALGORITHM_BY_HEX_LENGTH: ReadonlyMap<number, DigestAlgorithm> = new Map(
-  (['sha512', 'sha256', 'sha1', 'md5'] as const).map((algorithm) => [DIGEST_HEX_LENGTH[algorithm], algorithm]),
-);
-
 /** BSD tag names, upper case, to node:crypto names. */
 const TAG_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze({
   SHA256: 'sha256',
@@ -61,6 +52,13 @@ const TAG_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze(
 
 /** Stronger first: the order {@link digestsFor} returns a file's digests in. */
 const STRENGTH: readonly DigestAlgorithm[] = ['sha512', 'sha256', 'sha1', 'md5'];
+
+/**
+ * The algorithm of an untagged (GNU) line, by the digest's number of hex
+ * digits: only the list tools' algorithms, so that another 40-digit digest
+ * blockfetch knows (a Git blob's `git-sha1`) never takes sha1's place.
+ */
+const ALGORITHM_BY_HEX_LENGTH: ReadonlyMap<number, DigestAlgorithm> = new Map(STRENGTH.map((algorithm) => [DIGEST_HEX_LENGTH[algorithm], algorithm]));
 
 /** The most of a malformed line quoted in a message. */
 const QUOTE_CHARS = 80;

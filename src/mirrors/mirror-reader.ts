@@ -44,7 +44,7 @@ interface Mirror {
  *   that fails the look is dropped (a `mirror-dropped` event) unless none is
  *   left, then the first mirror's failure is thrown. Every mirror left must
  *   answer the same size, and no two may advertise different digests of one
- *   algorithm (nor one other than `expectedDigest`): else a
+ *   algorithm (nor one other than `expectedDigest` or `expectedDigests`): else a
  *   `BLOCKFETCH_MIRRORS_DISAGREE` naming both, before a byte is fetched.
  * - Requests are spread only over mirrors PROVEN to serve the same bytes: a
  *   digest is known (given or advertised; the download checks it at the
@@ -200,7 +200,7 @@ export class MirrorReader implements Reader {
     const recorded = expected === undefined ? [] : mirrorsOf(expected);
     this.#digest = digest;
     this.#digestKnown =
-      digest !== undefined || this.#options.expectedDigest !== undefined || expected?.digest !== undefined || (expected?.extraDigests ?? []).length > 0;
+      digest !== undefined || this.#options.expectedDigests.length > 0 || expected?.digest !== undefined || (expected?.extraDigests ?? []).length > 0;
     if (this.#digestKnown && used.length > 1) {
       // A mirror that moved to another revision since the partial began
       // would fail the resume as a whole: with a digest to check the end,
@@ -247,10 +247,11 @@ export class MirrorReader implements Reader {
    * mirror's), if any.
    */
   #checkDigests(answered: readonly Mirror[]): ExpectedDigest | undefined {
-    const expected = this.#options.expectedDigest;
     let seen: { digest: ExpectedDigest; by: string } | undefined;
     const byAlgorithm = new Map<string, { digest: ExpectedDigest; by: string }>();
-    if (expected !== undefined) byAlgorithm.set(expected.algorithm, { digest: expected, by: 'the digest given' });
+    for (const expected of this.#options.expectedDigests) {
+      if (!byAlgorithm.has(expected.algorithm)) byAlgorithm.set(expected.algorithm, { digest: expected, by: 'the digest given' });
+    }
     for (const m of answered) {
       const digest = m.reader.digest();
       if (digest === undefined) continue;

@@ -63,6 +63,14 @@ export interface MirrorReaderOptions {
    * @default undefined
    */
   readonly expected?: RemoteIdentity;
+  /**
+   * More whole-file digests the caller expects, of other algorithms (a
+   * checksum list's sha512 beside a given sha256, say): each counts as a
+   * known digest exactly as `expectedDigest` does, and a mirror advertising
+   * another digest of one of their algorithms is refused the same way.
+   * @default undefined
+   */
+  readonly expectedDigests?: readonly ExpectedDigest[];
   /** The cooldown after a mirror's first retryable failure, in ms; doubled for each failure in a row. @default 2000 */
   readonly cooldownMs?: number;
   /** The longest cooldown, in ms. @default 30000 */
@@ -90,6 +98,8 @@ export interface ResolvedMirrorReaderOptions {
   readonly http: Omit<HttpReaderOptions, 'url' | 'expected'>;
   readonly expectedDigest: ExpectedDigest | undefined;
   readonly expected: RemoteIdentity | undefined;
+  /** `expectedDigest` and `expectedDigests` together, `expectedDigest` first. */
+  readonly expectedDigests: readonly ExpectedDigest[];
   readonly cooldownMs: number;
   readonly maxCooldownMs: number;
   readonly onEvent: ((event: MirrorEvent) => void) | undefined;
@@ -126,6 +136,9 @@ export function resolveMirrorReaderOptions(options: MirrorReaderOptions): Resolv
     }
     seen.add(key);
   }
+  if (options.expectedDigests !== undefined && !Array.isArray(options.expectedDigests)) {
+    throw new InvalidArgumentError(`MirrorReader option expectedDigests must be an array of digests, got ${describeValue(options.expectedDigests)}`);
+  }
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
     throw new InvalidArgumentError(`MirrorReader option onEvent must be a function, got ${describeValue(options.onEvent)}`);
   }
@@ -135,6 +148,7 @@ export function resolveMirrorReaderOptions(options: MirrorReaderOptions): Resolv
     http: options.http ?? {},
     expectedDigest: options.expectedDigest,
     expected: options.expected,
+    expectedDigests: [...(options.expectedDigest === undefined ? [] : [options.expectedDigest]), ...(options.expectedDigests ?? [])],
     cooldownMs: wholeNumber(OWNER, 'cooldownMs', options.cooldownMs ?? d.cooldownMs, { min: 0 }),
     maxCooldownMs: wholeNumber(OWNER, 'maxCooldownMs', options.maxCooldownMs ?? d.maxCooldownMs, { min: 0 }),
     onEvent: options.onEvent,
