@@ -44,6 +44,27 @@ export const PARTIAL_SUFFIX = '.blockfetch';
 /** The suffix of the index file: `big.iso.blockfetch.json`. */
 export const INDEX_SUFFIX = `${PARTIAL_SUFFIX}.json`;
 
+/** blockfetch's own files beside a download: `X.blockfetch`, `X.blockfetch.json`, `.live`, `.flock`, and their `.tmp` files. */
+const OWN_FILE_NAME = /\.blockfetch(?:\.[A-Za-z0-9.]+)?$/;
+
+/**
+ * Whether a file name (the last part of `path`) is one blockfetch gives its
+ * own files beside a download (a partial, an index, a lock, their temp
+ * files). No download is saved under such a name: its final rename could
+ * replace another download's partial file or index, and a person could not
+ * tell the file from a download's state.
+ *
+ * @example
+ * ```ts
+ * isOwnFileName('out/big.iso.blockfetch')      // true
+ * isOwnFileName('out/big.iso.blockfetch.json') // true
+ * isOwnFileName('out/big.iso')                 // false
+ * ```
+ */
+export function isOwnFileName(path: string): boolean {
+  return OWN_FILE_NAME.test(basename(path));
+}
+
 /** The paths of one download. */
 export interface DownloadPaths {
   /** The finished file (absolute). */
@@ -739,6 +760,12 @@ export const MAX_TARGET_NAME_BYTES = 255 - Buffer.byteLength(`.${INDEX_SUFFIX}.t
  */
 async function checkOwnPaths(paths: DownloadPaths): Promise<void> {
   const name = basename(paths.target);
+  if (isOwnFileName(name)) {
+    throw new InvalidArgumentError(
+      `the target name ${JSON.stringify(name)} ends like blockfetch's own files (a partial download, its index or lock): saving a download under it could replace another download's state`,
+      { hint: `choose a name that does not end in ${PARTIAL_SUFFIX} or ${PARTIAL_SUFFIX}.*` },
+    );
+  }
   const bytes = Buffer.byteLength(name);
   if (bytes > MAX_TARGET_NAME_BYTES) {
     throw new InvalidArgumentError(

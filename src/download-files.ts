@@ -26,17 +26,20 @@ import type { Dispatcher } from 'undici';
 import type { ExpectedDigest } from './cache/types.js';
 import type { RetryOptions } from './download/backoff.js';
 import { ConnectionBudget } from './download/connection-budget.js';
+import { combineExpectedDigests, hashFile } from './download/digest.js';
 import type { Reader } from './download/reader.js';
 import { DEFAULT_CONCURRENCY } from './defaults.js';
 import {
   downloadFile,
   downloadPaths,
+  isOwnFileName,
+  PARTIAL_SUFFIX,
   tidyFinishedDownload,
   type DownloadFileEvent,
   type DownloadFileOptions,
   type DownloadFileResult,
 } from './download-file.js';
-import { AbortedError, BlockfetchError, InvalidArgumentError } from './errors.js';
+import { AbortedError, BlockfetchError, DigestMismatchError, InvalidArgumentError } from './errors.js';
 import { definedFields, describeValue, wholeNumber } from './validate.js';
 
 /** Per-file options: each overrides the set's option of the same name. */
@@ -265,6 +268,12 @@ function checkEntries(entries: readonly DownloadEntry[], o: ResolvedOptions): Ch
     }
     const key = entry.key ?? entry.target;
     const absolute = downloadPaths(entry.target).target;
+    // Checked here too, not only by downloadFile: a set is refused whole before anything runs.
+    if (isOwnFileName(absolute)) {
+      throw new InvalidArgumentError(`${OWNER}: entry ${JSON.stringify(key)} would be saved as ${absolute}, a name blockfetch gives its own files beside another download`, {
+        hint: `give it a name that does not end in ${PARTIAL_SUFFIX} or ${PARTIAL_SUFFIX}.*`,
+      });
+    }
     const first = byPath.get(absolute);
     if (first !== undefined) {
       throw new InvalidArgumentError(`${OWNER}: entries ${JSON.stringify(first)} and ${JSON.stringify(key)} would both be saved as ${absolute}`, {
@@ -284,6 +293,7 @@ async function runOne(entry: CheckedEntry, o: ResolvedOptions, budget: Connectio
   const overwrite = entry.options.overwrite ?? o.overwrite ?? false;
   try {
     if (!overwrite && (await isFinishedDownload(target))) {
+      await checkFinishedFile(entry, o);
       await tidyFinishedDownload(target);
       set.skipped(key, target, (await lstat(target)).size);
       return { key, target, outcome: 'skipped' };
@@ -297,6 +307,34 @@ async function runOne(entry: CheckedEntry, o: ResolvedOptions, budget: Connectio
     set.failed(key, error);
     return { key, target, outcome: 'failed', error };
   }
+}
+
+/**
+ * A finished file is skipped only if it has every digest known for it (the
+ * entry's and the set's): a file of the same name that is another file, or
+ * went bad on disk, is a mismatch, not "already complete". It is left as
+ * it is (the caller's file, never deleted here).
+ */
+async function checkFinishedFile(entry: CheckedEntry, o: ResolvedOptions): Promise<void> {
+  const expected = combineExpectedDigests(
+    OWNER,
+    entry.options.expectedDigest ?? o.expectedDigest,
+    entry.options.expectedDigests,
+  );
+  if (expected.length === 0) return;
+  const hexes = await hashFile(
+    entry.target,
+    expected.map((d) => d.algorithm),
+    o.signal,
+  );
+  expected.forEach((digest, i) => {
+    const actual = hexes[i] as string;
+    if (actual !== digest.hex) {
+      throw new DigestMismatchError(digest.algorithm, digest.hex, actual, {
+        hint: `${entry.target} exists but is not the file that digest describes: delete it, or download it again over it (option \`overwrite\`)`,
+      });
+    }
+  });
 }
 
 /** The {@link downloadFile} options of one entry: the set's, then the entry's own over them. */

@@ -6,11 +6,12 @@
  * keyed by entry, and a set that is wrong refused before any request.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { downloadFile } from '../src/download-file.js';
 import { downloadFiles, type DownloadFilesEvent } from '../src/download-files.js';
 import { startSetServer, type SetServer } from './helpers/set-server.js';
 import { payload } from './helpers/payload.js';
@@ -107,6 +108,40 @@ describe('downloadFiles', () => {
       for (const [i, e] of entries.entries()) expect(sha256(await readFile(e.target))).toBe(sha256(bodies[i] as Buffer));
       expect(s.maxOpen).toBeLessThanOrEqual(concurrency);
     }
+  });
+
+  it('skips a finished file only when it has the digest its entry gives; another file of that name fails, untouched', async () => {
+    const body = payload(3, 50_000);
+    server = await startSetServer({ '/a': body, '/b': body });
+    const s = server;
+    const digest = { algorithm: 'sha256' as const, hex: sha256(body) };
+    await writeFile(join(dir, 'right'), body);
+    await writeFile(join(dir, 'wrong'), 'another file of that name');
+    const result = await downloadFiles([
+      { source: s.url('/a'), target: join(dir, 'right'), options: { expectedDigest: digest } },
+      { source: s.url('/b'), target: join(dir, 'wrong'), options: { expectedDigest: digest } },
+    ]);
+    expect(result.files.map((f) => f.outcome)).toEqual(['skipped', 'failed']);
+    expect(result.files[1]).toMatchObject({ error: { code: 'BLOCKFETCH_DIGEST_MISMATCH' } });
+    expect(await readFile(join(dir, 'wrong'), 'utf8')).toBe('another file of that name');
+    expect(s.total()).toBe(0);
+  });
+
+  it("refuses, before any request, a target named like another download's own files", async () => {
+    server = await startSetServer({ '/a': payload(0, 9), '/b': payload(1, 9) });
+    const s = server;
+    for (const name of ['m.bin.blockfetch', 'm.bin.blockfetch.json', 'm.bin.blockfetch.live', 'm.bin.blockfetch.flock']) {
+      await expect(
+        downloadFiles([
+          { source: s.url('/a'), target: join(dir, 'm.bin') },
+          { source: s.url('/b'), target: join(dir, name) },
+        ]),
+      ).rejects.toMatchObject({ code: 'BLOCKFETCH_INVALID_ARGUMENT', message: expect.stringContaining("blockfetch gives its own files") });
+    }
+    // downloadFile itself refuses such a name too, with nothing written.
+    await expect(downloadFile(s.url('/a'), join(dir, 'x.blockfetch'))).rejects.toMatchObject({ code: 'BLOCKFETCH_INVALID_ARGUMENT' });
+    expect(s.total()).toBe(0);
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('refuses two entries with one target before any request', async () => {

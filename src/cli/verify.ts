@@ -2,12 +2,8 @@
  * `blockfetch verify <FILE> --sha256 HEX`: checks a file's digest(s) in one
  * sequential read.
  */
-import type { Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-
 import type { ExpectedDigest } from '../cache/types.js';
-import { createDigestHash } from '../download/digest.js';
+import { hashFile } from '../download/digest.js';
 import { BlockfetchError, DigestMismatchError } from '../errors.js';
 
 /** The digest of one algorithm, as computed from the file. */
@@ -26,16 +22,13 @@ export interface VerifiedDigest {
  * @throws {BlockfetchError} `BLOCKFETCH_CACHE_MISSING` when the file does not exist.
  */
 export async function verifyFile(path: string, expected: readonly ExpectedDigest[], signal?: AbortSignal): Promise<VerifiedDigest[]> {
-  let hashes: Hash[] = [];
+  let hexes: string[];
   try {
-    // git-sha1 hashes the size before the bytes; the others ignore it.
-    const size = expected.some((d) => d.algorithm === 'git-sha1') ? (await stat(path)).size : undefined;
-    hashes = expected.map((d) => createDigestHash(d.algorithm, size));
-    // 1 MiB reads: large enough that the per-read overhead is negligible next to hashing.
-    const stream = createReadStream(path, { highWaterMark: 2 ** 20, ...(signal === undefined ? {} : { signal }) });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      for (const hash of hashes) hash.update(chunk);
-    }
+    hexes = await hashFile(
+      path,
+      expected.map((d) => d.algorithm),
+      signal,
+    );
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new BlockfetchError('BLOCKFETCH_CACHE_MISSING', `${path} does not exist`, {
@@ -46,7 +39,7 @@ export async function verifyFile(path: string, expected: readonly ExpectedDigest
     throw err;
   }
   const results = expected.map((d, i): VerifiedDigest => {
-    const hex = (hashes[i] as Hash).digest('hex');
+    const hex = hexes[i] as string;
     return { algorithm: d.algorithm, hex, expected: d.hex, ok: hex === d.hex };
   });
   const bad = results.find((r) => !r.ok);
