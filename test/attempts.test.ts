@@ -135,6 +135,35 @@ describe('AttemptEngine.fetch', () => {
     expect(stats.snapshot()).toMatchObject({ errors: 1, retries: 1, requests: 2, inFlight: 0, receivedBytes: SIZE });
   });
 
+  it('holds a connection from acquireConnection for each attempt only, and gives it back before the backoff', async () => {
+    const reader = new ScriptedReader([{ chunks: [30], thenThrow: reset(40) }, { refuse: reset(40) }]);
+    let held = 0;
+    let taken = 0;
+    const heldDuringBackoff: number[] = [];
+    const { engine } = engineFor(reader, {
+      retry: { baseDelayMs: 1, maxDelayMs: 1, jitter: 0, maxRetryAfterMs: 1000 },
+      acquireConnection: async () => {
+        held++;
+        taken++;
+        let released = false;
+        return () => {
+          if (!released) held--;
+          released = true;
+        };
+      },
+      onRetry: () => {
+        // onRetry runs before the sleep: by then the failed attempt's connection is back.
+        heldDuringBackoff.push(held);
+      },
+    });
+    await expect(engine.fetch(blockKey(0), WHOLE, collectingSink(), signal)).resolves.toBe('done');
+    await expect(engine.look(signal)).resolves.toMatchObject({ contentLength: SIZE });
+    expect(reader.asked).toEqual([WHOLE, { from: 30, to: 99 }, { from: 30, to: 99 }]);
+    expect(heldDuringBackoff).toEqual([0, 0]);
+    expect(taken).toBe(4); // three attempts of the fetch, one look
+    expect(held).toBe(0);
+  });
+
   it('treats a body that ends short as a retryable BLOCKFETCH_BODY_LENGTH and asks for the rest', async () => {
     const reader = new ScriptedReader([{ chunks: [40] }]);
     const { engine, retries } = engineFor(reader);

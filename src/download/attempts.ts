@@ -116,6 +116,15 @@ export interface AttemptEngineOptions {
    * @default DEFAULT_PROGRESS_BYTES (1 MiB)
    */
   readonly progressBytes?: number;
+  /**
+   * Takes a connection for one attempt (a request and its body) and returns
+   * what gives it back; it is given back when the attempt ends, BEFORE any
+   * backoff. A limit shared with other downloads (a set's
+   * `ConnectionBudget`) is then never held by a request that is only
+   * waiting out a Retry-After. Rejects when `signal` aborts while waiting.
+   * @default undefined (no limit beyond the caller's own)
+   */
+  readonly acquireConnection?: (signal: AbortSignal) => Promise<() => void>;
 }
 
 /**
@@ -186,6 +195,7 @@ export class AttemptEngine {
   readonly #isFatal: ((err: unknown) => boolean) | undefined;
   readonly #onRetry: ((retry: AttemptRetry) => void) | undefined;
   readonly #progressBytes: number;
+  readonly #acquireConnection: ((signal: AbortSignal) => Promise<() => void>) | undefined;
   readonly #lowestSpeed: { readonly bytesPerSecond: number; readonly timeMs: number } | undefined;
   #lastFailure: unknown;
   #errors = 0;
@@ -199,6 +209,7 @@ export class AttemptEngine {
     this.#exhaustion = options.blockExhaustion ?? 'fail';
     this.#isFatal = options.isFatal;
     this.#onRetry = options.onRetry;
+    this.#acquireConnection = options.acquireConnection;
     const retry = resolveRetryOptions(options.retry);
     this.#lowestSpeed =
       retry.lowestSpeedBytesPerSecond > 0 ? { bytesPerSecond: retry.lowestSpeedBytesPerSecond, timeMs: retry.lowestSpeedTimeMs } : undefined;
@@ -270,7 +281,7 @@ export class AttemptEngine {
       // current even when the attempt throws part way.
       const progress = { position, overran: false };
       try {
-        await this.#attempt(range, progress, sink, signal);
+        await this.#holdingConnection(signal, () => this.#attempt(range, progress, sink, signal));
         return 'done';
       } catch (err) {
         position = progress.position;
@@ -372,10 +383,22 @@ export class AttemptEngine {
   async #retried<T>(key: AttemptKey, call: () => Promise<T>, signal: AbortSignal): Promise<T> {
     for (;;) {
       try {
-        return await call();
+        return await this.#holdingConnection(signal, call);
       } catch (err) {
         await this.#afterFailure(key, { from: -1, to: -1 }, err, signal);
       }
+    }
+  }
+
+  /** Runs one attempt holding a connection (when the owner limits them), given back as the attempt ends. */
+  async #holdingConnection<T>(signal: AbortSignal, attempt: () => Promise<T>): Promise<T> {
+    const acquire = this.#acquireConnection;
+    if (acquire === undefined) return await attempt();
+    const release = await acquire(signal);
+    try {
+      return await attempt();
+    } finally {
+      release();
     }
   }
 

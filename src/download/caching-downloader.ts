@@ -291,6 +291,7 @@ export class CachingDownloader {
       doneBlocks: cached.blocks,
     });
     const internal = new WeakSet<object>();
+    const budget = this.#options.connectionBudget;
     const run: RunState = {
       signal: controller.signal,
       abort: (reason) => controller.abort(reason),
@@ -307,6 +308,10 @@ export class CachingDownloader {
         blockExhaustion: 'defer',
         isFatal: (err) => typeof err === 'object' && err !== null && internal.has(err),
         onRetry: (retry) => this.#events.emit(retryEventOf(retry, stats.snapshot())),
+        // In a set, each attempt takes a slot of the shared budget and gives
+        // it back before any backoff. The reader is the holder: downloadFile's
+        // first look used the same one (see ConnectionBudget.join).
+        ...(budget === undefined ? {} : { acquireConnection: (signal: AbortSignal) => budget.acquire(this.#reader, signal) }),
       }),
       progressVersion: -1,
     };
@@ -385,7 +390,7 @@ export class CachingDownloader {
    * `RemoteChangedError` ends the run not complete.
    */
   async #revalidate(run: RunState): Promise<void> {
-    await this.#withSlot(run, () => run.engine.revalidate(run.signal));
+    await run.engine.revalidate(run.signal);
   }
 
   /**
@@ -403,7 +408,7 @@ export class CachingDownloader {
 
   /** Looks at the remote (retried by the engine) and checks it is the cached revision. */
   async #look(run: RunState): Promise<ContentInfo> {
-    const info = await this.#withSlot(run, () => run.engine.look(run.signal));
+    const info = await run.engine.look(run.signal);
     const atRisk = this.#cache.cachedBytesAndBlocks().bytes;
     if (info.contentLength !== this.#contentLength) {
       throw new RemoteChangedError(
@@ -552,19 +557,12 @@ export class CachingDownloader {
     const sink = new CacheSink(target, live, ranged);
     running?.add(sink);
     try {
-      await this.#withSlot(run, () => run.engine.fetch(blockKey(request.firstBlock), live, sink, run.signal));
+      await run.engine.fetch(blockKey(request.firstBlock), live, sink, run.signal);
     } catch (err) {
       this.#fail(run, err);
     } finally {
       running?.delete(sink);
     }
-  }
-
-  /** Runs one request inside the shared connection budget, when there is one (a set of files). */
-  #withSlot<T>(run: RunState, request: () => Promise<T>): Promise<T> {
-    const budget = this.#options.connectionBudget;
-    // The reader is the holder: downloadFile's first look used the same one (see ConnectionBudget.join).
-    return budget === undefined ? request() : budget.run(this.#reader, run.signal, request);
   }
 
   /**
