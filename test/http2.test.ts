@@ -3,7 +3,7 @@
  * node:http2's secure server on loopback, which also speaks HTTP/1.1 to a
  * client that does not offer h2, so the same server shows both sides.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,6 +49,22 @@ describe('HTTP/2', () => {
     expect(new Set(versions)).toEqual(new Set(['2.0']));
     // Four requests at once are streams of one connection, not four connections.
     expect(server.connections() - before.connections).toBe(1);
+  });
+
+  it('a set with --http2 speaks h2 too (the set once ignored the flag)', async () => {
+    const before = server.versions.length;
+    const out = join(dir, 'set');
+    await mkdir(out);
+    // One server path, so the set is an input file naming it twice, under two names.
+    const list = join(dir, 'list.txt');
+    await writeFile(list, `${server.url}\n  out=one.bin\n${server.url}\n  out=two.bin\n`);
+    const result = await runCli(['-i', list, '-d', out, '--http2', '--cacert', caFile, '-c', '4', '--block-size', '256KiB', '--quiet'], { cwd: dir });
+    expect(result.stderr, result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    for (const name of ['one.bin', 'two.bin']) expect((await readFile(join(out, name))).equals(CONTENT)).toBe(true);
+    const versions = server.versions.slice(before);
+    expect(versions.length).toBeGreaterThan(2);
+    expect(new Set(versions)).toEqual(new Set(['2.0']));
   });
 
   it('without --http2 the same server is spoken to in HTTP/1.1', async () => {

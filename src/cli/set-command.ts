@@ -80,7 +80,7 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
       checksums = await setChecksumList(command, planned, tls, io.signal);
       for (const p of planned) if (p.target !== undefined) expectedDigestsOf(p, p.target, checksums);
     }
-    dispatcher = createDefaultDispatcher(process.env, tls);
+    dispatcher = createDefaultDispatcher(process.env, tls, { http2: command.http2 });
   } catch (err) {
     if (json) writeJsonError(io.stdout, err);
     io.stderr.write(formatFailure(err, command.debug || debugFromEnvironment));
