@@ -27,6 +27,7 @@ import { AttemptEngine, type AttemptRetry } from './download/attempts.js';
 import type { RetryOptions } from './download/backoff.js';
 import { CachingDownloader } from './download/caching-downloader.js';
 import { ConnectionBudget } from './download/connection-budget.js';
+import { RateLimiter } from './download/rate-limiter.js';
 import type { DownloadEvent } from './download/caching-options.js';
 import { combineExpectedDigests, type DigestResult } from './download/digest.js';
 import { ConsumerStoppedError, endConsumer, failConsumer, feedConsumer, untilFed, type ConsumerFeed } from './download/feed-consumer.js';
@@ -186,6 +187,13 @@ export interface DownloadFileOptions {
   readonly maxRequestBytes?: number;
   /** Limit the transfer to this many bytes per second. @default undefined (no limit) */
   readonly bytesPerSecond?: number;
+  /**
+   * A rate limiter shared with other downloads, instead of one of this
+   * download's own from `bytesPerSecond` (what `downloadFiles` passes to each
+   * file of a set, so that the limit holds for the set as a whole).
+   * @default undefined
+   */
+  readonly rateLimiter?: RateLimiter;
   /**
    * Extra request headers, e.g. `{ authorization: 'Bearer …' }`. HTTP only:
    * an error together with a {@link Reader} source or `createReader`.
@@ -484,6 +492,7 @@ async function download(source: DownloadSource, target: string, o: ResolvedOptio
           maxRequestBytes: o.maxRequestBytes,
           ...(o.retry === undefined ? {} : { retry: o.retry }),
           ...(o.bytesPerSecond === undefined ? {} : { bytesPerSecond: o.bytesPerSecond }),
+          ...(o.rateLimiter === undefined ? {} : { rateLimiter: o.rateLimiter }),
           ...(o.expectedDigests.length === 0 ? {} : { expectedDigests: o.expectedDigests }),
           ...(o.connectionBudget === undefined ? {} : { connectionBudget: o.connectionBudget }),
           onEvent: emit,
@@ -582,6 +591,14 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
   }
   if (defined.connectionBudget !== undefined && !(defined.connectionBudget instanceof ConnectionBudget)) {
     throw new InvalidArgumentError(`downloadFile option connectionBudget must be a ConnectionBudget, got ${describeValue(defined.connectionBudget)}`);
+  }
+  if (defined.rateLimiter !== undefined && !(defined.rateLimiter instanceof RateLimiter)) {
+    throw new InvalidArgumentError(`downloadFile option rateLimiter must be a RateLimiter, got ${describeValue(defined.rateLimiter)}`);
+  }
+  if (defined.rateLimiter !== undefined && defined.bytesPerSecond !== undefined) {
+    throw new InvalidArgumentError('downloadFile options rateLimiter and bytesPerSecond both set a rate limit', {
+      hint: 'give one: bytesPerSecond for this download alone, or a shared rateLimiter',
+    });
   }
   const o = { ...defaultDownloadFileOptions, ...defined };
   wholeNumber(OWNER, 'concurrency', o.concurrency, { min: 1 });

@@ -27,6 +27,7 @@ import type { ExpectedDigest } from './cache/types.js';
 import type { RetryOptions } from './download/backoff.js';
 import { ConnectionBudget } from './download/connection-budget.js';
 import { combineExpectedDigests, hashFile } from './download/digest.js';
+import { RateLimiter } from './download/rate-limiter.js';
 import type { Reader } from './download/reader.js';
 import { DEFAULT_CONCURRENCY } from './defaults.js';
 import {
@@ -67,6 +68,12 @@ export interface DownloadFilesOptions {
   readonly blockSize?: number;
   /** The most one request asks for, in bytes. @default 16777216 (16 MiB) */
   readonly maxRequestBytes?: number;
+  /**
+   * Limit the transfer of the WHOLE set to this many bytes per second: one
+   * rate limiter shared by every file, so the files downloading at once
+   * share the rate between them. @default undefined (no limit)
+   */
+  readonly bytesPerSecond?: number;
   /** Extra request headers for every file (an entry's own `headers` replace them). @default {} */
   readonly headers?: Readonly<Record<string, string>>;
   /** A digest every file must have: only for a set of one; give each entry its own instead. @default undefined */
@@ -187,13 +194,18 @@ export async function downloadFiles(entries: readonly DownloadEntry[], options: 
   const checked = checkEntries(entries, o);
   const set = new SetState(checked.length, o.onEvent);
   const budget = new ConnectionBudget(o.concurrency);
+  // One limiter for the set: each file's share is what the others leave.
+  const shared: SharedLimits = {
+    budget,
+    rateLimiter: o.bytesPerSecond === undefined ? undefined : new RateLimiter({ bytesPerSecond: o.bytesPerSecond }),
+  };
   const outcomes: (DownloadFileOutcome | undefined)[] = new Array<DownloadFileOutcome | undefined>(checked.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < checked.length) {
       const index = next++;
       const entry = checked[index] as CheckedEntry;
-      outcomes[index] = o.signal?.aborted === true ? { key: entry.key, target: entry.target, outcome: 'not-started' } : await runOne(entry, o, budget, set);
+      outcomes[index] = o.signal?.aborted === true ? { key: entry.key, target: entry.target, outcome: 'not-started' } : await runOne(entry, o, shared, set);
     }
   };
   const workers = Math.min(o.maxConcurrentFiles, o.concurrency, checked.length);
@@ -288,7 +300,13 @@ function checkEntries(entries: readonly DownloadEntry[], o: ResolvedOptions): Ch
 }
 
 /** One file: skipped when finished, else downloaded; never rejects. */
-async function runOne(entry: CheckedEntry, o: ResolvedOptions, budget: ConnectionBudget, set: SetState): Promise<DownloadFileOutcome> {
+/** What the files of a set share: the connection budget, and the rate limit when there is one. */
+interface SharedLimits {
+  readonly budget: ConnectionBudget;
+  readonly rateLimiter: RateLimiter | undefined;
+}
+
+async function runOne(entry: CheckedEntry, o: ResolvedOptions, shared: SharedLimits, set: SetState): Promise<DownloadFileOutcome> {
   const { key, target } = entry;
   const overwrite = entry.options.overwrite ?? o.overwrite ?? false;
   try {
@@ -299,7 +317,7 @@ async function runOne(entry: CheckedEntry, o: ResolvedOptions, budget: Connectio
       return { key, target, outcome: 'skipped' };
     }
     set.starting(key);
-    const result = await downloadFile(entry.source, target, fileOptions(entry, o, budget, (event) => set.fileEvent(key, event)));
+    const result = await downloadFile(entry.source, target, fileOptions(entry, o, shared, (event) => set.fileEvent(key, event)));
     set.done(key, result);
     return { key, target, outcome: 'done', result };
   } catch (err) {
@@ -338,12 +356,19 @@ async function checkFinishedFile(entry: CheckedEntry, o: ResolvedOptions): Promi
 }
 
 /** The {@link downloadFile} options of one entry: the set's, then the entry's own over them. */
-function fileOptions(entry: CheckedEntry, o: ResolvedOptions, budget: ConnectionBudget, onEvent: (event: DownloadFileEvent) => void): DownloadFileOptions {
-  const { concurrency, maxConcurrentFiles: _files, onEvent: _setListener, ...shared } = o;
+function fileOptions(entry: CheckedEntry, o: ResolvedOptions, limits: SharedLimits, onEvent: (event: DownloadFileEvent) => void): DownloadFileOptions {
+  const { concurrency, maxConcurrentFiles: _files, onEvent: _setListener, bytesPerSecond: _rate, ...shared } = o;
   const readerGiven = typeof entry.source !== 'string' || entry.options.createReader !== undefined || shared.createReader !== undefined;
   // HTTP knobs mean nothing to a Reader of the entry's own (downloadFile refuses them there).
   const forReader = readerGiven ? { ...shared, headers: undefined, timeoutMs: undefined, dispatcher: undefined } : shared;
-  return definedFields({ ...forReader, ...definedFields(entry.options), concurrency, connectionBudget: budget, onEvent }) as DownloadFileOptions;
+  return definedFields({
+    ...forReader,
+    ...definedFields(entry.options),
+    concurrency,
+    connectionBudget: limits.budget,
+    rateLimiter: limits.rateLimiter,
+    onEvent,
+  }) as DownloadFileOptions;
 }
 
 function asBlockfetchError(err: unknown, signal: AbortSignal | undefined): BlockfetchError {

@@ -9,10 +9,11 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { downloadFile } from '../src/download-file.js';
 import { downloadFiles, type DownloadFilesEvent } from '../src/download-files.js';
+import { RateLimiter } from '../src/download/rate-limiter.js';
 import { startSetServer, type SetServer } from './helpers/set-server.js';
 import { payload } from './helpers/payload.js';
 
@@ -142,6 +143,32 @@ describe('downloadFiles', () => {
     await expect(downloadFile(s.url('/a'), join(dir, 'x.blockfetch'))).rejects.toMatchObject({ code: 'BLOCKFETCH_INVALID_ARGUMENT' });
     expect(s.total()).toBe(0);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('bytesPerSecond limits the set as a whole: every file takes its bytes from one shared limiter', async () => {
+    const bodies = [payload(0, 300_000), payload(1, 300_000)];
+    server = await startSetServer({ '/a': bodies[0] as Buffer, '/b': bodies[1] as Buffer });
+    const s = server;
+    const takers = new Set<RateLimiter>();
+    let taken = 0;
+    const spy = vi.spyOn(RateLimiter.prototype, 'takeBytes').mockImplementation(async function (this: RateLimiter, bytes: number) {
+      takers.add(this);
+      taken += bytes;
+    });
+    try {
+      const result = await downloadFiles(
+        [
+          { source: s.url('/a'), target: join(dir, 'a') },
+          { source: s.url('/b'), target: join(dir, 'b') },
+        ],
+        { bytesPerSecond: 10_000_000, concurrency: 4 },
+      );
+      expect(result.files.map((f) => f.outcome)).toEqual(['done', 'done']);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(takers.size).toBe(1);
+    expect(taken).toBe((bodies[0] as Buffer).length + (bodies[1] as Buffer).length);
   });
 
   it('refuses two entries with one target before any request', async () => {

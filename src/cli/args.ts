@@ -620,11 +620,6 @@ function parseDownload(argv: readonly string[]): Command {
   };
   if (urls.length <= 1 && inputFile === undefined) return command;
   const { kind: _kind, url: _url, output: _output, toStdout: _toStdout, ...each } = command;
-  if (each.rateBytesPerSecond !== undefined) {
-    throw new InvalidArgumentError('--rate and --limit-rate limit one download; a set of files has no shared rate limit yet', {
-      hint: 'download the set without a rate limit, or limit each URL in its own run',
-    });
-  }
   if (each.digest !== undefined) {
     throw new InvalidArgumentError('--sha256, --sha512 and --checksum name one file, but several are downloaded', {
       hint: 'put each file\'s digest in the input file (checksum=sha-256=HEX on the line after its URL)',

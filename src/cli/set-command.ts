@@ -131,6 +131,7 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
           maxConcurrentFiles: command.maxConcurrentFiles,
           ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
           ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
+          ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
           restart: command.restart,
           overwrite: command.force,
           retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
