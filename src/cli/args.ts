@@ -97,6 +97,8 @@ export interface DownloadCommand {
   readonly toStdout: boolean;
   /** Requests at once (`-c`). */
   readonly concurrency: number;
+  /** `-j N`: files downloaded at once when the URL names several (a set, an `hf://` repository, an `s3://` prefix). */
+  readonly maxConcurrentFiles: number;
   /** The block size in bytes, or `undefined` for the default. */
   readonly blockSize: number | undefined;
   /** The most one request asks for, in bytes, or `undefined` for the default. */
@@ -593,6 +595,7 @@ function parseDownload(argv: readonly string[]): Command {
     output: target,
     toStdout,
     concurrency: parseWholeNumber(value('concurrency'), '-c/--concurrency', CONCURRENCY_LIMITS) ?? defaultCliOptions.concurrency,
+    maxConcurrentFiles,
     blockSize: value('block-size') === undefined ? undefined : checkBlockSize(value('block-size') as string, '--block-size'),
     requestSize: value('request-size') === undefined ? undefined : checkBlockSize(value('request-size') as string, '--request-size'),
     rateBytesPerSecond: rate !== undefined ? parseRate(rate, '--rate') : limitRate !== undefined ? parseCurlRate(limitRate) : undefined,
@@ -628,7 +631,7 @@ function parseDownload(argv: readonly string[]): Command {
       hint: 'put each file\'s digest in the input file (checksum=sha-256=HEX on the line after its URL)',
     });
   }
-  return { ...each, kind: 'download-set', urls, inputFile, dir: value('dir'), maxConcurrentFiles };
+  return { ...each, kind: 'download-set', urls, inputFile, dir: value('dir') };
 }
 
 /**
@@ -687,7 +690,8 @@ function checkHfOptions(hf: boolean, values: ReadonlyMap<string, readonly string
     sha512: 'every file is verified against the digest the Hub lists for it',
     checksum: 'every file is verified against the digest the Hub lists for it',
     header: 'the token comes from HF_TOKEN or the token file, and goes to the Hub only',
-    json: '--json is not available for hf:// URLs yet',
+    rate: 'a repository is a set of files, which has no shared rate limit yet',
+    'limit-rate': 'a repository is a set of files, which has no shared rate limit yet',
   };
   for (const [name, why] of Object.entries(refused)) {
     if (given(name)) throw new InvalidArgumentError(`--${name} cannot be used with a hf:// URL`, { hint: why });
