@@ -136,6 +136,32 @@ describe('blockfetch s3://', () => {
     }
   });
 
+  it('a prefix with -c 4 -j 3: never more than 4 object requests open across the prefix, and several objects at once', async () => {
+    const bodies = Array.from({ length: 6 }, (_, i) => payload(100 + i, 3 * MiB));
+    for (const [i, body] of bodies.entries()) await s3.put('bucket', `par/f${i}.bin`, body);
+    // A barrier: no GET is answered until GETs for two different objects have arrived, so a
+    // client that ran the objects one after another would never finish (the test would time out).
+    const asked = new Set<string>();
+    const waiting: (() => void)[] = [];
+    s3.onRequest((request) => {
+      if (request.method !== 'GET' || request.url.includes('list-type=')) return;
+      asked.add(request.url.split('?')[0] as string);
+      if (asked.size < 2) return new Promise<void>((resolve) => waiting.push(resolve));
+      for (const release of waiting.splice(0)) release();
+    });
+    s3.gauge.reset();
+    try {
+      const result = await run(['s3://bucket/par/', '-d', 'par', '-c', '4', '-j', '3', '--block-size', '1MiB']);
+      expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+      for (const [i, body] of bodies.entries()) expect(sha256(await readFile(join(dir, 'par', `f${i}.bin`))), `f${i}.bin`).toBe(sha256(body));
+      expect(s3.gauge.max, 'object requests open at once').toBeLessThanOrEqual(4);
+      expect(s3.gauge.maxFiles, 'objects with a request open at once').toBeGreaterThan(1);
+      expect(result.stderr).toMatch(/^summary: 6 files in .*: 6 done, 0 skipped, 0 failed \(exit status 0\)$/m);
+    } finally {
+      s3.onRequest(undefined);
+    }
+  });
+
   it('--json: every line of a prefix run fits docs/cli-json.schema.json, one done line per file naming it, the summary last, nothing on stderr', async () => {
     await s3.put('bucket', 'jtree/x.bin', payload(0, 999));
     await s3.put('bucket', 'jtree/y/z.bin', payload(1, 2000));
