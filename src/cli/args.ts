@@ -294,7 +294,7 @@ export const DOWNLOAD_OPTIONS = [
     short: 'j',
     value: 'N',
     default: String(d.maxConcurrentFiles),
-    help: 'with several URLs or -i: files downloaded at once; -c counts connections across all of them',
+    help: 'with several URLs, -i, an hf:// repository or an s3:// prefix: files downloaded at once; -c counts connections across all of them',
   },
   { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag' },
   { long: 'http2', help: 'offer HTTP/2 to https servers (ALPN); without it, HTTP/1.1' },
