@@ -19,11 +19,11 @@ import { resolveS3Config } from '../s3/config.js';
 import { s3DownloadEntries, type S3DownloadPlan } from '../s3/entries.js';
 import { parseS3Url, s3UrlOf } from '../s3/url.js';
 import type { DownloadCommand } from './args.js';
-import { EventPresenter, reportDownloadFailure, tlsOptions } from './download-command.js';
+import { EventPresenter, reportDownloadFailure, sharedDownloadOptions, tlsOptions } from './download-command.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { jsonLine } from './json-lines.js';
-import { JsonView, createProgressView } from './progress.js';
+import { JsonView, createProgressView, doneNoticeOf } from './progress.js';
 import { describeFailure } from './report.js';
 import { resumeCommand } from './resume-command.js';
 import { createSetView } from './set-progress.js';
@@ -110,25 +110,14 @@ async function downloadOneObject(entry: DownloadEntry, plan: S3DownloadPlan, com
   try {
     await mkdir(dirname(entry.target), { recursive: true });
     const result = await downloadFile(entry.source, entry.target, {
-      concurrency: command.concurrency,
-      ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
-      ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
+      ...sharedDownloadOptions(command),
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
       ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
-      restart: command.restart,
-      overwrite: command.force,
-      retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
       signal: io.signal,
       ...entry.options,
       onEvent: (event) => presenter.handle(event),
     });
-    view.done({
-      target: result.target,
-      totalBytes: result.size,
-      bytesThisRun: result.stats.downloadedBytes,
-      elapsedMs: result.durationMs,
-      digest: result.digest?.verified === true ? { algorithm: result.digest.algorithm, hex: result.digest.hex } : undefined,
-    });
+    view.done(doneNoticeOf(result));
     return ExitCode.SUCCESS;
   } catch (err) {
     view.stop(presenter.last);

@@ -15,6 +15,7 @@ import type { Dispatcher } from 'undici';
 import { downloadFiles, type DownloadEntry, type DownloadFilesEvent } from '../download-files.js';
 import { redactUrl } from '../errors.js';
 import type { DownloadCommand } from './args.js';
+import { sharedDownloadOptions, type SharedDownloadFlags } from './download-command.js';
 import { ExitCode, mostSevereExitCode, type ExitCodeValue } from './exit-codes.js';
 import { Interrupted, type CliIo } from './io.js';
 import { describeFailure } from './report.js';
@@ -31,10 +32,7 @@ export type SetSlot =
   | { readonly settled: SetFileOutcome };
 
 /** The command line's options a set run reads (a set command's, or one `hf://`/`s3://` URL's). */
-export type SetRunCommand = Pick<
-  DownloadCommand,
-  'concurrency' | 'maxConcurrentFiles' | 'blockSize' | 'requestSize' | 'restart' | 'force' | 'retries' | 'speedLimitBytesPerSecond' | 'speedTimeMs' | 'timeoutMs' | 'outputMode'
->;
+export type SetRunCommand = SharedDownloadFlags & Pick<DownloadCommand, 'maxConcurrentFiles' | 'timeoutMs' | 'outputMode'>;
 
 /** How {@link runSet} runs and shows a set. */
 export interface SetRunSettings {
@@ -86,13 +84,8 @@ export async function runSet(slots: readonly SetSlot[], settings: SetRunSettings
     io.signal.aborted || entries.length === 0
       ? undefined
       : await downloadFiles(entries, {
-          concurrency: command.concurrency,
+          ...sharedDownloadOptions(command),
           maxConcurrentFiles: command.maxConcurrentFiles,
-          ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
-          ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
-          restart: command.restart,
-          overwrite: command.force,
-          retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
           timeoutMs: command.timeoutMs,
           ...(settings.dispatcher === undefined ? {} : { dispatcher: settings.dispatcher }),
           signal: io.signal,
