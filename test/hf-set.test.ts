@@ -111,4 +111,29 @@ describe('blockfetch hf:// as a set of files', () => {
     }
     expect(again.stderr).toMatch(/^summary: 3 files in .*: 1 done, 2 skipped, 0 failed \(exit status 0\)$/m);
   });
+
+  it('Ctrl-C in the middle: exit 130, the set summary says which file stopped, its partial saved', async () => {
+    const small = file('config.json', 0, 3000, false);
+    const large = file('model.safetensors', 5 * MiB, 4 * MiB);
+    const largeSha = sha256Hex(large.content);
+    let largeRequests = 0;
+    let held = 0;
+    const h = await start([small, large], {
+      holdCdn: (req) => {
+        if (!(req.url ?? '').includes(largeSha)) return false;
+        if (++largeRequests === 1) return false;
+        held++;
+        return true;
+      },
+    });
+    const running = startCli(['hf://org/set', '-d', 'm', '-c', '4', '--block-size', '1MiB'], { cwd: work, env: env(h) });
+    await waitFor(() => /^done: config\.json /m.test(running.stderr()) && held > 0);
+    running.child.kill('SIGINT');
+    const result = await running.done;
+    expect(result.code, result.stderr).toBe(130);
+    expect(result.stderr).toMatch(/^ {2}stopped {2}model\.safetensors \(interrupted; its partial download is saved\)$/m);
+    expect(result.stderr).toMatch(/^resume with: .*hf:\/\/org\/set/m);
+    expect(existsSync(join(work, 'm', 'model.safetensors.blockfetch'))).toBe(true);
+    expect(existsSync(join(work, 'm', 'model.safetensors.blockfetch.json'))).toBe(true);
+  });
 });
