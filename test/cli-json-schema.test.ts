@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runCli, startCli, waitFor } from './cli-helpers.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { commitSha, startHubStandIn } from './helpers/hub-server.js';
 import { startSetServer } from './helpers/set-server.js';
 import { payload } from './helpers/payload.js';
 
@@ -131,6 +132,38 @@ describe.skipIf(ajv === undefined)('--json output against docs/cli-json.schema.j
       expect(lines.at(-1)).toMatchObject({ type: 'summary', outcome: 'failed', exitCode: 1 });
     } finally {
       await files.close();
+    }
+  });
+
+  it('an hf:// repository: a set, so the same lines, each about one file naming its path, the last the summary', async () => {
+    const files = [
+      { path: 'config.json', content: payload(7_000_000, 7_000_000 + 999) },
+      { path: 'model.safetensors', content: payload(8_000_000, 8_000_000 + 400_000 - 1), lfs: true },
+      { path: 'onnx/model.onnx', content: payload(9_000_000, 9_000_000 + 300_000 - 1), lfs: true },
+    ];
+    const hub = await startHubStandIn({ token: 'hf_json_test_token', repos: [{ type: 'model', id: 'org/json', commits: new Map([[commitSha('j'), files]]), refs: new Map([['main', commitSha('j')]]) }] });
+    try {
+      const env = { HF_ENDPOINT: hub.endpoint, HF_TOKEN: 'hf_json_test_token', HF_HOME: join(dir, 'hf-home') };
+      const result = await runCli(['hf://org/json', '-d', 'hf-json', '--json'], { cwd: dir, env });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toBe('');
+      const lines = linesOf(result.stdout.toString('utf8'));
+      check(lines);
+      const types = new Set(lines.map((l) => l['type']));
+      for (const type of ['note', 'start', 'done', 'set-progress', 'summary']) expect(types, type).toContain(type);
+      for (const line of lines) {
+        if (['start', 'progress', 'done', 'error', 'skipped'].includes(line['type'] as string)) expect(files.map((f) => f.path), JSON.stringify(line)).toContain(line['file']);
+      }
+      expect(lines.filter((l) => l['type'] === 'done').map((l) => l['file']).sort()).toEqual(files.map((f) => f.path).sort());
+      expect(lines.at(-1)).toMatchObject({ type: 'summary', outcome: 'complete', exitCode: 0 });
+      // Run again: every file skipped, still in the schema.
+      const again = await runCli(['hf://org/json', '-d', 'hf-json', '--json'], { cwd: dir, env });
+      expect(again.code, again.stderr).toBe(0);
+      const againLines = linesOf(again.stdout.toString('utf8'));
+      check(againLines);
+      expect(againLines.filter((l) => l['type'] === 'skipped').map((l) => l['file']).sort()).toEqual(files.map((f) => f.path).sort());
+    } finally {
+      await hub.close();
     }
   });
 

@@ -135,7 +135,8 @@ describe('blockfetch hf:// into a folder', () => {
     const before = hub.requests.length;
     const again = await blockfetch(['hf://org/tiny-model']);
     expect(again.code).toBe(0);
-    expect(again.stderr.match(/already complete/g)?.length).toBe(filesA.length);
+    // The set's summary: one `skipped` line per file.
+    expect(again.stderr.match(/^ {2}skipped {2}.*\(already complete\)$/gm)?.length).toBe(filesA.length);
     expect(hub.requests.slice(before).filter((r) => r.origin === 'cdn' || r.url.includes('/resolve/'))).toEqual([]);
   });
 
@@ -272,7 +273,8 @@ describe('blockfetch hf:// --hf-cache', () => {
     const before = hub.requests.length;
     const again = await blockfetch(['hf://org/tiny-model', '--hf-cache']);
     expect(again.code).toBe(0);
-    expect(again.stderr.match(/already complete/g)?.length).toBe(filesA.length);
+    // The set's summary: one `skipped` line per file.
+    expect(again.stderr.match(/^ {2}skipped {2}.*\(already complete\)$/gm)?.length).toBe(filesA.length);
     expect(hub.requests.slice(before).filter((r) => r.origin === 'cdn' || r.url.includes('/resolve/'))).toEqual([]);
   });
 

@@ -103,12 +103,13 @@ describe('blockfetch s3://', () => {
       expect(sha256(await readFile(join(dir, 'out', key.slice('tree/'.length)))), key).toBe(sha256(body));
     }
     expect((await readdir(join(dir, 'out'), { recursive: true })).sort()).toEqual(['a.bin', 'empty.txt', 'sub', 'sub/b.bin', 'sub/deeper', 'sub/deeper/c.bin']);
-    expect(result.stderr).toContain('4 file(s) under s3://bucket/tree/ into out/: 4 downloaded, 0 already complete, 0 failed');
+    // The set's summary (a prefix is a set of files, as several URLs are).
+    expect(result.stderr).toMatch(/^summary: 4 files in .*: 4 done, 0 skipped, 0 failed \(exit status 0\)$/m);
     // A second run finds them complete (listed size and modification time) and fetches nothing.
     const first = s3.requests.length;
     const again = await run(['s3://bucket/tree/', '-d', 'out']);
     expect(again.code, again.stderr).toBe(ExitCode.SUCCESS);
-    expect(again.stderr).toContain('0 downloaded, 4 already complete');
+    expect(again.stderr).toMatch(/^summary: 4 files in .*: 0 done, 4 skipped, 0 failed/m);
     expect(s3.requests.slice(first).filter((r) => r.method !== 'GET' || r.headers.range !== undefined)).toEqual([]);
   });
 
@@ -126,7 +127,7 @@ describe('blockfetch s3://', () => {
       const result = await run(['s3://bucket/mix/', '-d', 'mix']);
       expect(result.code, result.stderr).toBe(ExitCode.REMOTE_CHANGED);
       expect(result.stderr).toContain('s3://bucket/mix/b.bin changed since the download started');
-      expect(result.stderr).toContain('3 file(s) under s3://bucket/mix/ into mix/: 2 downloaded, 0 already complete, 1 failed');
+      expect(result.stderr).toMatch(/^summary: 3 files in .*: 2 done, 0 skipped, 1 failed \(exit status 4\)$/m);
       expect((await readFile(join(dir, 'mix', 'a.bin'))).equals(payload(0, 300_000))).toBe(true);
       expect((await readFile(join(dir, 'mix', 'c.bin'))).equals(payload(0, 300_000))).toBe(true);
       expect(existsSync(join(dir, 'mix', 'b.bin'))).toBe(false);
@@ -135,7 +136,33 @@ describe('blockfetch s3://', () => {
     }
   });
 
-  it('--json: every line of a prefix run fits docs/cli-json.schema.json, one done line per file, nothing on stderr', async () => {
+  it('a prefix with -c 4 -j 3: never more than 4 object requests open across the prefix, and several objects at once', async () => {
+    const bodies = Array.from({ length: 6 }, (_, i) => payload(100 + i, 3 * MiB));
+    for (const [i, body] of bodies.entries()) await s3.put('bucket', `par/f${i}.bin`, body);
+    // A barrier: no GET is answered until GETs for two different objects have arrived, so a
+    // client that ran the objects one after another would never finish (the test would time out).
+    const asked = new Set<string>();
+    const waiting: (() => void)[] = [];
+    s3.onRequest((request) => {
+      if (request.method !== 'GET' || request.url.includes('list-type=')) return;
+      asked.add(request.url.split('?')[0] as string);
+      if (asked.size < 2) return new Promise<void>((resolve) => waiting.push(resolve));
+      for (const release of waiting.splice(0)) release();
+    });
+    s3.gauge.reset();
+    try {
+      const result = await run(['s3://bucket/par/', '-d', 'par', '-c', '4', '-j', '3', '--block-size', '1MiB']);
+      expect(result.code, result.stderr).toBe(ExitCode.SUCCESS);
+      for (const [i, body] of bodies.entries()) expect(sha256(await readFile(join(dir, 'par', `f${i}.bin`))), `f${i}.bin`).toBe(sha256(body));
+      expect(s3.gauge.max, 'object requests open at once').toBeLessThanOrEqual(4);
+      expect(s3.gauge.maxFiles, 'objects with a request open at once').toBeGreaterThan(1);
+      expect(result.stderr).toMatch(/^summary: 6 files in .*: 6 done, 0 skipped, 0 failed \(exit status 0\)$/m);
+    } finally {
+      s3.onRequest(undefined);
+    }
+  });
+
+  it('--json: every line of a prefix run fits docs/cli-json.schema.json, one done line per file naming it, the summary last, nothing on stderr', async () => {
     await s3.put('bucket', 'jtree/x.bin', payload(0, 999));
     await s3.put('bucket', 'jtree/y/z.bin', payload(1, 2000));
     const result = await run(['s3://bucket/jtree/', '-d', 'jout', '--json']);
@@ -148,8 +175,11 @@ describe('blockfetch s3://', () => {
     addFormats(ajv);
     const validate = ajv.compile(JSON.parse(await readFile(new URL('../docs/cli-json.schema.json', import.meta.url), 'utf8')));
     for (const line of lines) expect(validate(line), JSON.stringify(line)).toBe(true);
-    expect(lines.filter((l) => l['type'] === 'done').map((l) => l['target'])).toEqual([join(dir, 'jout', 'x.bin'), join(dir, 'jout', 'y', 'z.bin')]);
-    expect(lines.at(-1)?.['type']).toBe('done');
+    const done = lines.filter((l) => l['type'] === 'done');
+    // The files run at once (-j): their lines may come in either order.
+    expect(done.map((l) => l['target']).sort()).toEqual([join(dir, 'jout', 'x.bin'), join(dir, 'jout', 'y', 'z.bin')]);
+    expect(done.map((l) => l['file']).sort()).toEqual(['s3://bucket/jtree/x.bin', 's3://bucket/jtree/y/z.bin']);
+    expect(lines.at(-1)).toMatchObject({ type: 'summary', outcome: 'complete', exitCode: 0 });
   });
 
   it('resumes a large object after kill -9: the second run fetches only what is missing', async () => {

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, type BlockfetchError } from '../src/errors.js';
 import { resolveS3Config } from '../src/s3/config.js';
 import { s3DownloadEntries, unsafeRelativePath } from '../src/s3/entries.js';
-import { downloadS3EntriesSequentially } from '../src/s3/run-entries.js';
+import { downloadFiles } from '../src/download-files.js';
 import { S3Reader } from '../src/s3/s3-reader.js';
 import { S3Signer } from '../src/s3/signer.js';
 import { bucketUrl, parseS3Url } from '../src/s3/url.js';
@@ -259,7 +259,7 @@ describe('S3 errors a scripted endpoint sends', () => {
 });
 
 describe('a prefix over several ListObjectsV2 pages (s3rver)', () => {
-  it('lists every page, then downloads every file one after another', async () => {
+  it('lists every page, then downloadFiles fetches every file as one set', async () => {
     const s3 = await startS3Server({ buckets: ['paged'] });
     try {
       const files = new Map<string, Buffer>();
@@ -272,8 +272,10 @@ describe('a prefix over several ListObjectsV2 pages (s3rver)', () => {
       expect(lists.length).toBe(3);
       expect(lists.map((r) => r.url.includes('continuation-token='))).toEqual([false, true, true]);
       expect(plan.entries.length).toBe(7);
-      const outcomes = await downloadS3EntriesSequentially(plan.entries, { concurrency: 2 });
-      expect(outcomes.map((o) => o.kind)).toEqual(Array(7).fill('done'));
+      // downloadFiles writes only the files: the keys' folders are the caller's.
+      for (const entry of plan.entries) await mkdir(dirname(entry.target), { recursive: true });
+      const result = await downloadFiles(plan.entries, { concurrency: 2 });
+      expect(result.files.map((f) => f.outcome)).toEqual(Array(7).fill('done'));
       for (const [key, body] of files) expect((await readFile(join(dir, 'paged', key.slice(4)))).equals(body), key).toBe(true);
     } finally {
       await s3.close();

@@ -97,6 +97,8 @@ export interface DownloadCommand {
   readonly toStdout: boolean;
   /** Requests at once (`-c`). */
   readonly concurrency: number;
+  /** `-j N`: files downloaded at once when the URL names several (a set, an `hf://` repository, an `s3://` prefix). */
+  readonly maxConcurrentFiles: number;
   /** The block size in bytes, or `undefined` for the default. */
   readonly blockSize: number | undefined;
   /** The most one request asks for, in bytes, or `undefined` for the default. */
@@ -292,7 +294,7 @@ export const DOWNLOAD_OPTIONS = [
     short: 'j',
     value: 'N',
     default: String(d.maxConcurrentFiles),
-    help: 'with several URLs or -i: files downloaded at once; -c counts connections across all of them',
+    help: 'with several URLs, -i, an hf:// repository or an s3:// prefix: files downloaded at once; -c counts connections across all of them',
   },
   { long: 'mirror', value: 'URL', repeatable: true, help: 'another URL of the same file (repeatable); requests are spread over all of them when a digest is known or they share a strong ETag; for several files, TAB-separate mirrors on -i lines' },
   { long: 'http2', help: 'offer HTTP/2 to https servers (ALPN); without it, HTTP/1.1' },
@@ -595,6 +597,7 @@ function parseDownload(argv: readonly string[]): Command {
     output: target,
     toStdout,
     concurrency: parseWholeNumber(value('concurrency'), '-c/--concurrency', CONCURRENCY_LIMITS) ?? defaultCliOptions.concurrency,
+    maxConcurrentFiles,
     blockSize: value('block-size') === undefined ? undefined : checkBlockSize(value('block-size') as string, '--block-size'),
     requestSize: value('request-size') === undefined ? undefined : checkBlockSize(value('request-size') as string, '--request-size'),
     rateBytesPerSecond: rate !== undefined ? parseRate(rate, '--rate') : limitRate !== undefined ? parseCurlRate(limitRate) : undefined,
@@ -625,7 +628,7 @@ function parseDownload(argv: readonly string[]): Command {
       hint: 'put each file\'s digest in the input file (checksum=sha-256=HEX on the line after its URL)',
     });
   }
-  return { ...each, kind: 'download-set', urls, inputFile, dir: value('dir'), maxConcurrentFiles };
+  return { ...each, kind: 'download-set', urls, inputFile, dir: value('dir') };
 }
 
 /**
@@ -695,7 +698,8 @@ function checkHfOptions(hf: boolean, values: ReadonlyMap<string, readonly string
     sha512: 'every file is verified against the digest the Hub lists for it',
     checksum: 'every file is verified against the digest the Hub lists for it',
     header: 'the token comes from HF_TOKEN or the token file, and goes to the Hub only',
-    json: '--json is not available for hf:// URLs yet',
+    checksums: 'every file is verified against the digest the Hub lists for it',
+    mirror: 'the Hub and its CDN are the one source of a repository',
   };
   for (const [name, why] of Object.entries(refused)) {
     if (given(name)) throw new InvalidArgumentError(`--${name} cannot be used with a hf:// URL`, { hint: why });

@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 import { basename, join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
-import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type LookRetry } from '../download-file.js';
+import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type DownloadFileOptions, type LookRetry } from '../download-file.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.js';
@@ -26,7 +26,7 @@ import { expectedDigestsFor, listedNote, loadChecksumList } from './checksum-lis
 import { chooseFilename } from './filename.js';
 import { jsonLine } from './json-lines.js';
 import { Interrupted, StdoutClosed, type CliIo } from './io.js';
-import { JsonView, SnapshotMaker, createProgressView, type ProgressSnapshot, type ProgressView } from './progress.js';
+import { JsonView, SnapshotMaker, createProgressView, doneNoticeOf, type ProgressSnapshot, type ProgressView } from './progress.js';
 import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } from './report.js';
 import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
 import { resumeCommand } from './resume-command.js';
@@ -86,14 +86,9 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     // resumes from it (only for the first reader: a restart discards it).
     let recorded = command.mirrors.length === 0 ? undefined : await recordedRemote(target);
     const result = await downloadFile(command.url, target, {
-      concurrency: command.concurrency,
-      ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
-      ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
+      ...sharedDownloadOptions(command),
       ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
       ...(digests.length === 0 ? {} : { expectedDigests: digests }),
-      restart: command.restart,
-      overwrite: command.force,
-      retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
       signal: io.signal,
       onEvent: presenter.handle,
       ...(command.toStdout ? { consumer: io.stdout } : {}),
@@ -106,13 +101,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
             },
           }),
     });
-    view.done({
-      target: result.target,
-      totalBytes: result.size,
-      bytesThisRun: result.stats.downloadedBytes,
-      elapsedMs: result.durationMs,
-      digest: result.digest?.verified === true ? { algorithm: result.digest.algorithm, hex: result.digest.hex } : undefined,
-    });
+    view.done(doneNoticeOf(result));
     return ExitCode.SUCCESS;
   } catch (err) {
     view.stop(presenter?.last);
@@ -122,6 +111,32 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   } finally {
     await capture.dispatcher.close().catch(() => undefined);
   }
+}
+
+/** The command-line options {@link sharedDownloadOptions} reads. */
+export type SharedDownloadFlags = Pick<DownloadCommand, 'concurrency' | 'blockSize' | 'requestSize' | 'restart' | 'force' | 'retries' | 'speedLimitBytesPerSecond' | 'speedTimeMs'>;
+
+/**
+ * The options every download of a command takes from its flags, named
+ * alike in `downloadFile` and `downloadFiles`: `-c`, `--block-size`,
+ * `--request-size`, `--restart`, `--force` and the retry limits. One
+ * place, so one URL, a set, an `hf://` repository and an `s3://` source
+ * read the flags the same way.
+ *
+ * @example
+ * ```ts
+ * await downloadFile(command.url, target, { ...sharedDownloadOptions(command), signal });
+ * ```
+ */
+export function sharedDownloadOptions(command: SharedDownloadFlags): Pick<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'retry'> {
+  return {
+    concurrency: command.concurrency,
+    ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
+    ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
+    restart: command.restart,
+    overwrite: command.force,
+    retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
+  };
 }
 
 /**

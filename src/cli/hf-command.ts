@@ -1,24 +1,31 @@
 /**
  * `blockfetch hf://OWNER/NAME[@REVISION][/PATH]`: the command's side of a
  * Hugging Face download. It reads the settings (HF_ENDPOINT, HF_TOKEN…),
- * asks `src/hf/` for the plan, runs the files, and prints one line per
- * file and a summary (stderr; nothing with --quiet). Failures are reported
- * as every other failure: one `blockfetch:` line and a hint.
+ * asks `src/hf/` for the plan, and runs the files as a set (`set-run.ts`):
+ * the set's progress view, summary, `--json` lines and exit code. A failure
+ * before any download is reported as every other one: one `blockfetch:`
+ * line and a hint.
  */
 import { createDefaultDispatcher } from '../http/dispatcher.js';
-import { downloadEntriesOneByOne, finishHfCache, planHfDownload, prepareHfTargets, type HfPlan } from '../hf/hf-download.js';
+import { isFinishedDownload } from '../download-files.js';
+import { BlockfetchError } from '../errors.js';
+import { finishHfCache, planHfDownload, prepareHfTargets, type HfDownloadEntry, type HfPlan } from '../hf/hf-download.js';
 import { hubSettingsFromEnvironment } from '../hf/hub-settings.js';
 import type { DownloadCommand } from './args.js';
 import { tlsOptions } from './download-command.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
-import type { CliIo } from './io.js';
-import { Interrupted } from './io.js';
-import { describeFailure, formatFailure } from './report.js';
+import { Interrupted, type CliIo } from './io.js';
+import { describeFailure, formatFailure, writeJsonError } from './report.js';
+import { resumeCommand } from './resume-command.js';
+import { createSetView } from './set-progress.js';
+import { runSet, type SetSlot } from './set-run.js';
 import { formatBytes } from './units.js';
 
 /**
  * Downloads a `hf://` URL as the command line asks, and returns the exit
- * code: 0 when every file is complete, else the first failure's.
+ * code: the repository's files are a set (see `set-run.ts`): `-c`
+ * connections across all of them, `-j` files at once, the set's view,
+ * summary and `--json` lines, and the most severe failure's exit code.
  *
  * @example
  * ```ts
@@ -26,14 +33,12 @@ import { formatBytes } from './units.js';
  * ```
  */
 export async function runHfDownload(command: DownloadCommand, io: CliIo, env: NodeJS.ProcessEnv = process.env): Promise<ExitCodeValue> {
-  const say = (line: string): void => {
-    if (command.outputMode !== 'quiet') io.stderr.write(`${line}\n`);
-  };
+  const started = performance.now();
+  const view = createSetView(command.outputMode, io.stdout, io.stderr);
   let dispatcher: ReturnType<typeof createDefaultDispatcher> | undefined;
   try {
     const settings = await hubSettingsFromEnvironment(env);
     dispatcher = createDefaultDispatcher(env, await tlsOptions(command));
-    const retry = { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs };
     const plan = await planHfDownload(command.url, {
       settings,
       dispatcher,
@@ -44,53 +49,34 @@ export async function runHfDownload(command: DownloadCommand, io: CliIo, env: No
       exclude: command.exclude,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
       timeoutMs: command.timeoutMs,
-      retry,
+      retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
       overwrite: command.force,
       restart: command.restart,
       signal: io.signal,
-      onRetry: (r) => say(`blockfetch: ${r.error.message}; retrying in ${(r.delayMs / 1000).toFixed(1)} s`),
+      onRetry: (r) => view.note(`${r.error.message}; retrying in ${(r.delayMs / 1000).toFixed(1)} s`),
     });
-    say(describePlan(plan));
+    view.note(describePlan(plan));
     const { pending, complete } = await prepareHfTargets(plan, io.signal);
-    for (const entry of complete) say(`  ${entry.key}: already complete`);
-    const outcomes = await downloadEntriesOneByOne(pending, {
-      concurrency: command.concurrency,
-      ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
-      ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
-      retry,
-      signal: io.signal,
-      onEvent: (key, event) => {
-        if (event.type === 'open') {
-          say(`  ${key}: ${formatBytes(event.size)}${event.resumedBytes > 0 ? `, resuming: ${formatBytes(event.resumedBytes)} already on disk` : ''}…`);
-        }
+    const slots = await hfSlots(plan, pending, complete, command.force);
+    return await runSet(slots, {
+      command,
+      view,
+      io,
+      started,
+      resume: resumeCommand(io.argv, command, undefined),
+      afterDownloads: async () => {
+        const snapshot = await finishHfCache(plan);
+        return `${plan.files.length} file(s) of ${plan.location.repoId} at commit ${plan.commit} in ${snapshot ?? plan.root}`;
       },
     });
-    const snapshot = await finishHfCache(plan);
-    let firstFailure: unknown;
-    for (const outcome of outcomes) {
-      if (outcome.status === 'done') {
-        const { result } = outcome;
-        say(`  ${outcome.key}: ${formatBytes(result.size)} ${result.digest?.verified === true ? `${result.digest.algorithm} verified` : 'done'}`);
-      } else {
-        firstFailure ??= outcome.error;
-        say(`  ${outcome.key}: FAILED: ${describeFailure(outcome.error).message}`);
-      }
-    }
-    if (io.signal.aborted) throw io.signal.reason instanceof Interrupted ? io.signal.reason : new Interrupted('SIGINT');
-    const notRun = pending.length - outcomes.length;
-    if (firstFailure !== undefined) {
-      io.stderr.write(formatFailure(firstFailure, command.debug));
-      if (notRun > 0) say(`blockfetch: ${notRun} file(s) not started; run the same command again: finished files are kept and partial ones resume`);
-      return describeFailure(firstFailure).exitCode;
-    }
-    say(`blockfetch: ${plan.files.length} file(s) of ${plan.location.repoId} at commit ${plan.commit} in ${snapshot ?? plan.root}`);
-    return ExitCode.SUCCESS;
   } catch (err) {
-    if (err instanceof Interrupted || io.signal.aborted) {
-      const reason = io.signal.reason instanceof Interrupted ? io.signal.reason : err instanceof Interrupted ? err : undefined;
-      say('blockfetch: interrupted; run the same command again to resume');
+    // Before any download (settings, the API, the disk) or a bug: nothing of a file to resume.
+    if (io.signal.aborted) {
+      const reason = io.signal.reason instanceof Interrupted ? io.signal.reason : undefined;
+      if (command.outputMode !== 'json') io.stderr.write('blockfetch: interrupted; run the same command again to resume\n');
       return reason?.signalName === 'SIGTERM' ? ExitCode.TERMINATED : ExitCode.INTERRUPTED;
     }
+    if (command.outputMode === 'json') writeJsonError(io.stdout, err);
     io.stderr.write(formatFailure(err, command.debug));
     return describeFailure(err).exitCode;
   } finally {
@@ -98,8 +84,32 @@ export async function runHfDownload(command: DownloadCommand, io: CliIo, env: No
   }
 }
 
+/**
+ * The plan's files in its order: complete ones skipped; a pending file
+ * whose target is a finished file that is not the repository's (size or
+ * digest differ) refused unless `--force`, as `downloadFiles` would skip it;
+ * the rest downloaded.
+ */
+async function hfSlots(plan: HfPlan, pending: readonly HfDownloadEntry[], complete: readonly HfDownloadEntry[], force: boolean): Promise<SetSlot[]> {
+  const done = new Set(complete);
+  const slots: SetSlot[] = [];
+  for (const entry of plan.entries) {
+    if (done.has(entry)) {
+      slots.push({ settled: { file: entry.key, outcome: 'skipped' } });
+    } else if (!force && pending.includes(entry) && (await isFinishedDownload(entry.target))) {
+      const error = new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${entry.target} already exists and is not ${entry.key} at commit ${plan.commit} (its size or digest differs)`, {
+        hint: 'add -f/--force to replace it, or download into another folder (-d DIR)',
+      });
+      slots.push({ settled: { file: entry.key, outcome: 'failed', report: describeFailure(error) } });
+    } else if (pending.includes(entry)) {
+      slots.push({ entry: { source: entry.source, target: entry.target, key: entry.key, options: entry.options }, url: entry.source });
+    }
+  }
+  return slots;
+}
+
 function describePlan(plan: HfPlan): string {
   const bytes = plan.files.reduce((sum, f) => sum + f.size, 0);
   const where = plan.layout === 'hf-cache' ? `the Hugging Face cache (${plan.root})` : plan.root;
-  return `blockfetch: ${plan.location.repoType} ${plan.location.repoId}@${plan.revision} is commit ${plan.commit}: ${plan.files.length} file(s), ${formatBytes(bytes)}, into ${where}`;
+  return `${plan.location.repoType} ${plan.location.repoId}@${plan.revision} is commit ${plan.commit}: ${plan.files.length} file(s), ${formatBytes(bytes)}, into ${where}`;
 }

@@ -7,6 +7,7 @@
  * Everything goes to the stream given (stderr for people, so that stdout can
  * carry the file itself with `--stdout`).
  */
+import type { DownloadFileResult } from '../download-file.js';
 import type { DownloadStats } from '../download/stats.js';
 
 import { jsonLine, type JsonOutcome } from './json-lines.js';
@@ -74,6 +75,17 @@ export interface DoneNotice {
   readonly elapsedMs: number;
   /** The digest that was verified, if any. */
   readonly digest: { readonly algorithm: string; readonly hex: string } | undefined;
+}
+
+/** The {@link DoneNotice} of a finished {@link downloadFile}: one place for every view that shows a finished file. */
+export function doneNoticeOf(result: DownloadFileResult): DoneNotice {
+  return {
+    target: result.target,
+    totalBytes: result.size,
+    bytesThisRun: result.stats.downloadedBytes,
+    elapsedMs: result.durationMs,
+    digest: result.digest?.verified === true ? { algorithm: result.digest.algorithm, hex: result.digest.hex } : undefined,
+  };
 }
 
 /** Receives a download's progress and shows it somehow. */

@@ -2,32 +2,36 @@
  * `blockfetch s3://BUCKET/KEY` and `blockfetch s3://BUCKET/PREFIX/ -d DIR`:
  * the download command for S3 sources. The S3 work (credentials, listing,
  * signing, reading) is `src/s3/`'s; this file only turns the command line
- * into its options, shows each file's progress as the download command
- * does, and reports the outcome.
+ * into its options, shows one object as the download command shows one
+ * URL, and runs a prefix's objects as a set (`set-run.ts`).
  */
 import { existsSync } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 import type { Dispatcher } from 'undici';
 
-import { downloadPaths, type DownloadFileEvent } from '../download-file.js';
-import { InvalidArgumentError } from '../errors.js';
+import { downloadFile, downloadPaths } from '../download-file.js';
+import { isFinishedDownload, type DownloadEntry } from '../download-files.js';
+import { BlockfetchError, InvalidArgumentError } from '../errors.js';
 import { createDefaultDispatcher } from '../http/dispatcher.js';
 import { resolveS3Config } from '../s3/config.js';
-import { s3DownloadEntries, type DownloadEntry, type S3DownloadPlan } from '../s3/entries.js';
-import { downloadS3EntriesSequentially, type EntryOutcome } from '../s3/run-entries.js';
+import { s3DownloadEntries, type S3DownloadPlan } from '../s3/entries.js';
 import { parseS3Url, s3UrlOf } from '../s3/url.js';
 import type { DownloadCommand } from './args.js';
-import { EventPresenter, reportDownloadFailure, tlsOptions } from './download-command.js';
+import { EventPresenter, reportDownloadFailure, sharedDownloadOptions, tlsOptions } from './download-command.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { jsonLine } from './json-lines.js';
-import { JsonView, createProgressView, type ProgressView } from './progress.js';
+import { JsonView, createProgressView, doneNoticeOf } from './progress.js';
+import { describeFailure } from './report.js';
+import { resumeCommand } from './resume-command.js';
+import { createSetView } from './set-progress.js';
+import { runSet, type SetSlot } from './set-run.js';
 
 /** Runs an s3:// download command; resolves to the exit code. */
 export async function runS3Download(command: DownloadCommand, io: CliIo): Promise<ExitCodeValue> {
-  const jsonStream = io.stdout;
-  const newView = (): ProgressView => (command.outputMode === 'json' ? new JsonView(jsonStream) : createProgressView(command.outputMode, io.stderr));
+  const started = performance.now();
   let dispatcher: Dispatcher | undefined;
   try {
     checkOptions(command);
@@ -56,7 +60,9 @@ export async function runS3Download(command: DownloadCommand, io: CliIo): Promis
     if (plan.entries.length === 0 && plan.skipped.every((s) => s.folderMarker)) {
       throw new InvalidArgumentError(`${command.url}: no objects under this prefix`, { hint: 'check the bucket and prefix: the listing was empty' });
     }
-    return await downloadPlan(plan, command, io, newView);
+    const [only] = plan.entries;
+    if (plan.directory === undefined && only !== undefined) return await downloadOneObject(only, plan, command, io);
+    return await downloadPrefix(plan, command, io, dispatcher, started);
   } catch (err) {
     // Before any file began (configuration, listing): nothing on disk to resume.
     return reportDownloadFailure(err, command, undefined, io);
@@ -65,10 +71,22 @@ export async function runS3Download(command: DownloadCommand, io: CliIo): Promis
   }
 }
 
-/** Options that mean nothing (or something unsafe) to a signed S3 request are refused, not ignored. */
+/** Options that mean nothing (or something unsafe) to a signed S3 request, or to a prefix's set of files, are refused, not ignored. */
 function checkOptions(command: DownloadCommand): void {
+  if (parseS3Url(command.url).isPrefix) {
+    if (command.digest !== undefined) {
+      throw new InvalidArgumentError('--sha256, --sha512 and --checksum name one file, but a prefix has several', { hint: 'check one object (s3://BUCKET/KEY) with it' });
+    }
+  }
   if (command.toStdout) {
     throw new InvalidArgumentError('--stdout is not supported for s3:// URLs yet', { hint: 'download to a file (-o FILE), then read it' });
+  }
+  // Refused, not ignored: an object's own checksum (x-amz-checksum-sha256) is checked when S3 keeps one.
+  if (command.checksums !== undefined) {
+    throw new InvalidArgumentError('--checksums is not supported for s3:// URLs yet', { hint: 'check one object with --sha256 HEX, or verify the files afterwards (blockfetch verify FILE --sha256 HEX)' });
+  }
+  if (command.mirrors.length > 0) {
+    throw new InvalidArgumentError('--mirror is not supported for s3:// URLs', { hint: 'give the mirrors as https:// URLs, or download the object alone' });
   }
   const extra = command.headers.filter(([name]) => name.toLowerCase() !== 'user-agent');
   if (extra.length > 0) {
@@ -78,77 +96,74 @@ function checkOptions(command: DownloadCommand): void {
   }
 }
 
-/** Downloads every entry of the plan, one after another, and says how it went. */
-async function downloadPlan(plan: S3DownloadPlan, command: DownloadCommand, io: CliIo, newView: () => ProgressView): Promise<ExitCodeValue> {
-  let view: ProgressView | undefined;
-  let presenter: EventPresenter | undefined;
-  let current: DownloadEntry | undefined;
-  let exitCode: ExitCodeValue = ExitCode.SUCCESS;
-  const onOutcome = (outcome: EntryOutcome): void => {
-    const entry = outcome.entry;
-    const shown = view;
-    const last = presenter?.last;
-    // The next file gets a view of its own, even if it fails before its first event.
-    current = undefined;
-    view = undefined;
-    presenter = undefined;
-    const key = entry.key ?? entry.target;
-    if (outcome.kind === 'skipped') {
-      if (command.outputMode === 'json') io.stdout.write(jsonLine({ type: 'done', outcome: 'already-complete', key, target: downloadPaths(entry.target).target }));
-      else if (command.outputMode !== 'quiet') io.stderr.write(`blockfetch: ${entry.target} is already complete (the same size and modification time as ${key})\n`);
-      return;
-    }
-    if (outcome.kind === 'done') {
-      const { result } = outcome;
-      shown?.done({
-        target: result.target,
-        totalBytes: result.size,
-        bytesThisRun: result.stats.downloadedBytes,
-        elapsedMs: result.durationMs,
-        digest: result.digest?.verified === true ? { algorithm: result.digest.algorithm, hex: result.digest.hex } : undefined,
-      });
-      return;
-    }
-    shown?.stop(last);
-    const nothingOnDisk = !existsSync(downloadPaths(entry.target).partial);
-    const code = reportDownloadFailure(outcome.error, { ...command, url: key }, entry.target, io, nothingOnDisk);
-    if (exitCode === ExitCode.SUCCESS) exitCode = code;
-  };
-  const outcomes = await downloadS3EntriesSequentially(plan.entries, {
-    concurrency: command.concurrency,
-    ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
-    ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
-    ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
-    ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
-    restart: command.restart,
-    overwrite: command.force,
-    retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
-    signal: io.signal,
-    isComplete: async (entry) => !command.force && (await alreadyComplete(entry, plan)),
-    onEvent: (key: string, event: DownloadFileEvent) => {
-      const entry = plan.entries.find((e) => e.key === key);
-      if (entry !== current) {
-        // A new file: its own view and presenter, so its bar and counts start at 0.
-        current = entry;
-        view = newView();
-        presenter = new EventPresenter(view, { ...command, url: key });
-      }
-      presenter?.handle(event);
-    },
-    onOutcome,
-  });
-  if (plan.directory !== undefined) {
-    const count = (kind: EntryOutcome['kind']): number => outcomes.filter((o) => o.kind === kind).length;
-    const unsafe = plan.skipped.filter((s) => !s.folderMarker).length;
-    const left = plan.entries.length - outcomes.length;
-    const summary = `${plan.entries.length} file(s) under ${command.url} into ${plan.directory}: ${count('done')} downloaded, ${count('skipped')} already complete, ${count('failed')} failed${left > 0 ? `, ${left} not started` : ''}${unsafe > 0 ? `; ${unsafe} key(s) left out` : ''}`;
-    // --json has no set-level line yet (docs/cli-json.schema.json ends a run with done, error or
-    // interrupted; downloadFiles will bring one): each file's own lines say it there.
-    if (command.outputMode === 'auto') io.stderr.write(`blockfetch: ${summary}\n`);
-    // A key that could not be saved is a file the user does not have: not a success.
-    if (exitCode === ExitCode.SUCCESS && unsafe > 0) exitCode = ExitCode.FAILURE;
+/**
+ * One object (`s3://BUCKET/KEY`): the download command's one-file view and
+ * messages. A target that is already the object is left alone.
+ */
+async function downloadOneObject(entry: DownloadEntry, plan: S3DownloadPlan, command: DownloadCommand, io: CliIo): Promise<ExitCodeValue> {
+  const key = entry.key ?? entry.target;
+  if (!command.force && (await alreadyComplete(entry, plan))) {
+    if (command.outputMode === 'json') io.stdout.write(jsonLine({ type: 'done', outcome: 'already-complete', key, target: downloadPaths(entry.target).target }));
+    else if (command.outputMode !== 'quiet') io.stderr.write(`blockfetch: ${entry.target} is already complete (the same size and modification time as ${key})\n`);
+    return ExitCode.SUCCESS;
   }
-  return exitCode;
+  const view = command.outputMode === 'json' ? new JsonView(io.stdout) : createProgressView(command.outputMode, io.stderr);
+  const presenter = new EventPresenter(view, { ...command, url: key });
+  try {
+    await mkdir(dirname(entry.target), { recursive: true });
+    const result = await downloadFile(entry.source, entry.target, {
+      ...sharedDownloadOptions(command),
+      ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
+      ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
+      signal: io.signal,
+      ...entry.options,
+      onEvent: (event) => presenter.handle(event),
+    });
+    view.done(doneNoticeOf(result));
+    return ExitCode.SUCCESS;
+  } catch (err) {
+    view.stop(presenter.last);
+    const nothingOnDisk = !existsSync(downloadPaths(entry.target).partial);
+    return reportDownloadFailure(err, { ...command, url: key }, entry.target, io, nothingOnDisk);
+  }
+}
+
+/**
+ * A prefix: its objects as a set (`set-run.ts`): `-c` connections across
+ * them, `-j` at once, the set's view, summary, `--json` lines and exit
+ * code. Each key's folder is made here (downloadFiles writes only the
+ * files); a target already that object is skipped; a target that is
+ * another file is refused unless `--force`, as for one object.
+ */
+async function downloadPrefix(plan: S3DownloadPlan, command: DownloadCommand, io: CliIo, dispatcher: Dispatcher, started: number): Promise<ExitCodeValue> {
+  const view = createSetView(command.outputMode, io.stdout, io.stderr);
+  const slots: SetSlot[] = [];
+  for (const entry of plan.entries) {
+    const key = entry.key ?? entry.target;
+    if (!command.force && (await alreadyComplete(entry, plan))) {
+      slots.push({ settled: { file: key, outcome: 'skipped' } });
+    } else if (!command.force && (await isFinishedDownload(entry.target))) {
+      const error = new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${entry.target} already exists and is not ${key} (its size or modification time differs)`, {
+        hint: 'add -f/--force to replace it, or download into another directory (-d DIR)',
+      });
+      slots.push({ settled: { file: key, outcome: 'failed', report: describeFailure(error) } });
+    } else {
+      await mkdir(dirname(entry.target), { recursive: true });
+      slots.push({ entry: { ...entry, key }, url: key });
+    }
+  }
+  // A key that could not be saved is a file the user does not have: not a success.
+  const unsafe = plan.skipped.filter((s) => !s.folderMarker).length;
+  return runSet(slots, {
+    command,
+    view,
+    io,
+    dispatcher,
+    started,
+    resume: resumeCommand(io.argv, command, undefined),
+    moreExitCodes: unsafe > 0 ? [ExitCode.FAILURE] : [],
+    afterDownloads: () => Promise.resolve(unsafe > 0 ? `${unsafe} key(s) under ${command.url} left out (see above)` : undefined),
+  });
 }
 
 /**

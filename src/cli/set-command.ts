@@ -27,7 +27,7 @@ import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
 import type { Reader } from '../download/reader.js';
 import { lookAtRemote } from '../download-file.js';
-import { downloadFiles, type DownloadEntry, type DownloadFilesEvent } from '../download-files.js';
+import type { DownloadEntry } from '../download-files.js';
 import { BlockfetchError, InvalidArgumentError, redactUrl } from '../errors.js';
 import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
 import { HttpReader } from '../http/http-reader.js';
@@ -35,14 +35,15 @@ import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { headerRecord, type DownloadCommand, type DownloadSetCommand } from './args.js';
 import { expectedDigestsFor, listedNote, loadChecksumList } from './checksum-list-source.js';
 import { listedMismatch, tlsOptions } from './download-command.js';
-import { ExitCode, mostSevereExitCode, type ExitCodeValue } from './exit-codes.js';
+import type { ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
 import { parseInputFile, type InputEntry } from './input-file.js';
-import { Interrupted, type CliIo } from './io.js';
+import type { CliIo } from './io.js';
 import { describeFailure, formatFailure, writeJsonError, debugFromEnvironment, type FailureReport } from './report.js';
 import { captureResponseHeaders, contentDispositionOf } from './response-headers.js';
 import { resumeCommand, shellQuote } from './resume-command.js';
-import { JsonSetView, createSetView, type SetFileOutcome, type SetView } from './set-progress.js';
+import { createSetView, type SetView } from './set-progress.js';
+import { runSet, type SetSlot } from './set-run.js';
 
 /** One file of the set, before its target is known. */
 interface PlannedFile {
@@ -92,24 +93,19 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
     if (command.tls.insecure) view.note('warning: -k/--insecure: TLS certificates are not checked in this run; anyone on the path can read or change the download');
     // Targets the server names: one small request each, before any download, so that two files with one name are refused up front.
     const named = await nameFromServers(planned, command, dispatcher, io.signal, view);
-    // Every file's outcome, in the order of the set.
-    const outcomes: (SetFileOutcome | undefined)[] = planned.map(() => undefined);
-    const failures: { index: number; file: string; report: FailureReport }[] = [];
-    const entries: DownloadEntry[] = [];
-    const entryIndex: number[] = [];
+    const slots: SetSlot[] = [];
     const targets: { target: string; origin: string; digests: readonly ExpectedDigest[] }[] = [];
     for (const [i, p] of planned.entries()) {
       const target = p.target ?? named[i];
+      const url = p.urls[0] as string;
       if (typeof target !== 'string') {
         // Its first request failed: no name, so the summary names it by its URL.
-        failures.push({ index: i, file: redactUrl(p.urls[0] ?? ''), report: describeFailure(named[i]) });
+        slots.push({ settled: { file: redactUrl(url), outcome: 'failed', report: describeFailure(named[i]) } });
         continue;
       }
       const digests = expectedDigestsOf(p, target, checksums);
       targets.push({ target, origin: p.origin, digests });
-      if (view instanceof JsonSetView) view.setUrl(target, redactUrl(p.urls[0] ?? ''));
-      entries.push({ source: p.urls[0] as string, target, options: entryOptions(p, target, digests, command, dispatcher, view) });
-      entryIndex.push(i);
+      slots.push({ entry: { source: url, target, key: target, options: entryOptions(p, target, digests, command, dispatcher, view) }, url });
     }
     refuseDuplicates(targets);
     if (checksums !== undefined) {
@@ -118,44 +114,10 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
         if (note !== undefined) view.note(note);
       }
     }
+    const list = checksums;
     // A file that fails a digest the list gave says so in its hint (the key is the target).
-    const explain = (key: string, err: BlockfetchError): FailureReport => describeFailure(checksums === undefined ? err : listedMismatch(err, checksums, key));
-    for (const { index, file, report } of failures) {
-      view.failed(file, report);
-      outcomes[index] = { file, outcome: 'failed', report };
-    }
-    const result = io.signal.aborted
-      ? undefined
-      : await downloadFiles(entries, {
-          concurrency: command.concurrency,
-          maxConcurrentFiles: command.maxConcurrentFiles,
-          ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
-          ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
-          ...(command.rateBytesPerSecond === undefined ? {} : { bytesPerSecond: command.rateBytesPerSecond }),
-          restart: command.restart,
-          overwrite: command.force,
-          retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
-          timeoutMs: command.timeoutMs,
-          dispatcher,
-          signal: io.signal,
-          onEvent: (event) => show(event, view, command, io.signal, explain),
-        });
-    for (const [n, f] of (result?.files ?? []).entries()) {
-      outcomes[entryIndex[n] as number] = (
-        f.outcome === 'failed' ? { file: f.key, outcome: 'failed', report: explain(f.key, f.error) } : f.outcome === 'done' ? { file: f.key, outcome: 'done', result: f.result } : { file: f.key, outcome: f.outcome }
-      );
-    }
-    const files = outcomes.map((o, i) => o ?? { file: planned[i]?.target ?? redactUrl(planned[i]?.urls[0] ?? ''), outcome: 'not-started' as const });
-    const interrupted = io.signal.aborted && io.signal.reason instanceof Interrupted ? io.signal.reason.signalName : undefined;
-    const exitCode =
-      interrupted !== undefined
-        ? interrupted === 'SIGTERM'
-          ? ExitCode.TERMINATED
-          : ExitCode.INTERRUPTED
-        : mostSevereExitCode(files.map((f) => (f.outcome === 'failed' ? f.report.exitCode : f.outcome === 'not-started' ? ExitCode.FAILURE : ExitCode.SUCCESS)));
-    view.finish({ files, exitCode, elapsedMs: Math.round(performance.now() - started), interruptedBy: interrupted, resume });
-    if (interrupted !== undefined && command.outputMode !== 'json') io.stderr.write(`blockfetch: interrupted by ${interrupted}; every partial download is saved\n`);
-    return exitCode;
+    const explain = list === undefined ? undefined : (key: string, err: BlockfetchError): FailureReport => describeFailure(listedMismatch(err, list, key));
+    return await runSet(slots, { command, view, io, dispatcher, started, resume, ...(explain === undefined ? {} : { explain }) });
   } catch (err) {
     // Refused before any download (two files the server names alike), or a bug.
     if (json) writeJsonError(io.stdout, err);
@@ -354,34 +316,6 @@ async function nameFromServers(
   };
   await Promise.all(Array.from({ length: Math.min(command.concurrency, todo.length) }, worker));
   return names;
-}
-
-/** One event of the set, on the view. */
-function show(
-  event: DownloadFilesEvent,
-  view: SetView,
-  command: DownloadSetCommand,
-  signal: AbortSignal,
-  explain: (key: string, err: BlockfetchError) => FailureReport,
-): void {
-  switch (event.type) {
-    case 'file':
-      view.fileEvent(event.key, event.event, command.concurrency);
-      break;
-    case 'file-skipped':
-      view.skipped(event.key);
-      break;
-    case 'file-done':
-      view.done(event.key, event.result);
-      break;
-    case 'file-failed':
-      // An interrupted file is not a failure to list as it happens: the summary says it.
-      if (!signal.aborted) view.failed(event.key, explain(event.key, event.error));
-      break;
-    case 'set-progress':
-      view.total(event);
-      break;
-  }
 }
 
 /** The command that resumes the set: the same one, every URL and header value redacted. */

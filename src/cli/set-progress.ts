@@ -11,7 +11,7 @@ import type { DownloadFileEvent, DownloadFileResult } from '../download-file.js'
 import type { DownloadFilesProgress } from '../download-files.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { jsonLine } from './json-lines.js';
-import { JsonView, SnapshotMaker, SpeedMeter, formatEta, type ProgressSnapshot } from './progress.js';
+import { JsonView, SnapshotMaker, SpeedMeter, doneNoticeOf, formatEta, type ProgressSnapshot } from './progress.js';
 import type { FailureReport } from './report.js';
 import { formatBytes, formatDuration, formatRate } from './units.js';
 
@@ -381,13 +381,7 @@ class JsonSetView implements SetView {
 
   done(file: string, result: DownloadFileResult): void {
     const view = this.#files.get(file)?.view ?? new JsonView(this.#stream, 1000, { file });
-    view.done({
-      target: result.target,
-      totalBytes: result.size,
-      bytesThisRun: result.stats.downloadedBytes,
-      elapsedMs: result.durationMs,
-      digest: result.digest?.verified === true ? { algorithm: result.digest.algorithm, hex: result.digest.hex } : undefined,
-    });
+    view.done(doneNoticeOf(result));
   }
 
   failed(file: string, report: FailureReport): void {

@@ -5,10 +5,8 @@
  * read by a {@link HubFileReader} pinned to that commit and verified
  * against the file's sha256 (LFS) or git blob id before its final rename.
  *
- * The entries have the shape of the set downloader's `DownloadEntry`
- * (`src/download-files.ts`, not on main yet); until it lands,
- * {@link downloadEntriesOneByOne} runs them one after the other over
- * `downloadFile`. The lead swaps it for `downloadFiles` at merge.
+ * The entries have the shape of `downloadFiles`' `DownloadEntry`
+ * (`src/download-files.ts`), which runs them as one set.
  */
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
@@ -20,7 +18,7 @@ import type { Dispatcher } from 'undici';
 import type { ExpectedDigest } from '../cache/types.js';
 import type { RetryOptions } from '../download/backoff.js';
 import { createDigestHash } from '../download/digest.js';
-import { downloadFile, type DownloadFileEvent, type DownloadFileOptions, type DownloadFileResult } from '../download-file.js';
+import type { DownloadEntryOptions } from '../download-files.js';
 import { BlockfetchError } from '../errors.js';
 import { blobName, hfCachePaths, linkSnapshot, writeRef, type HfCachePaths } from './hf-cache.js';
 import { parseHfUrl, quoteLikePython, type HfLocation } from './hf-url.js';
@@ -30,14 +28,13 @@ import { HubFileReader, hubFileDigest } from './hub-file-reader.js';
 import { hubSettingsFromEnvironment, type HubSettings } from './hub-settings.js';
 
 /**
- * Per-file options of a set entry: the subset of {@link DownloadFileOptions}
- * the set downloader's `DownloadEntryOptions` allows (SETS-API.md).
+ * Per-file options of a set entry: `downloadFiles`' `DownloadEntryOptions`.
  */
-export type HfEntryOptions = Pick<DownloadFileOptions, 'expectedDigest' | 'headers' | 'createReader' | 'blockSize' | 'overwrite' | 'restart'>;
+export type HfEntryOptions = DownloadEntryOptions;
 
 /**
  * One file of the set, in the shape of the set downloader's `DownloadEntry`
- * (declared here until `src/download-files.ts` is on main), plus the tree
+ * (`src/download-files.ts`), plus the tree
  * entry it came from.
  */
 export interface HfDownloadEntry {
@@ -122,7 +119,7 @@ export interface HfPlan {
  * @example
  * ```ts
  * const plan = await planHfDownload('hf://openai/whisper-tiny', { dispatcher: new Agent(), include: ['*.json'] });
- * for (const entry of plan.entries) await downloadFile(entry.source, entry.target, entry.options);
+ * const result = await downloadFiles(plan.entries, { concurrency: 8, maxConcurrentFiles: 3 });
  * ```
  */
 export async function planHfDownload(url: string, options: HfPlanOptions): Promise<HfPlan> {
@@ -313,45 +310,4 @@ export async function finishHfCache(plan: HfPlan): Promise<string | undefined> {
   }
   if (linked > 0) await writeRef(cache, plan.revision, plan.commit);
   return join(cache.repo, 'snapshots', plan.commit);
-}
-
-/** One entry's outcome in {@link downloadEntriesOneByOne}. */
-export type EntryOutcome =
-  | { readonly key: string; readonly status: 'done'; readonly result: DownloadFileResult }
-  | { readonly key: string; readonly status: 'failed'; readonly error: BlockfetchError };
-
-/**
- * STAND-IN for the set downloader's `downloadFiles(entries, options)`
- * (owned by the `sets` helper, not on main yet): runs the entries one
- * after the other through `downloadFile`, each with the set's options and
- * its own on top. One file's failure does not stop the others; the
- * outcomes say which failed. An abort stops the loop.
- *
- * @example
- * ```ts
- * const outcomes = await downloadEntriesOneByOne(prepared.pending, { concurrency: 8, signal });
- * ```
- */
-export async function downloadEntriesOneByOne(
-  entries: readonly HfDownloadEntry[],
-  options: Omit<DownloadFileOptions, 'onEvent'> & { readonly onEvent?: (key: string, event: DownloadFileEvent) => void },
-): Promise<EntryOutcome[]> {
-  const { onEvent, ...shared } = options;
-  const outcomes: EntryOutcome[] = [];
-  for (const entry of entries) {
-    if (shared.signal?.aborted === true) break;
-    try {
-      const result = await downloadFile(entry.source, entry.target, {
-        ...shared,
-        ...entry.options,
-        ...(onEvent === undefined ? {} : { onEvent: (event: DownloadFileEvent) => onEvent(entry.key, event) }),
-      });
-      outcomes.push({ key: entry.key, status: 'done', result });
-    } catch (err) {
-      const error = err instanceof BlockfetchError ? err : new BlockfetchError('BLOCKFETCH_INTERNAL', String(err), { cause: err });
-      outcomes.push({ key: entry.key, status: 'failed', error });
-      if (error.code === 'BLOCKFETCH_ABORTED') break;
-    }
-  }
-  return outcomes;
 }

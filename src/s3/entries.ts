@@ -2,8 +2,8 @@
  * From an `s3://` URL to the files to download: one entry for
  * `s3://BUCKET/KEY`, one per object for `s3://BUCKET/PREFIX/` (listed with
  * ListObjectsV2), each with its target path and a `createReader` that reads
- * it with an {@link S3Reader}. The entries have the shape `downloadFiles`
- * takes (SETS-API.md); nothing here downloads or writes.
+ * it with an {@link S3Reader}. The entries are `downloadFiles`' own; nothing
+ * here downloads or writes.
  *
  * Paths under a prefix are the keys relative to it, kept under the target
  * directory, and never allowed out of it: a key whose relative path has an
@@ -16,28 +16,12 @@ import { basename, join, resolve, sep } from 'node:path';
 
 import type { Dispatcher } from 'undici';
 
-import type { DownloadFileOptions } from '../download-file.js';
-import type { Reader } from '../download/reader.js';
+import type { DownloadEntry } from '../download-files.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { S3Config } from './config.js';
 import { listS3Objects, type S3ListedObject } from './list.js';
 import { S3Reader, type S3ReaderOptions } from './s3-reader.js';
 import { parseS3Url, s3UrlOf } from './url.js';
-
-/**
- * One file of a set: the agreed shape of `downloadFiles`' entries
- * (SETS-API.md), declared here until `src/download-files.ts` lands.
- */
-export interface DownloadEntry {
-  /** What to read: a URL, or any Reader. */
-  readonly source: string | Reader;
-  /** Where to save it (relative to cwd or absolute). */
-  readonly target: string;
-  /** The name events, JSON lines and the summary use for it (default: `target` as given). */
-  readonly key?: string;
-  /** Per-file options; each overrides the set's option of the same name. */
-  readonly options?: Pick<DownloadFileOptions, 'expectedDigest' | 'headers' | 'createReader' | 'blockSize' | 'overwrite' | 'restart'>;
-}
 
 /** A key under the prefix that is not downloaded, and why. */
 export interface SkippedKey {
@@ -123,7 +107,7 @@ export function unsafeRelativePath(relative: string): string | undefined {
  * const config = await resolveS3Config();
  * const dispatcher = new Agent();
  * const plan = await s3DownloadEntries('s3://my-bucket/models/', { config, dispatcher, directory: 'models' });
- * await downloadS3EntriesSequentially(plan.entries, {});
+ * await downloadFiles(plan.entries, { concurrency: 8 }); // after creating each target's folder
  * ```
  */
 export async function s3DownloadEntries(url: string, options: S3DownloadEntriesOptions): Promise<S3DownloadPlan> {

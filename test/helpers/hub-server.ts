@@ -27,6 +27,8 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import { RequestGauge } from './request-gauge.js';
+
 /** One file of a commit. */
 export interface StandInFile {
   readonly path: string;
@@ -71,6 +73,10 @@ export interface HubStandInOptions {
   readonly serveInstead?: ReadonlyMap<string, Buffer>;
   /** Called before each request is answered. */
   readonly onRequest?: (origin: 'hub' | 'cdn', request: IncomingMessage) => void;
+  /** A CDN request for which this returns true is never answered (a stalled CDN), until the client goes away. @default never */
+  readonly holdCdn?: (request: IncomingMessage) => boolean;
+  /** Awaited before a CDN request is answered (to hold requests until others arrive). @default none */
+  readonly beforeCdn?: (request: IncomingMessage) => Promise<void>;
 }
 
 /** A running stand-in. */
@@ -80,6 +86,8 @@ export interface HubStandIn {
   /** `http://127.0.0.1:PORT` of the CDN. */
   readonly cdn: string;
   readonly requests: StandInRequest[];
+  /** The file requests (resolve and CDN) open at once, and for how many files. */
+  readonly gauge: RequestGauge;
   /** Moves the stand-in's clock (signed URLs issued before may expire). */
   advanceClock(seconds: number): void;
   /** From now on the CDN sends this ETag for a blob (as a CDN whose object was replaced would). */
@@ -184,6 +192,7 @@ function sendBytes(req: IncomingMessage, res: ServerResponse, content: Buffer, e
 export async function startHubStandIn(options: HubStandInOptions): Promise<HubStandIn> {
   const secret = randomBytes(16).toString('hex');
   const requests: StandInRequest[] = [];
+  const gauge = new RequestGauge();
   const pageSize = options.pageSize ?? 1000;
   const lifetime = options.urlLifetimeSeconds ?? 3600;
   let clockSkew = 0;
@@ -201,6 +210,12 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
   let cdnBase = '';
   const cdn = createServer((req, res) => {
     options.onRequest?.('cdn', req);
+    gauge.track(new URL(req.url ?? '/', 'http://cdn').pathname, res);
+    if (options.holdCdn?.(req) === true) return;
+    if (options.beforeCdn === undefined) return serveCdn(req, res);
+    void options.beforeCdn(req).then(() => serveCdn(req, res));
+  });
+  const serveCdn = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://cdn');
     const sha = url.pathname.replace(/^\/+/, '');
     const expires = Number(url.searchParams.get('Expires'));
@@ -217,7 +232,7 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
       status = sendBytes(req, res, content, cdnEtag(sha), {});
     }
     record('cdn', req, status);
-  });
+  };
 
   const hub = createServer((req, res) => {
     const answer = (status: number, headers: Record<string, string>, body?: string | Buffer): void => {
@@ -228,6 +243,7 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
       answer(status, { ...(code === undefined ? {} : { 'x-error-code': code }), 'x-error-message': message, 'content-type': 'application/json' }, JSON.stringify({ error: message }));
     options.onRequest?.('hub', req);
     const url = new URL(req.url ?? '/', 'http://hub');
+    if (url.pathname.includes('/resolve/')) gauge.track(url.pathname, res);
     if (options.rateLimit !== undefined && options.rateLimit.path.test(url.pathname) && rateLimited < options.rateLimit.times) {
       rateLimited++;
       answer(429, { 'retry-after': options.rateLimit.retryAfter, 'x-error-message': 'You have been rate-limited' }, 'Too Many Requests');
@@ -333,6 +349,7 @@ export async function startHubStandIn(options: HubStandInOptions): Promise<HubSt
     endpoint: `http://127.0.0.1:${hubPort}`,
     cdn: cdnBase,
     requests,
+    gauge,
     advanceClock: (seconds) => {
       clockSkew += seconds;
     },

@@ -46,6 +46,7 @@ import { createInterface } from 'node:readline';
 
 import { Hash } from '@smithy/core/serde';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { RequestGauge } from './request-gauge.js';
 
 /** The access key id s3rver knows out of the box (its secret is the same word). */
 export const S3RVER_ACCESS_KEY_ID = 'S3RVER';
@@ -100,6 +101,8 @@ export interface S3Server {
   readonly endpoint: string;
   /** Every request seen, in order. */
   readonly requests: RecordedRequest[];
+  /** The object requests (GET and HEAD of a key, not listings) open at once, and for how many keys. */
+  readonly gauge: RequestGauge;
   /** Stores an object (an unsigned PUT through s3rver itself); resolves to its ETag. */
   put(bucket: string, key: string, body: Uint8Array, options?: PutOptions): Promise<string>;
   /** Makes the next ranged GET suffer `fault`. */
@@ -162,6 +165,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   });
   const backend = (JSON.parse(firstLine) as { port: number }).port;
   const requests: RecordedRequest[] = [];
+  const gauge = new RequestGauge();
   const digests = new Map<string, string>();
   const versions = new Map<string, string>();
   let fault: S3Fault | undefined;
@@ -192,6 +196,8 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     void (async () => {
       const recorded: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers }, bytesSent: 0 };
       requests.push(recorded);
+      const objectPath = new URL(req.url ?? '/', 'http://x').pathname;
+      if (!(req.url ?? '').includes('list-type=') && /^\/[^/]+\/./.test(objectPath)) gauge.track(objectPath, res);
       await listener?.(recorded);
       if (options.verify !== undefined) {
         const problem = await signatureProblem(req, options.verify);
@@ -238,6 +244,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   return {
     endpoint,
     requests,
+    gauge,
     async put(bucket, key, body, putOptions = {}) {
       const encoded = key.split('/').map(encodeURIComponent).join('/');
       // Straight to s3rver: a PUT is the test's own doing, not a request of the code under test.
