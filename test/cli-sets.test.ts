@@ -72,6 +72,21 @@ describe('blockfetch with several files', () => {
     expect(result.stderr).toMatch(/^ {2}done {5}out\/a\.bin /m);
   });
 
+  it('refuses hf:// and s3:// URLs in a set of URLs or an input file, in one line, before any request', async () => {
+    server = await startSetServer({ '/a': payload(0, 9) });
+    for (const other of ['hf://org/model', 's3://bucket/key']) {
+      const r = await runCli([server.url('/a'), other, '-d', '.'], { cwd: dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^blockfetch: URL 2: ${other.replace(/[/.]/g, '\\$&')} is not an http\\(s\\) URL.*\nhint: download an hf:// repository or an s3:// prefix in a command of its own`));
+      expect(r.stderr).not.toMatch(/HttpReader|at .*\.ts:/);
+    }
+    await writeFile(join(dir, 'list.txt'), `${server.url('/a')}\ns3://bucket/key\n  out=k.bin\n`);
+    const r = await runCli(['-i', 'list.txt'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^blockfetch: list\.txt:2: unsupported URL scheme "s3:"\nhint: blockfetch downloads http:\/\/ and https:\/\/ URLs\n$/);
+    expect(server.total()).toBe(0);
+  });
+
   it('refuses -o and --stdout with several URLs, before any request', async () => {
     server = await startSetServer({ '/a': payload(0, 9), '/b': payload(0, 9) });
     const o = await runCli([server.url('/a'), server.url('/b'), '-o', 'x'], { cwd: dir });

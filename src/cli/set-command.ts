@@ -149,6 +149,15 @@ async function planFiles(command: DownloadSetCommand): Promise<PlannedFile[]> {
     }
     for (const entry of entries) planned.push(fromInputEntry(entry, name, base, globalHeaders));
   }
+  for (const p of planned) {
+    const other = p.urls.find((url) => !/^https?:/i.test(url));
+    if (other !== undefined) {
+      // hf:// and s3:// list their own files; mixed into a set of URLs they would be read as plain HTTP.
+      throw new InvalidArgumentError(`${p.origin}: ${redactUrl(other)} is not an http(s) URL, and a set of several URLs or an input file takes only those`, {
+        hint: 'download an hf:// repository or an s3:// prefix in a command of its own (it is a set by itself)',
+      });
+    }
+  }
   return planned;
 }
 
