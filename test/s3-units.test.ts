@@ -224,6 +224,22 @@ describe('paths under a prefix', () => {
     }
   });
 
+  it("a prefix's default folder is its last segment only when that is a safe name, else the bucket's", async () => {
+    const xml = '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>bkt</Name><IsTruncated>false</IsTruncated>' +
+      '<Contents><Key>../x.bin</Key><Size>5</Size><ETag>"e"</ETag><LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents></ListBucketResult>';
+    const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/xml' }).end(xml));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const config = await resolveS3Config({ env: { HOME: dir, AWS_ENDPOINT_URL_S3: endpoint } });
+      const plan = await s3DownloadEntries('s3://bkt/../', { config, dispatcher });
+      expect(plan.directory).toBe('bkt');
+      expect(plan.entries.map((e) => e.target)).toEqual([join('bkt', 'x.bin')]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('-o FILE with a prefix is refused: many keys cannot be one file', async () => {
     const config = await resolveS3Config({ env: { HOME: dir, AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' } });
     await expect(s3DownloadEntries('s3://bkt/p/', { config, dispatcher, output: 'one.bin' })).rejects.toThrow(/cannot be saved as one file/);

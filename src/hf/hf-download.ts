@@ -8,7 +8,6 @@
  * The entries have the shape of `downloadFiles`' `DownloadEntry`
  * (`src/download-files.ts`), which runs them as one set.
  */
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
@@ -17,7 +16,7 @@ import type { Dispatcher } from 'undici';
 
 import type { ExpectedDigest } from '../cache/types.js';
 import type { RetryOptions } from '../download/backoff.js';
-import { createDigestHash } from '../download/digest.js';
+import { hashFile } from '../download/digest.js';
 import type { DownloadEntryOptions } from '../download-files.js';
 import { BlockfetchError } from '../errors.js';
 import { blobName, hfCachePaths, linkSnapshot, writeRef, type HfCachePaths } from './hf-cache.js';
@@ -281,10 +280,8 @@ async function isComplete(entry: HfDownloadEntry, layout: HfPlan['layout'], sign
   if (found === undefined || !found.isFile() || found.size !== entry.file.size) return false;
   if (layout === 'hf-cache') return true;
   const digest = hubFileDigest(entry.file);
-  const hash = createDigestHash(digest.algorithm, found.size);
-  const stream = createReadStream(entry.target, { highWaterMark: 2 ** 20, ...(signal === undefined ? {} : { signal }) });
-  for await (const chunk of stream as AsyncIterable<Buffer>) hash.update(chunk);
-  return hash.digest('hex') === digest.hex;
+  const [hex] = await hashFile(entry.target, [digest.algorithm], signal);
+  return hex === digest.hex;
 }
 
 /**

@@ -127,8 +127,11 @@ export async function s3DownloadEntries(url: string, options: S3DownloadEntriesO
       hint: 'give a directory instead: -d DIR (the keys keep their paths under it)',
     });
   }
-  const lastSegment = location.key.split('/').filter((s) => s !== '').at(-1) ?? location.bucket;
-  const directory = options.directory ?? options.output ?? lastSegment;
+  // The default folder is the prefix's last segment, when that is a safe
+  // name here (`s3://bucket/../` must not save into `..`); else the bucket's.
+  const lastSegment = location.key.split('/').filter((s) => s !== '').at(-1);
+  const defaultDirectory = lastSegment !== undefined && unsafeRelativePath(lastSegment) === undefined ? lastSegment : location.bucket;
+  const directory = options.directory ?? options.output ?? defaultDirectory;
   const root = resolve(directory);
   const objects = await listS3Objects(config, location.bucket, location.key, {
     dispatcher,
