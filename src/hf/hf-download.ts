@@ -56,7 +56,14 @@ export interface HfPlanOptions {
   readonly dispatcher: Dispatcher;
   /** The folder files go under (folder layout). @default `./NAME` */
   readonly dir?: string;
-  /** Write into the standard cache (`settings.hubCache`) instead of a folder. @default false */
+  /**
+   * Write into the standard cache (`settings.hubCache`) instead of a folder.
+   * The entries then download the blobs only: the snapshot links and
+   * `refs/` that make the cache usable offline are written by the
+   * `blockfetch hf://… --hf-cache` command after the downloads, not by
+   * `downloadFiles`, so from the library use the folder layout.
+   * @default false
+   */
   readonly hfCache?: boolean;
   /** Keep only paths matching one of these globs (fnmatch, as huggingface_hub's allow_patterns). @default [] (all) */
   readonly include?: readonly string[];
