@@ -74,12 +74,12 @@ interface RunState {
 
 /**
  * Bytes of writes ALL requests together may have in flight (each request
- * gets its share, see {@link writeWindowBytes}). The writes wait their
- * turn in the thread pool (the cache runs two at a time) holding their
- * socket chunks, which live long enough to be promoted and are then freed
- * only by a full collection: at 16 connections x 4 MiB this was 185-204 MB
- * peak RSS against 150-159 MB with 1 MiB each (docs/benchmarks.md, issue 10,
- * 2026-12-07).
+ * gets its share, see {@link writeWindowBytes}). Chosen when writes waited
+ * their turn in the thread pool holding their socket chunks: at 16
+ * connections x 4 MiB that was 185-204 MB peak RSS against 150-159 MB with
+ * 1 MiB each (docs/benchmarks.md, issue 10, 2026-12-07). Since the data
+ * write is made on the main thread (see src/cache/file.ts) the window
+ * rarely fills; it still bounds what a slow write can hold.
  */
 const WRITE_WINDOWS_BYTES = 16 * 2 ** 20;
 
