@@ -20,7 +20,9 @@ import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, parseChecksumList, type ChecksumList } from '../download/checksum-list.js';
 import { lookAtRemote } from '../download-file.js';
 import { BlockfetchError, InvalidArgumentError, redactUrl } from '../errors.js';
+import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
 import { HttpReader } from '../http/http-reader.js';
+import { headerRecord, type DownloadCommand } from './args.js';
 import { formatBytes } from './units.js';
 
 /**
@@ -190,6 +192,39 @@ function allOnOrigin(list: string, downloads: readonly string[]): boolean {
 function withoutCredentials(headers: Readonly<Record<string, string>>): Record<string, string> {
   const agent = headers['user-agent'];
   return agent === undefined ? {} : { 'user-agent': agent };
+}
+
+/**
+ * `--checksums` for a run: the list, read from its file or fetched from its
+ * URL on a dispatcher of its own with the run's proxy and TLS settings (not
+ * a download's header-capturing one: its headers must not name a file).
+ * `downloadUrls` are every URL the run downloads (mirrors too): the `-H`
+ * headers go to a list URL only when all of them are on its origin.
+ *
+ * @example
+ * ```ts
+ * const list = await checksumListForRun(command, [command.url], await tlsOptions(command), io.signal);
+ * ```
+ */
+export async function checksumListForRun(
+  command: Pick<DownloadCommand, 'checksums' | 'headers' | 'timeoutMs' | 'retries'>,
+  downloadUrls: readonly string[],
+  tls: DispatcherTlsOptions,
+  signal: AbortSignal,
+): Promise<ChecksumList> {
+  const dispatcher = createDefaultDispatcher(process.env, tls);
+  try {
+    return await loadChecksumList(command.checksums ?? '', {
+      downloadUrl: downloadUrls,
+      headers: headerRecord(command.headers),
+      dispatcher,
+      timeoutMs: command.timeoutMs,
+      attempts: command.retries + 1,
+      signal,
+    });
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
 }
 
 /**

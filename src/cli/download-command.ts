@@ -17,12 +17,12 @@ import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.js';
 import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
-import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
+import type { DispatcherTlsOptions } from '../http/dispatcher.js';
 import type { RemoteIdentity } from '../cache/types.js';
 import { inspectDownload } from './inspect.js';
 import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
-import { expectedDigestsFor, listedNote, loadChecksumList } from './checksum-list-source.js';
+import { expectedDigestsFor, listedNote, checksumListForRun } from './checksum-list-source.js';
 import { chooseFilename } from './filename.js';
 import { jsonLine } from './json-lines.js';
 import { Interrupted, StdoutClosed, type CliIo } from './io.js';
@@ -60,7 +60,7 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
   const capture = createHeaderCapturingDispatcher(tls, { http2: command.http2 });
   try {
     // Before anything is downloaded: a list that cannot be had or read stops the run here.
-    if (command.checksums !== undefined) checksums = await checksumList(command, tls, io.signal);
+    if (command.checksums !== undefined) checksums = await checksumListForRun(command, [command.url, ...command.mirrors], tls, io.signal);
     // `--stdout` alone: nothing on disk. With `-o FILE` too: stream while saving, below.
     if (command.toStdout && command.output === undefined) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
@@ -214,27 +214,6 @@ async function alreadyComplete(
   const modified = info.identity.lastModified === undefined ? NaN : Date.parse(info.identity.lastModified);
   // HTTP dates have whole seconds; filesystems keep what utimes set.
   return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
-}
-
-/**
- * `--checksums`: the list, read from its file or fetched from its URL on a
- * dispatcher of its own with the download's proxy and TLS settings (not the
- * capturing one: its headers must not name the downloaded file).
- */
-async function checksumList(command: DownloadCommand, tls: DispatcherTlsOptions, signal: AbortSignal): Promise<ChecksumList> {
-  const dispatcher = createDefaultDispatcher(process.env, tls);
-  try {
-    return await loadChecksumList(command.checksums ?? '', {
-      downloadUrl: command.url,
-      headers: headerRecord(command.headers),
-      dispatcher,
-      timeoutMs: command.timeoutMs,
-      attempts: command.retries + 1,
-      signal,
-    });
-  } finally {
-    await dispatcher.close().catch(() => undefined);
-  }
 }
 
 /**

@@ -29,11 +29,11 @@ import type { Reader } from '../download/reader.js';
 import { lookAtRemote } from '../download-file.js';
 import type { DownloadEntry } from '../download-files.js';
 import { BlockfetchError, InvalidArgumentError, redactUrl } from '../errors.js';
-import { createDefaultDispatcher, type DispatcherTlsOptions } from '../http/dispatcher.js';
+import { createDefaultDispatcher } from '../http/dispatcher.js';
 import { HttpReader } from '../http/http-reader.js';
 import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { headerRecord, type DownloadCommand, type DownloadSetCommand } from './args.js';
-import { expectedDigestsFor, listedNote, loadChecksumList } from './checksum-list-source.js';
+import { expectedDigestsFor, listedNote, checksumListForRun } from './checksum-list-source.js';
 import { listedMismatch, tlsOptions } from './download-command.js';
 import type { ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
@@ -78,7 +78,14 @@ export async function runDownloadSet(command: DownloadSetCommand, io: CliIo): Pr
       // Once for the whole set, before any request for a file: a list that
       // cannot be had or read, or that contradicts a checksum= of a file
       // whose name is already known (out=), stops the run here.
-      checksums = await setChecksumList(command, planned, tls, io.signal);
+      // -H goes to a list URL only when every URL of the set (mirrors too) is
+      // on its origin: a set spanning several hosts is not the list host's alone.
+      checksums = await checksumListForRun(
+        command,
+        planned.flatMap((p) => p.urls),
+        tls,
+        io.signal,
+      );
       for (const p of planned) if (p.target !== undefined) expectedDigestsOf(p, p.target, checksums);
     }
     dispatcher = createDefaultDispatcher(process.env, tls, { http2: command.http2 });
@@ -191,28 +198,6 @@ function expectedDigestsOf(p: PlannedFile, target: string, list: ChecksumList | 
     });
   }
   return expectedDigestsFor(list, target, given);
-}
-
-/**
- * `--checksums` for a set, read or fetched once. The `-H` headers go to a
- * list URL only when every URL of the set (mirrors too) is on the list's
- * origin: they were given for the set's hosts, and a set spanning several
- * is not the list host's alone. Entry `header=` lines never go to the list.
- */
-async function setChecksumList(command: DownloadSetCommand, planned: readonly PlannedFile[], tls: DispatcherTlsOptions, signal: AbortSignal): Promise<ChecksumList> {
-  const dispatcher = createDefaultDispatcher(process.env, tls);
-  try {
-    return await loadChecksumList(command.checksums ?? '', {
-      downloadUrl: planned.flatMap((p) => p.urls),
-      headers: headerRecord(command.headers),
-      dispatcher,
-      timeoutMs: command.timeoutMs,
-      attempts: command.retries + 1,
-      signal,
-    });
-  } finally {
-    await dispatcher.close().catch(() => undefined);
-  }
 }
 
 /** Reads the input file, or stdin for `-`; a file that cannot be read is a usage error. */
