@@ -136,6 +136,24 @@ describe('blockfetch s3://', () => {
     }
   });
 
+  it('a key whose folder cannot be made (a file of that name is in the way) fails alone; the rest of the prefix downloads', async () => {
+    const a = payload(0, 100_000);
+    const z = payload(3, 100_000);
+    await s3.put('bucket', 'clash/a.bin', a);
+    await s3.put('bucket', 'clash/k', payload(1, 100_000));
+    await s3.put('bucket', 'clash/k/x.bin', payload(2, 100_000));
+    await s3.put('bucket', 'clash/z.bin', z);
+    await mkdir(join(dir, 'clash-out'), { recursive: true });
+    await writeFile(join(dir, 'clash-out', 'k'), 'an older file of the user');
+    const result = await run(['s3://bucket/clash/', '-d', 'clash-out']);
+    expect(result.code, result.stderr).not.toBe(ExitCode.SUCCESS);
+    expect(result.stderr).toMatch(/BLOCKFETCH_UNSAFE_PATH: cannot make the folder .*clash-out\/k for s3:\/\/bucket\/clash\/k\/x\.bin/);
+    expect(result.stderr).not.toMatch(/looks like a bug/);
+    expect(sha256(await readFile(join(dir, 'clash-out', 'a.bin')))).toBe(sha256(a));
+    expect(sha256(await readFile(join(dir, 'clash-out', 'z.bin')))).toBe(sha256(z));
+    expect(await readFile(join(dir, 'clash-out', 'k'), 'utf8')).toBe('an older file of the user');
+  });
+
   it('a prefix with -c 4 -j 3: never more than 4 object requests open across the prefix, and several objects at once', async () => {
     const bodies = Array.from({ length: 6 }, (_, i) => payload(100 + i, 3 * MiB));
     for (const [i, body] of bodies.entries()) await s3.put('bucket', `par/f${i}.bin`, body);

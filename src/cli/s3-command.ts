@@ -148,8 +148,21 @@ async function downloadPrefix(plan: S3DownloadPlan, command: DownloadCommand, io
       });
       slots.push({ settled: { file: key, outcome: 'failed', report: describeFailure(error) } });
     } else {
-      await mkdir(dirname(entry.target), { recursive: true });
-      slots.push({ entry: { ...entry, key }, url: key });
+      // One key whose folder cannot be made (a file of that name is in the
+      // way) fails alone; the others of the prefix still download.
+      const folder = dirname(entry.target);
+      const madeFolder = await mkdir(folder, { recursive: true }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      if (madeFolder === undefined) slots.push({ entry: { ...entry, key }, url: key });
+      else {
+        const error = new BlockfetchError('BLOCKFETCH_UNSAFE_PATH', `cannot make the folder ${folder} for ${key}: ${(madeFolder as NodeJS.ErrnoException).code ?? String(madeFolder)}`, {
+          hint: 'a file of that name is in the way: move it, or download into another directory (-d DIR)',
+          cause: madeFolder,
+        });
+        slots.push({ settled: { file: key, outcome: 'failed', report: describeFailure(error) } });
+      }
     }
   }
   // A key that could not be saved is a file the user does not have: not a success.
