@@ -143,7 +143,13 @@ export interface LookRetry {
  */
 export async function lookAtRemote(
   reader: Reader,
-  options: { readonly retry?: RetryOptions; readonly signal?: AbortSignal; readonly onRetry?: (retry: LookRetry) => void } = {},
+  options: {
+    readonly retry?: RetryOptions;
+    readonly signal?: AbortSignal;
+    readonly onRetry?: (retry: LookRetry) => void;
+    /** Takes a connection for each attempt (a set's budget), given back before a backoff. */
+    readonly acquireConnection?: (signal: AbortSignal) => Promise<() => void>;
+  } = {},
 ): Promise<ContentInfo> {
   const signal = options.signal ?? new AbortController().signal;
   const asBlockfetchError = (err: unknown): BlockfetchError =>
@@ -154,6 +160,7 @@ export async function lookAtRemote(
   const engine = new AttemptEngine({
     reader,
     ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.acquireConnection === undefined ? {} : { acquireConnection: options.acquireConnection }),
     ...(onRetry === undefined
       ? {}
       : { onRetry: (retry: AttemptRetry) => onRetry({ attempt: retry.attempt, delayMs: retry.delayMs, error: asBlockfetchError(retry.error) }) }),
@@ -858,15 +865,16 @@ async function openOrCreateCache(
     await discard(paths);
   }
   if (signal.aborted) throw new AbortedError('the download was aborted', { cause: signal.reason });
-  const look = (): Promise<ContentInfo> =>
-    lookAtRemote(reader, {
-      signal,
-      ...(o.retry === undefined ? {} : { retry: o.retry }),
-      onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
-    });
   // The first look is a request like any other: inside the shared budget,
-  // held by the reader, as the downloader's requests are.
-  const info = o.connectionBudget === undefined ? await look() : await o.connectionBudget.run(reader, signal, look);
+  // held by the reader, each attempt taking its slot and giving it back
+  // before a backoff, as the downloader's requests do.
+  const budget = o.connectionBudget;
+  const info = await lookAtRemote(reader, {
+    signal,
+    ...(o.retry === undefined ? {} : { retry: o.retry }),
+    ...(budget === undefined ? {} : { acquireConnection: (s: AbortSignal) => budget.acquire(reader, s) }),
+    onRetry: (retry) => emit({ type: 'look-retry', ...retry }),
+  });
   await createNewFilesForCache(paths.partial, paths.index, info.contentLength, o.requestedBlockSize ?? blockSizeFor(info.contentLength, info.blockSize), {
     identity: info.identity,
     lock: false,

@@ -120,8 +120,9 @@ export interface AttemptEngineOptions {
    * Takes a connection for one attempt (a request and its body) and returns
    * what gives it back; it is given back when the attempt ends, BEFORE any
    * backoff. A limit shared with other downloads (a set's
-   * `ConnectionBudget`) is then never held by a request that is only
-   * waiting out a Retry-After. Rejects when `signal` aborts while waiting.
+   * `ConnectionBudget`) then lends a waiting request's slot to the others
+   * (all but a joined download's last slot, which the budget keeps parked
+   * for it). Rejects when `signal` aborts while waiting.
    * @default undefined (no limit beyond the caller's own)
    */
   readonly acquireConnection?: (signal: AbortSignal) => Promise<() => void>;
