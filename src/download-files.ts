@@ -20,6 +20,7 @@
  *   index) and marks the files not yet started.
  */
 import { lstat } from 'node:fs/promises';
+import { sep } from 'node:path';
 
 import type { Dispatcher } from 'undici';
 
@@ -280,8 +281,10 @@ function checkEntries(entries: readonly DownloadEntry[], o: ResolvedOptions): Ch
     }
     const key = entry.key ?? entry.target;
     const absolute = downloadPaths(entry.target).target;
-    // Checked here too, not only by downloadFile: a set is refused whole before anything runs.
-    if (isOwnFileName(absolute)) {
+    // Checked here too, not only by downloadFile: a set is refused whole
+    // before anything runs. Every part of the path counts: a folder named
+    // like a partial file (`a.blockfetch/x`) would block another entry's.
+    if (entry.target.split(sep).some((part) => isOwnFileName(part))) {
       throw new InvalidArgumentError(`${OWNER}: entry ${JSON.stringify(key)} would be saved as ${absolute}, a name blockfetch gives its own files beside another download`, {
         hint: `give it a name that does not end in ${PARTIAL_SUFFIX} or ${PARTIAL_SUFFIX}.*`,
       });
@@ -340,11 +343,21 @@ async function checkFinishedFile(entry: CheckedEntry, o: ResolvedOptions): Promi
     entry.options.expectedDigests,
   );
   if (expected.length === 0) return;
-  const hexes = await hashFile(
-    entry.target,
-    expected.map((d) => d.algorithm),
-    o.signal,
-  );
+  let hexes: string[];
+  try {
+    hexes = await hashFile(
+      entry.target,
+      expected.map((d) => d.algorithm),
+      o.signal,
+    );
+  } catch (err) {
+    if (o.signal?.aborted === true) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new BlockfetchError('BLOCKFETCH_DISK_READ', `cannot read ${entry.target} to check it against its digest: ${code}`, {
+      hint: 'check the file\'s permissions and the disk; or delete it to download it again',
+      cause: err,
+    });
+  }
   expected.forEach((digest, i) => {
     const actual = hexes[i] as string;
     if (actual !== digest.hex) {

@@ -131,7 +131,7 @@ describe('downloadFiles', () => {
   it("refuses, before any request, a target named like another download's own files", async () => {
     server = await startSetServer({ '/a': payload(0, 9), '/b': payload(1, 9) });
     const s = server;
-    for (const name of ['m.bin.blockfetch', 'm.bin.blockfetch.json', 'm.bin.blockfetch.live', 'm.bin.blockfetch.flock']) {
+    for (const name of ['m.bin.blockfetch', 'm.bin.blockfetch.json', 'm.bin.blockfetch.live', 'm.bin.blockfetch.flock', join('m.bin.blockfetch', 'x')]) {
       await expect(
         downloadFiles([
           { source: s.url('/a'), target: join(dir, 'm.bin') },
