@@ -21,28 +21,12 @@ import { formatInspectReport, inspectDownload } from '../src/cli/inspect.js';
 import { runCli } from './cli-helpers.js';
 import { startFaultServer, type Fault, type FaultServer } from './helpers/fault-server.js';
 import { payload } from './helpers/payload.js';
-import { readerContract, type ReaderFault } from './helpers/reader-contract.js';
+import { readerContract } from './helpers/reader-contract.js';
 import { startThrottleProxy, type ThrottleProxy } from './helpers/throttle-proxy.js';
+import { httpFault, reprDigest } from './helpers/http-faults.js';
 
 function sha256(content: Buffer): ExpectedDigest {
   return { algorithm: 'sha256', hex: createHash('sha256').update(content).digest('hex') };
-}
-
-function reprDigest(digest: ExpectedDigest): Record<string, string> {
-  return { 'repr-digest': `sha-256=:${Buffer.from(digest.hex, 'hex').toString('base64')}:` };
-}
-
-function httpFault(fault: ReaderFault): Fault {
-  switch (fault.kind) {
-    case 'cut':
-      return { kind: 'cut', after: fault.after };
-    case 'long':
-      return { kind: 'extra', bytes: fault.extra };
-    case 'stall':
-      return { kind: 'stall', after: fault.after };
-    case 'refuse':
-      return { kind: 'status', status: 503, headers: { 'retry-after': String(fault.retryAfterMs / 1000) } };
-  }
 }
 
 // Two mirrors with different ETags, made safe to mix by a digest: every

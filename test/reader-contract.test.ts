@@ -9,13 +9,13 @@ import { appendFile, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import type { ExpectedDigest } from '../src/cache/types.js';
 import { FileReader } from '../src/download/file-reader.js';
 import { HttpReader } from '../src/http/http-reader.js';
 import { FakeReader, transient, type FakeFault } from './helpers/fake-reader.js';
 import { startFaultServer, type Fault } from './helpers/fault-server.js';
 import { startNginx, type NginxServer } from './helpers/nginx.js';
 import { readerContract, type ReaderFault } from './helpers/reader-contract.js';
+import { httpFault, reprDigest } from './helpers/http-faults.js';
 
 let dir: string;
 let nginx: NginxServer;
@@ -28,25 +28,6 @@ afterAll(async () => {
   await nginx?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-/** Repr-Digest (RFC 9530) for a sha256 digest: what a server advertising one sends. */
-function reprDigest(digest: ExpectedDigest): Record<string, string> {
-  return { 'repr-digest': `sha-256=:${Buffer.from(digest.hex, 'hex').toString('base64')}:` };
-}
-
-/** The fault server's way of suffering each contract fault. */
-function httpFault(fault: ReaderFault): Fault {
-  switch (fault.kind) {
-    case 'cut':
-      return { kind: 'cut', after: fault.after };
-    case 'long':
-      return { kind: 'extra', bytes: fault.extra };
-    case 'stall':
-      return { kind: 'stall', after: fault.after };
-    case 'refuse':
-      return { kind: 'status', status: 503, headers: { 'retry-after': String(fault.retryAfterMs / 1000) } };
-  }
-}
 
 readerContract('HttpReader over the fault server', {
   faults: ['cut', 'long', 'stall', 'refuse'],
