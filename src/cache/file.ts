@@ -165,13 +165,13 @@ export class NodeCacheFile implements CacheFileReadWriter {
   /**
    * {@inheritDoc CacheFileReadWriter.writev}
    *
-   * One `pwritev` for all the parts (socket chunks gathered to about 1 MiB),
+   * One `pwritev` for all the parts (socket chunks gathered to 128 KiB),
    * made on the calling thread, as aria2c makes its writes: no copy and no
    * thread-pool round trip. Measured on 1 GiB from nginx at c8 (issue 10,
    * docs/benchmarks.md): 2.1-2.6 CPU s against 2.6-3.4 for the same write
-   * through libuv's pool, and 15 full garbage collections instead of 34:
-   * a chunk queued behind the pool lived long enough to be promoted, so only
-   * a full collection could free its socket buffer. What it costs: while
+   * through libuv's pool (a chunk queued behind the pool lived long enough
+   * to be promoted, so only a full collection could free its socket
+   * buffer). What it costs: while
    * the kernel copies the 1 MiB into the page cache (or throttles a writer
    * that is far ahead of the disk) the event loop waits; the sockets keep
    * receiving into their kernel buffers meanwhile. The index saves, still
