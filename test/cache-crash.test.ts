@@ -180,12 +180,10 @@ async function verify(fs: CacheFileSystem, promised: ReadonlySet<number>, identi
     if (cache.nextCached(b, check) !== b + 1) problems.push(`block ${b} was flushed before the cut but is not claimed`);
   }
   // What the live index (saved without fsync, trusted only on its own boot) recorded, if it survived.
-  const live = await new IndexFile(INDEX, fs)
-    .live()
-    .load()
-    .catch(() => undefined);
+  const live = await new IndexFile(INDEX, fs).loadLive();
   await cache.close();
-  return { claimed, synced: index.cachedBlocks, written: Math.max(index.written?.cachedBlocks ?? 0, live?.written?.cachedBlocks ?? 0), problems };
+  const liveWritten = Math.max(0, ...live.map((contents) => contents.written?.cachedBlocks ?? 0));
+  return { claimed, synced: index.cachedBlocks, written: Math.max(index.written?.cachedBlocks ?? 0, liveWritten), problems };
 }
 
 interface CutOptions {

@@ -8,6 +8,7 @@ import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { inspectDownload } from '../src/cli/inspect.js';
 import { nodeFileSystem, NodeCacheFile, type CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
+import { readLiveIndex } from '../src/cache/live-index.js';
 import { LocalDownloadCache, type LocalDownloadCacheOptions, type OpenLocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
 import { BlockfetchError } from '../src/errors.js';
 import { codeOf, stillPending } from './helpers/download-cache-contract.js';
@@ -27,6 +28,12 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close().catch(() => undefined)));
   await rm(dir, { recursive: true, force: true });
 });
+
+/** The most blocks any valid save in the live file at `path` records as written (0 when there is none). */
+async function liveWrittenBlocks(path: string): Promise<number> {
+  const saves = await readLiveIndex(path);
+  return Math.max(0, ...saves.map((contents) => contents.written?.cachedBlocks ?? 0));
+}
 
 async function newCache(contentLength: number, blockSize: number, options: LocalDownloadCacheOptions = {}): Promise<LocalDownloadCache> {
   await createNewFilesForCache(dataPath, indexPath, contentLength, blockSize);
@@ -129,7 +136,8 @@ describe('LocalDownloadCache: flushing', () => {
   it('coalesces: concurrent flush() calls share one save; an unchanged cache saves nothing', async () => {
     await createNewFilesForCache(dataPath, indexPath, 4096, 16);
     let saves = 0;
-    const counting: CacheFileSystem = { ...nodeFileSystem, rename: (a, b) => (saves++, nodeFileSystem.rename(a, b)) };
+    // Saves of the index itself (the live index is written in place, and its creation renames once).
+    const counting: CacheFileSystem = { ...nodeFileSystem, rename: (a, b) => (b === indexPath && saves++, nodeFileSystem.rename(a, b)) };
     const cache = await LocalDownloadCache.fromFiles(await NodeCacheFile.open(dataPath), new IndexFile(indexPath, counting), {
       flushIntervalMs: 60_000,
       flushBytes: 1 << 30,
@@ -159,7 +167,8 @@ describe('LocalDownloadCache: flushing', () => {
   it('with flushIntervalMs 0 every mark asks for a flush, but the requests coalesce', async () => {
     await createNewFilesForCache(dataPath, indexPath, 4096, 16);
     let saves = 0;
-    const counting: CacheFileSystem = { ...nodeFileSystem, rename: (a, b) => (saves++, nodeFileSystem.rename(a, b)) };
+    // Saves of the index itself (the live index is written in place, and its creation renames once).
+    const counting: CacheFileSystem = { ...nodeFileSystem, rename: (a, b) => (b === indexPath && saves++, nodeFileSystem.rename(a, b)) };
     const cache = await LocalDownloadCache.fromFiles(await NodeCacheFile.open(dataPath), new IndexFile(indexPath, counting), {
       flushIntervalMs: 0,
     });
@@ -326,10 +335,7 @@ describe('LocalDownloadCache: close', () => {
 
 describe('LocalDownloadCache: the live index (saved without fsync, trusted on its own boot)', () => {
   const livePath = (): string => `${indexPath}.live`;
-  const liveBlocks = async (): Promise<number> =>
-    readFile(livePath(), 'utf8')
-      .then((text) => (JSON.parse(text) as { written?: { cachedBlocks: number } }).written?.cachedBlocks ?? 0)
-      .catch(() => 0);
+  const liveBlocks = (): Promise<number> => liveWrittenBlocks(livePath());
 
   it('background saves between data syncs go to the live index; a reopen on the same boot trusts it, on another boot not', async () => {
     const cache = await newCache(40, 4, { flushIntervalMs: 0, bootId: 'boot-1' });
@@ -402,10 +408,7 @@ describe('blockfetch inspect counts what a resume on this boot keeps', () => {
     await cache.writeAt(payload(0, 3), 0);
     while ((JSON.parse(await readFile(index, 'utf8')) as { cachedBlocks: number }).cachedBlocks < 1) await new Promise((r) => setTimeout(r, 5));
     for (let b = 1; b < 5; b++) await cache.writeAt(payload(b * 4, b * 4 + 3), b * 4);
-    const live = async (): Promise<number> =>
-      readFile(`${target}.blockfetch.live`, 'utf8')
-        .then((t) => (JSON.parse(t) as { written?: { cachedBlocks: number } }).written?.cachedBlocks ?? 0)
-        .catch(() => 0);
+    const live = (): Promise<number> => liveWrittenBlocks(`${target}.blockfetch.live`);
     while ((await live()) < 5) await new Promise((r) => setTimeout(r, 5));
     const report = await inspectDownload(target);
     expect(report).toMatchObject({ state: 'partial', doneBlocks: 5, doneBytes: 20, percentDone: 50 });

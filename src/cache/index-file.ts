@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import { BlockfetchError, IndexError } from '../errors.js';
 import { errnoCode, nodeFileSystem, parentDir, type CacheFileSystem } from './file.js';
 import { decodeIndex, encodeIndex, MAX_INDEX_BYTES, type IndexContents } from './index-format.js';
+import { LiveIndexWriter, readLiveIndex } from './live-index.js';
 
 /**
  * The index file of a cache, at `path`, read and written through a
@@ -88,29 +89,31 @@ export class IndexFile {
 
   /** As {@link IndexFile.save}, for bytes that are already encoded. */
   replace(bytes: Uint8Array): Promise<void> {
-    return this.#replace(bytes, true);
+    return this.#replace(bytes);
   }
 
   /**
-   * Replaces the file with `bytes` atomically (temp file, rename) but not
-   * durably: no fsync, so a kill -9 finds the new contents (they are in the
-   * page cache) while a power cut may leave the old file, the new one, an
-   * empty one or none. For the live index only ({@link liveIndexPath}),
-   * which is never trusted after a reboot; it costs no disk flush, so it can
-   * be saved many times a second.
+   * Creates the live index beside this one ({@link liveIndexPath}) holding
+   * `first`, through the same filesystem: saved in place many times a second,
+   * never fsynced, trusted only on the boot that wrote it.
    */
-  replaceFast(bytes: Uint8Array): Promise<void> {
-    return this.#replace(bytes, false);
+  createLive(first: Uint8Array): Promise<LiveIndexWriter> {
+    return LiveIndexWriter.create(liveIndexPath(this.path), first, this.#fs);
   }
 
-  async #replace(bytes: Uint8Array, durable: boolean): Promise<void> {
+  /** Every valid index the live file beside this one holds (see {@link readLiveIndex}); none when it is missing or torn. */
+  loadLive(): Promise<IndexContents[]> {
+    return readLiveIndex(liveIndexPath(this.path), this.#fs);
+  }
+
+  async #replace(bytes: Uint8Array): Promise<void> {
     try {
       const temp = await this.#fs.create(this.tempPath);
       try {
         await temp.write(bytes, 0);
         // Without this fsync the rename could reach the disk before the
         // temp file's contents, and a crash would leave an empty index.
-        if (durable) await temp.sync();
+        await temp.sync();
       } finally {
         await temp.close();
       }
@@ -118,7 +121,7 @@ export class IndexFile {
       // The rename is a change to the directory: durable only once the
       // directory is fsynced. Until then a crash may bring back the old index
       // (which is still correct, only older).
-      if (durable) await this.#fs.syncDir(parentDir(this.path));
+      await this.#fs.syncDir(parentDir(this.path));
     } catch (err) {
       await this.#fs.remove(this.tempPath).catch(() => undefined);
       if (err instanceof BlockfetchError) throw err;
@@ -133,7 +136,7 @@ export class IndexFile {
  * The live index beside the index at `indexPath`: `X.blockfetch.live` for
  * `X.blockfetch.json` (so its temp file is no longer than the index's),
  * else `indexPath` + `.live`. It holds the same contents as the index,
- * saved far more often and never fsynced ({@link IndexFile.replaceFast}), and
+ * saved far more often, in place, and never fsynced ({@link LiveIndexWriter}), and
  * is trusted only on the boot that wrote it: what a kill -9 leaves behind,
  * while the index itself stays what a power cut leaves.
  *

@@ -9,6 +9,7 @@ import { openCacheFiles } from './cache-files.js';
 import { errnoCode, type CacheFileReadWriter } from './file.js';
 import type { IndexFile } from './index-file.js';
 import { currentBootId, isBootId } from './boot-id.js';
+import { LiveIndexWriter } from './live-index.js';
 import { checkIdentityDigest, encodeIndex, rangesFromIndex, writtenRangesFromIndex, type IndexContents } from './index-format.js';
 import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
@@ -81,6 +82,16 @@ const DATA_SYNC_INTERVAL_MS = 1000;
 const LIVE_FLUSH_INTERVAL_MS = 20;
 
 /**
+ * The least time between two saves of the live index made as blocks are
+ * marked, in ms. A save is one in-place write on the main thread (see
+ * src/cache/live-index.ts) after encoding the index, 0.2-0.3 ms at 1,024
+ * blocks; what a kill -9 loses of the marks is at most this long's worth
+ * (11 MB at 550 MB/s). The flush time budget still caps the share of time
+ * the saves take when the bitmap is large.
+ */
+const LIVE_SAVE_INTERVAL_MS = 20;
+
+/**
  * Data writes handed to the thread pool at once. libuv runs 4 threads in
  * FIFO order: with every connection's writes queued there, each of an index
  * save's steps (create, write, rename) waited behind them, 100-180 ms a save
@@ -104,8 +115,10 @@ const DATA_WRITES_IN_FLIGHT = 2;
 export async function rangesOnResume(index: IndexFile, contents: IndexContents, bootId: string | null): Promise<ByteRanges> {
   if (bootId === null) return rangesFromIndex(contents, index.path);
   const ranges = syncedAndWritten(contents, index.path, bootId);
-  const live = await loadLiveIndex(index.live(), contents, bootId);
-  if (live !== undefined) ranges.addAll(live);
+  for (const live of await index.loadLive()) {
+    const blocks = trustedLiveBlocks(live, index.live().path, contents, bootId);
+    if (blocks !== undefined) ranges.addAll(blocks);
+  }
   return ranges;
 }
 
@@ -118,24 +131,19 @@ function syncedAndWritten(contents: IndexContents, path: string, bootId: string)
 }
 
 /**
- * The blocks the live index beside `durable` adds, when it can be trusted:
- * written on this boot (`written.bootId`), valid, and of the same download
- * (sizes, remote identity). Anything else (missing, torn by a power cut,
- * another boot's, another download's) adds nothing and is no error: the
- * durable index alone is then what the cache holds.
+ * The blocks one save of the live index (`live`, read from `path`) adds,
+ * when it can be trusted: written on this boot (`written.bootId`) and of the
+ * same download as `durable` (sizes, remote identity). Anything else
+ * (another boot's, another download's) adds nothing and is no error: the
+ * durable index alone is then what the cache holds. Each valid save is a
+ * true statement about this boot's writes, so a caller may add them all.
  */
-async function loadLiveIndex(live: IndexFile, durable: IndexContents, bootId: string): Promise<ByteRanges | undefined> {
-  let contents: IndexContents;
+function trustedLiveBlocks(live: IndexContents, path: string, durable: IndexContents, bootId: string): ByteRanges | undefined {
+  if (live.written?.bootId !== bootId) return undefined;
+  if (live.contentLength !== durable.contentLength || live.blockSize !== durable.blockSize) return undefined;
+  if (JSON.stringify(live.remote ?? null) !== JSON.stringify(durable.remote ?? null)) return undefined;
   try {
-    contents = await live.load();
-  } catch {
-    return undefined;
-  }
-  if (contents.written?.bootId !== bootId) return undefined;
-  if (contents.contentLength !== durable.contentLength || contents.blockSize !== durable.blockSize) return undefined;
-  if (JSON.stringify(contents.remote ?? null) !== JSON.stringify(durable.remote ?? null)) return undefined;
-  try {
-    return syncedAndWritten(contents, live.path, bootId);
+    return syncedAndWritten(live, path, bootId);
   } catch {
     return undefined;
   }
@@ -173,9 +181,10 @@ interface SyncedSnapshot {
  * So a save does not wait for the data fsync, which under writeback can take
  * seconds: it records `written` at once and starts a data sync in the
  * background (one at a time) whose snapshot the next save moves into
- * `bitmap`. A kill -9 loses only the marks since the last save (at most
- * `max(flushIntervalMs, 99 × the last save's time)`, and the requests in
- * flight); a power cut loses what the last data sync had not covered. With
+ * `bitmap`. Between those saves the live index beside it is written in
+ * place as blocks are marked (at most every 20 ms, see
+ * src/cache/live-index.ts), so a kill -9 loses only the marks of the last
+ * 20 ms and the requests in flight; a power cut loses what the last data sync had not covered. With
  * no boot id, every save fsyncs the data first and records `bitmap` only.
  * {@link LocalDownloadCache.flush} and close always fsync the data: after
  * them every block marked before the call is in `bitmap`. The derivation and
@@ -212,7 +221,9 @@ export class LocalDownloadCache implements DownloadCache {
    * The live index (saved often, never fsynced, trusted only on this boot):
    * present when there is a boot id. See {@link liveIndexPath}.
    */
-  readonly #live: IndexFile | undefined;
+  #live: IndexFile | undefined;
+  /** The flush policy's `flushTimeBudget`, which caps the live saves too. */
+  readonly #flushTimeBudget: number;
   /** `#synced.blocks` when the index (the durable one) was last saved. */
   #savedSyncedBlocks: number;
   /** Set by what must reach the durable index (identity, flush, close); cleared by its save. */
@@ -222,6 +233,14 @@ export class LocalDownloadCache implements DownloadCache {
   readonly #writesWaiting: (() => void)[] = [];
   /** True when the live index holds a save the durable one does not. */
   #liveAhead = false;
+  /** The live file, once the first live save created it, and that creation while it runs. */
+  #liveWriter: LiveIndexWriter | undefined;
+  #liveCreating: Promise<void> | undefined;
+  /** Live saves made so far: a durable save that overlapped one does not make the live index redundant. */
+  #liveSaves = 0;
+  /** When the next live save may be made (performance.now()), and the timer that makes it when no mark comes first. */
+  #nextLiveAt = 0;
+  #liveTimer: NodeJS.Timeout | undefined;
   /** Asks for a save once the data sync interval is over (see #flushOnce). */
   #syncLater: NodeJS.Timeout | undefined;
   /** When the last background data sync started (performance.now()). */
@@ -264,6 +283,7 @@ export class LocalDownloadCache implements DownloadCache {
     // they can follow the marks closely, and that is what a kill -9 loses.
     const flushIntervalMs = options.flushIntervalMs ?? (this.#bootId === null ? defaultFlushPolicy.flushIntervalMs : LIVE_FLUSH_INTERVAL_MS);
     this.#flusher = new FlushScheduler({ ...options, flushIntervalMs }, () => this.#flushOnce());
+    this.#flushTimeBudget = options.flushTimeBudget ?? defaultFlushPolicy.flushTimeBudget;
   }
 
   /**
@@ -549,9 +569,12 @@ export class LocalDownloadCache implements DownloadCache {
     this.#closeController.abort();
     this.#flusher.stop();
     clearTimeout(this.#syncLater);
+    clearTimeout(this.#liveTimer);
     let failure: unknown;
     try {
       await Promise.allSettled([...this.#io]);
+      await this.#liveCreating;
+      await this.#liveWriter?.close().catch(() => undefined);
       // After the lock was lost another process may own the index: write
       // nothing more, only let a flush already under way end.
       if (this.#lock?.compromised === undefined) {
@@ -592,6 +615,61 @@ export class LocalDownloadCache implements DownloadCache {
     // A write that resolved while close() was starting still counts: the
     // scheduler is stopped by then, and close()'s own final flush records it.
     this.#flusher.changed(this.#blockLength(index));
+    this.#saveLiveSoon();
+  }
+
+  /**
+   * Saves the live index now, or arms one timer for when
+   * {@link LIVE_SAVE_INTERVAL_MS} (or the time budget) allows: the marks a
+   * kill -9 would lose are those since the last live save.
+   */
+  #saveLiveSoon(): void {
+    if (this.#live === undefined || this.#liveTimer !== undefined || this.#closing !== undefined) return;
+    const wait = this.#nextLiveAt - performance.now();
+    if (wait <= 0) {
+      this.#saveLiveNow();
+      return;
+    }
+    this.#liveTimer = setTimeout(() => {
+      this.#liveTimer = undefined;
+      if (this.#closing === undefined) this.#saveLiveNow();
+    }, wait);
+    this.#liveTimer.unref();
+  }
+
+  /**
+   * One save of the live index, its write issued before this returns (the
+   * first one creates the file, in the background). Resolves nothing and
+   * never throws: a failing live file only makes a kill cost more, and the
+   * durable index reports a failing disk. Returns the ms of main-thread work.
+   */
+  #saveLiveNow(): number {
+    const started = performance.now();
+    const live = this.#live;
+    if (live === undefined || this.#lock?.compromised !== undefined) return 0;
+    const writer = this.#liveWriter;
+    if (writer === undefined && this.#liveCreating !== undefined) return 0; // the creation saves, then comes back
+    const bytes = encodeIndex(this.#contents(this.#snapshot()));
+    this.#liveSaves++;
+    this.#liveAhead = true;
+    if (writer !== undefined) {
+      writer.save(bytes);
+    } else {
+      this.#liveCreating = this.#index.createLive(bytes).then(
+        (created) => {
+          this.#liveWriter = created;
+          this.#saveLiveSoon();
+        },
+        () => {
+          // No live file: a kill costs what the durable index has not recorded.
+          this.#live = undefined;
+        },
+      );
+    }
+    const now = performance.now();
+    const workMs = now - started;
+    this.#nextLiveAt = now + Math.max(LIVE_SAVE_INTERVAL_MS, workMs * (1 / this.#flushTimeBudget - 1));
+    return workMs;
   }
 
   /**
@@ -629,8 +707,6 @@ export class LocalDownloadCache implements DownloadCache {
       return workMs;
     }
     const syncedBlocks = this.#synced.blocks;
-    const bytes = encodeIndex(this.#contents(snapshot));
-    const workMs = performance.now() - snapshotStarted;
     // The data sync runs beside the saves, at most one every
     // DATA_SYNC_INTERVAL_MS; the save after it moves its snapshot into
     // `bitmap`. A failure is kept for the next save to report.
@@ -662,15 +738,19 @@ export class LocalDownloadCache implements DownloadCache {
     // flush of the disk, so it can follow every mark a kill -9 would lose.
     const durable = this.#live === undefined || this.#durableWanted || syncedBlocks !== this.#savedSyncedBlocks;
     if (durable) {
+      const bytes = encodeIndex(this.#contents(snapshot));
+      const workMs = performance.now() - snapshotStarted;
       this.#durableWanted = false;
+      const liveSaves = this.#liveSaves;
       await this.#index.replace(bytes);
       this.#savedSyncedBlocks = syncedBlocks;
-      this.#liveAhead = false;
-    } else {
-      this.#liveAhead = true;
-      await (this.#live as IndexFile).replaceFast(bytes);
+      // A live save made meanwhile may hold marks this save does not.
+      if (this.#liveSaves === liveSaves) this.#liveAhead = false;
+      return workMs;
     }
-    return workMs;
+    // The marks saved themselves as they came (#saveLiveSoon); this catches
+    // what a stalled download left unsaved, at no cost when there is none.
+    return this.#saveLiveNow();
   }
 
   /** The marks now, serialized: what a save or a data sync covers. */
