@@ -9,6 +9,8 @@
  * at every moment (it is replaced atomically), so at most the blocks since
  * the last save (a second or two of downloading) are fetched again.
  */
+// First: it sets V8 flags that must be in force before undici compiles its parser.
+import './engine-flags.js';
 import { Interrupted, StdoutClosed } from './io.js';
 import { runCli } from './run.js';
 import { ExitCode } from './exit-codes.js';
