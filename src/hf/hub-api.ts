@@ -9,7 +9,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../http/undici.js';
 
 import { backoffDelay, defaultRetryOptions, sleep, type RetryOptions } from '../download/backoff.js';
 import { BlockfetchError, redactUrl } from '../errors.js';

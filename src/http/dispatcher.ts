@@ -5,7 +5,8 @@
  * tuning (it reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY, upper or lower case).
  */
 import type { TLSSocket } from 'node:tls';
-import { Agent, Client, EnvHttpProxyAgent, Pool, type Dispatcher } from 'undici';
+import type { Client as UndiciClient, Dispatcher } from 'undici';
+import { Agent, Client, EnvHttpProxyAgent, Pool } from './undici.js';
 import { guardPausedParserAtSocketEnd } from './paused-parser-guard.js';
 
 /** The connection settings of the default dispatcher. */
@@ -82,7 +83,7 @@ function h2Pool(origin: string | URL, options: object): Dispatcher {
           connect(opts, (err, socket) => {
             h2 = err === null && (socket as TLSSocket | null)?.alpnProtocol === 'h2';
             callback(err, socket);
-          })) as unknown as NonNullable<Client.Options['connect']>,
+          })) as unknown as NonNullable<UndiciClient.Options['connect']>,
       });
       // 'connect' comes once undici has set the connection up as h1 or h2.
       client.on('connect', () => {

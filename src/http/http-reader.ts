@@ -10,7 +10,8 @@
  * `getReader` that falls inside it.
  */
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './undici.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import type { ContentInfo, Reader } from '../download/reader.js';

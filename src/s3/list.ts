@@ -4,7 +4,8 @@
  * signed GET (unsigned when anonymous), like every other request.
  */
 import { XMLParser } from 'fast-xml-parser';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../http/undici.js';
 
 import { DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { BlockfetchError } from '../errors.js';

@@ -16,7 +16,8 @@
  */
 import type { Readable } from 'node:stream';
 
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../http/undici.js';
 
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_MAX_RETRY_AFTER_MS, DEFAULT_TIMEOUT_MS } from '../defaults.js';
