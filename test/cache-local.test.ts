@@ -372,7 +372,8 @@ describe('LocalDownloadCache: the live index (saved without fsync, trusted on it
     const cache = await newCache(40, 4, { flushIntervalMs: 0, bootId: 'boot-1' });
     await cache.setRemoteIdentity({ url: 'http://h/a', size: 40, etag: '"a"' });
     for (let b = 0; b < 4; b++) await cache.writeAt(payload(b * 4, b * 4 + 3), b * 4);
-    while ((await liveBlocks()) < 4) await new Promise((r) => setTimeout(r, 5));
+    // A live save with at least one block (a durable save may cover the later marks, and then the live index has nothing to add).
+    while ((await liveBlocks()) < 1) await new Promise((r) => setTimeout(r, 5));
     const live = await readFile(livePath());
     await cache.close();
     // Planted back after close: the same download's, so trusted again on this boot.

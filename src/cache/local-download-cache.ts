@@ -231,13 +231,17 @@ export class LocalDownloadCache implements DownloadCache {
   /** Data writes running in the thread pool, and those waiting for a turn ({@link DATA_WRITES_IN_FLIGHT}). */
   #writesRunning = 0;
   readonly #writesWaiting: (() => void)[] = [];
-  /** True when the live index holds a save the durable one does not. */
-  #liveAhead = false;
   /** The live file, once the first live save created it, and that creation while it runs. */
   #liveWriter: LiveIndexWriter | undefined;
   #liveCreating: Promise<void> | undefined;
-  /** Live saves made so far: a durable save that overlapped one does not make the live index redundant. */
-  #liveSaves = 0;
+  /**
+   * Blocks newly marked so far (marks only add), and how many of them the
+   * newest live save and the newest durable save cover: the live index holds
+   * something the durable one lacks exactly when it covers more marks.
+   */
+  #marks = 0;
+  #liveSavedMarks = 0;
+  #durableSavedMarks = 0;
   /** When the next live save may be made (performance.now()), and the timer that makes it when no mark comes first. */
   #nextLiveAt = 0;
   #liveTimer: NodeJS.Timeout | undefined;
@@ -583,7 +587,7 @@ export class LocalDownloadCache implements DownloadCache {
         // After this the live index says nothing more and goes.
         this.#catchUpDurable();
         await this.#flusher.flushNow();
-        if (!this.#liveAhead) await this.#live?.remove();
+        if (!this.#liveAhead()) await this.#live?.remove();
       } else {
         await this.#flusher.idle();
       }
@@ -612,6 +616,7 @@ export class LocalDownloadCache implements DownloadCache {
   #mark(index: number): void {
     if (this.#ranges.isBlockSet(index)) return;
     this.#ranges.setBlock(index);
+    this.#marks++;
     // A write that resolved while close() was starting still counts: the
     // scheduler is stopped by then, and close()'s own final flush records it.
     this.#flusher.changed(this.#blockLength(index));
@@ -649,9 +654,9 @@ export class LocalDownloadCache implements DownloadCache {
     if (live === undefined || this.#lock?.compromised !== undefined) return 0;
     const writer = this.#liveWriter;
     if (writer === undefined && this.#liveCreating !== undefined) return 0; // the creation saves, then comes back
+    if (this.#marks <= Math.max(this.#liveSavedMarks, this.#durableSavedMarks)) return 0; // nothing new since the last save of either kind
     const bytes = encodeIndex(this.#contents(this.#snapshot()));
-    this.#liveSaves++;
-    this.#liveAhead = true;
+    this.#liveSavedMarks = this.#marks;
     if (writer !== undefined) {
       writer.save(bytes);
     } else {
@@ -694,6 +699,7 @@ export class LocalDownloadCache implements DownloadCache {
     // disk pause the next for seconds, which is what a kill then lost.
     const snapshotStarted = performance.now();
     const snapshot = this.#snapshot();
+    const marks = this.#marks;
     if (this.#bootId === null) {
       let workMs = performance.now() - snapshotStarted;
       // 2. fsync the data: after this, every block in the snapshot is on disk.
@@ -741,11 +747,9 @@ export class LocalDownloadCache implements DownloadCache {
       const bytes = encodeIndex(this.#contents(snapshot));
       const workMs = performance.now() - snapshotStarted;
       this.#durableWanted = false;
-      const liveSaves = this.#liveSaves;
       await this.#index.replace(bytes);
       this.#savedSyncedBlocks = syncedBlocks;
-      // A live save made meanwhile may hold marks this save does not.
-      if (this.#liveSaves === liveSaves) this.#liveAhead = false;
+      this.#durableSavedMarks = Math.max(this.#durableSavedMarks, marks);
       return workMs;
     }
     // The marks saved themselves as they came (#saveLiveSoon); this catches
@@ -833,9 +837,14 @@ export class LocalDownloadCache implements DownloadCache {
     return this.#wrapWriteError(this.#limitWrite(() => this.#data.write(data, offset)), data.length, offset);
   }
 
+  /** True when the live index holds marks the durable one does not. */
+  #liveAhead(): boolean {
+    return this.#liveSavedMarks > this.#durableSavedMarks;
+  }
+
   /** When the live index holds a save the durable one lacks, makes the next save a durable one. */
   #catchUpDurable(): void {
-    if (!this.#liveAhead) return;
+    if (!this.#liveAhead()) return;
     this.#durableWanted = true;
     this.#flusher.changed(0);
   }
