@@ -189,7 +189,7 @@ export interface DownloadFileOptions {
   /**
    * The most one request asks for, in bytes: adjacent outstanding blocks are
    * fetched together up to this size, and still recorded one by one as their
-   * bytes land. @default 16777216 (16 MiB, `DEFAULT_MAX_REQUEST_BYTES`)
+   * bytes land. @default 67108864 (64 MiB, `DEFAULT_MAX_REQUEST_BYTES`)
    */
   readonly maxRequestBytes?: number;
   /** Limit the transfer to this many bytes per second. @default undefined (no limit) */
@@ -336,7 +336,7 @@ const HTTP_ONLY_OPTIONS = ['headers', 'timeoutMs', 'dispatcher', 'http2'] as con
  */
 export const defaultDownloadFileOptions = Object.freeze({
   concurrency: DEFAULT_CONCURRENCY,
-  /** Why 2 MiB blocks fetched up to 16 MiB per request: see `DEFAULT_BLOCK_SIZE` and docs/cli.md. */
+  /** Why 1 MiB blocks fetched up to 64 MiB per request: see `DEFAULT_BLOCK_SIZE`, `DEFAULT_MAX_REQUEST_BYTES` and docs/cli.md. */
   blockSize: DEFAULT_BLOCK_SIZE,
   maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
   restart: false,

@@ -67,7 +67,7 @@ export interface DownloadFilesOptions {
   readonly maxConcurrentFiles?: number;
   /** The block size of each new download (see {@link DownloadFileOptions.blockSize}). @default the reader's (2 MiB for HTTP) */
   readonly blockSize?: number;
-  /** The most one request asks for, in bytes. @default 16777216 (16 MiB) */
+  /** The most one request asks for, in bytes. @default 67108864 (64 MiB) */
   readonly maxRequestBytes?: number;
   /**
    * Limit the transfer of the WHOLE set to this many bytes per second: one

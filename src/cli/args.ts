@@ -48,7 +48,7 @@ export const defaultCliOptions = Object.freeze({
    * The most one request fetches: a round trip (~100 ms across the world) is
    * small next to a 16 MiB transfer. With --stdout it is also the block size,
    * since nothing is resumed there (reorder memory: 2 x 8 x 16 MiB = 256 MiB).
-   * @default DEFAULT_MAX_REQUEST_BYTES (16 MiB)
+   * @default DEFAULT_MAX_REQUEST_BYTES (64 MiB)
    */
   requestSize: DEFAULT_MAX_REQUEST_BYTES,
   /**

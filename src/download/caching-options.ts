@@ -24,7 +24,7 @@ export interface CachingDownloaderOptions {
    * bytes (never fewer requests than workers while there is enough to do);
    * each block is still marked cached on its own as its bytes land. Set it to
    * the block size or less to fetch one block per request.
-   * @default 16777216 (16 MiB, `DEFAULT_MAX_REQUEST_BYTES`, as `downloadFile` and the CLI)
+   * @default 67108864 (64 MiB, `DEFAULT_MAX_REQUEST_BYTES`, as `downloadFile` and the CLI)
    */
   readonly maxRequestBytes?: number;
   /** Retry limits and backoff timing (see `RetryOptions`). @default defaultRetryOptions */
@@ -110,7 +110,7 @@ export interface CachingDownloaderOptions {
 export const defaultCachingDownloaderOptions = Object.freeze({
   /** @default 8 (`DEFAULT_CONCURRENCY`) */
   concurrency: DEFAULT_CONCURRENCY,
-  /** @default 16777216 (16 MiB, `DEFAULT_MAX_REQUEST_BYTES`) */
+  /** @default 67108864 (64 MiB, `DEFAULT_MAX_REQUEST_BYTES`) */
   maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES,
   /** @default false */
   waitForCompletion: false,
@@ -156,7 +156,7 @@ export interface ResolvedCachingOptions {
  *
  * @example
  * ```ts
- * resolveCachingOptions({ concurrency: 4 }).maxRequestBytes // 16777216
+ * resolveCachingOptions({ concurrency: 4 }).maxRequestBytes // 67108864
  * resolveCachingOptions({ concurrency: 0 });
  * // throws: CachingDownloader option concurrency must be a whole number from 1 to 1024, got 0 (number)
  * ```
