@@ -279,4 +279,11 @@ describe('the packed package', () => {
     expect(data.length).toBe(SIZE);
     expect(firstMisplaced(data)).toBe(-1);
   });
+
+  it('ships the bin as one bundled file: no import of another module of ours (scripts/bundle-cli.mjs)', () => {
+    const main = readFileSync(join(consumer, 'node_modules', PKG.name, 'dist', 'cli', 'main.js'), 'utf8');
+    expect(main.startsWith('#!/usr/bin/env node\n')).toBe(true);
+    // Relative imports (static or awaited) would mean the bundle step did not run.
+    expect(main.match(/(?:\bfrom\s*|\bawait import\()['"]\.{1,2}\//g) ?? []).toEqual([]);
+  });
 });
