@@ -288,7 +288,7 @@ async function main(): Promise<void> {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: apt-get install time aria2 curl`);
   }
   console.error('building dist/ ...');
-  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
   if (build.status !== 0) throw new Error('build failed');
   const outDir = await mkdtemp(join(process.cwd(), '.bench-out-')); // same filesystem as a real target
   let server: BenchServer | undefined;

@@ -102,7 +102,7 @@ async function main(): Promise<void> {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: apt-get install time aria2`);
   }
   console.error('building dist/ ...');
-  if (spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+  if (spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' }).status !== 0) throw new Error('build failed');
   const nginx = await startNginx();
   const work = await mkdtemp(join(process.cwd(), '.bench-sets-')); // the targets' filesystem, as a real run's
   try {

@@ -64,7 +64,7 @@ async function sha256File(path: string): Promise<string> {
 async function main(): Promise<void> {
   if (!existsSync('/usr/bin/time')) throw new Error('/usr/bin/time is missing: apt-get install time');
   console.error('building dist/ ...');
-  if (spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+  if (spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' }).status !== 0) throw new Error('build failed');
   const nginx = await startNginx();
   const out = await mkdtemp(join(process.cwd(), '.bench-out-'));
   try {
