@@ -47,6 +47,21 @@ export const defaultFlushPolicy: Readonly<Required<FlushPolicy>> = Object.freeze
   flushTimeBudget: 0.05,
 });
 
+/**
+ * The pause a piece of main-thread work of `workMs` buys under a time budget
+ * (the share of wall time it may take): `workMs * (1 / budget - 1)`. The
+ * scheduler's background flushes and the cache's live-index saves both wait
+ * this long after their work.
+ *
+ * @example
+ * ```ts
+ * budgetGapMs(1, 0.05) // 19
+ * ```
+ */
+export function budgetGapMs(workMs: number, budget: number): number {
+  return workMs * (1 / budget - 1);
+}
+
 /** The least time between a failed background flush and the next try, in ms. */
 export const RETRY_FAILED_FLUSH_MS = 1000;
 
@@ -229,7 +244,7 @@ export class FlushScheduler {
       // covers exactly the changes up to `generation`.
       const indexWorkMs = await this.#flush();
       this.#savedGeneration = Math.max(this.#savedGeneration, generation);
-      this.#gapMs = indexWorkMs * (1 / this.#policy.flushTimeBudget - 1);
+      this.#gapMs = budgetGapMs(indexWorkMs, this.#policy.flushTimeBudget);
       this.#lastFailed = false;
     } catch (err) {
       this.#lastFailed = true;

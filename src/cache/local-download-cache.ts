@@ -7,11 +7,11 @@ import type { ByteRange } from '../ranges/byte-range.js';
 import type { ByteRanges } from '../ranges/byte-ranges.js';
 import { openCacheFiles } from './cache-files.js';
 import { errnoCode, type CacheFileReadWriter } from './file.js';
-import type { IndexFile } from './index-file.js';
+import { liveIndexPath, type IndexFile } from './index-file.js';
 import { currentBootId, isBootId } from './boot-id.js';
 import { LiveIndexWriter } from './live-index.js';
 import { checkIdentityDigest, encodeIndex, rangesFromIndex, writtenRangesFromIndex, type IndexContents } from './index-format.js';
-import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
+import { budgetGapMs, defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import type { DownloadCache, RemoteIdentity } from './types.js';
 import { wholeNumber } from '../validate.js';
@@ -115,8 +115,9 @@ const DATA_WRITES_IN_FLIGHT = 2;
 export async function rangesOnResume(index: IndexFile, contents: IndexContents, bootId: string | null): Promise<ByteRanges> {
   if (bootId === null) return rangesFromIndex(contents, index.path);
   const ranges = syncedAndWritten(contents, index.path, bootId);
+  const livePath = liveIndexPath(index.path);
   for (const live of await index.loadLive()) {
-    const blocks = trustedLiveBlocks(live, index.live().path, contents, bootId);
+    const blocks = trustedLiveBlocks(live, livePath, contents, bootId);
     if (blocks !== undefined) ranges.addAll(blocks);
   }
   return ranges;
@@ -286,8 +287,9 @@ export class LocalDownloadCache implements DownloadCache {
     // With a boot id most saves go to the live index, which costs no fsync:
     // they can follow the marks closely, and that is what a kill -9 loses.
     const flushIntervalMs = options.flushIntervalMs ?? (this.#bootId === null ? defaultFlushPolicy.flushIntervalMs : LIVE_FLUSH_INTERVAL_MS);
-    this.#flusher = new FlushScheduler({ ...options, flushIntervalMs }, () => this.#flushOnce());
-    this.#flushTimeBudget = options.flushTimeBudget ?? defaultFlushPolicy.flushTimeBudget;
+    const policy = resolveFlushPolicy({ ...options, flushIntervalMs });
+    this.#flusher = new FlushScheduler(policy, () => this.#flushOnce());
+    this.#flushTimeBudget = policy.flushTimeBudget;
   }
 
   /**
@@ -673,7 +675,7 @@ export class LocalDownloadCache implements DownloadCache {
     }
     const now = performance.now();
     const workMs = now - started;
-    this.#nextLiveAt = now + Math.max(LIVE_SAVE_INTERVAL_MS, workMs * (1 / this.#flushTimeBudget - 1));
+    this.#nextLiveAt = now + Math.max(LIVE_SAVE_INTERVAL_MS, budgetGapMs(workMs, this.#flushTimeBudget));
     return workMs;
   }
 
@@ -698,9 +700,9 @@ export class LocalDownloadCache implements DownloadCache {
     // nothing else up, and counting them let one save queued behind a slow
     // disk pause the next for seconds, which is what a kill then lost.
     const snapshotStarted = performance.now();
-    const snapshot = this.#snapshot();
     const marks = this.#marks;
     if (this.#bootId === null) {
+      const snapshot = this.#snapshot();
       let workMs = performance.now() - snapshotStarted;
       // 2. fsync the data: after this, every block in the snapshot is on disk.
       await this.#syncData();
@@ -713,6 +715,9 @@ export class LocalDownloadCache implements DownloadCache {
       return workMs;
     }
     const syncedBlocks = this.#synced.blocks;
+    // Serialized only for a durable save below: most flushes end in a live
+    // save, which takes its own snapshot (#saveLiveNow).
+    const markedBlocks = this.#ranges.setCount;
     // The data sync runs beside the saves, at most one every
     // DATA_SYNC_INTERVAL_MS; the save after it moves its snapshot into
     // `bitmap`. A failure is kept for the next save to report.
@@ -720,7 +725,7 @@ export class LocalDownloadCache implements DownloadCache {
     if (
       this.#syncInFlight === undefined &&
       this.#syncQueued === undefined &&
-      snapshot.blocks > syncedBlocks &&
+      markedBlocks > syncedBlocks &&
       now - this.#lastDataSyncAt >= DATA_SYNC_INTERVAL_MS
     ) {
       this.#lastDataSyncAt = now;
@@ -728,7 +733,7 @@ export class LocalDownloadCache implements DownloadCache {
         this.#syncFailure = err;
         this.#flusher.changed(0);
       });
-    } else if (snapshot.blocks > syncedBlocks && this.#syncLater === undefined) {
+    } else if (markedBlocks > syncedBlocks && this.#syncLater === undefined) {
       // Not yet: come back when the interval is over, even if no block
       // lands meanwhile (a stalled download), so what only the live index
       // records is never left out of the durable one for long.
@@ -744,7 +749,7 @@ export class LocalDownloadCache implements DownloadCache {
     // flush of the disk, so it can follow every mark a kill -9 would lose.
     const durable = this.#live === undefined || this.#durableWanted || syncedBlocks !== this.#savedSyncedBlocks;
     if (durable) {
-      const bytes = encodeIndex(this.#contents(snapshot));
+      const bytes = encodeIndex(this.#contents(this.#snapshot()));
       const workMs = performance.now() - snapshotStarted;
       this.#durableWanted = false;
       await this.#index.replace(bytes);
