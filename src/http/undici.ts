@@ -8,8 +8,10 @@
  * package (node 20, 2026-12-07), in every run of the command. The classes
  * are undici's own (the entry point re-exports these same modules), so a
  * caller's dispatcher made from `import { Agent } from 'undici'` is the same
- * class; test/undici.test.ts checks that, which catches a release that
- * moves a module. Types come from undici's published declarations.
+ * class; test/undici.test.ts checks that. These paths are undici's
+ * internals, so package.json pins undici to one exact version: an
+ * installation never picks up a release that moved a module, and a bump is
+ * a deliberate change that test then checks. Types come from undici's published declarations.
  *
  * @example
  * ```ts
@@ -37,27 +39,27 @@ export const EnvHttpProxyAgent = load('undici/lib/dispatcher/env-http-proxy-agen
 // relies on it itself (its proxy agent opens tunnels with `connect`), and
 // assigning the same functions again, when the entry point is loaded too,
 // changes nothing.
-const api = load('undici/lib/api/index.js') as object;
+const api = load('undici/lib/api/index.js') as {
+  request: (this: Undici.Dispatcher, options: Undici.Dispatcher.RequestOptions) => Promise<Undici.Dispatcher.ResponseData>;
+};
 const DispatcherClass = load('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
 Object.assign(DispatcherClass.prototype, api);
-const { getGlobalDispatcher } = load('undici/lib/global.js') as { getGlobalDispatcher: () => Undici.Dispatcher };
 
-/** What {@link request} takes: undici's request options, without origin and path (they come from the URL). */
+/** What {@link request} takes: undici's request options, without origin and path (they come from the URL), and the dispatcher to send through. */
 export type RequestOptions = Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> &
-  Partial<Pick<Undici.Dispatcher.RequestOptions, 'method'>> & { readonly dispatcher?: Undici.Dispatcher };
+  Partial<Pick<Undici.Dispatcher.RequestOptions, 'method'>> & { readonly dispatcher: Undici.Dispatcher };
 
 /**
- * undici's `request(url, options)`: one request through `options.dispatcher`
- * (undici's global dispatcher when none is given), resolving to the status,
- * headers and body stream.
+ * undici's `request(url, options)`: one request through `options.dispatcher`,
+ * resolving to the status, headers and body stream (a GET unless `method`
+ * says otherwise). As undici's own, it
+ * needs only the dispatcher's `dispatch`, so a caller's dispatcher from
+ * another copy of undici works too. Unlike undici's, the dispatcher is
+ * required: blockfetch always has one, and undici's global dispatcher (an
+ * Agent made at load, also what Node's fetch picks up) is never loaded.
  */
 export function request(url: string | URL, options: RequestOptions): Promise<Undici.Dispatcher.ResponseData> {
   const target = typeof url === 'string' ? new URL(url) : url;
   const { dispatcher, ...rest } = options;
-  return (dispatcher ?? getGlobalDispatcher()).request({
-    ...rest,
-    origin: target.origin,
-    path: `${target.pathname}${target.search}`,
-    method: rest.method ?? 'GET',
-  });
+  return api.request.call(dispatcher, { ...rest, origin: target.origin, path: `${target.pathname}${target.search}`, method: rest.method ?? 'GET' });
 }
