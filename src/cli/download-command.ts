@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 
 import { HttpReader } from '../http/http-reader.js';
 import { downloadFile, downloadPaths, lookAtRemote, tidyFinishedDownload, type DownloadFileEvent, type DownloadFileOptions, type LookRetry } from '../download-file.js';
+import type { RetryOptions } from '../download/backoff.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.js';
@@ -135,8 +136,22 @@ export function sharedDownloadOptions(command: SharedDownloadFlags): Pick<Downlo
     ...(command.requestSize === undefined ? {} : { maxRequestBytes: command.requestSize }),
     restart: command.restart,
     overwrite: command.force,
-    retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
+    retry: retryOptionsOf(command),
   };
+}
+
+/**
+ * The retry limits of `--retries`, `--speed-limit` and `--speed-time`: for
+ * the downloads ({@link sharedDownloadOptions}) and for every first look a
+ * command makes before them.
+ *
+ * @example
+ * ```ts
+ * await lookAtRemote(reader, { signal, retry: retryOptionsOf(command) });
+ * ```
+ */
+export function retryOptionsOf(command: Pick<DownloadCommand, 'retries' | 'speedLimitBytesPerSecond' | 'speedTimeMs'>): RetryOptions {
+  return { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs };
 }
 
 /**
@@ -396,7 +411,7 @@ async function nameFromServer(
     dispatcher: capture.dispatcher,
   });
   try {
-    await lookAtRemote(probe, { signal, retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs }, onRetry });
+    await lookAtRemote(probe, { signal, retry: retryOptionsOf(command), onRetry });
   } finally {
     await probe.close().catch(() => undefined);
   }

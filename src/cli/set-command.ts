@@ -34,7 +34,7 @@ import { HttpReader } from '../http/http-reader.js';
 import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { headerRecord, type DownloadCommand, type DownloadSetCommand } from './args.js';
 import { expectedDigestsFor, listedNote, checksumListForRun } from './checksum-list-source.js';
-import { listedMismatch, tlsOptions } from './download-command.js';
+import { listedMismatch, retryOptionsOf, tlsOptions } from './download-command.js';
 import type { ExitCodeValue } from './exit-codes.js';
 import { chooseFilename } from './filename.js';
 import { parseInputFile, type InputEntry } from './input-file.js';
@@ -297,7 +297,7 @@ async function nameFromServers(
       try {
         await lookAtRemote(probe, {
           signal,
-          retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
+          retry: retryOptionsOf(command),
           onRetry: (retry) => view.note(`retrying the first request in ${Math.round(retry.delayMs)} ms (${retry.error.message})`, redactUrl(url)),
         });
         names[i] = join(p.directory, chooseFilename(url, contentDispositionOf(capture.firstSuccessHeaders())));

@@ -15,6 +15,7 @@ import { headerRecord, type DownloadCommand } from './args.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { SnapshotMaker, type ProgressView } from './progress.js';
+import { retryOptionsOf } from './download-command.js';
 
 /** `--stdout`: parallel ranged reads emitted in order to stdout; no files, no resume. */
 export async function runStream(
@@ -63,7 +64,7 @@ export async function runStream(
   };
   const downloader = new StreamingDownloader(reader, {
     concurrency: command.concurrency,
-    retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
+    retry: retryOptionsOf(command),
     blockSize: streamBlockSize,
     ...(command.digest === undefined ? {} : { expectedDigest: command.digest }),
     ...(command.rateBytesPerSecond === undefined ? {} : { rateLimiter: new RateLimiter({ bytesPerSecond: command.rateBytesPerSecond }) }),
