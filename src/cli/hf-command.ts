@@ -12,7 +12,7 @@ import { BlockfetchError } from '../errors.js';
 import { finishHfCache, planHfDownload, prepareHfTargets, type HfDownloadEntry, type HfPlan } from '../hf/hf-download.js';
 import { hubSettingsFromEnvironment } from '../hf/hub-settings.js';
 import type { DownloadCommand } from './args.js';
-import { tlsOptions } from './download-command.js';
+import { retryOptionsOf, tlsOptions } from './download-command.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { Interrupted, type CliIo } from './io.js';
 import { describeFailure, formatFailure, writeJsonError } from './report.js';
@@ -38,7 +38,7 @@ export async function runHfDownload(command: DownloadCommand, io: CliIo, env: No
   let dispatcher: ReturnType<typeof createDefaultDispatcher> | undefined;
   try {
     const settings = await hubSettingsFromEnvironment(env);
-    dispatcher = createDefaultDispatcher(env, await tlsOptions(command));
+    dispatcher = createDefaultDispatcher(env, await tlsOptions(command), { http2: command.http2 });
     const plan = await planHfDownload(command.url, {
       settings,
       dispatcher,
@@ -49,15 +49,15 @@ export async function runHfDownload(command: DownloadCommand, io: CliIo, env: No
       exclude: command.exclude,
       ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
       timeoutMs: command.timeoutMs,
-      retry: { attemptsPerBlock: command.retries + 1, lowestSpeedBytesPerSecond: command.speedLimitBytesPerSecond, lowestSpeedTimeMs: command.speedTimeMs },
+      retry: retryOptionsOf(command),
       overwrite: command.force,
       restart: command.restart,
       signal: io.signal,
       onRetry: (r) => view.note(`${r.error.message}; retrying in ${(r.delayMs / 1000).toFixed(1)} s`),
     });
     view.note(describePlan(plan));
-    const { pending, complete } = await prepareHfTargets(plan, io.signal);
-    const slots = await hfSlots(plan, pending, complete, command.force);
+    const { complete } = await prepareHfTargets(plan, io.signal);
+    const slots = await hfSlots(plan, complete, command.force);
     return await runSet(slots, {
       command,
       view,
@@ -85,23 +85,24 @@ export async function runHfDownload(command: DownloadCommand, io: CliIo, env: No
 }
 
 /**
- * The plan's files in its order: complete ones skipped; a pending file
+ * The plan's files in its order: complete ones skipped; any other (every
+ * plan entry is either complete or pending, see prepareHfTargets) file
  * whose target is a finished file that is not the repository's (size or
  * digest differ) refused unless `--force`, as `downloadFiles` would skip it;
  * the rest downloaded.
  */
-async function hfSlots(plan: HfPlan, pending: readonly HfDownloadEntry[], complete: readonly HfDownloadEntry[], force: boolean): Promise<SetSlot[]> {
+async function hfSlots(plan: HfPlan, complete: readonly HfDownloadEntry[], force: boolean): Promise<SetSlot[]> {
   const done = new Set(complete);
   const slots: SetSlot[] = [];
   for (const entry of plan.entries) {
     if (done.has(entry)) {
       slots.push({ settled: { file: entry.key, outcome: 'skipped' } });
-    } else if (!force && pending.includes(entry) && (await isFinishedDownload(entry.target))) {
+    } else if (!force && (await isFinishedDownload(entry.target))) {
       const error = new BlockfetchError('BLOCKFETCH_TARGET_EXISTS', `${entry.target} already exists and is not ${entry.key} at commit ${plan.commit} (its size or digest differs)`, {
         hint: 'add -f/--force to replace it, or download into another folder (-d DIR)',
       });
       slots.push({ settled: { file: entry.key, outcome: 'failed', report: describeFailure(error) } });
-    } else if (pending.includes(entry)) {
+    } else {
       slots.push({ entry: { source: entry.source, target: entry.target, key: entry.key, options: entry.options }, url: entry.source });
     }
   }

@@ -39,7 +39,7 @@ export async function runS3Download(command: DownloadCommand, io: CliIo): Promis
     if (command.verbose) {
       io.stderr.write(`s3: endpoint ${config.endpoint.url.origin} (${config.endpoint.pathStyle ? 'path style' : 'virtual-hosted style'}), region ${config.region}, credentials: ${config.credentialSource}\n`);
     }
-    dispatcher = createDefaultDispatcher(process.env, await tlsOptions(command));
+    dispatcher = createDefaultDispatcher(process.env, await tlsOptions(command), { http2: command.http2 });
     const userAgent = command.headers.find(([name]) => name.toLowerCase() === 'user-agent')?.[1];
     const plan = await s3DownloadEntries(command.url, {
       config,

@@ -92,7 +92,7 @@ export class MirrorReader implements Reader {
     this.#options = resolveMirrorReaderOptions(options);
     const http = this.#options.http;
     this.#ownsDispatcher = http.dispatcher === undefined;
-    this.#dispatcher = http.dispatcher ?? createDefaultDispatcher();
+    this.#dispatcher = http.dispatcher ?? createDefaultDispatcher(process.env, {}, { http2: http.http2 === true });
     this.#policy = new MirrorPolicy(this.#options.urls.length, this.#options);
     // Only the first mirror's first look asks for a whole block (kept for
     // block 0); the others ask for one byte, enough to learn size and identity.
