@@ -40,6 +40,9 @@ export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
  */
 export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
+/** Files of a set downloaded at once (`-j`, `downloadFiles`): aria2c's default for `--max-concurrent-downloads`. 5. */
+export const DEFAULT_MAX_CONCURRENT_FILES = 5;
+
 /** Requests open at once, for every downloader and the CLI. 8. */
 export const DEFAULT_CONCURRENCY = 8;
 

@@ -183,7 +183,7 @@ export interface DownloadFileOptions {
    * For a URL it is also the HTTP reader's first request. Given a
    * {@link Reader} (or `createReader`) and no `blockSize`, the reader's own
    * preferred block size is used.
-   * @default 2097152 (2 MiB, `DEFAULT_BLOCK_SIZE`; see `defaultDownloadFileOptions`)
+   * @default 1048576 (1 MiB, `DEFAULT_BLOCK_SIZE`; see `defaultDownloadFileOptions`)
    */
   readonly blockSize?: number;
   /**

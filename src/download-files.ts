@@ -30,7 +30,7 @@ import { ConnectionBudget } from './download/connection-budget.js';
 import { combineExpectedDigests, hashFile } from './download/digest.js';
 import { RateLimiter } from './download/rate-limiter.js';
 import type { Reader } from './download/reader.js';
-import { DEFAULT_CONCURRENCY } from './defaults.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_MAX_CONCURRENT_FILES } from './defaults.js';
 import {
   downloadFile,
   downloadPaths,
@@ -65,7 +65,7 @@ export interface DownloadFilesOptions {
   readonly concurrency?: number;
   /** Files downloading at once (aria2c's `--max-concurrent-downloads`); at most `concurrency`. @default 5 */
   readonly maxConcurrentFiles?: number;
-  /** The block size of each new download (see {@link DownloadFileOptions.blockSize}). @default the reader's (2 MiB for HTTP) */
+  /** The block size of each new download (see {@link DownloadFileOptions.blockSize}). @default the reader's (1 MiB for HTTP) */
   readonly blockSize?: number;
   /** The most one request asks for, in bytes. @default 67108864 (64 MiB) */
   readonly maxRequestBytes?: number;
@@ -109,8 +109,8 @@ export interface DownloadFilesOptions {
  */
 export const defaultDownloadFilesOptions = Object.freeze({
   concurrency: DEFAULT_CONCURRENCY,
-  /** aria2c's default for `--max-concurrent-downloads`. */
-  maxConcurrentFiles: 5,
+  /** aria2c's default for `--max-concurrent-downloads` (`DEFAULT_MAX_CONCURRENT_FILES`). */
+  maxConcurrentFiles: DEFAULT_MAX_CONCURRENT_FILES,
 });
 
 /** Totals of the set, on each `set-progress` event. */

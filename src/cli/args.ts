@@ -17,7 +17,7 @@
 import { isAbsolute, join } from 'node:path';
 
 import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest } from '../cache/types.js';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_CONCURRENT_FILES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
 import { defaultRetryOptions } from '../download/backoff.js';
 import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
@@ -65,7 +65,7 @@ export const defaultCliOptions = Object.freeze({
   /** `--speed-time`: how long a request may run below it, in ms. @default defaultRetryOptions.lowestSpeedTimeMs (60 s) */
   speedTimeMs: defaultRetryOptions.lowestSpeedTimeMs,
   /** `-j`: files of a set downloaded at once (aria2c's `--max-concurrent-downloads`). @default 5 */
-  maxConcurrentFiles: 5,
+  maxConcurrentFiles: DEFAULT_MAX_CONCURRENT_FILES,
 });
 
 /** The range of `-c/--concurrency`. */
@@ -205,8 +205,6 @@ export interface DownloadSetCommand extends Omit<DownloadCommand, 'kind' | 'url'
   readonly inputFile: string | undefined;
   /** `-d DIR`: where the files go (an input file's `dir=` is relative to it). */
   readonly dir: string | undefined;
-  /** `-j N`: files downloaded at once. */
-  readonly maxConcurrentFiles: number;
 }
 
 /** Everything the command line can ask for. */

@@ -40,7 +40,7 @@ export interface HttpReaderOptions {
    * The block size the reader prefers, in bytes, and the size of the first
    * request (`Range: bytes=0-(blockSize-1)`), whose body is reused for
    * block 0.
-   * @default `DEFAULT_BLOCK_SIZE` (2 MiB), the block size every other part
+   * @default `DEFAULT_BLOCK_SIZE` (1 MiB), the block size every other part
    * of blockfetch starts a download with
    */
   readonly blockSize?: number;
