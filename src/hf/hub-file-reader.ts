@@ -27,6 +27,7 @@ import { request } from '../http/undici.js';
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import { DEFAULT_MAX_RETRY_AFTER_MS } from '../defaults.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
+import { SharedLook } from '../download/reader-parts.js';
 import { BlockfetchError, HttpStatusError, RemoteChangedError, redactUrl } from '../errors.js';
 import { networkError } from '../http/failures.js';
 import { headerValue } from '../http/headers.js';
@@ -128,7 +129,8 @@ export class HubFileReader implements Reader {
   readonly #hubOrigin: string;
   readonly #digest: ExpectedDigest;
   #inner: Promise<Inner> | undefined;
-  #info: Promise<ContentInfo> | undefined;
+  /** The look, made once (again after a failure). */
+  readonly #look = new SharedLook((signal) => this.#lookNow(signal));
   /** The first CDN response's identity: every re-signed URL must serve the same. */
   #pinned: RemoteIdentity | undefined;
   readonly #readers = new Set<HttpReader>();
@@ -142,13 +144,7 @@ export class HubFileReader implements Reader {
 
   /** Asks the Hub (once) and looks at the bytes; the identity is the commit's path and the file's digest. */
   contentLengthAndBlockSize(signal?: AbortSignal): Promise<ContentInfo> {
-    if (this.#info !== undefined) return this.#info;
-    const info = this.#look(signal);
-    this.#info = info;
-    info.catch(() => {
-      if (this.#info === info) this.#info = undefined;
-    });
-    return info;
+    return this.#look.get(signal);
   }
 
   /** The sha256 (LFS) or git blob id (small file) the tree listed. */
@@ -173,7 +169,7 @@ export class HubFileReader implements Reader {
     await Promise.all(readers.map((reader) => reader.close().catch(() => undefined)));
   }
 
-  async #look(signal: AbortSignal | undefined): Promise<ContentInfo> {
+  async #lookNow(signal: AbortSignal | undefined): Promise<ContentInfo> {
     const { reader } = await this.#currentInner(signal);
     const info = await reader.contentLengthAndBlockSize(signal);
     const { file } = this.#options;
