@@ -173,9 +173,54 @@ const HIDE_CURSOR = '\u001b[?25l';
 /** Shows the terminal's cursor again. */
 const SHOW_CURSOR = '\u001b[?25h';
 /** Back to the start of the line and erase it. */
-const CLEAR_LINE = '\r\u001b[2K';
-/** The least time between two redraws of the bar. */
-const REDRAW_MS = 200;
+export const CLEAR_LINE = '\r\u001b[2K';
+/** The least time between two redraws of a terminal view (the bar, the set's block). */
+export const REDRAW_MS = 200;
+
+/**
+ * A terminal's cursor while a view draws on it: hidden with
+ * {@link TerminalCursor.hide}, shown again with {@link TerminalCursor.show},
+ * and, should the process end without that (an uncaught exception,
+ * `process.exit` after a second Ctrl-C), from `uncaughtExceptionMonitor`
+ * and `exit` listeners held only while it is hidden. The one terminal
+ * view and the set's view both draw through one.
+ *
+ * @example
+ * ```ts
+ * const cursor = new TerminalCursor(process.stderr);
+ * cursor.hide(); // ... draw ...
+ * cursor.show();
+ * ```
+ */
+export class TerminalCursor {
+  readonly #stream: NodeJS.WritableStream;
+  #hidden = false;
+  readonly #restoreOnExit = (): void => {
+    // On the way out the line holds a half-drawn view: end it, give the cursor back.
+    if (this.#hidden) this.#stream.write(`\n${SHOW_CURSOR}`);
+    this.#hidden = false;
+  };
+
+  constructor(stream: NodeJS.WritableStream) {
+    this.#stream = stream;
+  }
+
+  hide(): void {
+    if (this.#hidden) return;
+    this.#hidden = true;
+    this.#stream.write(HIDE_CURSOR);
+    process.on('exit', this.#restoreOnExit);
+    process.on('uncaughtExceptionMonitor', this.#restoreOnExit);
+  }
+
+  show(): void {
+    process.off('exit', this.#restoreOnExit);
+    process.off('uncaughtExceptionMonitor', this.#restoreOnExit);
+    if (!this.#hidden) return;
+    this.#hidden = false;
+    this.#stream.write(SHOW_CURSOR);
+  }
+}
 /** The bar's width bounds, in columns (it takes what the fields leave). */
 const BAR_MIN = 10;
 const BAR_MAX = 30;
@@ -198,15 +243,11 @@ export class TerminalView implements ProgressView {
   #notice: StartNotice | undefined;
   #last: ProgressSnapshot | undefined;
   #drawnAt = -Infinity;
-  #cursorHidden = false;
-  readonly #restoreOnExit = (): void => {
-    // On the way out the line holds a half-drawn bar: end it, give the cursor back.
-    if (this.#cursorHidden) this.#stream.write(`\n${SHOW_CURSOR}`);
-    this.#cursorHidden = false;
-  };
+  readonly #cursor: TerminalCursor;
 
   constructor(stream: NodeJS.WriteStream) {
     this.#stream = stream;
+    this.#cursor = new TerminalCursor(stream);
   }
 
   start(notice: StartNotice): void {
@@ -215,7 +256,7 @@ export class TerminalView implements ProgressView {
     this.#stream.write(`${fitToWidth(headerLine(notice, this.#columns()), this.#columns())}\n`);
     this.#notice = notice;
     this.#last = undefined;
-    this.#hideCursor();
+    this.#cursor.hide();
     this.#draw(true);
   }
 
@@ -246,14 +287,14 @@ export class TerminalView implements ProgressView {
     // The final line replaces the bar whole: nothing of it is left at the end of the line.
     this.#stream.write(`${CLEAR_LINE}${doneLine(notice)}\n`);
     this.#notice = undefined;
-    this.#showCursor();
+    this.#cursor.show();
   }
 
   stop(): void {
     // The bar stays as it last was (what was reached); the error goes below it.
     if (this.#notice !== undefined) this.#stream.write('\n');
     this.#notice = undefined;
-    this.#showCursor();
+    this.#cursor.show();
   }
 
   #columns(): number {
@@ -269,22 +310,6 @@ export class TerminalView implements ProgressView {
     if (!force && now - this.#drawnAt < REDRAW_MS) return;
     this.#drawnAt = now;
     this.#stream.write(`\r${barLine(notice, this.#last, this.#columns())}\u001b[K`);
-  }
-
-  #hideCursor(): void {
-    if (this.#cursorHidden) return;
-    this.#cursorHidden = true;
-    this.#stream.write(HIDE_CURSOR);
-    process.on('exit', this.#restoreOnExit);
-    process.on('uncaughtExceptionMonitor', this.#restoreOnExit);
-  }
-
-  #showCursor(): void {
-    process.off('exit', this.#restoreOnExit);
-    process.off('uncaughtExceptionMonitor', this.#restoreOnExit);
-    if (!this.#cursorHidden) return;
-    this.#cursorHidden = false;
-    this.#stream.write(SHOW_CURSOR);
   }
 }
 

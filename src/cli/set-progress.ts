@@ -11,7 +11,7 @@ import type { DownloadFileEvent, DownloadFileResult } from '../download-file.js'
 import type { DownloadFilesProgress } from '../download-files.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { jsonLine } from './json-lines.js';
-import { JsonView, SnapshotMaker, SpeedMeter, doneNoticeOf, formatEta, type ProgressSnapshot } from './progress.js';
+import { CLEAR_LINE, JsonView, REDRAW_MS, SnapshotMaker, SpeedMeter, TerminalCursor, doneNoticeOf, formatEta, type ProgressSnapshot } from './progress.js';
 import type { FailureReport } from './report.js';
 import { formatBytes, formatDuration, formatRate } from './units.js';
 
@@ -118,12 +118,6 @@ function noteFor(event: DownloadFileEvent): string | undefined {
   }
 }
 
-/** Back to the start of the line and erase it. */
-const CLEAR_LINE = '\r\u001b[2K';
-const HIDE_CURSOR = '\u001b[?25l';
-const SHOW_CURSOR = '\u001b[?25h';
-/** The least time between two redraws. */
-const REDRAW_MS = 200;
 /** The most running files drawn; more are counted on the last line. */
 const MAX_FILE_LINES = 8;
 
@@ -143,14 +137,11 @@ class TerminalSetView implements SetView {
   /** Lines of the block on screen now (the cursor is at the start of its last line). */
   #drawnLines = 0;
   #drawnAt = -Infinity;
-  #cursorHidden = false;
-  readonly #restoreOnExit = (): void => {
-    if (this.#cursorHidden) this.#stream.write(`\n${SHOW_CURSOR}`);
-    this.#cursorHidden = false;
-  };
+  readonly #cursor: TerminalCursor;
 
   constructor(stream: NodeJS.WriteStream) {
     this.#stream = stream;
+    this.#cursor = new TerminalCursor(stream);
   }
 
   fileEvent(file: string, event: DownloadFileEvent): void {
@@ -190,7 +181,7 @@ class TerminalSetView implements SetView {
 
   finish(summary: SetSummary): void {
     this.#erase();
-    this.#showCursor();
+    this.#cursor.show();
     this.#stream.write(summaryText(summary));
   }
 
@@ -215,7 +206,7 @@ class TerminalSetView implements SetView {
     const now = performance.now();
     if (!force && now - this.#drawnAt < REDRAW_MS) return;
     this.#drawnAt = now;
-    this.#hideCursor();
+    this.#cursor.hide();
     const columns = (typeof this.#stream.columns === 'number' && this.#stream.columns > 0 ? this.#stream.columns : 80) - 1;
     const finished = total.done + total.skipped + total.failed;
     // "+": files not started yet have sizes not known yet.
@@ -241,20 +232,6 @@ class TerminalSetView implements SetView {
     this.#erase();
     this.#stream.write(text.join('\n'));
     this.#drawnLines = text.length;
-  }
-
-  #hideCursor(): void {
-    if (this.#cursorHidden) return;
-    this.#cursorHidden = true;
-    this.#stream.write(HIDE_CURSOR);
-    process.on('exit', this.#restoreOnExit);
-  }
-
-  #showCursor(): void {
-    process.off('exit', this.#restoreOnExit);
-    if (!this.#cursorHidden) return;
-    this.#cursorHidden = false;
-    this.#stream.write(SHOW_CURSOR);
   }
 }
 
