@@ -125,6 +125,8 @@ export interface HfPlan {
  * @example
  * ```ts
  * const plan = await planHfDownload('hf://openai/whisper-tiny', { dispatcher: new Agent(), include: ['*.json'] });
+ * // downloadFiles writes into existing folders only: a repository's subfolders are the caller's to make.
+ * for (const entry of plan.entries) await mkdir(dirname(entry.target), { recursive: true });
  * const result = await downloadFiles(plan.entries, { concurrency: 8, maxConcurrentFiles: 3 });
  * ```
  */
