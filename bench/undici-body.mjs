@@ -1,22 +1,31 @@
 /**
- * What undici's body stream costs per GiB: reads 1 GiB of ranged GETs (16
- * MiB each, 8 at once) from a URL and drops the bytes, three ways:
- *  - `iter`: `request()` and `for await` over its body (the HTTP reader's path);
+ * What reading a body costs per GiB, by way of reading it: 1 GiB of ranged
+ * GETs (16 MiB each, 8 at once) from a URL, the bytes dropped.
+ *  - `iter`: undici's `request()` and `for await` over its body (the HTTP
+ *    reader's path before src/http/range-connections.ts);
  *  - `gen`: the same through one more async generator (as `exactBody` adds);
  *  - `dispatch`: `Agent.dispatch()` with a handler that gets each chunk in
- *    `onResponseData`, no stream and no promise per chunk.
+ *    `onResponseData`, no stream and no promise per chunk;
+ *  - `queue`: the same handler queueing chunks for a hand-written async iterator;
+ *  - `node`: `node:http` (its parser is llhttp in C);
+ *  - `raw`: one keep-alive socket per worker, the head parsed by hand, the
+ *    body the socket's own chunks (what range-connections.ts does).
  *
- *   /usr/bin/time -f '%U user %S sys' node bench/undici-body.mjs iter|gen|dispatch URL
+ *   /usr/bin/time -f '%U user %S sys' node bench/undici-body.mjs iter|gen|dispatch|queue|node|raw URL
  *
  * URL must serve at least 1 GiB with byte ranges (nginx; see bench/compare.ts).
- * Measured 2026-12-07 from nginx on loopback, 3 runs each: dispatch 0.67-0.71
- * user s, iter 0.88-0.92, gen 0.85-0.94 (docs/benchmarks.md, issue 10).
+ * Measured 2026-12-07 from nginx on loopback, 3 runs each, user s: iter
+ * 0.84-0.89, dispatch 0.71-0.73, queue 0.76-0.86, node 0.67-0.69, raw
+ * 0.33-0.36 (docs/benchmarks.md, issue 10). Most of undici's cost is its
+ * parser, not the stream: the body's bytes go through it as well.
  */
 import { Agent, request } from 'undici';
+import { connect } from 'node:net';
+import * as http from 'node:http';
 
 const [, , mode, url] = process.argv;
-if (!['iter', 'gen', 'dispatch'].includes(mode ?? '') || url === undefined) {
-  console.error('usage: node bench/undici-body.mjs iter|gen|dispatch URL');
+if (!['iter', 'gen', 'dispatch', 'queue', 'raw', 'node'].includes(mode ?? '') || url === undefined) {
+  console.error('usage: node bench/undici-body.mjs iter|gen|dispatch|queue|raw|node URL');
   process.exit(2);
 }
 const size = 2 ** 30;
@@ -29,7 +38,100 @@ async function* passOn(source) {
   for await (const chunk of source) yield chunk;
 }
 
+/**
+ * `queue`: a dispatch handler that queues chunks for a hand-written async
+ * iterator (no stream, no generator), pausing the parser above 256 KiB.
+ */
+function queuedBody(u, headers) {
+  const chunks = [];
+  let queued = 0;
+  let ended = false;
+  let failure;
+  let waiter;
+  let controller;
+  const wake = () => {
+    const w = waiter;
+    waiter = undefined;
+    w?.();
+  };
+  agent.dispatch(
+    { origin: u.origin, path: u.pathname, method: 'GET', headers },
+    {
+      onRequestStart(c) { controller = c; },
+      onResponseStart() {},
+      onResponseData(c, chunk) {
+        chunks.push(chunk);
+        queued += chunk.length;
+        if (queued > 262144) c.pause();
+        wake();
+      },
+      onResponseEnd() { ended = true; wake(); },
+      onResponseError(_c, err) { failure = err; wake(); },
+    },
+  );
+  return {
+    [Symbol.asyncIterator]() { return this; },
+    next() {
+      if (chunks.length > 0) {
+        const value = chunks.shift();
+        queued -= value.length;
+        if (controller.paused && queued <= 65536) controller.resume();
+        return Promise.resolve({ value, done: false });
+      }
+      if (failure) return Promise.reject(failure);
+      if (ended) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve) => { waiter = resolve; }).then(() => this.next());
+    },
+  };
+}
+
+/** `raw`: one keep-alive socket per worker, the head parsed by hand, body bytes straight from the socket. */
+function rawSocket(u) {
+  const socket = connect(Number(u.port), u.hostname);
+  socket.setNoDelay(true);
+  let pending = null; // { remaining, head, resolve, reject }
+  socket.on('data', (chunk) => {
+    let data = chunk;
+    while (data.length > 0 && pending !== null) {
+      if (pending.head !== null) {
+        pending.head = pending.head.length === 0 ? data : Buffer.concat([pending.head, data]);
+        const end = pending.head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = pending.head.subarray(0, end).toString('latin1');
+        const m = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+        pending.remaining = Number(m[1]);
+        data = pending.head.subarray(end + 4);
+        pending.head = null;
+      }
+      const take = Math.min(data.length, pending.remaining);
+      total += take;
+      pending.remaining -= take;
+      data = data.subarray(take);
+      if (pending.remaining === 0) {
+        const p = pending;
+        pending = null;
+        p.resolve();
+      }
+    }
+  });
+  return {
+    get(headers) {
+      return new Promise((resolve, reject) => {
+        pending = { remaining: 0, head: Buffer.alloc(0), resolve, reject };
+        socket.write(`GET ${u.pathname} HTTP/1.1\r\nhost: ${u.host}\r\nrange: ${headers.range}\r\n\r\n`);
+      });
+    },
+    close: () => socket.destroy(),
+  };
+}
+const nodeAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+
 async function worker() {
+  const raw = mode === 'raw' ? rawSocket(new URL(url)) : undefined;
+  try { await work(raw); } finally { raw?.close(); }
+}
+
+async function work(raw) {
   for (;;) {
     const from = next;
     if (from >= size) return;
@@ -53,6 +155,24 @@ async function worker() {
       });
       continue;
     }
+    if (raw !== undefined) {
+      await raw.get(headers);
+      continue;
+    }
+    if (mode === 'node') {
+      await new Promise((resolve, reject) => {
+        http.get(url, { agent: nodeAgent, headers }, (res) => {
+          res.on('data', (chunk) => { total += chunk.length; });
+          res.on('end', resolve);
+          res.on('error', reject);
+        }).on('error', reject);
+      });
+      continue;
+    }
+    if (mode === 'queue') {
+      for await (const chunk of queuedBody(new URL(url), headers)) total += chunk.length;
+      continue;
+    }
     const { body } = await request(url, { dispatcher: agent, headers });
     for await (const chunk of mode === 'gen' ? passOn(body) : body) total += chunk.length;
   }
@@ -60,4 +180,5 @@ async function worker() {
 
 await Promise.all(Array.from({ length: 8 }, worker));
 await agent.close();
+nodeAgent.destroy();
 if (total !== size) throw new Error(`read ${total} bytes, not ${size}`);
