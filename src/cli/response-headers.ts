@@ -10,7 +10,7 @@
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 
-import { createDefaultDispatcher, type DispatcherProtocolOptions, type DispatcherTlsOptions } from '../http/dispatcher.js';
+import { createDefaultDispatcher, shareRangeConnections, type DispatcherProtocolOptions, type DispatcherTlsOptions } from '../http/dispatcher.js';
 
 /** A dispatcher that remembers the first successful response's headers. */
 export interface HeaderCapturingDispatcher {
@@ -58,6 +58,9 @@ export function captureResponseHeaders(base: Dispatcher): HeaderCapturingDispatc
           onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
         }),
   );
+  // The range connections stay: the headers wanted are the first
+  // response's, and that one always goes through undici.
+  shareRangeConnections(base, dispatcher);
   return { dispatcher, firstSuccessHeaders: () => captured };
 }
 

@@ -4,9 +4,20 @@
  * closed the connection) or runs long (it sent more than asked) must never
  * reach the file as if it were the block.
  */
-import type { Readable } from 'node:stream';
 import { BlockfetchError, redactUrl } from '../errors.js';
 import { networkError } from './failures.js';
+
+/**
+ * What a response body must offer the HTTP reader: the subset of a
+ * `Readable` it uses, so undici's bodies and `RangeBody`
+ * (./range-connections.ts) go the same way.
+ */
+export interface ResponseBody extends AsyncIterable<Uint8Array> {
+  readonly destroyed: boolean;
+  destroy(error?: Error): unknown;
+  once(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
 
 /** How {@link exactBody} reads one body. */
 export interface ExactBodyOptions {
@@ -45,14 +56,14 @@ export interface ExactBodyOptions {
  * destroyed when iteration ends for any reason, including the consumer
  * stopping early. After `signal` aborted, the error thrown is its reason.
  */
-export async function* exactBody(source: Readable, options: ExactBodyOptions): AsyncGenerator<Uint8Array, void, undefined> {
+export async function* exactBody(source: ResponseBody, options: ExactBodyOptions): AsyncGenerator<Uint8Array, void, undefined> {
   const { length, beyond, url, signal } = options;
   let skip = options.skip ?? 0;
   let received = 0;
   try {
     if (signal?.aborted) throw signal.reason;
     if (length === 0 && beyond === 'discard') return;
-    for await (const raw of source as AsyncIterable<Buffer>) {
+    for await (const raw of source) {
       let chunk: Uint8Array = raw;
       if (skip > 0) {
         if (chunk.length <= skip) {
@@ -112,7 +123,7 @@ function bodyFailure(err: unknown, url: string, received: number, length: number
  * when destroyed before its end; nobody is listening any more, and an
  * unhandled 'error' event would crash the process, so one is swallowed here.
  */
-export function release(body: Readable): void {
+export function release(body: ResponseBody): void {
   if (body.destroyed) return;
   body.on('error', () => undefined);
   body.destroy();
@@ -124,7 +135,7 @@ export function release(body: Readable): void {
  * response), so that the caller's abort still ends it promptly, even if it
  * never starts reading.
  */
-export function destroyOnAbort(body: Readable, signal: AbortSignal): void {
+export function destroyOnAbort(body: ResponseBody, signal: AbortSignal): void {
   const onAbort = (): void => {
     body.on('error', () => undefined);
     body.destroy(signal.reason instanceof Error ? signal.reason : undefined);

@@ -8,6 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Client as UndiciClient, Dispatcher } from 'undici';
 import { Agent, Client, EnvHttpProxyAgent, Pool } from './undici.js';
 import { guardPausedParserAtSocketEnd } from './paused-parser-guard.js';
+import { RangeConnections } from './range-connections.js';
 
 /** The connection settings of the default dispatcher. */
 export const defaultAgentOptions = Object.freeze({
@@ -94,6 +95,73 @@ function h2Pool(origin: string | URL, options: object): Dispatcher {
   });
 }
 
+/** Which dispatchers carry blockfetch's own range connections (see {@link rangeConnectionsOf}). */
+const rangeConnectionsByDispatcher = new WeakMap<Dispatcher, RangeConnections>();
+
+/**
+ * The default `Agent` (no proxy, HTTP/1.1), with the {@link RangeConnections}
+ * its HTTP readers send ranged GETs through; closing it closes them too.
+ */
+class AgentWithRangeConnections extends Agent {
+  constructor(options: ConstructorParameters<typeof Agent>[0], connections: RangeConnections) {
+    super(options);
+    rangeConnectionsByDispatcher.set(this, connections);
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    rangeConnectionsByDispatcher.get(this)?.close();
+    return callback === undefined ? super.close() : super.close(callback);
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(first?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    rangeConnectionsByDispatcher.get(this)?.destroy();
+    if (typeof first === 'function') return super.destroy(first);
+    if (callback !== undefined) return super.destroy(first ?? null, callback);
+    return super.destroy(first ?? null);
+  }
+}
+
+/**
+ * The {@link RangeConnections} that go with `dispatcher`: those of the
+ * default dispatcher {@link createDefaultDispatcher} made (or one composed
+ * onto it, see {@link shareRangeConnections}). A dispatcher of the caller's
+ * own has none: every request then goes through it, as the caller chose.
+ *
+ * @example
+ * ```ts
+ * const dispatcher = createDefaultDispatcher();
+ * rangeConnectionsOf(dispatcher); // a RangeConnections (no proxy variables set)
+ * rangeConnectionsOf(new Agent()); // undefined
+ * ```
+ */
+export function rangeConnectionsOf(dispatcher: Dispatcher): RangeConnections | undefined {
+  return rangeConnectionsByDispatcher.get(dispatcher);
+}
+
+/**
+ * Gives `composed` (`base.compose(...)`) the range connections of `base`, so
+ * an interceptor on the default dispatcher keeps them. The interceptor sees
+ * only what goes through undici: the HTTP reader's first request and
+ * whatever the range connections leave to undici.
+ *
+ * @example
+ * ```ts
+ * const base = createDefaultDispatcher();
+ * const composed = base.compose(interceptor);
+ * shareRangeConnections(base, composed);
+ * ```
+ */
+export function shareRangeConnections(base: Dispatcher, composed: Dispatcher): void {
+  const connections = rangeConnectionsByDispatcher.get(base);
+  if (connections !== undefined) rangeConnectionsByDispatcher.set(composed, connections);
+}
+
 /** True when any proxy variable (HTTP_PROXY, HTTPS_PROXY, either case) is set and not empty. */
 export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'].some((name) => (env[name] ?? '') !== '');
@@ -116,7 +184,10 @@ export function createDefaultDispatcher(
   guardPausedParserAtSocketEnd();
   const { connectTimeoutMs, ...pool } = defaultAgentOptions;
   const options = { ...pool, ...(protocol.http2 === true ? { allowH2: true } : {}), connect: { timeout: connectTimeoutMs, ...tls } };
-  if (!proxyConfigured(env)) return new Agent(protocol.http2 === true ? { ...options, factory: h2Pool } : options);
+  if (protocol.http2 === true && !proxyConfigured(env)) return new Agent({ ...options, factory: h2Pool });
+  if (!proxyConfigured(env)) {
+    return new AgentWithRangeConnections(options, new RangeConnections({ ...tls, connectTimeoutMs, keepAliveTimeoutMs: pool.keepAliveTimeout }));
+  }
   // Every value is passed explicitly ('' for "none") so that `env`, not
   // process.env behind undici's back, decides.
   return new EnvHttpProxyAgent({

@@ -1,7 +1,9 @@
 /**
- * `HttpReader`: the `Reader` for http(s) URLs. Ranged GETs over undici, each
- * pinned to the revision the first request saw, each response checked
- * before a byte of it is handed on.
+ * `HttpReader`: the `Reader` for http(s) URLs. Ranged GETs, each pinned to
+ * the revision the first request saw, each response checked before a byte
+ * of it is handed on. The first goes through undici; the rest through the
+ * dispatcher's own HTTP/1.1 connections when it has them (the default one
+ * does: `./range-connections.ts`, docs/design.md), else undici too.
  *
  * One request per block, plus none for discovery: the first request is
  * already the GET of block 0 (`Range: bytes=0-(blockSize-1)`); its headers
@@ -9,16 +11,16 @@
  * undici's buffer of 64 KiB, the rest in the socket) for the first
  * `getReader` that falls inside it.
  */
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { request } from './undici.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { BlockfetchError, RemoteChangedError, redactUrl, type RemoteChange } from '../errors.js';
-import { destroyOnAbort, exactBody, release } from './body.js';
+import { destroyOnAbort, exactBody, release, type ResponseBody } from './body.js';
 import { digestFromHeaders } from './digest-headers.js';
-import { createDefaultDispatcher } from './dispatcher.js';
+import { createDefaultDispatcher, rangeConnectionsOf } from './dispatcher.js';
+import type { RangeConnections } from './range-connections.js';
 import { networkError, statusError } from './failures.js';
 import { headerValue, parseContentLength, parseContentRange } from './headers.js';
 import { compareIdentity } from '../download/identity.js';
@@ -33,22 +35,29 @@ interface Target {
   readonly headers: Readonly<Record<string, string>>;
 }
 
+/** A response: undici's, or one of the range connections'. */
+interface HttpResponse {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: ResponseBody & { dump(): Promise<unknown> };
+}
+
 /** One request's outcome after redirects: where it ended and the response there. */
 interface Exchange extends Target {
-  readonly response: Dispatcher.ResponseData;
+  readonly response: HttpResponse;
 }
 
 /** The first response's body, kept for the first `getReader` inside it. */
 interface HeldBody {
   /** Last byte the body covers (it starts at 0). */
   readonly to: number;
-  readonly body: Readable;
+  readonly body: ResponseBody;
   readonly url: string;
   readonly timer: NodeJS.Timeout;
 }
 
 /** Reads a body we do not want, so its connection can be reused; never throws. */
-function discard(body: Dispatcher.ResponseData['body']): void {
+function discard(body: HttpResponse['body']): void {
   body.dump().catch(() => undefined);
 }
 
@@ -89,6 +98,8 @@ export class HttpReader implements Reader {
   readonly #options: ResolvedHttpReaderOptions;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
+  /** The dispatcher's own HTTP/1.1 connections for ranged GETs, when it has them (the default one does). */
+  readonly #ranges: RangeConnections | undefined;
   /** The URL every request starts from before redirects are followed. */
   readonly #origin: Target;
   /** Where the latest request ended after redirects: ranged requests go straight there. */
@@ -98,7 +109,7 @@ export class HttpReader implements Reader {
   #held: HeldBody | undefined;
   #digest: ExpectedDigest | undefined;
   /** Bodies handed to consumers and not yet closed, for {@link HttpReader.close}. */
-  readonly #open = new Set<Readable>();
+  readonly #open = new Set<ResponseBody>();
 
   /** @throws InvalidArgumentError when an option is not acceptable (the message names it). */
   constructor(options: HttpReaderOptions) {
@@ -106,6 +117,7 @@ export class HttpReader implements Reader {
     this.name = redactUrl(this.#options.url.href);
     this.#ownsDispatcher = this.#options.dispatcher === undefined;
     this.#dispatcher = this.#options.dispatcher ?? createDefaultDispatcher(process.env, {}, { http2: this.#options.http2 });
+    this.#ranges = rangeConnectionsOf(this.#dispatcher);
     this.#origin = { url: this.#options.url, headers: this.#options.headers };
     this.#resolved = this.#origin;
   }
@@ -204,22 +216,30 @@ export class HttpReader implements Reader {
     if (this.#ownsDispatcher && !(this.#dispatcher as { closed?: boolean }).closed) await this.#dispatcher.close();
   }
 
-  /** One GET, following redirects by the policy in `./redirect.ts`. */
-  async #send(start: Target, extra: Readonly<Record<string, string>>, signal: AbortSignal | undefined): Promise<Exchange> {
+  /**
+   * One GET, following redirects by the policy in `./redirect.ts`. With
+   * `via: 'ranges'` it goes through the dispatcher's range connections when
+   * it has them and they take it (a Content-Length answer over HTTP/1.1),
+   * else through undici.
+   */
+  async #send(start: Target, extra: Readonly<Record<string, string>>, signal: AbortSignal | undefined, via: 'undici' | 'ranges' = 'undici'): Promise<Exchange> {
     let target = start;
     for (let hops = 0; ; hops++) {
-      let response: Dispatcher.ResponseData;
+      let response: HttpResponse;
+      const headers = { ...target.headers, ...extra };
       try {
-        response = await request(target.url, {
-          method: 'GET',
-          headers: { ...target.headers, ...extra },
-          dispatcher: this.#dispatcher,
-          signal: signal ?? null,
-          headersTimeout: this.#options.requestTimeoutMs,
-          // undici's body timeout is exactly "idle": it runs while waiting for
-          // bytes and is suspended while the consumer is not reading.
-          bodyTimeout: this.#options.idleTimeoutMs,
-        });
+        response =
+          (via === 'ranges' ? await this.#ranges?.request(target.url, headers, this.#timeouts(signal)) : undefined) ??
+          (await request(target.url, {
+            method: 'GET',
+            headers,
+            dispatcher: this.#dispatcher,
+            signal: signal ?? null,
+            headersTimeout: this.#options.requestTimeoutMs,
+            // undici's body timeout is exactly "idle": it runs while waiting for
+            // bytes and is suspended while the consumer is not reading.
+            bodyTimeout: this.#options.idleTimeoutMs,
+          }));
       } catch (err) {
         throw networkError(err, target.url.href, signal);
       }
@@ -233,6 +253,11 @@ export class HttpReader implements Reader {
       }
       target = followRedirect(target.url, headerValue(response.headers, 'location'), target.headers, this.#options.sensitiveHeaders);
     }
+  }
+
+  /** The range connections' form of the undici timeouts above. */
+  #timeouts(signal: AbortSignal | undefined): { signal: AbortSignal | undefined; headersTimeoutMs: number; bodyTimeoutMs: number } {
+    return { signal, headersTimeoutMs: this.#options.requestTimeoutMs, bodyTimeoutMs: this.#options.idleTimeoutMs };
   }
 
   async #discover(signal: AbortSignal | undefined): Promise<ContentInfo> {
@@ -291,7 +316,7 @@ export class HttpReader implements Reader {
 
   /** Size, range support and the last byte the body covers (-1: no body worth keeping) of the first response. */
   #firstResponseSize(
-    response: Dispatcher.ResponseData,
+    response: HttpResponse,
     url: string,
     blockSize: number,
   ): { size: number; rangesSupported: boolean; bodyTo: number } {
@@ -340,13 +365,13 @@ export class HttpReader implements Reader {
   }
 
   /** Remembers a body handed out until it closes. */
-  #track(body: Readable): void {
+  #track(body: ResponseBody): void {
     this.#open.add(body);
     body.once('close', () => this.#open.delete(body));
   }
 
   /** Keeps the first body for a while; see {@link HttpReaderOptions.firstBodyHoldMs}. */
-  #hold(body: Readable, to: number, url: string): void {
+  #hold(body: ResponseBody, to: number, url: string): void {
     const timer = setTimeout(() => {
       if (this.#held?.body === body && this.#takeHeld()) release(body);
     }, this.#options.firstBodyHoldMs);
@@ -369,14 +394,14 @@ export class HttpReader implements Reader {
       ...(info.rangesSupported ? { range: `bytes=${from}-${to}` } : {}),
       ...pinHeaders(info.identity),
     };
-    let exchange = await this.#send(this.#resolved, extra, signal);
+    let exchange = await this.#send(this.#resolved, extra, signal, 'ranges');
     const status = exchange.response.statusCode;
     if ((status === 403 || status === 410) && exchange.url.href !== this.#origin.url.href) {
       // A signed URL we were redirected to has probably expired: ask the
       // original URL again. The pin headers go along, so a new revision
       // behind it answers 412 (or a different ETag) and fails closed.
       discard(exchange.response.body);
-      exchange = await this.#send(this.#origin, extra, signal);
+      exchange = await this.#send(this.#origin, extra, signal, 'ranges');
     }
     const { response } = exchange;
     try {
@@ -391,7 +416,7 @@ export class HttpReader implements Reader {
   }
 
   /** Throws unless `response` is exactly `from..to` of the pinned revision. */
-  #validate(response: Dispatcher.ResponseData, url: string, from: number, to: number, info: ContentInfo): void {
+  #validate(response: HttpResponse, url: string, from: number, to: number, info: ContentInfo): void {
     const { statusCode: status, headers } = response;
     const identity = info.identity;
     const expectedStatus = info.rangesSupported ? 206 : 200;

@@ -1,0 +1,636 @@
+/**
+ * blockfetch's own HTTP/1.1 connections for the one request it sends by the
+ * thousand: a ranged GET whose answer has a Content-Length.
+ *
+ * Why: undici parses every byte of a body through its WebAssembly parser,
+ * copies it into the parser's memory, and hands it on through a stream; per
+ * GiB that is about 0.5 CPU s more than reading the socket (bench/undici-body.mjs:
+ * 0.84-0.89 user s through undici's body, 0.33-0.36 reading the socket
+ * here, 2026-12-07). Once the head is parsed, a Content-Length body is
+ * exactly the next N bytes of the socket, so here it is handed on as the
+ * socket's own chunks.
+ *
+ * The scope is deliberately small. Anything else is answered `undefined`
+ * (the caller sends the request through undici instead, which is what it
+ * did before this existed), and the origin is left to undici from then on:
+ * a Transfer-Encoding other than chunked, a 101, a
+ * head that does not parse or is longer than {@link MAX_HEAD_BYTES},
+ * conflicting Content-Lengths, a header value with CR, LF or NUL in it.
+ * Proxies and HTTP/2 never come here: {@link createDefaultDispatcher} makes
+ * these connections only when it makes a plain `Agent`.
+ *
+ * Errors are the ones undici's path ends in: socket errors as they are
+ * (`networkError` maps them), timeouts as `BLOCKFETCH_TIMEOUT`.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { BlockfetchError, redactUrl } from '../errors.js';
+import type { ResponseBody } from './body.js';
+import { ChunkedDecoder } from './chunked-decoder.js';
+
+/** The longest response head accepted (status line and headers); longer goes to undici. */
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+/** Bytes a body holds for a consumer that is not reading before the socket is paused. */
+const BODY_HIGH_WATER = 128 * 1024;
+
+/** How {@link RangeConnections} connects. */
+export interface RangeConnectionsOptions {
+  /** PEM CA certificates to trust instead of Node's own (`--cacert`). */
+  readonly ca?: string;
+  /** false: accept any certificate (`-k`). @default true */
+  readonly rejectUnauthorized?: boolean;
+  /** How long a connect (and TLS handshake) may take. */
+  readonly connectTimeoutMs: number;
+  /** How long an unused connection is kept open. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** One request's timeouts and signal. */
+export interface RangeRequestOptions {
+  readonly signal?: AbortSignal | undefined;
+  /** From the request written to the whole head received. */
+  readonly headersTimeoutMs: number;
+  /** The longest wait for the next body bytes while the consumer is reading. */
+  readonly bodyTimeoutMs: number;
+}
+
+/** A response head and its body. */
+export interface RangeResponse {
+  readonly statusCode: number;
+  /** Lower-case names; a repeated header is an array, as undici gives them. */
+  readonly headers: IncomingHttpHeaders;
+  readonly body: RangeBody;
+}
+
+/** A parsed head, or why it is left to undici. */
+type Head =
+  | {
+      readonly kind: 'head';
+      readonly statusCode: number;
+      readonly headers: IncomingHttpHeaders;
+      /** How the body ends: after `length` bytes, after the last chunk, or when the server closes the connection. */
+      readonly framing: 'length' | 'chunked' | 'close';
+      /** The body's length for `'length'` framing. */
+      readonly length: number;
+      readonly keepAlive: boolean;
+    }
+  | { readonly kind: 'informational' }
+  | { readonly kind: 'unsuitable'; readonly why: string };
+
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+const UNSAFE_VALUE = /[\r\n\0]/;
+
+/**
+ * Parses a response head (the bytes before the blank line, without it).
+ * Strict where a lenient reading could frame the body wrongly.
+ */
+export function parseHead(text: string): Head {
+  const lines = text.split('\r\n');
+  const status = STATUS_LINE.exec(lines[0] ?? '');
+  if (status === null) return { kind: 'unsuitable', why: 'status line' };
+  const minor = status[1];
+  const statusCode = Number(status[2]);
+  if (statusCode === 101) return { kind: 'unsuitable', why: '101' };
+  if (statusCode < 200) return { kind: 'informational' };
+  const headers: Record<string, string | string[]> = {};
+  for (let i = 1; i < lines.length; i++) {
+    const match = HEADER_LINE.exec(lines[i] as string);
+    if (match === null) return { kind: 'unsuitable', why: 'header line' }; // obs-fold, a bare CR, no colon
+    const name = (match[1] as string).toLowerCase();
+    const value = match[2] as string;
+    const before = headers[name];
+    headers[name] = before === undefined ? value : Array.isArray(before) ? [...before, value] : [before, value];
+  }
+  const connection = String(headers['connection'] ?? '').toLowerCase();
+  const keepAlive = minor === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+  if (statusCode === 204 || statusCode === 304) return { kind: 'head', statusCode, headers, framing: 'length', length: 0, keepAlive };
+  const length = headers['content-length'];
+  const coding = headers['transfer-encoding'];
+  if (coding !== undefined) {
+    // Both framings at once is how responses are smuggled: never guess.
+    if (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'chunked' || length !== undefined || minor !== '1') {
+      return { kind: 'unsuitable', why: 'transfer-encoding' };
+    }
+    return { kind: 'head', statusCode, headers, framing: 'chunked', length: Infinity, keepAlive };
+  }
+  // No length and no Transfer-Encoding: the body is all the server sends
+  // until it closes the connection (RFC 9112, 6.3).
+  if (length === undefined) return { kind: 'head', statusCode, headers, framing: 'close', length: Infinity, keepAlive: false };
+  if (typeof length !== 'string' || !/^\d{1,15}$/.test(length)) return { kind: 'unsuitable', why: 'content-length' };
+  return { kind: 'head', statusCode, headers, framing: 'length', length: Number(length), keepAlive };
+}
+
+function ignore(): void {}
+
+/** A socket on its way to becoming idle again, or closed. */
+interface Connection {
+  readonly socket: Socket;
+  readonly key: string;
+  /** It has carried a whole response: a failure before the next one's first byte may only mean the server closed it while idle. */
+  reused: boolean;
+  idleTimer: NodeJS.Timeout | undefined;
+  onIdleEvent: (() => void) | undefined;
+}
+
+/** A failure on a kept-alive connection before any byte of the answer: the request is sent again on a new one. */
+class StaleConnection extends Error {}
+
+/**
+ * Keep-alive HTTP/1.1 connections per origin for ranged GETs, made by the
+ * default dispatcher beside its undici `Agent` (see the module comment for
+ * what comes here and what goes to undici).
+ *
+ * @example
+ * ```ts
+ * const connections = new RangeConnections({ connectTimeoutMs: 10_000, keepAliveTimeoutMs: 10_000 });
+ * const response = await connections.request(new URL('http://127.0.0.1:8080/a.bin'), { range: 'bytes=0-99' },
+ *   { headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000 });
+ * if (response === undefined) { ... send it through undici ... }
+ * else for await (const chunk of response.body) use(chunk);
+ * connections.destroy();
+ * ```
+ */
+export class RangeConnections {
+  readonly #options: RangeConnectionsOptions;
+  readonly #idle = new Map<string, Connection[]>();
+  /** Origins that answered something this module leaves to undici. */
+  readonly #undiciOnly = new Set<string>();
+  readonly #busy = new Set<Connection>();
+  #destroyed = false;
+
+  constructor(options: RangeConnectionsOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Sends `GET url` with `headers` and resolves with the response head once
+   * it arrived, or `undefined` when this request is undici's to send
+   * (nothing of it has been used; the caller sends it again there).
+   * Rejects on a network failure, a timeout or an abort.
+   */
+  async request(url: URL, headers: Readonly<Record<string, string>>, options: RangeRequestOptions): Promise<RangeResponse | undefined> {
+    const key = `${url.protocol}//${url.host}`;
+    if (this.#destroyed || this.#undiciOnly.has(key) || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
+    if (url.username !== '' || url.password !== '') return undefined;
+    const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
+    for (const [name, value] of Object.entries(headers)) {
+      if (UNSAFE_VALUE.test(name) || UNSAFE_VALUE.test(value) || name.toLowerCase() === 'host') return undefined;
+      lines.push(`${name}: ${value}`);
+    }
+    const head = `${lines.join('\r\n')}\r\n\r\n`;
+    options.signal?.throwIfAborted();
+    for (;;) {
+      const idle = this.#takeIdle(key);
+      const connection = idle ?? (await this.#connect(url, key, options));
+      try {
+        const response = await this.#exchange(connection, url, head, options);
+        if (response === undefined) this.#undiciOnly.add(key);
+        return response;
+      } catch (err) {
+        if (err instanceof StaleConnection) continue; // only kept-alive connections throw it, so this ends
+        throw err;
+      }
+    }
+  }
+
+  /** Closes the idle connections, and the others once their response ends; later requests go to undici. Idempotent. */
+  close(): void {
+    this.#destroyed = true;
+    for (const list of this.#idle.values()) for (const connection of list) connection.socket.destroy();
+    this.#idle.clear();
+  }
+
+  /** Closes every connection, idle or in use; later requests go to undici. Idempotent. */
+  destroy(): void {
+    this.#destroyed = true;
+    for (const list of this.#idle.values()) for (const connection of list) connection.socket.destroy();
+    this.#idle.clear();
+    for (const connection of this.#busy) connection.socket.destroy();
+    this.#busy.clear();
+  }
+
+  #takeIdle(key: string): Connection | undefined {
+    const list = this.#idle.get(key);
+    const connection = list?.pop();
+    if (connection === undefined) return undefined;
+    clearTimeout(connection.idleTimer);
+    const onIdleEvent = connection.onIdleEvent;
+    if (onIdleEvent !== undefined) {
+      connection.socket.off('data', onIdleEvent).off('end', onIdleEvent).off('close', onIdleEvent).off('error', onIdleEvent);
+    }
+    connection.onIdleEvent = undefined;
+    connection.socket.ref();
+    return connection;
+  }
+
+  /** Puts a connection that ended a response cleanly back for the next request. */
+  #putIdle(connection: Connection): void {
+    this.#busy.delete(connection);
+    const socket = connection.socket;
+    if (this.#destroyed || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    connection.reused = true;
+    // Anything the server does to an idle connection (closes it, sends
+    // bytes nobody asked for) makes it unusable.
+    const drop = (): void => {
+      socket.destroy();
+      const list = this.#idle.get(connection.key);
+      const at = list?.indexOf(connection) ?? -1;
+      if (list !== undefined && at >= 0) list.splice(at, 1);
+      clearTimeout(connection.idleTimer);
+    };
+    connection.onIdleEvent = drop;
+    socket.on('data', drop).on('end', drop).on('close', drop).on('error', drop);
+    connection.idleTimer = setTimeout(drop, this.#options.keepAliveTimeoutMs);
+    connection.idleTimer.unref();
+    socket.unref();
+    const list = this.#idle.get(connection.key);
+    if (list === undefined) this.#idle.set(connection.key, [connection]);
+    else list.push(connection);
+  }
+
+  /** A new connection (TCP, then TLS for https), within the connect timeout and the signal. */
+  #connect(url: URL, key: string, options: RangeRequestOptions): Promise<Connection> {
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    return new Promise<Connection>((resolve, reject) => {
+      const { ca, rejectUnauthorized } = this.#options;
+      const socket =
+        url.protocol === 'https:'
+          ? connectTls({
+              host,
+              port,
+              ALPNProtocols: ['http/1.1'],
+              ...(isIP(host) === 0 ? { servername: host } : {}),
+              ...(ca === undefined ? {} : { ca }),
+              ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
+            })
+          : connectTcp({ host, port });
+      const connection: Connection = { socket, key, reused: false, idleTimer: undefined, onIdleEvent: undefined };
+      const signal = options.signal;
+      const done = (err: unknown): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        socket.off('error', done);
+        socket.off(url.protocol === 'https:' ? 'secureConnect' : 'connect', onConnect);
+        if (err === undefined) {
+          this.#busy.add(connection);
+          resolve(connection);
+          return;
+        }
+        socket.destroy();
+        reject(err);
+      };
+      const onConnect = (): void => done(undefined);
+      const onAbort = (): void => done(signal?.reason);
+      const timer = setTimeout(() => {
+        done(new BlockfetchError('BLOCKFETCH_TIMEOUT', `${redactUrl(url.href)}: no connection within ${this.#options.connectTimeoutMs} ms`));
+      }, this.#options.connectTimeoutMs);
+      // Every failure is handled where it matters (the exchange, the idle
+      // pool); this keeps one arriving between them from being unhandled.
+      socket.on('error', ignore);
+      socket.setNoDelay(true);
+      socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', onConnect);
+      socket.on('error', done);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Writes the request on `connection` and reads its head; the body follows on the returned {@link RangeBody}. */
+  #exchange(connection: Connection, url: URL, request: string, options: RangeRequestOptions): Promise<RangeResponse | undefined> {
+    const { socket } = connection;
+    const signal = options.signal;
+    const name = redactUrl(url.href);
+    return new Promise<RangeResponse | undefined>((resolve, reject) => {
+      let head: Buffer | undefined;
+      let body: RangeBody | undefined;
+      let framing: 'length' | 'chunked' | 'close' = 'length';
+      let decoder: ChunkedDecoder | undefined;
+      let answered = false; // any byte of the response arrived
+      let timer: NodeJS.Timeout | undefined;
+
+      const detach = (): void => {
+        clearTimeout(timer);
+        timer = undefined;
+        socket.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      /**
+       * The exchange failed: the connection cannot be used again. `lost`: the
+       * connection broke (not a timeout or an abort), which on a kept-alive
+       * connection before any answer means only that the server closed it.
+       */
+      const fail = (err: unknown, lost = false): void => {
+        detach();
+        this.#busy.delete(connection);
+        socket.destroy();
+        if (body !== undefined) body.fail(err);
+        else if (lost && connection.reused && !answered) reject(new StaleConnection());
+        else reject(err);
+      };
+      const onError = (err: Error): void => fail(err, true);
+      const onEnd = (): void => {
+        if (body !== undefined && framing === 'close') {
+          body.ended(false); // its end; the connection is closed by `finish`
+          return;
+        }
+        const closed = Object.assign(new Error('the server closed the connection'), { code: 'ECONNRESET' });
+        fail(body === undefined ? closed : Object.assign(closed, { message: 'the server closed the connection before the body ended' }), true);
+      };
+      const onAbort = (): void => fail(signal?.reason);
+      const armIdle = (ms: number, what: string): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => fail(new BlockfetchError('BLOCKFETCH_TIMEOUT', `${name}: ${what} for ${ms} ms`)), ms);
+      };
+      /** The body is complete: the connection goes back to the pool, or is closed. */
+      const finish = (extra: boolean, keepAlive: boolean): void => {
+        detach();
+        if (extra || !keepAlive) {
+          this.#busy.delete(connection);
+          socket.destroy();
+        } else {
+          this.#putIdle(connection);
+        }
+      };
+      const onData = (chunk: Buffer): void => {
+        answered = true;
+        if (body !== undefined) {
+          if (!body.paused) timer?.refresh();
+          feed(body, chunk);
+          return;
+        }
+        head = head === undefined ? chunk : Buffer.concat([head, chunk]);
+        for (;;) {
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) {
+            if (head.length > MAX_HEAD_BYTES) leave();
+            return;
+          }
+          if (end > MAX_HEAD_BYTES) {
+            leave();
+            return;
+          }
+          const parsed = parseHead(head.toString('latin1', 0, end));
+          const rest = head.subarray(end + 4);
+          if (parsed.kind === 'unsuitable') {
+            leave();
+            return;
+          }
+          if (parsed.kind === 'informational') {
+            head = rest;
+            continue;
+          }
+          const { statusCode, headers, length, keepAlive } = parsed;
+          framing = parsed.framing;
+          armIdle(options.bodyTimeoutMs, 'no body bytes arrived');
+          body = new RangeBody(length, {
+            pause: () => {
+              socket.pause();
+              clearTimeout(timer);
+            },
+            resume: () => {
+              armIdle(options.bodyTimeoutMs, 'no body bytes arrived');
+              socket.resume();
+            },
+            abort: () => fail(undefined),
+            done: (extra) => finish(extra, keepAlive),
+          });
+          if (framing === 'chunked') decoder = new ChunkedDecoder((data) => body?.push(data));
+          resolve({ statusCode, headers, body });
+          feed(body, rest);
+          return;
+        }
+      };
+      /** A socket chunk of the body, through the chunked framing when it has one. */
+      const feed = (target: RangeBody, chunk: Buffer): void => {
+        if (decoder === undefined) {
+          target.push(chunk);
+          return;
+        }
+        const fed = decoder.feed(chunk);
+        if (fed.kind === 'end') target.ended(fed.extra > 0);
+        else if (fed.kind === 'error') fail(new Error(`${name}: ${fed.why}`));
+      };
+      /** Not ours to read: close the connection, and the caller asks undici. */
+      const leave = (): void => {
+        detach();
+        this.#busy.delete(connection);
+        socket.destroy();
+        resolve(undefined);
+      };
+
+      if (signal?.aborted) {
+        fail(signal.reason);
+        return;
+      }
+      socket.on('data', onData).on('end', onEnd).on('close', onEnd).on('error', onError);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      armIdle(options.headersTimeoutMs, 'no response head arrived');
+      socket.write(request);
+    });
+  }
+}
+
+/** What a {@link RangeBody} asks of its connection. */
+interface BodyControl {
+  pause(): void;
+  resume(): void;
+  /** The consumer gave up before the end: close the connection. */
+  abort(): void;
+  /** Every byte arrived; `extra`: more bytes followed them. */
+  done(extra: boolean): void;
+}
+
+/**
+ * A response body of a known length, fed with the socket's chunks and read
+ * with `for await`. It pauses the socket while more than 128 KiB wait for a
+ * consumer that is not reading. It offers the parts of a `Readable` the
+ * HTTP reader uses (`destroy`, `destroyed`, `'close'`, `dump`).
+ *
+ * @example
+ * ```ts
+ * const response = await connections.request(url, { range: 'bytes=0-99' }, timeouts);
+ * for await (const chunk of response!.body) use(chunk); // exactly Content-Length bytes, or it throws
+ * ```
+ */
+export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterableIterator<Uint8Array> {
+  readonly #control: BodyControl;
+  #chunks: Buffer[] = [];
+  #first = 0;
+  #queued = 0;
+  /** Bytes of the body not yet arrived. */
+  #remaining: number;
+  #failure: unknown;
+  #failed = false;
+  #destroyed = false;
+  #closed = false;
+  #dumping = false;
+  #paused = false;
+  #arrivedAll = false;
+  #wake: (() => void) | undefined;
+
+  /** @internal Made by {@link RangeConnections}. */
+  constructor(length: number, control: BodyControl) {
+    super();
+    this.#remaining = length;
+    this.#control = control;
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  /**
+   * @internal The end of a body whose length was not known in advance (the
+   * last chunk, or the server closing the connection); `extra`: bytes
+   * followed it on the socket.
+   */
+  ended(extra: boolean): void {
+    if (this.#arrivedAll || this.#failed) return;
+    this.#remaining = 0;
+    this.#arrived(extra);
+  }
+
+  /** @internal Whether the socket is paused for this body. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /**
+   * @internal A socket chunk, or the rest of the head's (maybe empty) right
+   * after the head. Bytes past the body's end spoil the connection.
+   */
+  push(chunk: Buffer): void {
+    if (this.#arrivedAll) return;
+    const take = chunk.length <= this.#remaining ? chunk : chunk.subarray(0, this.#remaining);
+    this.#remaining -= take.length;
+    if (take.length > 0 && !this.#dumping && !this.#destroyed) {
+      this.#chunks.push(take);
+      this.#queued += take.length;
+      if (this.#queued > BODY_HIGH_WATER && !this.#paused) {
+        this.#paused = true;
+        this.#control.pause();
+      }
+    }
+    if (this.#remaining === 0) this.#arrived(take.length < chunk.length);
+    else if (take.length > 0) this.#wakeReader();
+  }
+
+  /** @internal The connection failed before the end. */
+  fail(err: unknown): void {
+    if (this.#remaining === 0 || this.#failed) return;
+    this.#failed = true;
+    this.#failure = err ?? Object.assign(new Error('the response body was closed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    this.#wakeReader();
+    this.#close();
+  }
+
+  next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#first < this.#chunks.length) {
+      const value = this.#chunks[this.#first] as Buffer;
+      this.#chunks[this.#first++] = EMPTY;
+      if (this.#first === this.#chunks.length) {
+        this.#chunks = [];
+        this.#first = 0;
+      }
+      this.#queued -= value.length;
+      if (this.#paused && this.#queued <= BODY_HIGH_WATER / 2) {
+        this.#paused = false;
+        this.#control.resume();
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#failed) return Promise.reject(this.#failure);
+    if (this.#destroyed || this.#remaining === 0) {
+      this.#destroyed = true;
+      this.#close();
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    }).then(() => this.next());
+  }
+
+  /** Stopping early (a `break` out of `for await`) closes the connection. */
+  return(): Promise<IteratorResult<Uint8Array>> {
+    this.destroy();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /**
+   * Drops what is left. Before the end, the connection is closed and a
+   * pending read rejects with `error` (or a premature-close error).
+   */
+  destroy(error?: Error): this {
+    if (this.#destroyed) return this;
+    this.#destroyed = true;
+    this.#chunks = [];
+    this.#first = 0;
+    this.#queued = 0;
+    if (this.#remaining > 0 && !this.#failed) {
+      this.#failed = true;
+      this.#failure = error ?? Object.assign(new Error('the response body was destroyed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      this.#control.abort();
+    }
+    this.#wakeReader();
+    this.#close();
+    return this;
+  }
+
+  /**
+   * Reads the rest and drops it, keeping the connection, when at most 128
+   * KiB are left (an error page, a redirect's body); closes it otherwise.
+   */
+  dump(): Promise<void> {
+    if (this.#remaining > BODY_HIGH_WATER || this.#failed) {
+      this.destroy();
+      return Promise.resolve();
+    }
+    this.#dumping = true;
+    this.#chunks = [];
+    this.#first = 0;
+    this.#queued = 0;
+    if (this.#paused) {
+      this.#paused = false;
+      this.#control.resume();
+    }
+    return new Promise<void>((resolve) => {
+      if (this.#closed) resolve();
+      else this.once('close', resolve);
+    });
+  }
+
+  #arrived(extra: boolean): void {
+    this.#arrivedAll = true;
+    this.#control.done(extra);
+    if (this.#dumping) this.#destroyed = true;
+    this.#wakeReader();
+    if (this.#dumping || this.#destroyed) this.#close();
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.emit('close');
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
