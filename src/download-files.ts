@@ -27,7 +27,7 @@ import type { Dispatcher } from 'undici';
 import type { ExpectedDigest } from './cache/types.js';
 import type { RetryOptions } from './download/backoff.js';
 import { ConnectionBudget } from './download/connection-budget.js';
-import { combineExpectedDigests, hashFile } from './download/digest.js';
+import { combineExpectedDigests } from './download/digest.js';
 import { RateLimiter } from './download/rate-limiter.js';
 import type { Reader } from './download/reader.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_MAX_CONCURRENT_FILES } from './defaults.js';
@@ -42,6 +42,7 @@ import {
   type DownloadFileResult,
 } from './download-file.js';
 import { AbortedError, BlockfetchError, DigestMismatchError, InvalidArgumentError } from './errors.js';
+import { checkDigests, finishedFileStat, type DigestCheck } from './finished-file.js';
 import { definedFields, describeValue, wholeNumber } from './validate.js';
 
 /** Per-file options: each overrides the set's option of the same name. */
@@ -230,10 +231,7 @@ export async function downloadFiles(entries: readonly DownloadEntry[], options: 
  * ```
  */
 export async function isFinishedDownload(target: string): Promise<boolean> {
-  const paths = downloadPaths(target);
-  const found = await lstat(paths.target).catch(() => undefined);
-  if (found === undefined || !found.isFile()) return false;
-  return (await lstat(paths.partial).catch(() => undefined)) === undefined;
+  return (await finishedFileStat(target)) !== undefined;
 }
 
 type ResolvedOptions = Omit<DownloadFilesOptions, 'concurrency' | 'maxConcurrentFiles'> & {
@@ -343,13 +341,9 @@ async function checkFinishedFile(entry: CheckedEntry, o: ResolvedOptions): Promi
     entry.options.expectedDigests,
   );
   if (expected.length === 0) return;
-  let hexes: string[];
+  let checks: DigestCheck[];
   try {
-    hexes = await hashFile(
-      entry.target,
-      expected.map((d) => d.algorithm),
-      o.signal,
-    );
+    checks = await checkDigests(entry.target, expected, o.signal);
   } catch (err) {
     if (o.signal?.aborted === true) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
@@ -358,14 +352,12 @@ async function checkFinishedFile(entry: CheckedEntry, o: ResolvedOptions): Promi
       cause: err,
     });
   }
-  expected.forEach((digest, i) => {
-    const actual = hexes[i] as string;
-    if (actual !== digest.hex) {
-      throw new DigestMismatchError(digest.algorithm, digest.hex, actual, {
-        hint: `${entry.target} exists but is not the file that digest describes: delete it, or download it again over it (option \`overwrite\`)`,
-      });
-    }
-  });
+  const bad = checks.find((c) => !c.ok);
+  if (bad !== undefined) {
+    throw new DigestMismatchError(bad.algorithm, bad.expected, bad.hex, {
+      hint: `${entry.target} exists but is not the file that digest describes: delete it, or download it again over it (option \`overwrite\`)`,
+    });
+  }
 }
 
 /** The {@link downloadFile} options of one entry: the set's, then the entry's own over them. */

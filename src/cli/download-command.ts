@@ -4,7 +4,7 @@
  * events into progress for the chosen view, and reports the outcome.
  */
 import { createReadStream } from 'node:fs';
-import { lstat, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 
 import type { Dispatcher } from 'undici';
@@ -16,6 +16,7 @@ import type { RetryOptions } from '../download/backoff.js';
 import type { ContentInfo, Reader } from '../download/reader.js';
 import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { DigestMismatchError, InvalidArgumentError, redactUrl } from '../errors.js';
+import { digestsMatch, finishedFileStat, mtimeMatches } from '../finished-file.js';
 import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
 import type { DispatcherTlsOptions } from '../http/dispatcher.js';
@@ -32,7 +33,6 @@ import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } 
 import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
 import { resumeCommand } from './resume-command.js';
 import { runStream } from './stream-command.js';
-import { verifyFile } from './verify.js';
 import { formatBytes } from './units.js';
 
 /**
@@ -199,9 +199,8 @@ async function alreadyComplete(
   dispatcher: Dispatcher,
   signal: AbortSignal,
 ): Promise<boolean> {
-  const paths = downloadPaths(target);
-  const local = await lstat(paths.target).catch(() => undefined);
-  if (local === undefined || !local.isFile() || (await exists(paths.partial))) return false;
+  const local = await finishedFileStat(target);
+  if (local === undefined) return false;
   const reader = new HttpReader({
     url: command.url,
     blockSize: 1,
@@ -220,15 +219,8 @@ async function alreadyComplete(
   }
   if (info.contentLength !== local.size) return false;
   const wanted = digests.length > 0 ? digests : info.identity.digest === undefined ? [] : [info.identity.digest];
-  if (wanted.length > 0) {
-    return verifyFile(paths.target, wanted, signal).then(
-      () => true,
-      () => false,
-    );
-  }
-  const modified = info.identity.lastModified === undefined ? NaN : Date.parse(info.identity.lastModified);
-  // HTTP dates have whole seconds; filesystems keep what utimes set.
-  return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
+  if (wanted.length > 0) return digestsMatch(downloadPaths(target).target, wanted, signal).catch(() => false);
+  return mtimeMatches(local, info.identity.lastModified);
 }
 
 /**

@@ -6,7 +6,7 @@
  * URL, and runs a prefix's objects as a set (`set-run.ts`).
  */
 import { existsSync } from 'node:fs';
-import { lstat, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import type { Dispatcher } from 'undici';
@@ -14,6 +14,7 @@ import type { Dispatcher } from 'undici';
 import { downloadFile, downloadPaths } from '../download-file.js';
 import { isFinishedDownload, type DownloadEntry } from '../download-files.js';
 import { BlockfetchError, InvalidArgumentError } from '../errors.js';
+import { finishedFileStat, mtimeMatches } from '../finished-file.js';
 import { createDefaultDispatcher } from '../http/dispatcher.js';
 import { resolveS3Config } from '../s3/config.js';
 import { s3DownloadEntries, type S3DownloadPlan } from '../s3/entries.js';
@@ -188,10 +189,8 @@ async function downloadPrefix(plan: S3DownloadPlan, command: DownloadCommand, io
  * (only when the target exists, so a first run sends no extra request).
  */
 async function alreadyComplete(entry: DownloadEntry, plan: S3DownloadPlan): Promise<boolean> {
-  const paths = downloadPaths(entry.target);
-  const local = await lstat(paths.target).catch(() => undefined);
-  if (local === undefined || !local.isFile()) return false;
-  if ((await lstat(paths.partial).catch(() => undefined)) !== undefined) return false;
+  const local = await finishedFileStat(entry.target);
+  if (local === undefined) return false;
   let remote = plan.listed.get(entry.key ?? '');
   const createReader = entry.options?.createReader;
   if (remote === undefined && createReader !== undefined && typeof entry.source === 'string') {
@@ -205,7 +204,5 @@ async function alreadyComplete(entry: DownloadEntry, plan: S3DownloadPlan): Prom
       await (reader as { close?: () => Promise<void> }).close?.().catch(() => undefined);
     }
   }
-  if (remote?.lastModified === undefined || local.size !== remote.size) return false;
-  const modified = Date.parse(remote.lastModified);
-  return Number.isFinite(modified) && Math.floor(local.mtimeMs / 1000) === Math.floor(modified / 1000);
+  return remote !== undefined && local.size === remote.size && mtimeMatches(local, remote.lastModified);
 }

@@ -3,16 +3,11 @@
  * sequential read.
  */
 import type { ExpectedDigest } from '../cache/types.js';
-import { hashFile } from '../download/digest.js';
 import { BlockfetchError, DigestMismatchError } from '../errors.js';
+import { checkDigests, type DigestCheck } from '../finished-file.js';
 
 /** The digest of one algorithm, as computed from the file. */
-export interface VerifiedDigest {
-  readonly algorithm: ExpectedDigest['algorithm'];
-  readonly hex: string;
-  readonly expected: string;
-  readonly ok: boolean;
-}
+export type VerifiedDigest = DigestCheck;
 
 /**
  * Hashes `path` with every algorithm in `expected` (one read of the file)
@@ -22,13 +17,9 @@ export interface VerifiedDigest {
  * @throws {BlockfetchError} `BLOCKFETCH_CACHE_MISSING` when the file does not exist.
  */
 export async function verifyFile(path: string, expected: readonly ExpectedDigest[], signal?: AbortSignal): Promise<VerifiedDigest[]> {
-  let hexes: string[];
+  let results: VerifiedDigest[];
   try {
-    hexes = await hashFile(
-      path,
-      expected.map((d) => d.algorithm),
-      signal,
-    );
+    results = await checkDigests(path, expected, signal);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new BlockfetchError('BLOCKFETCH_CACHE_MISSING', `${path} does not exist`, {
@@ -38,10 +29,6 @@ export async function verifyFile(path: string, expected: readonly ExpectedDigest
     }
     throw err;
   }
-  const results = expected.map((d, i): VerifiedDigest => {
-    const hex = hexes[i] as string;
-    return { algorithm: d.algorithm, hex, expected: d.hex, ok: hex === d.hex };
-  });
   const bad = results.find((r) => !r.ok);
   if (bad !== undefined) {
     throw new DigestMismatchError(bad.algorithm, bad.expected, bad.hex, {

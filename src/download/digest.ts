@@ -174,7 +174,8 @@ export function createDigestHash(algorithm: DigestAlgorithm, contentLength?: num
 /**
  * The digests of the file at `path`, one per algorithm, lower-case hex, in
  * one sequential read (1 MiB reads: the per-read cost is small next to the
- * hashing). What `verify` and a set's "already complete" check share.
+ * hashing). `checkDigests` (`src/finished-file.ts`) compares them for
+ * `verify` and every "already complete" check.
  *
  * @example
  * ```ts

@@ -16,9 +16,9 @@ import type { Dispatcher } from 'undici';
 
 import type { ExpectedDigest } from '../cache/types.js';
 import type { RetryOptions } from '../download/backoff.js';
-import { hashFile } from '../download/digest.js';
 import type { DownloadEntryOptions } from '../download-files.js';
 import { BlockfetchError } from '../errors.js';
+import { digestsMatch, regularFileStat } from '../finished-file.js';
 import { blobName, hfCachePaths, linkSnapshot, writeRef, type HfCachePaths } from './hf-cache.js';
 import { parseHfUrl, quoteLikePython, type HfLocation } from './hf-url.js';
 import { HubApi, type HubTreeEntry } from './hub-api.js';
@@ -284,13 +284,16 @@ export async function prepareHfTargets(plan: HfPlan, signal?: AbortSignal): Prom
   return { pending, complete };
 }
 
+/**
+ * A regular file of the tree's size and (in a folder) digest. Unlike
+ * `finishedFileStat`, it does not look for a partial download beside the
+ * target: a file that already has the tree's size and digest counts as
+ * complete even with a stale partial next to it.
+ */
 async function isComplete(entry: HfDownloadEntry, layout: HfPlan['layout'], signal: AbortSignal | undefined): Promise<boolean> {
-  const found = await lstat(entry.target).catch(() => undefined);
-  if (found === undefined || !found.isFile() || found.size !== entry.file.size) return false;
-  if (layout === 'hf-cache') return true;
-  const digest = hubFileDigest(entry.file);
-  const [hex] = await hashFile(entry.target, [digest.algorithm], signal);
-  return hex === digest.hex;
+  const found = await regularFileStat(entry.target);
+  if (found?.size !== entry.file.size) return false;
+  return layout === 'hf-cache' || digestsMatch(entry.target, [hubFileDigest(entry.file)], signal);
 }
 
 /**
