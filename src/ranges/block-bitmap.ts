@@ -19,12 +19,11 @@
  *
  * @module
  */
-import roaring from 'roaring';
 import type { RoaringBitmap32 as Bitmap } from 'roaring';
+import { roaring } from './roaring.js';
 import { InvalidArgumentError } from '../errors.js';
 import { type ByteRange, validateSizes } from './byte-range.js';
 
-// roaring is CommonJS; its named exports are reachable through the default import.
 const { RoaringBitmap32 } = roaring;
 
 /**
