@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import * as undici from 'undici';
 import { describe, expect, it } from 'vitest';
-import { Agent, Client, EnvHttpProxyAgent, Pool, request } from '../src/http/undici.js';
+import { request, undici as parts } from '../src/http/undici.js';
+
+const { Agent, Client, EnvHttpProxyAgent, Pool } = parts();
 import { startNginx } from './helpers/nginx.js';
 
 describe('src/http/undici.ts: the parts of undici blockfetch loads on their own', () => {
@@ -15,7 +17,7 @@ describe('src/http/undici.ts: the parts of undici blockfetch loads on their own'
   it('loaded alone (no undici entry point), every dispatcher still has the request API undici itself relies on', () => {
     const module = new URL('../src/http/undici.ts', import.meta.url).href;
     const script = `const u = await import(${JSON.stringify(module)});
-const methods = ['request', 'stream', 'pipeline', 'connect', 'upgrade'].map((m) => typeof new u.Agent()[m]);
+const methods = ['request', 'stream', 'pipeline', 'connect', 'upgrade'].map((m) => typeof new (u.undici().Agent)()[m]);
 const entryLoaded = Object.keys((await import('node:module')).createRequire(import.meta.url).cache).some((k) => k.endsWith('/undici/index.js'));
 console.log(JSON.stringify({ methods, entryLoaded }));`;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });

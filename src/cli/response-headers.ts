@@ -1,6 +1,7 @@
 /**
  * Seeing the response headers the HTTP reader receives, without asking the
- * reader: an undici interceptor composed onto its dispatcher.
+ * reader: an undici interceptor composed onto its dispatcher, and a watch
+ * on its range connections (src/http/range-connections.ts).
  *
  * The command needs exactly one header the `Reader` contract does not carry:
  * `Content-Disposition`, for naming the file when `-o` is not given. Taking
@@ -58,9 +59,9 @@ export function captureResponseHeaders(base: Dispatcher): HeaderCapturingDispatc
           onResponseError: (controller, error) => handler.onResponseError?.(controller, error),
         }),
   );
-  // The range connections stay: the headers wanted are the first
-  // response's, and that one always goes through undici.
-  shareRangeConnections(base, dispatcher);
+  // The range connections stay, watched the same way: a response may come
+  // through either path.
+  shareRangeConnections(base, dispatcher, record);
   return { dispatcher, firstSuccessHeaders: () => captured };
 }
 

@@ -4,11 +4,13 @@
  * standard proxy variables are set, an `EnvHttpProxyAgent` with the same
  * tuning (it reads HTTP_PROXY, HTTPS_PROXY and NO_PROXY, upper or lower case).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Client as UndiciClient, Dispatcher } from 'undici';
-import { Agent, Client, EnvHttpProxyAgent, Pool } from './undici.js';
+import { undici } from './undici.js';
+import { DeferredDispatcher } from './deferred-dispatcher.js';
 import { guardPausedParserAtSocketEnd } from './paused-parser-guard.js';
-import { RangeConnections } from './range-connections.js';
+import { RangeConnections, type RangeRequester } from './range-connections.js';
 
 /** The connection settings of the default dispatcher. */
 export const defaultAgentOptions = Object.freeze({
@@ -73,6 +75,7 @@ type Connector = (options: object, callback: (err: Error | null, socket: unknown
  * whole body): so it is raised per connection, once ALPN said h2.
  */
 function h2Pool(origin: string | URL, options: object): Dispatcher {
+  const { Client, Pool } = undici();
   return new Pool(origin, {
     ...options,
     factory: (clientOrigin: URL, clientOptions: object) => {
@@ -96,42 +99,13 @@ function h2Pool(origin: string | URL, options: object): Dispatcher {
 }
 
 /** Which dispatchers carry blockfetch's own range connections (see {@link rangeConnectionsOf}). */
-const rangeConnectionsByDispatcher = new WeakMap<Dispatcher, RangeConnections>();
+const rangeRequesters = new WeakMap<object, RangeRequester>();
 
 /**
- * The default `Agent` (no proxy, HTTP/1.1), with the {@link RangeConnections}
- * its HTTP readers send ranged GETs through; closing it closes them too.
- */
-class AgentWithRangeConnections extends Agent {
-  constructor(options: ConstructorParameters<typeof Agent>[0], connections: RangeConnections) {
-    super(options);
-    rangeConnectionsByDispatcher.set(this, connections);
-  }
-
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    rangeConnectionsByDispatcher.get(this)?.close();
-    return callback === undefined ? super.close() : super.close(callback);
-  }
-
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(first?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    rangeConnectionsByDispatcher.get(this)?.destroy();
-    if (typeof first === 'function') return super.destroy(first);
-    if (callback !== undefined) return super.destroy(first ?? null, callback);
-    return super.destroy(first ?? null);
-  }
-}
-
-/**
- * The {@link RangeConnections} that go with `dispatcher`: those of the
- * default dispatcher {@link createDefaultDispatcher} made (or one composed
- * onto it, see {@link shareRangeConnections}). A dispatcher of the caller's
- * own has none: every request then goes through it, as the caller chose.
+ * The range connections that go with `dispatcher`: those of the default
+ * dispatcher {@link createDefaultDispatcher} made (or one composed onto it,
+ * see {@link shareRangeConnections}). A dispatcher of the caller's own has
+ * none: every request then goes through it, as the caller chose.
  *
  * @example
  * ```ts
@@ -140,26 +114,42 @@ class AgentWithRangeConnections extends Agent {
  * rangeConnectionsOf(new Agent()); // undefined
  * ```
  */
-export function rangeConnectionsOf(dispatcher: Dispatcher): RangeConnections | undefined {
-  return rangeConnectionsByDispatcher.get(dispatcher);
+export function rangeConnectionsOf(dispatcher: Dispatcher): RangeRequester | undefined {
+  return rangeRequesters.get(dispatcher);
 }
 
 /**
  * Gives `composed` (`base.compose(...)`) the range connections of `base`, so
- * an interceptor on the default dispatcher keeps them. The interceptor sees
- * only what goes through undici: the HTTP reader's first request and
- * whatever the range connections leave to undici.
+ * an interceptor on the default dispatcher keeps them. An interceptor sees
+ * only what goes through undici; `onResponse`, when given, sees the heads
+ * of what goes through the range connections.
  *
  * @example
  * ```ts
  * const base = createDefaultDispatcher();
  * const composed = base.compose(interceptor);
- * shareRangeConnections(base, composed);
+ * shareRangeConnections(base, composed, (status, headers) => console.log(status, headers['etag']));
  * ```
  */
-export function shareRangeConnections(base: Dispatcher, composed: Dispatcher): void {
-  const connections = rangeConnectionsByDispatcher.get(base);
-  if (connections !== undefined) rangeConnectionsByDispatcher.set(composed, connections);
+export function shareRangeConnections(
+  base: Dispatcher,
+  composed: Dispatcher,
+  onResponse?: (statusCode: number, headers: IncomingHttpHeaders) => void,
+): void {
+  const requester = rangeRequesters.get(base);
+  if (requester === undefined) return;
+  rangeRequesters.set(
+    composed,
+    onResponse === undefined
+      ? requester
+      : {
+          request: async (url, headers, options) => {
+            const response = await requester.request(url, headers, options);
+            if (response !== undefined) onResponse(response.statusCode, response.headers);
+            return response;
+          },
+        },
+  );
 }
 
 /** True when any proxy variable (HTTP_PROXY, HTTPS_PROXY, either case) is set and not empty. */
@@ -184,13 +174,24 @@ export function createDefaultDispatcher(
   guardPausedParserAtSocketEnd();
   const { connectTimeoutMs, ...pool } = defaultAgentOptions;
   const options = { ...pool, ...(protocol.http2 === true ? { allowH2: true } : {}), connect: { timeout: connectTimeoutMs, ...tls } };
-  if (protocol.http2 === true && !proxyConfigured(env)) return new Agent({ ...options, factory: h2Pool });
-  if (!proxyConfigured(env)) {
-    return new AgentWithRangeConnections(options, new RangeConnections({ ...tls, connectTimeoutMs, keepAliveTimeoutMs: pool.keepAliveTimeout }));
+  const proxied = proxyConfigured(env);
+  if (protocol.http2 === true || proxied) {
+    return new DeferredDispatcher(() => (proxied ? proxyAgent(env, options, tls) : new (undici().Agent)({ ...options, factory: h2Pool }))) as unknown as Dispatcher;
   }
+  const connections = new RangeConnections({ ...tls, connectTimeoutMs, keepAliveTimeoutMs: pool.keepAliveTimeout });
+  const dispatcher = new DeferredDispatcher(() => new (undici().Agent)(options), {
+    close: () => connections.close(),
+    destroy: () => connections.destroy(),
+  }) as unknown as Dispatcher;
+  rangeRequesters.set(dispatcher, connections);
+  return dispatcher;
+}
+
+/** undici's proxy agent for the proxy variables in `env`. */
+function proxyAgent(env: NodeJS.ProcessEnv, options: object, tls: DispatcherTlsOptions): Dispatcher {
   // Every value is passed explicitly ('' for "none") so that `env`, not
   // process.env behind undici's back, decides.
-  return new EnvHttpProxyAgent({
+  return new (undici().EnvHttpProxyAgent)({
     ...options,
     httpProxy: env['HTTP_PROXY'] || env['http_proxy'] || '',
     httpsProxy: env['HTTPS_PROXY'] || env['https_proxy'] || '',

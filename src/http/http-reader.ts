@@ -1,9 +1,10 @@
 /**
  * `HttpReader`: the `Reader` for http(s) URLs. Ranged GETs, each pinned to
  * the revision the first request saw, each response checked before a byte
- * of it is handed on. The first goes through undici; the rest through the
- * dispatcher's own HTTP/1.1 connections when it has them (the default one
- * does: `./range-connections.ts`, docs/design.md), else undici too.
+ * of it is handed on. They go through the dispatcher's own HTTP/1.1
+ * connections when it has them (the default one does:
+ * `./range-connections.ts`, docs/design.md), else, and for whatever those
+ * leave, through undici.
  *
  * One request per block, plus none for discovery: the first request is
  * already the GET of block 0 (`Range: bytes=0-(blockSize-1)`); its headers
@@ -20,7 +21,7 @@ import { BlockfetchError, RemoteChangedError, redactUrl, type RemoteChange } fro
 import { destroyOnAbort, exactBody, release, type ResponseBody } from './body.js';
 import { digestFromHeaders } from './digest-headers.js';
 import { createDefaultDispatcher, rangeConnectionsOf } from './dispatcher.js';
-import type { RangeConnections } from './range-connections.js';
+import type { RangeRequester } from './range-connections.js';
 import { networkError, statusError } from './failures.js';
 import { headerValue, parseContentLength, parseContentRange } from './headers.js';
 import { compareIdentity } from '../download/identity.js';
@@ -99,7 +100,7 @@ export class HttpReader implements Reader {
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   /** The dispatcher's own HTTP/1.1 connections for ranged GETs, when it has them (the default one does). */
-  readonly #ranges: RangeConnections | undefined;
+  readonly #ranges: RangeRequester | undefined;
   /** The URL every request starts from before redirects are followed. */
   readonly #origin: Target;
   /** Where the latest request ended after redirects: ranged requests go straight there. */
@@ -217,19 +218,18 @@ export class HttpReader implements Reader {
   }
 
   /**
-   * One GET, following redirects by the policy in `./redirect.ts`. With
-   * `via: 'ranges'` it goes through the dispatcher's range connections when
-   * it has them and they take it (a Content-Length answer over HTTP/1.1),
-   * else through undici.
+   * One GET, following redirects by the policy in `./redirect.ts`: through
+   * the dispatcher's range connections when it has them and they take the
+   * answer, else through undici.
    */
-  async #send(start: Target, extra: Readonly<Record<string, string>>, signal: AbortSignal | undefined, via: 'undici' | 'ranges' = 'undici'): Promise<Exchange> {
+  async #send(start: Target, extra: Readonly<Record<string, string>>, signal: AbortSignal | undefined): Promise<Exchange> {
     let target = start;
     for (let hops = 0; ; hops++) {
       let response: HttpResponse;
       const headers = { ...target.headers, ...extra };
       try {
         response =
-          (via === 'ranges' ? await this.#ranges?.request(target.url, headers, this.#timeouts(signal)) : undefined) ??
+          (await this.#ranges?.request(target.url, headers, this.#timeouts(signal))) ??
           (await request(target.url, {
             method: 'GET',
             headers,
@@ -394,14 +394,14 @@ export class HttpReader implements Reader {
       ...(info.rangesSupported ? { range: `bytes=${from}-${to}` } : {}),
       ...pinHeaders(info.identity),
     };
-    let exchange = await this.#send(this.#resolved, extra, signal, 'ranges');
+    let exchange = await this.#send(this.#resolved, extra, signal);
     const status = exchange.response.statusCode;
     if ((status === 403 || status === 410) && exchange.url.href !== this.#origin.url.href) {
       // A signed URL we were redirected to has probably expired: ask the
       // original URL again. The pin headers go along, so a new revision
       // behind it answers 412 (or a different ETag) and fails closed.
       discard(exchange.response.body);
-      exchange = await this.#send(this.#origin, extra, signal, 'ranges');
+      exchange = await this.#send(this.#origin, extra, signal);
     }
     const { response } = exchange;
     try {

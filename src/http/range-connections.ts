@@ -59,6 +59,12 @@ export interface RangeRequestOptions {
   readonly bodyTimeoutMs: number;
 }
 
+/** Whatever sends ranged GETs the way {@link RangeConnections} does (it, or a view of it that watches the heads). */
+export interface RangeRequester {
+  /** See {@link RangeConnections.request}. */
+  request(url: URL, headers: Readonly<Record<string, string>>, options: RangeRequestOptions): Promise<RangeResponse | undefined>;
+}
+
 /** A response head and its body. */
 export interface RangeResponse {
   readonly statusCode: number;
@@ -156,7 +162,7 @@ class StaleConnection extends Error {}
  * connections.destroy();
  * ```
  */
-export class RangeConnections {
+export class RangeConnections implements RangeRequester {
   readonly #options: RangeConnectionsOptions;
   readonly #idle = new Map<string, Connection[]>();
   /** Origins that answered something this module leaves to undici. */
