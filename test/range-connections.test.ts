@@ -259,6 +259,26 @@ describe('RangeConnections', () => {
     expect(server.connections).toBe(2);
   });
 
+  it('dump() reads a short body to its end and keeps the connection; a long one closes it', async () => {
+    const server = await rawServer(({ socket }, index) => {
+      if (index === 0) socket.write('HTTP/1.1 302 Found\r\nlocation: /f.bin\r\ncontent-length: 10\r\n\r\nredirected');
+      else {
+        socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-length: ${2 ** 20}\r\n\r\n`);
+        socket.write(Buffer.alloc(2 ** 20));
+      }
+    });
+    const connections = pool();
+    const redirect = await connections.request(new URL(server.url), {}, timeouts);
+    expect(redirect?.statusCode).toBe(302);
+    await redirect?.body.dump();
+    const whole = await connections.request(new URL(server.url), {}, timeouts);
+    const closed = closeOf(server.requests[1]!.socket);
+    await whole?.body.dump(); // 1 MiB: not worth reading to keep the connection
+    await closed;
+    expect(server.connections).toBe(1);
+    expect(whole?.body.destroyed).toBe(true);
+  });
+
   it('skips 1xx heads', async () => {
     const server = await rawServer(({ socket }) => {
       socket.write('HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n');

@@ -605,6 +605,10 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
       return Promise.resolve();
     }
     this.#dumping = true;
+    if (this.#arrivedAll) {
+      this.#destroyed = true;
+      this.#close();
+    }
     this.#chunks = [];
     this.#first = 0;
     this.#queued = 0;
