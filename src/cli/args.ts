@@ -22,6 +22,7 @@ import { InvalidArgumentError, redactUrl } from '../errors.js';
 import { defaultRetryOptions } from '../download/backoff.js';
 import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
 import { editDistance } from './edit-distance.js';
+import { CHECKSUM_ALGORITHMS, hexDigest, splitChecksum } from './option-values.js';
 import { formatDurationOption, formatSizeOption, parseByteSize, parseRate } from './units.js';
 
 /**
@@ -880,31 +881,25 @@ function parseDigests(sha256: string | undefined, sha512: string | undefined): E
 }
 
 function checkHex(text: string, algorithm: DigestAlgorithm, option = `--${algorithm}`): ExpectedDigest {
-  const length = DIGEST_HEX_LENGTH[algorithm];
-  const hex = text.trim().toLowerCase();
-  if (!new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
+  const digest = hexDigest(text, algorithm);
+  if (digest === undefined) {
     throw new InvalidArgumentError(
-      `${option} must be ${length} hexadecimal digits, got ${JSON.stringify(text)} (${text.length} characters)`,
+      `${option} must be ${DIGEST_HEX_LENGTH[algorithm]} hexadecimal digits, got ${JSON.stringify(text)} (${text.length} characters)`,
       { hint: `copy the digest from the publisher's ${algorithm.toUpperCase()}SUMS file, without the file name` },
     );
   }
-  return { algorithm, hex };
+  return digest;
 }
-
-/** aria2c's names of the algorithms `--checksum` takes. */
-const CHECKSUM_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze({ 'sha-256': 'sha256', 'sha-512': 'sha512', 'sha-1': 'sha1', md5: 'md5' });
 
 /** `--checksum sha-256=HEX` (aria2c's `--checksum=TYPE=DIGEST`). */
 function parseChecksum(text: string): ExpectedDigest {
-  const at = text.indexOf('=');
-  const name = text.slice(0, Math.max(0, at)).trim().toLowerCase();
-  const algorithm = CHECKSUM_ALGORITHMS[name];
-  if (at < 0 || algorithm === undefined) {
+  const parts = splitChecksum(text);
+  if (parts === undefined) {
     throw new InvalidArgumentError(`--checksum takes ALGO=HEX with ALGO one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}, got ${JSON.stringify(text)}`, {
       hint: 'for example --checksum sha-256=9f86d081884c7d65…',
     });
   }
-  return checkHex(text.slice(at + 1), algorithm, `--checksum ${name}=`);
+  return checkHex(parts.digest, parts.algorithm, `--checksum ${parts.type}=`);
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
