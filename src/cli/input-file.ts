@@ -29,8 +29,7 @@ import { isAbsolute, normalize, posix } from 'node:path';
 
 import { DIGEST_HEX_LENGTH, type ExpectedDigest } from '../cache/types.js';
 import { InvalidArgumentError } from '../errors.js';
-import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
-import { CHECKSUM_ALGORITHMS, hexDigest, splitChecksum } from './option-values.js';
+import { CHECKSUM_ALGORITHMS, hexDigest, readHeader, splitChecksum } from './option-values.js';
 
 /** One download of an input file. */
 export interface InputEntry {
@@ -52,7 +51,6 @@ export interface InputEntry {
 const OPTION_NAMES = ['out', 'dir', 'checksum', 'header'] as const;
 type OptionName = (typeof OPTION_NAMES)[number];
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // eslint-disable-next-line no-control-regex -- control characters are what is refused
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -180,12 +178,10 @@ function parseChecksum(value: string, fail: Fail): ExpectedDigest {
 
 /** `header=Name: value`; the value is never echoed (it may hold a credential). */
 function parseHeader(value: string, fail: Fail): readonly [string, string] {
-  const colon = value.indexOf(':');
-  const name = colon < 0 ? '' : value.slice(0, colon).trim();
-  const content = colon < 0 ? '' : value.slice(colon + 1).trim();
-  if (colon < 0 || !TOKEN.test(name)) fail('header= must look like "Name: value"', 'e.g. header=Authorization: Bearer TOKEN');
-  if (CONTROL.test(content.replace(/\t/g, ''))) fail(`header=${name} has a control character in its value`);
-  if (RESERVED_REQUEST_HEADERS.has(name.toLowerCase())) {
+  const { name, value: content, problem } = readHeader(value, { refuseC1: true });
+  if (problem === 'shape') fail('header= must look like "Name: value"', 'e.g. header=Authorization: Bearer TOKEN');
+  if (problem === 'control') fail(`header=${name} has a control character in its value`);
+  if (problem === 'reserved') {
     fail(`header= cannot set ${name}: blockfetch sets it on every request`, 'Range and the If-* headers pin each request to one revision of the file');
   }
   return [name, content];
