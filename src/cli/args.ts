@@ -20,8 +20,8 @@ import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest } from '..
 import { DEFAULT_BLOCK_SIZE, DEFAULT_CONCURRENCY, DEFAULT_MAX_CONCURRENT_FILES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS } from '../defaults.js';
 import { InvalidArgumentError, redactUrl } from '../errors.js';
 import { defaultRetryOptions } from '../download/backoff.js';
-import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
 import { editDistance } from './edit-distance.js';
+import { CHECKSUM_ALGORITHMS, hexDigest, readHeader, splitChecksum } from './option-values.js';
 import { formatDurationOption, formatSizeOption, parseByteSize, parseRate } from './units.js';
 
 /**
@@ -880,51 +880,38 @@ function parseDigests(sha256: string | undefined, sha512: string | undefined): E
 }
 
 function checkHex(text: string, algorithm: DigestAlgorithm, option = `--${algorithm}`): ExpectedDigest {
-  const length = DIGEST_HEX_LENGTH[algorithm];
-  const hex = text.trim().toLowerCase();
-  if (!new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) {
+  const digest = hexDigest(text, algorithm);
+  if (digest === undefined) {
     throw new InvalidArgumentError(
-      `${option} must be ${length} hexadecimal digits, got ${JSON.stringify(text)} (${text.length} characters)`,
+      `${option} must be ${DIGEST_HEX_LENGTH[algorithm]} hexadecimal digits, got ${JSON.stringify(text)} (${text.length} characters)`,
       { hint: `copy the digest from the publisher's ${algorithm.toUpperCase()}SUMS file, without the file name` },
     );
   }
-  return { algorithm, hex };
+  return digest;
 }
-
-/** aria2c's names of the algorithms `--checksum` takes. */
-const CHECKSUM_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze({ 'sha-256': 'sha256', 'sha-512': 'sha512', 'sha-1': 'sha1', md5: 'md5' });
 
 /** `--checksum sha-256=HEX` (aria2c's `--checksum=TYPE=DIGEST`). */
 function parseChecksum(text: string): ExpectedDigest {
-  const at = text.indexOf('=');
-  const name = text.slice(0, Math.max(0, at)).trim().toLowerCase();
-  const algorithm = CHECKSUM_ALGORITHMS[name];
-  if (at < 0 || algorithm === undefined) {
+  const parts = splitChecksum(text);
+  if (parts === undefined) {
     throw new InvalidArgumentError(`--checksum takes ALGO=HEX with ALGO one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}, got ${JSON.stringify(text)}`, {
       hint: 'for example --checksum sha-256=9f86d081884c7d65…',
     });
   }
-  return checkHex(text.slice(at + 1), algorithm, `--checksum ${name}=`);
+  return checkHex(parts.digest, parts.algorithm, `--checksum ${parts.type}=`);
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
 function parseHeader(text: string, option = '-H/--header'): [string, string] {
-  const colon = text.indexOf(':');
-  const name = colon < 0 ? '' : text.slice(0, colon).trim();
-  const value = colon < 0 ? '' : text.slice(colon + 1).trim();
-  if (colon < 0 || !TOKEN.test(name)) {
+  const { name, value, problem } = readHeader(text, { refuseC1: false });
+  if (problem === 'shape') {
     // The value is not echoed: it may hold a credential.
     throw new InvalidArgumentError(`${option} must look like "Name: value", got a value without a valid "Name:" before a colon`, {
       hint: 'e.g. -H "Authorization: Bearer $TOKEN"',
     });
   }
-  // eslint-disable-next-line no-control-regex -- CR/LF would split the header
-  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) {
-    throw new InvalidArgumentError(`${option} ${name} has a control character in its value`);
-  }
+  if (problem === 'control') throw new InvalidArgumentError(`${option} ${name} has a control character in its value`);
   // The HTTP layer's list: a header it refuses is refused here first, with a CLI hint.
-  if (RESERVED_REQUEST_HEADERS.has(name.toLowerCase())) {
+  if (problem === 'reserved') {
     throw new InvalidArgumentError(`-H/--header cannot set ${name}: blockfetch sets it on every request`, {
       hint: 'Range and the If-* headers pin each request to one revision of the file',
     });

@@ -30,7 +30,7 @@ import { jsonLine } from './json-lines.js';
 import { Interrupted, StdoutClosed, type CliIo } from './io.js';
 import { JsonView, SnapshotMaker, createProgressView, doneNoticeOf, type ProgressSnapshot, type ProgressView } from './progress.js';
 import { debugFromEnvironment, describeFailure, formatFailure, writeJsonError } from './report.js';
-import { contentDispositionOf, createHeaderCapturingDispatcher } from './response-headers.js';
+import { contentDispositionOf, createHeaderCapturingDispatcher, type HeaderCapturingDispatcher } from './response-headers.js';
 import { resumeCommand } from './resume-command.js';
 import { runStream } from './stream-command.js';
 import { formatBytes } from './units.js';
@@ -66,7 +66,13 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
     if (command.toStdout && command.output === undefined) return await runStream(command, io, view, capture.dispatcher);
     // `-o DIR/` (or an existing directory): the server's name, in that directory.
     if (target === undefined || (await isDirectory(target))) {
-      const name = await nameFromServer(command, capture, io.signal, (retry) => showLookRetry(view, retry));
+      const name = await nameFromServer(command.url, {
+        headers: headerRecord(command.headers),
+        command,
+        capture,
+        signal: io.signal,
+        onRetry: (retry) => showLookRetry(view, retry),
+      });
       target = target === undefined ? name : join(target, name);
     }
     // Every digest to check: the one given, and what the list gives for this name (a conflict is a usage error here).
@@ -96,7 +102,14 @@ export async function runDownload(command: DownloadCommand, io: CliIo): Promise<
       // With --mirror the HTTP settings go to every mirror's reader instead.
       ...(command.mirrors.length === 0 ? http : {
             createReader: (url: string) => {
-              const reader = mirrorReaderFor(url, command, digests, capture.dispatcher, view, recorded);
+              const reader = mirrorReaderFor([url, ...command.mirrors], {
+                headers: headerRecord(command.headers),
+                command,
+                dispatcher: capture.dispatcher,
+                digests,
+                recorded,
+                note: (message) => view.note(message),
+              });
               recorded = undefined;
               return reader;
             },
@@ -255,24 +268,47 @@ export function listedMismatch(err: unknown, list: ChecksumList | undefined, tar
   });
 }
 
+/** What {@link mirrorReaderFor} needs besides the URLs. */
+export interface MirrorReaderSettings {
+  /** The file's request headers (`-H`, and an input file's `header=` lines). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The flags every mirror's requests follow: `--timeout` and `--block-size`. */
+  readonly command: Pick<DownloadCommand, 'timeoutMs' | 'blockSize'>;
+  /** The run's dispatcher, shared by every mirror. */
+  readonly dispatcher: Dispatcher;
+  /** Every digest known for the file: any one proves the mirrors serve the same bytes. */
+  readonly digests: readonly ExpectedDigest[];
+  /** What a partial download of the file recorded, for the reader to resume from. @default undefined */
+  readonly recorded?: RemoteIdentity | undefined;
+  /** Shows a note: a mirror dropped, or one cooling down after a failure. */
+  readonly note: (message: string) => void;
+}
+
 /**
- * The reader of `url` and the `--mirror` URLs, with the run's HTTP settings
- * and every digest known for the file (given, and the checksum list's: any
- * one of them proves the mirrors serve the same bytes), showing each mirror
- * dropped or cooling down as a note.
+ * The reader of one file served at `urls` (the first, then its mirrors:
+ * `--mirror`, or the TAB-separated URLs of an input-file line), with the
+ * run's HTTP settings and every digest known for the file (given, and the
+ * checksum list's: any one of them proves the mirrors serve the same
+ * bytes), showing each mirror dropped or cooling down as a note. One place,
+ * so one URL with `--mirror` and a set's mirrored files read alike.
+ *
+ * @example
+ * ```ts
+ * const reader = mirrorReaderFor([url, ...command.mirrors], {
+ *   headers: headerRecord(command.headers),
+ *   command,
+ *   dispatcher,
+ *   digests,
+ *   note: (message) => view.note(message),
+ * });
+ * ```
  */
-function mirrorReaderFor(
-  url: string,
-  command: DownloadCommand,
-  digests: readonly ExpectedDigest[],
-  dispatcher: Dispatcher,
-  view: ProgressView,
-  recorded: RemoteIdentity | undefined,
-): Reader {
-  return readerForUrls([url, ...command.mirrors], {
+export function mirrorReaderFor(urls: readonly string[], settings: MirrorReaderSettings): Reader {
+  const { headers, command, dispatcher, digests, recorded, note } = settings;
+  return readerForUrls(urls, {
     ...(recorded === undefined ? {} : { expected: recorded }),
     http: {
-      headers: headerRecord(command.headers),
+      headers,
       requestTimeoutMs: command.timeoutMs,
       idleTimeoutMs: command.timeoutMs,
       dispatcher,
@@ -280,8 +316,8 @@ function mirrorReaderFor(
     },
     ...(digests.length === 0 ? {} : { expectedDigests: digests }),
     onEvent: (event) => {
-      if (event.type === 'mirror-dropped') view.note(event.message);
-      else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`);
+      if (event.type === 'mirror-dropped') note(event.message);
+      else note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`);
     },
   });
 }
@@ -382,22 +418,39 @@ export class EventPresenter {
   };
 }
 
+/** What {@link nameFromServer} needs besides the URL. */
+export interface NameFromServerOptions {
+  /** The request headers of the file (`-H`, and an input file's `header=` lines). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The flags the first request follows: `--timeout` and the retry limits. */
+  readonly command: Pick<DownloadCommand, 'timeoutMs' | 'retries' | 'speedLimitBytesPerSecond' | 'speedTimeMs'>;
+  /** A dispatcher that records the first 2xx response's headers, for its Content-Disposition. */
+  readonly capture: HeaderCapturingDispatcher;
+  readonly signal: AbortSignal;
+  /** Shows a retry of the first request. */
+  readonly onRetry: (retry: LookRetry) => void;
+}
+
 /**
- * The local name when `-o` was not given: the server's Content-Disposition
- * (sanitized) or the URL's last segment. The server is asked with a 1-byte
- * ranged GET through the capturing dispatcher, which the download then
- * reuses (same connection).
+ * The local name of `url` when no name was given (no `-o`, no `out=`):
+ * the server's Content-Disposition (sanitized) or the URL's last segment.
+ * The server is asked with a 1-byte ranged GET through `capture`, whose
+ * connections the download then reuses. Throws what that first request
+ * failed with.
+ *
+ * @example
+ * ```ts
+ * const capture = createHeaderCapturingDispatcher(tls);
+ * const name = await nameFromServer(command.url, { headers: headerRecord(command.headers), command, capture, signal, onRetry });
+ * // 'ubuntu-24.04.iso' (the URL's last segment, or the server's Content-Disposition filename)
+ * ```
  */
-async function nameFromServer(
-  command: DownloadCommand,
-  capture: ReturnType<typeof createHeaderCapturingDispatcher>,
-  signal: AbortSignal,
-  onRetry: (retry: LookRetry) => void,
-): Promise<string> {
+export async function nameFromServer(url: string, options: NameFromServerOptions): Promise<string> {
+  const { headers, command, capture, signal, onRetry } = options;
   const probe = new HttpReader({
-    url: command.url,
+    url,
     blockSize: 1,
-    headers: headerRecord(command.headers),
+    headers,
     requestTimeoutMs: command.timeoutMs,
     idleTimeoutMs: command.timeoutMs,
     dispatcher: capture.dispatcher,
@@ -407,7 +460,7 @@ async function nameFromServer(
   } finally {
     await probe.close().catch(() => undefined);
   }
-  return chooseFilename(command.url, contentDispositionOf(capture.firstSuccessHeaders()));
+  return chooseFilename(url, contentDispositionOf(capture.firstSuccessHeaders()));
 }
 
 /** Prints why a download stopped (and, when it can be resumed, how) and returns the exit code. */

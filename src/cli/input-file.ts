@@ -27,9 +27,9 @@
  */
 import { isAbsolute, normalize, posix } from 'node:path';
 
-import { DIGEST_HEX_LENGTH, type DigestAlgorithm, type ExpectedDigest } from '../cache/types.js';
+import { DIGEST_HEX_LENGTH, type ExpectedDigest } from '../cache/types.js';
 import { InvalidArgumentError } from '../errors.js';
-import { RESERVED_REQUEST_HEADERS } from '../http/reserved-headers.js';
+import { CHECKSUM_ALGORITHMS, hexDigest, readHeader, splitChecksum } from './option-values.js';
 
 /** One download of an input file. */
 export interface InputEntry {
@@ -47,19 +47,10 @@ export interface InputEntry {
   readonly headers: readonly (readonly [name: string, value: string])[];
 }
 
-/** aria2c's algorithm names in `checksum=TYPE=DIGEST`, as blockfetch's. */
-const CHECKSUM_ALGORITHMS: Readonly<Record<string, DigestAlgorithm>> = Object.freeze({
-  'sha-256': 'sha256',
-  'sha-512': 'sha512',
-  'sha-1': 'sha1',
-  md5: 'md5',
-});
-
 /** The options an entry may have. */
 const OPTION_NAMES = ['out', 'dir', 'checksum', 'header'] as const;
 type OptionName = (typeof OPTION_NAMES)[number];
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // eslint-disable-next-line no-control-regex -- control characters are what is refused
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -174,26 +165,23 @@ function checkRelativePath(value: string, option: 'out' | 'dir', fail: Fail): st
 
 /** `checksum=TYPE=DIGEST`, aria2c's spelling: `sha-256=…`, `sha-512=…` (also `sha-1`, `md5`). */
 function parseChecksum(value: string, fail: Fail): ExpectedDigest {
-  const at = value.indexOf('=');
-  const type = value.slice(0, Math.max(0, at)).trim().toLowerCase();
-  const algorithm = CHECKSUM_ALGORITHMS[type];
-  if (at < 0 || algorithm === undefined) {
-    fail(`checksum= takes TYPE=DIGEST with TYPE one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}`, 'for example checksum=sha-256=9f86d081884c7d65…');
+  const parts = splitChecksum(value);
+  if (parts === undefined) {
+    return fail(`checksum= takes TYPE=DIGEST with TYPE one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}`, 'for example checksum=sha-256=9f86d081884c7d65…');
   }
-  const hex = value.slice(at + 1).trim().toLowerCase();
-  const length = DIGEST_HEX_LENGTH[algorithm as DigestAlgorithm];
-  if (!new RegExp(`^[0-9a-f]{${length}}$`).test(hex)) fail(`checksum=${type}= must be ${length} hexadecimal digits, got ${hex.length} characters`);
-  return { algorithm: algorithm as DigestAlgorithm, hex };
+  const digest = hexDigest(parts.digest, parts.algorithm);
+  if (digest === undefined) {
+    return fail(`checksum=${parts.type}= must be ${DIGEST_HEX_LENGTH[parts.algorithm]} hexadecimal digits, got ${parts.digest.trim().toLowerCase().length} characters`);
+  }
+  return digest;
 }
 
 /** `header=Name: value`; the value is never echoed (it may hold a credential). */
 function parseHeader(value: string, fail: Fail): readonly [string, string] {
-  const colon = value.indexOf(':');
-  const name = colon < 0 ? '' : value.slice(0, colon).trim();
-  const content = colon < 0 ? '' : value.slice(colon + 1).trim();
-  if (colon < 0 || !TOKEN.test(name)) fail('header= must look like "Name: value"', 'e.g. header=Authorization: Bearer TOKEN');
-  if (CONTROL.test(content.replace(/\t/g, ''))) fail(`header=${name} has a control character in its value`);
-  if (RESERVED_REQUEST_HEADERS.has(name.toLowerCase())) {
+  const { name, value: content, problem } = readHeader(value, { refuseC1: true });
+  if (problem === 'shape') fail('header= must look like "Name: value"', 'e.g. header=Authorization: Bearer TOKEN');
+  if (problem === 'control') fail(`header=${name} has a control character in its value`);
+  if (problem === 'reserved') {
     fail(`header= cannot set ${name}: blockfetch sets it on every request`, 'Range and the If-* headers pin each request to one revision of the file');
   }
   return [name, content];

@@ -11,7 +11,7 @@
  * server; each file is then checked against what it gives for the file's
  * target, besides its `checksum=` ({@link expectedDigestsOf}). Several
  * TAB-separated URLs on an input-file line are one file read from all of
- * them ({@link readerForUrls}).
+ * them ({@link mirrorReaderFor}).
  *
  * Re-running the same command resumes the set: a finished file is skipped
  * without a request when its target is known without asking the server
@@ -26,21 +26,17 @@ import type { Dispatcher } from 'undici';
 import type { ExpectedDigest } from '../cache/types.js';
 import { digestsFor, type ChecksumList } from '../download/checksum-list.js';
 import type { Reader } from '../download/reader.js';
-import { lookAtRemote } from '../download-file.js';
 import type { DownloadEntry } from '../download-files.js';
 import { BlockfetchError, InvalidArgumentError, redactUrl } from '../errors.js';
 import { createDefaultDispatcher } from '../http/dispatcher.js';
-import { HttpReader } from '../http/http-reader.js';
-import { readerForUrls } from '../mirrors/reader-for-urls.js';
 import { headerRecord, type DownloadCommand, type DownloadSetCommand } from './args.js';
 import { expectedDigestsFor, listedNote, checksumListForRun } from './checksum-list-source.js';
-import { listedMismatch, retryOptionsOf, tlsOptions } from './download-command.js';
+import { listedMismatch, mirrorReaderFor, nameFromServer, tlsOptions } from './download-command.js';
 import type { ExitCodeValue } from './exit-codes.js';
-import { chooseFilename } from './filename.js';
 import { parseInputFile, type InputEntry } from './input-file.js';
 import type { CliIo } from './io.js';
 import { describeFailure, formatFailure, writeJsonError, debugFromEnvironment, type FailureReport } from './report.js';
-import { captureResponseHeaders, contentDispositionOf } from './response-headers.js';
+import { captureResponseHeaders } from './response-headers.js';
 import { resumeCommand, shellQuote } from './resume-command.js';
 import { createSetView, type SetView } from './set-progress.js';
 import { runSet, type SetSlot } from './set-run.js';
@@ -256,20 +252,7 @@ function entryOptions(
   const checked = digests.length === 0 ? {} : { expectedDigests: digests };
   if (p.urls.length === 1) return { headers: p.headers, ...checked };
   const createReader = (url: string): Reader =>
-    readerForUrls([url, ...p.urls.slice(1)], {
-      http: {
-        headers: p.headers,
-        requestTimeoutMs: command.timeoutMs,
-        idleTimeoutMs: command.timeoutMs,
-        dispatcher,
-        ...(command.blockSize === undefined ? {} : { blockSize: command.blockSize }),
-      },
-      ...checked,
-      onEvent: (event) => {
-        if (event.type === 'mirror-dropped') view.note(event.message, target);
-        else view.note(`mirror ${event.mirror} failed (${event.error.message}); others serve its share for ${Math.round(event.delayMs / 1000)} s`, target);
-      },
-    });
+    mirrorReaderFor([url, ...p.urls.slice(1)], { headers: p.headers, command, dispatcher, digests, note: (message) => view.note(message, target) });
   return { ...checked, createReader };
 }
 
@@ -292,19 +275,17 @@ async function nameFromServers(
     while (next < todo.length && !signal.aborted) {
       const { p, i } = todo[next++] as { p: PlannedFile; i: number };
       const url = p.urls[0] as string;
-      const capture = captureResponseHeaders(dispatcher);
-      const probe = new HttpReader({ url, blockSize: 1, headers: p.headers, requestTimeoutMs: command.timeoutMs, idleTimeoutMs: command.timeoutMs, dispatcher: capture.dispatcher });
       try {
-        await lookAtRemote(probe, {
+        const name = await nameFromServer(url, {
+          headers: p.headers,
+          command,
+          capture: captureResponseHeaders(dispatcher),
           signal,
-          retry: retryOptionsOf(command),
           onRetry: (retry) => view.note(`retrying the first request in ${Math.round(retry.delayMs)} ms (${retry.error.message})`, redactUrl(url)),
         });
-        names[i] = join(p.directory, chooseFilename(url, contentDispositionOf(capture.firstSuccessHeaders())));
+        names[i] = join(p.directory, name);
       } catch (err) {
         names[i] = err instanceof BlockfetchError ? err : new BlockfetchError('BLOCKFETCH_INTERNAL', String(err), { cause: err });
-      } finally {
-        await probe.close().catch(() => undefined);
       }
     }
   };

@@ -19,6 +19,7 @@
  * Nothing here touches the network.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { percentEncode } from '../percent-encode.js';
 
 /** The kinds of repository the Hub serves. */
 export type HubRepoType = 'model' | 'dataset' | 'space';
@@ -144,6 +145,8 @@ export function parseHfUrl(text: string): HfLocation {
  * Python's `urllib.parse.quote` (what huggingface_hub puts in Hub URLs):
  * every byte outside `A-Z a-z 0-9 _ . - ~` and `safe` percent-encoded.
  * `encodeURIComponent` also leaves `! ' ( ) *`, which `quote` encodes.
+ * The rule is {@link percentEncode}'s (an S3 key is encoded alike); of
+ * `safe`, only a `/` is honoured.
  *
  * @example
  * ```ts
@@ -152,6 +155,5 @@ export function parseHfUrl(text: string): HfLocation {
  * ```
  */
 export function quoteLikePython(text: string, safe = '/'): string {
-  const encoded = encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  return safe.includes('/') ? encoded.replace(/%2F/g, '/') : encoded;
+  return percentEncode(text, { keepSlashes: safe.includes('/') });
 }

@@ -10,6 +10,7 @@
  * what S3-compatible servers expect.
  */
 import { InvalidArgumentError } from '../errors.js';
+import { percentEncode } from '../percent-encode.js';
 
 /** An `s3://` URL taken apart. */
 export interface S3Location {
@@ -59,16 +60,6 @@ export function s3UrlOf(bucket: string, key: string): string {
   return `s3://${bucket}/${key}`;
 }
 
-/** RFC 3986 unreserved characters stay; everything else is percent-encoded (as SigV4's canonical URI requires). */
-function encodeSegment(segment: string): string {
-  return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-/** A key as a URL path: every segment encoded, the slashes kept. */
-export function encodeKey(key: string): string {
-  return key.split('/').map(encodeSegment).join('/');
-}
-
 /** How requests reach a bucket. */
 export interface S3Endpoint {
   /** The endpoint's base URL, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:4568`. */
@@ -90,7 +81,8 @@ export interface S3Endpoint {
 export function bucketUrl(endpoint: S3Endpoint, bucket: string, key?: string): URL {
   const base = endpoint.url;
   const basePath = base.pathname.replace(/\/+$/, '');
-  const keyPath = key === undefined ? '' : encodeKey(key);
+  // SigV4's canonical URI: RFC 3986 unreserved characters stay, everything else is percent-encoded, the slashes kept.
+  const keyPath = key === undefined ? '' : percentEncode(key, { keepSlashes: true });
   // A dotted bucket name in a host name would not match *.s3.amazonaws.com's certificate.
   if (endpoint.pathStyle || bucket.includes('.')) {
     // The bucket itself is `/BUCKET`, without a trailing slash (which some servers read as an empty key).
