@@ -9,7 +9,9 @@
  *  - `queue`: the same handler queueing chunks for a hand-written async iterator;
  *  - `node`: `node:http` (its parser is llhttp in C);
  *  - `raw`: one keep-alive socket per worker, the head parsed by hand, the
- *    body the socket's own chunks (what range-connections.ts does).
+ *    body the socket's own chunks (a new buffer per read);
+ *  - `onread`: the same, every read into one reused 64 KiB buffer (what
+ *    range-connections.ts does for a body read with `lend`).
  *
  *   /usr/bin/time -f '%U user %S sys' node bench/undici-body.mjs iter|gen|dispatch|queue|node|raw URL
  *
@@ -17,15 +19,18 @@
  * Measured 2026-12-07 from nginx on loopback, 3 runs each, user s: iter
  * 0.84-0.89, dispatch 0.71-0.73, queue 0.76-0.86, node 0.67-0.69, raw
  * 0.33-0.36 (docs/benchmarks.md, issue 10). Most of undici's cost is its
- * parser, not the stream: the body's bytes go through it as well.
+ * parser, not the stream: the body's bytes go through it as well. Later,
+ * 4 runs each, user / sys s: raw 0.29-0.37 / 0.73-0.96 (108-123 MB), onread
+ * 0.17-0.20 / 0.56-0.59 (65 MB): a buffer per read costs both the
+ * allocation and a kernel copy into cold memory.
  */
 import { Agent, request } from 'undici';
 import { connect } from 'node:net';
 import * as http from 'node:http';
 
 const [, , mode, url] = process.argv;
-if (!['iter', 'gen', 'dispatch', 'queue', 'raw', 'node'].includes(mode ?? '') || url === undefined) {
-  console.error('usage: node bench/undici-body.mjs iter|gen|dispatch|queue|raw|node URL');
+if (!['iter', 'gen', 'dispatch', 'queue', 'raw', 'onread', 'node'].includes(mode ?? '') || url === undefined) {
+  console.error('usage: node bench/undici-body.mjs iter|gen|dispatch|queue|raw|onread|node URL');
   process.exit(2);
 }
 const size = 2 ** 30;
@@ -86,8 +91,12 @@ function queuedBody(u, headers) {
 }
 
 /** `raw`: one keep-alive socket per worker, the head parsed by hand, body bytes straight from the socket. */
-function rawSocket(u) {
-  const socket = connect(Number(u.port), u.hostname);
+function rawSocket(u, reuse) {
+  // `onread`: one 64 KiB buffer per socket, read into again and again (the
+  // bytes are consumed before the next read), instead of a new one per read.
+  const socket = reuse
+    ? connect({ port: Number(u.port), host: u.hostname, onread: { buffer: Buffer.allocUnsafe(65536), callback: (n, buf) => socket.emit('data', buf.subarray(0, n)) } })
+    : connect(Number(u.port), u.hostname);
   socket.setNoDelay(true);
   let pending = null; // { remaining, head, resolve, reject }
   socket.on('data', (chunk) => {
@@ -127,7 +136,7 @@ function rawSocket(u) {
 const nodeAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
 async function worker() {
-  const raw = mode === 'raw' ? rawSocket(new URL(url)) : undefined;
+  const raw = mode === 'raw' || mode === 'onread' ? rawSocket(new URL(url), mode === 'onread') : undefined;
   try { await work(raw); } finally { raw?.close(); }
 }
 
