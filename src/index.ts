@@ -80,7 +80,7 @@ export type { CacheLockOptions, CacheLockBackend } from './cache/lock.js';
 export type { DownloadCache, RemoteIdentity, ExpectedDigest, DigestAlgorithm } from './cache/types.js';
 
 // download: the Reader contract, the two downloaders, retry timing, rate limits
-export type { Reader, ContentInfo } from './download/reader.js';
+export type { Reader, ContentInfo, ReadOptions } from './download/reader.js';
 export { FileReader, defaultFileReaderOptions } from './download/file-reader.js';
 export type { FileReaderOptions } from './download/file-reader.js';
 export { CachingDownloader } from './download/caching-downloader.js';

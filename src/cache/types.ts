@@ -135,12 +135,15 @@ export interface DownloadCache {
    * Writes bytes at any offset inside the file WITHOUT marking anything
    * cached: how a downloader streams a body into place chunk by chunk.
    * Follow with {@link DownloadCache.markCached} once a block is whole.
+   * `data` is the caller's again once the returned promise settles (the
+   * CachingDownloader reuses its buffers): copy what you keep.
    */
   writeData(data: Uint8Array, offset: number): Promise<void>;
   /**
    * {@link DownloadCache.writeData} of adjacent `parts` from `offset`, in one
    * write where the cache can (no copy). Optional: a downloader joins the
-   * parts and calls `writeData` when a cache does not have it.
+   * parts and calls `writeData` when a cache does not have it. The parts
+   * are the caller's again once the returned promise settles.
    */
   writeDataParts?(parts: readonly Uint8Array[], offset: number): Promise<void>;
   /**

@@ -49,7 +49,7 @@ import type { ByteRange } from '../ranges/byte-range.js';
 import { resolveRetryOptions, RetryBudget, sleep, type RetryOptions } from './backoff.js';
 import { debug } from './events.js';
 import type { RateLimiter } from './rate-limiter.js';
-import type { ContentInfo, Reader } from './reader.js';
+import type { ContentInfo, ReadOptions, Reader } from './reader.js';
 import type { StatsRecorder } from './stats.js';
 import { wholeNumber } from '../validate.js';
 
@@ -137,6 +137,9 @@ export interface AttemptEngineOptions {
  */
 export const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
 
+/** The read options for a sink that copies what it keeps. */
+const LEND: ReadOptions = Object.freeze({ lend: true });
+
 /**
  * Where the bytes of {@link AttemptEngine.fetch} go. The engine calls
  * `write` for each non-empty chunk, in order, with the chunk's offset in the
@@ -145,8 +148,18 @@ export const DEFAULT_PROGRESS_BYTES = 1024 * 1024;
  * nothing costs no promise hop, which matters on the per-chunk path.
  */
 export interface BodySink {
-  /** Takes `chunk`, the bytes from `offset`. */
+  /**
+   * Takes `chunk`, the bytes from `offset`. Unless {@link BodySink.copiesChunks},
+   * the chunk is the sink's to keep.
+   */
   write(chunk: Uint8Array, offset: number): void | Promise<void>;
+  /**
+   * True when `write` is done with a chunk once it returns (or once the
+   * promise it returns resolves): the engine then lets the Reader reuse a
+   * chunk's memory for later bytes (`ReadOptions.lend`).
+   * @default false
+   */
+  readonly copiesChunks?: boolean;
   /** Every byte of the range arrived: finish (mark the last block, release the last chunk). */
   end(): void | Promise<void>;
   /**
@@ -317,7 +330,7 @@ export class AttemptEngine {
       // the new end were asked for, so they end the body instead of being
       // an overrun, and are left to the request that now owns them.
       const askedTo = range.to;
-      const body = await this.#reader.getReader(progress.position, askedTo, attemptSignal);
+      const body = await this.#reader.getReader(progress.position, askedTo, attemptSignal, sink.copiesChunks === true ? LEND : undefined);
       for await (const received of body) {
         let chunk = received;
         let last = false;

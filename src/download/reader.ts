@@ -29,6 +29,18 @@ export interface ContentInfo {
   readonly pinned: boolean;
 }
 
+/** How a body is read: see {@link Reader.getReader}. */
+export interface ReadOptions {
+  /**
+   * The caller is done with each chunk once it asks for the next one (or
+   * ends the iteration): it copies what it keeps. The Reader may then read
+   * the next bytes into the same memory, which spares an allocation per
+   * chunk. A Reader that cannot do that ignores it. @default false (every
+   * chunk is the caller's to keep)
+   */
+  readonly lend?: boolean;
+}
+
 /**
  * A source of a large file's bytes, read by inclusive byte ranges.
  *
@@ -98,7 +110,7 @@ export interface Reader {
    * if (n !== contentLength) throw new Error('short body: retry from byte ' + n);
    * ```
    */
-  getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+  getReader(from: number, to: number, signal: AbortSignal, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>>;
   /**
    * Confirms that the remote is still the revision `contentLengthAndBlockSize`
    * found, and throws a `RemoteChangedError` if it is not. Optional.

@@ -26,7 +26,7 @@ import { request } from '../http/undici.js';
 
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
 import { DEFAULT_MAX_RETRY_AFTER_MS } from '../defaults.js';
-import type { ContentInfo, Reader } from '../download/reader.js';
+import type { ContentInfo, ReadOptions, Reader } from '../download/reader.js';
 import { SharedLook } from '../download/reader-parts.js';
 import { BlockfetchError, HttpStatusError, RemoteChangedError, redactUrl } from '../errors.js';
 import { networkError } from '../http/failures.js';
@@ -152,9 +152,9 @@ export class HubFileReader implements Reader {
     return this.#digest;
   }
 
-  async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  async getReader(from: number, to: number, signal: AbortSignal, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>> {
     await this.contentLengthAndBlockSize(signal);
-    return this.#withFreshUrl(signal, (reader) => reader.getReader(from, to, signal));
+    return this.#withFreshUrl(signal, (reader) => reader.getReader(from, to, signal, options));
   }
 
   async revalidate(signal: AbortSignal): Promise<void> {

@@ -16,12 +16,12 @@ import type { Dispatcher } from 'undici';
 import { request } from './undici.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ExpectedDigest, RemoteIdentity } from '../cache/types.js';
-import type { ContentInfo, Reader } from '../download/reader.js';
+import type { ContentInfo, ReadOptions, Reader } from '../download/reader.js';
 import { BlockfetchError, RemoteChangedError, redactUrl, type RemoteChange } from '../errors.js';
 import { destroyOnAbort, exactBody, release, type ResponseBody } from './body.js';
 import { digestFromHeaders } from './digest-headers.js';
 import { createDefaultDispatcher, rangeConnectionsOf } from './dispatcher.js';
-import type { RangeRequester } from './range-connections.js';
+import type { RangeRequester, RangeRequestOptions } from './range-connections.js';
 import { networkError, statusError } from './failures.js';
 import { headerValue, parseContentLength, parseContentRange } from './headers.js';
 import { compareIdentity } from '../download/identity.js';
@@ -145,7 +145,7 @@ export class HttpReader implements Reader {
    * `getReader(0, contentLength - 1)` is valid. An empty range
    * (`to === from - 1`) yields nothing and sends no request.
    */
-  async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  async getReader(from: number, to: number, signal: AbortSignal, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>> {
     if (signal?.aborted) throw signal.reason;
     const info = await this.contentLengthAndBlockSize(signal);
     // An empty range (a retry after every byte already arrived, say) is
@@ -171,7 +171,7 @@ export class HttpReader implements Reader {
       });
     }
     if (held) release(held.body);
-    return this.#fetch(from, to, info, signal);
+    return this.#fetch(from, to, info, signal, options?.lend === true);
   }
 
   /**
@@ -222,14 +222,14 @@ export class HttpReader implements Reader {
    * the dispatcher's range connections when it has them and they take the
    * answer, else through undici.
    */
-  async #send(start: Target, extra: Readonly<Record<string, string>>, signal: AbortSignal | undefined): Promise<Exchange> {
+  async #send(start: Target, extra: Readonly<Record<string, string>>, signal: AbortSignal | undefined, lend = false): Promise<Exchange> {
     let target = start;
     for (let hops = 0; ; hops++) {
       let response: HttpResponse;
       const headers = { ...target.headers, ...extra };
       try {
         response =
-          (await this.#ranges?.request(target.url, headers, this.#timeouts(signal))) ??
+          (await this.#ranges?.request(target.url, headers, this.#rangeOptions(signal, lend))) ??
           (await request(target.url, {
             method: 'GET',
             headers,
@@ -255,9 +255,9 @@ export class HttpReader implements Reader {
     }
   }
 
-  /** The range connections' form of the undici timeouts above. */
-  #timeouts(signal: AbortSignal | undefined): { signal: AbortSignal | undefined; headersTimeoutMs: number; bodyTimeoutMs: number } {
-    return { signal, headersTimeoutMs: this.#options.requestTimeoutMs, bodyTimeoutMs: this.#options.idleTimeoutMs };
+  /** The range connections' form of the undici timeouts above, and whether the body may lend its chunks. */
+  #rangeOptions(signal: AbortSignal | undefined, lend: boolean): RangeRequestOptions {
+    return { signal, headersTimeoutMs: this.#options.requestTimeoutMs, bodyTimeoutMs: this.#options.idleTimeoutMs, lend };
   }
 
   async #discover(signal: AbortSignal | undefined): Promise<ContentInfo> {
@@ -389,19 +389,19 @@ export class HttpReader implements Reader {
   }
 
   /** A pinned, validated request for `from..to`. */
-  async #fetch(from: number, to: number, info: ContentInfo, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  async #fetch(from: number, to: number, info: ContentInfo, signal: AbortSignal, lend = false): Promise<AsyncIterable<Uint8Array>> {
     const extra = {
       ...(info.rangesSupported ? { range: `bytes=${from}-${to}` } : {}),
       ...pinHeaders(info.identity),
     };
-    let exchange = await this.#send(this.#resolved, extra, signal);
+    let exchange = await this.#send(this.#resolved, extra, signal, lend);
     const status = exchange.response.statusCode;
     if ((status === 403 || status === 410) && exchange.url.href !== this.#origin.url.href) {
       // A signed URL we were redirected to has probably expired: ask the
       // original URL again. The pin headers go along, so a new revision
       // behind it answers 412 (or a different ETag) and fails closed.
       discard(exchange.response.body);
-      exchange = await this.#send(this.#origin, extra, signal);
+      exchange = await this.#send(this.#origin, extra, signal, lend);
     }
     const { response } = exchange;
     try {

@@ -38,6 +38,12 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 /** Bytes a body holds for a consumer that is not reading before the socket is paused. */
 const BODY_HIGH_WATER = 128 * 1024;
 
+/** The size of the buffers a plain TCP connection reads into (Node's own read size). */
+const READ_BYTES = 64 * 1024;
+
+/** Read buffers a connection keeps for reuse; more than a body holds before it pauses. */
+const SPARE_READ_BUFFERS = 4;
+
 /** How {@link RangeConnections} connects. */
 export interface RangeConnectionsOptions {
   /** PEM CA certificates to trust instead of Node's own (`--cacert`). */
@@ -55,6 +61,12 @@ export interface RangeRequestOptions {
   readonly signal?: AbortSignal | undefined;
   /** From the request written to the whole head received. */
   readonly headersTimeoutMs: number;
+  /**
+   * The consumer is done with each chunk of the body once it asks for the
+   * next (`ReadOptions.lend`): the connection reads later bytes into the
+   * same buffers. @default false
+   */
+  readonly lend?: boolean;
   /** The longest wait for the next body bytes while the consumer is reading. */
   readonly bodyTimeoutMs: number;
 }
@@ -142,6 +154,14 @@ interface Connection {
   reused: boolean;
   idleTimer: NodeJS.Timeout | undefined;
   onIdleEvent: (() => void) | undefined;
+  /** Where the bytes the socket reads go: the exchange under way, or the idle pool's watch. */
+  onBytes: ((chunk: Buffer, owner: Buffer | undefined) => void) | undefined;
+  /**
+   * Read buffers given back by lending bodies, read into again. Only a
+   * plain TCP socket reads into buffers of ours (`onread`); TLS sockets
+   * read as Node does.
+   */
+  readonly spare: Buffer[];
 }
 
 /** A failure on a kept-alive connection before any byte of the answer: the request is sent again on a new one. */
@@ -228,9 +248,10 @@ export class RangeConnections implements RangeRequester {
     clearTimeout(connection.idleTimer);
     const onIdleEvent = connection.onIdleEvent;
     if (onIdleEvent !== undefined) {
-      connection.socket.off('data', onIdleEvent).off('end', onIdleEvent).off('close', onIdleEvent).off('error', onIdleEvent);
+      connection.socket.off('end', onIdleEvent).off('close', onIdleEvent).off('error', onIdleEvent);
     }
     connection.onIdleEvent = undefined;
+    connection.onBytes = undefined;
     connection.socket.ref();
     return connection;
   }
@@ -254,7 +275,8 @@ export class RangeConnections implements RangeRequester {
       clearTimeout(connection.idleTimer);
     };
     connection.onIdleEvent = drop;
-    socket.on('data', drop).on('end', drop).on('close', drop).on('error', drop);
+    connection.onBytes = drop;
+    socket.on('end', drop).on('close', drop).on('error', drop);
     connection.idleTimer = setTimeout(drop, this.#options.keepAliveTimeoutMs);
     connection.idleTimer.unref();
     socket.unref();
@@ -269,6 +291,9 @@ export class RangeConnections implements RangeRequester {
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     return new Promise<Connection>((resolve, reject) => {
       const { ca, rejectUnauthorized } = this.#options;
+      const spare: Buffer[] = [];
+      // Set just below; the socket reads nothing before it connects.
+      let connection: Connection | undefined;
       const socket =
         url.protocol === 'https:'
           ? connectTls({
@@ -279,8 +304,24 @@ export class RangeConnections implements RangeRequester {
               ...(ca === undefined ? {} : { ca }),
               ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized }),
             })
-          : connectTcp({ host, port });
-      const connection: Connection = { socket, key, reused: false, idleTimer: undefined, onIdleEvent: undefined };
+          : connectTcp({
+              host,
+              port,
+              // Each read into a buffer of ours: a spare one when a lending
+              // body gave one back, else a new one (which is then the
+              // reader's to keep, as Node's own would be).
+              onread: {
+                buffer: () => spare.pop() ?? Buffer.allocUnsafeSlow(READ_BYTES),
+                callback: (bytes: number, buffer: Uint8Array): boolean => {
+                  const owner = buffer as Buffer;
+                  connection?.onBytes?.(owner.subarray(0, bytes), owner);
+                  return true; // a body pauses the socket itself
+                },
+              },
+            });
+      const made: Connection = { socket, key, reused: false, idleTimer: undefined, onIdleEvent: undefined, onBytes: undefined, spare };
+      connection = made;
+      if (url.protocol === 'https:') socket.on('data', (chunk: Buffer) => made.onBytes?.(chunk, undefined));
       const signal = options.signal;
       const done = (err: unknown): void => {
         clearTimeout(timer);
@@ -288,8 +329,8 @@ export class RangeConnections implements RangeRequester {
         socket.off('error', done);
         socket.off(url.protocol === 'https:' ? 'secureConnect' : 'connect', onConnect);
         if (err === undefined) {
-          this.#busy.add(connection);
-          resolve(connection);
+          this.#busy.add(made);
+          resolve(made);
           return;
         }
         socket.destroy();
@@ -326,7 +367,8 @@ export class RangeConnections implements RangeRequester {
       const detach = (): void => {
         clearTimeout(timer);
         timer = undefined;
-        socket.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError);
+        connection.onBytes = undefined;
+        socket.off('end', onEnd).off('close', onEnd).off('error', onError);
         signal?.removeEventListener('abort', onAbort);
       };
       /**
@@ -366,13 +408,14 @@ export class RangeConnections implements RangeRequester {
           this.#putIdle(connection);
         }
       };
-      const onData = (chunk: Buffer): void => {
+      const onData = (chunk: Buffer, owner: Buffer | undefined): void => {
         answered = true;
         if (body !== undefined) {
           if (!body.paused) timer?.refresh();
-          feed(body, chunk);
+          feed(body, chunk, owner);
           return;
         }
+        if (head !== undefined) owner = undefined; // the head is a copy now
         head = head === undefined ? chunk : Buffer.concat([head, chunk]);
         for (;;) {
           const end = head.indexOf('\r\n\r\n');
@@ -397,7 +440,7 @@ export class RangeConnections implements RangeRequester {
           const { statusCode, headers, length, keepAlive } = parsed;
           framing = parsed.framing;
           armIdle(options.bodyTimeoutMs, 'no body bytes arrived');
-          body = new RangeBody(length, {
+          body = new RangeBody(length, options.lend === true ? (buffer) => giveBack(connection, buffer) : undefined, {
             pause: () => {
               socket.pause();
               clearTimeout(timer);
@@ -409,18 +452,24 @@ export class RangeConnections implements RangeRequester {
             abort: () => fail(undefined),
             done: (extra) => finish(extra, keepAlive),
           });
-          if (framing === 'chunked') decoder = new ChunkedDecoder((data) => body?.push(data));
+          if (framing === 'chunked') decoder = new ChunkedDecoder((data) => body?.push(data, decodingOwner));
           resolve({ statusCode, headers, body });
-          feed(body, rest);
+          feed(body, rest, owner);
           return;
         }
       };
-      /** A socket chunk of the body, through the chunked framing when it has one. */
-      const feed = (target: RangeBody, chunk: Buffer): void => {
+      /** The read buffer of the chunk the chunked framing is decoding (its data pieces are views of it). */
+      let decodingOwner: Buffer | undefined;
+      /** A socket chunk of the body (in `owner`, a read buffer of ours), through the chunked framing when it has one. */
+      const feed = (target: RangeBody, chunk: Buffer, owner: Buffer | undefined): void => {
         if (decoder === undefined) {
-          target.push(chunk);
+          target.push(chunk, owner);
           return;
         }
+        // Several pieces of one read may be queued: none of them may hand
+        // the buffer back while another is still to be read, so decoded
+        // bodies keep their read buffers.
+        decodingOwner = undefined;
         const fed = decoder.feed(chunk);
         if (fed.kind === 'end') target.ended(fed.extra > 0);
         else if (fed.kind === 'error') fail(new Error(`${name}: ${fed.why}`));
@@ -437,12 +486,18 @@ export class RangeConnections implements RangeRequester {
         fail(signal.reason);
         return;
       }
-      socket.on('data', onData).on('end', onEnd).on('close', onEnd).on('error', onError);
+      connection.onBytes = onData;
+      socket.on('end', onEnd).on('close', onEnd).on('error', onError);
       signal?.addEventListener('abort', onAbort, { once: true });
       armIdle(options.headersTimeoutMs, 'no response head arrived');
       socket.write(request);
     });
   }
+}
+
+/** A read buffer a lending body is done with, for the connection's next reads. */
+function giveBack(connection: Connection, buffer: Buffer): void {
+  if (!connection.socket.destroyed && connection.spare.length < SPARE_READ_BUFFERS) connection.spare.push(buffer);
 }
 
 /** What a {@link RangeBody} asks of its connection. */
@@ -469,7 +524,13 @@ interface BodyControl {
  */
 export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterableIterator<Uint8Array> {
   readonly #control: BodyControl;
+  /** Set when the body lends its chunks: where a read buffer goes once its chunk is done with. */
+  readonly #giveBack: ((buffer: Buffer) => void) | undefined;
   #chunks: Buffer[] = [];
+  /** The read buffer each queued chunk is a view of, when it is one of ours. */
+  #owners: (Buffer | undefined)[] = [];
+  /** The read buffer of the chunk `next()` handed out last, until the consumer asks for another. */
+  #lent: Buffer | undefined;
   #first = 0;
   #queued = 0;
   /** Bytes of the body not yet arrived. */
@@ -484,9 +545,10 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
   #wake: (() => void) | undefined;
 
   /** @internal Made by {@link RangeConnections}. */
-  constructor(length: number, control: BodyControl) {
+  constructor(length: number, giveBack: ((buffer: Buffer) => void) | undefined, control: BodyControl) {
     super();
     this.#remaining = length;
+    this.#giveBack = giveBack;
     this.#control = control;
   }
 
@@ -518,17 +580,20 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
    * @internal A socket chunk, or the rest of the head's (maybe empty) right
    * after the head. Bytes past the body's end spoil the connection.
    */
-  push(chunk: Buffer): void {
+  push(chunk: Buffer, owner?: Buffer): void {
     if (this.#arrivedAll) return;
     const take = chunk.length <= this.#remaining ? chunk : chunk.subarray(0, this.#remaining);
     this.#remaining -= take.length;
     if (take.length > 0 && !this.#dumping && !this.#destroyed) {
       this.#chunks.push(take);
+      this.#owners.push(owner);
       this.#queued += take.length;
       if (this.#queued > BODY_HIGH_WATER && !this.#paused) {
         this.#paused = true;
         this.#control.pause();
       }
+    } else if (owner !== undefined) {
+      this.#giveBack?.(owner); // nothing of it is kept
     }
     if (this.#remaining === 0) this.#arrived(take.length < chunk.length);
     else if (take.length > 0) this.#wakeReader();
@@ -544,11 +609,16 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
   }
 
   next(): Promise<IteratorResult<Uint8Array>> {
+    // Asking for the next chunk is the consumer saying it is done with the last.
+    this.#returnLent();
     if (this.#first < this.#chunks.length) {
       const value = this.#chunks[this.#first] as Buffer;
-      this.#chunks[this.#first++] = EMPTY;
+      if (this.#giveBack !== undefined) this.#lent = this.#owners[this.#first];
+      this.#chunks[this.#first] = EMPTY;
+      this.#owners[this.#first++] = undefined;
       if (this.#first === this.#chunks.length) {
         this.#chunks = [];
+        this.#owners = [];
         this.#first = 0;
       }
       this.#queued -= value.length;
@@ -582,9 +652,7 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
   destroy(error?: Error): this {
     if (this.#destroyed) return this;
     this.#destroyed = true;
-    this.#chunks = [];
-    this.#first = 0;
-    this.#queued = 0;
+    this.#dropQueued();
     if (this.#remaining > 0 && !this.#failed) {
       this.#failed = true;
       this.#failure = error ?? Object.assign(new Error('the response body was destroyed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
@@ -609,9 +677,7 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
       this.#destroyed = true;
       this.#close();
     }
-    this.#chunks = [];
-    this.#first = 0;
-    this.#queued = 0;
+    this.#dropQueued();
     if (this.#paused) {
       this.#paused = false;
       this.#control.resume();
@@ -628,6 +694,29 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
     if (this.#dumping) this.#destroyed = true;
     this.#wakeReader();
     if (this.#dumping || this.#destroyed) this.#close();
+  }
+
+  /** Gives back the read buffer of the chunk last handed out (lending bodies only). */
+  #returnLent(): void {
+    const lent = this.#lent;
+    if (lent === undefined) return;
+    this.#lent = undefined;
+    this.#giveBack?.(lent);
+  }
+
+  /** Drops the chunks not yet read, and with them the last one handed out: their buffers go back. */
+  #dropQueued(): void {
+    this.#returnLent();
+    if (this.#giveBack !== undefined) {
+      for (let i = this.#first; i < this.#owners.length; i++) {
+        const owner = this.#owners[i];
+        if (owner !== undefined) this.#giveBack(owner);
+      }
+    }
+    this.#chunks = [];
+    this.#owners = [];
+    this.#first = 0;
+    this.#queued = 0;
   }
 
   #wakeReader(): void {

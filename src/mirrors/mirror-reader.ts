@@ -8,7 +8,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { ExpectedDigest, MirrorIdentity, RemoteIdentity } from '../cache/types.js';
-import type { ContentInfo, Reader } from '../download/reader.js';
+import type { ContentInfo, ReadOptions, Reader } from '../download/reader.js';
 import { BlockfetchError, InvalidArgumentError, RemoteChangedError, retryResponseOf } from '../errors.js';
 import { mirrorsOf, sameRemoteUrl } from '../download/identity.js';
 import { createDefaultDispatcher } from '../http/dispatcher.js';
@@ -120,7 +120,7 @@ export class MirrorReader implements Reader {
   }
 
   /** {@inheritDoc Reader.getReader} The range is read from one mirror, chosen per request. */
-  async getReader(from: number, to: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  async getReader(from: number, to: number, signal: AbortSignal, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>> {
     if (signal?.aborted) throw signal.reason;
     await this.contentLengthAndBlockSize(signal);
     const tried = new Set<number>();
@@ -133,7 +133,7 @@ export class MirrorReader implements Reader {
       const started = performance.now();
       let body: AsyncIterable<Uint8Array>;
       try {
-        body = await mirror.reader.getReader(from, to, signal);
+        body = await mirror.reader.getReader(from, to, signal, options);
       } catch (err) {
         this.#policy.ended(mirror.state, 0, 0, false);
         if (signal.aborted || err instanceof InvalidArgumentError) throw err;

@@ -1,0 +1,162 @@
+/**
+ * Lent chunks (`ReadOptions.lend`): a Reader may read later bytes into the
+ * memory of a chunk once the consumer asked for the next one. The
+ * CachingDownloader asks for that, so it must copy what it keeps: a Reader
+ * that scribbles over every chunk the moment the consumer moves on still
+ * gives a byte-identical file, on a memory cache and on the real one. And
+ * the HTTP range connections really do reuse their read buffers when asked,
+ * and never when not.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CachingDownloader } from '../src/download/caching-downloader.js';
+import type { ContentInfo, ReadOptions, Reader } from '../src/download/reader.js';
+import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
+import { createNewFilesForCache } from '../src/cache/cache-files.js';
+import { RangeConnections } from '../src/http/range-connections.js';
+import { MemoryCache } from './helpers/memory-cache.js';
+import { payload } from './helpers/payload.js';
+
+/**
+ * Yields every range as views of ONE 3000-byte buffer. When the consumer
+ * asks for the next chunk of a lending read, the buffer is first filled
+ * with 0xEE, then with the next bytes: anything the consumer kept of the
+ * last chunk is garbage by then. A read that does not lend gets copies.
+ */
+class ScribblingReader implements Reader {
+  readonly name = 'scribbling';
+  readonly lends: boolean[] = [];
+  readonly #content: Buffer;
+
+  constructor(content: Buffer) {
+    this.#content = content;
+  }
+
+  async contentLengthAndBlockSize(): Promise<ContentInfo> {
+    return { contentLength: this.#content.length, blockSize: 4096, identity: { url: 'scribbling', size: this.#content.length }, rangesSupported: true, pinned: false };
+  }
+
+  digest(): undefined {
+    return undefined;
+  }
+
+  async getReader(from: number, to: number, _signal: AbortSignal, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>> {
+    const lend = options?.lend === true;
+    this.lends.push(lend);
+    const content = this.#content;
+    const shared = Buffer.alloc(3000);
+    return (async function* () {
+      for (let at = from; at <= to; at += shared.length) {
+        const end = Math.min(to + 1, at + shared.length);
+        if (!lend) {
+          yield Buffer.from(content.subarray(at, end));
+          continue;
+        }
+        shared.fill(0xee);
+        content.copy(shared, 0, at, end);
+        yield shared.subarray(0, end - at);
+      }
+      shared.fill(0xee);
+    })();
+  }
+}
+
+describe('lent chunks', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('the CachingDownloader asks to borrow, and copies: the file is exact on a memory cache', async () => {
+    const content = payload(0, 300_000 - 1);
+    const reader = new ScribblingReader(content);
+    const cache = MemoryCache.create(content.length, 4096);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 64 * 1024 }).run();
+    expect(status.complete).toBe(true);
+    expect(reader.lends.length).toBeGreaterThan(0);
+    expect(reader.lends.every((lend) => lend)).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(content)).toBe(true);
+  });
+
+  it('and on the real cache, whose writes are made on the main thread', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bf-lending-'));
+    const content = payload(0, 1_000_000 - 1);
+    const reader = new ScribblingReader(content);
+    const path = join(dir, 'f.blockfetch');
+    const info = await reader.contentLengthAndBlockSize();
+    await createNewFilesForCache(path, `${path}.json`, info.contentLength, info.blockSize);
+    const cache = await LocalDownloadCache.open(path, `${path}.json`);
+    try {
+      const status = await new CachingDownloader(reader, cache, { concurrency: 3, maxRequestBytes: 256 * 1024 }).run();
+      expect(status.complete).toBe(true);
+      await cache.flush();
+    } finally {
+      await cache.close();
+    }
+    expect((await readFile(path)).equals(content)).toBe(true);
+  });
+});
+
+describe('range connections lend their read buffers only when asked', () => {
+  const big = payload(0, 2 * 2 ** 20 - 1);
+  let server: { close(): Promise<void>; url: string } | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  async function bigServer(): Promise<{ close(): Promise<void>; url: string }> {
+    const sockets = new Set<Socket>();
+    const tcp = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\n\r\n`);
+        socket.end(big);
+      });
+    });
+    tcp.listen(0, '127.0.0.1');
+    await once(tcp, 'listening');
+    const port = (tcp.address() as { port: number }).port;
+    return {
+      url: `http://127.0.0.1:${port}/big`,
+      close: async () => {
+        for (const socket of sockets) socket.destroy();
+        tcp.close();
+        await once(tcp, 'close');
+      },
+    };
+  }
+
+  /** Reads the body keeping every chunk as given (no copy); returns the chunks. */
+  async function keepViews(lend: boolean): Promise<Uint8Array[]> {
+    server = await bigServer();
+    const connections = new RangeConnections({ connectTimeoutMs: 5000, keepAliveTimeoutMs: 5000 });
+    try {
+      const response = await connections.request(new URL(server.url), {}, { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, lend });
+      const kept: Uint8Array[] = [];
+      for await (const chunk of response!.body) kept.push(chunk);
+      return kept;
+    } finally {
+      connections.destroy();
+    }
+  }
+
+  it('without lend, every chunk kept is still exactly the bytes it was', async () => {
+    const kept = await keepViews(false);
+    expect(Buffer.concat(kept).equals(big)).toBe(true);
+  });
+
+  it('with lend, chunks kept past the next one are overwritten by later reads: the buffers are reused', async () => {
+    const kept = await keepViews(true);
+    expect(kept.reduce((sum, c) => sum + c.length, 0)).toBe(big.length);
+    const buffers = new Set(kept.map((chunk) => chunk.buffer));
+    expect(buffers.size).toBeLessThan(kept.length); // the same memory came back
+    expect(Buffer.concat(kept).equals(big)).toBe(false);
+  });
+});
