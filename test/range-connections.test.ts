@@ -293,6 +293,7 @@ describe('RangeConnections', () => {
     });
     const connections = pool();
     expect(await connections.request(new URL(server.url), { 'x-bad': 'a\r\nb' }, timeouts)).toBeUndefined();
+    expect(await connections.request(new URL(server.url), { 'x bad: y': 'v' }, timeouts)).toBeUndefined();
     expect(server.requests).toHaveLength(0);
     expect(await connections.request(new URL(server.url), {}, timeouts)).toBeUndefined();
     expect(await connections.request(new URL(server.url), {}, timeouts)).toBeUndefined();

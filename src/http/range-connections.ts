@@ -102,6 +102,8 @@ type Head =
 
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+/** A header name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const UNSAFE_VALUE = /[\r\n\0]/;
 
 /**
@@ -206,7 +208,7 @@ export class RangeConnections implements RangeRequester {
     if (url.username !== '' || url.password !== '') return undefined;
     const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
     for (const [name, value] of Object.entries(headers)) {
-      if (UNSAFE_VALUE.test(name) || UNSAFE_VALUE.test(value) || name.toLowerCase() === 'host') return undefined;
+      if (!TOKEN.test(name) || UNSAFE_VALUE.test(value) || name.toLowerCase() === 'host') return undefined;
       lines.push(`${name}: ${value}`);
     }
     const head = `${lines.join('\r\n')}\r\n\r\n`;
@@ -234,9 +236,7 @@ export class RangeConnections implements RangeRequester {
 
   /** Closes every connection, idle or in use; later requests go to undici. Idempotent. */
   destroy(): void {
-    this.#destroyed = true;
-    for (const list of this.#idle.values()) for (const connection of list) connection.socket.destroy();
-    this.#idle.clear();
+    this.close();
     for (const connection of this.#busy) connection.socket.destroy();
     this.#busy.clear();
   }
