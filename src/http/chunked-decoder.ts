@@ -9,6 +9,9 @@
 /** The longest chunk-size line (with extensions) or trailer line accepted. */
 const MAX_LINE_BYTES = 4096;
 
+/** The most trailer lines accepted after the last chunk. */
+const MAX_TRAILER_LINES = 64;
+
 /** What {@link ChunkedDecoder.feed} found. */
 export type ChunkedFeed =
   /** The body goes on: feed the next socket chunk. */
@@ -41,6 +44,8 @@ export class ChunkedDecoder {
   #line = '';
   /** Bytes left of the current chunk's data, or of its CRLF. */
   #left = 0;
+  /** Trailer lines seen after the last chunk. */
+  #trailers = 0;
 
   constructor(onData: (data: Buffer) => void) {
     this.#onData = onData;
@@ -100,6 +105,7 @@ export class ChunkedDecoder {
     }
     if (this.#state === 'trailer') {
       if (line === '') this.#state = 'done';
+      else if (++this.#trailers > MAX_TRAILER_LINES) return `more than ${MAX_TRAILER_LINES} trailer lines`;
       return undefined;
     }
     const size = SIZE_LINE.exec(line);

@@ -1,6 +1,6 @@
 /**
  * blockfetch's own HTTP/1.1 connections for the one request it sends by the
- * thousand: a ranged GET whose answer has a Content-Length.
+ * thousand: a GET (ranged, of the same URL) whose answer is plain bytes.
  *
  * Why: undici parses every byte of a body through its WebAssembly parser,
  * copies it into the parser's memory, and hands it on through a stream; per
@@ -8,7 +8,8 @@
  * 0.84-0.89 user s through undici's body, 0.33-0.36 reading the socket
  * here, 2026-12-07). Once the head is parsed, a Content-Length body is
  * exactly the next N bytes of the socket, so here it is handed on as the
- * socket's own chunks.
+ * socket's own chunks (chunked and close-delimited bodies are read here
+ * too, so that a faulty one fails the same way on both paths).
  *
  * The scope is deliberately small. Anything else is answered `undefined`
  * (the caller sends the request through undici instead, which is what it
@@ -37,6 +38,12 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 
 /** Bytes a body holds for a consumer that is not reading before the socket is paused. */
 const BODY_HIGH_WATER = 128 * 1024;
+
+/** Connections per origin, as undici's Agent is given (`defaultAgentOptions.connections`): a bug cannot open thousands. */
+const MAX_CONNECTIONS_PER_ORIGIN = 64;
+
+/** The most of a body {@link RangeBody.dump} reads to keep its connection; a longer rest closes it. */
+const DUMP_LIMIT = 128 * 1024;
 
 /** The size of the buffers a plain TCP connection reads into (Node's own read size). */
 const READ_BYTES = 64 * 1024;
@@ -102,6 +109,12 @@ type Head =
 
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
 const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
+/**
+ * Request headers that change how a request is framed or what the
+ * connection becomes: undici refuses or handles them, so a request with
+ * one goes there.
+ */
+const UNDICI_DECIDES: ReadonlySet<string> = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'expect', 'upgrade', 'te', 'trailer']);
 /** A header name (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const UNSAFE_VALUE = /[\r\n\0]/;
@@ -116,7 +129,7 @@ export function parseHead(text: string): Head {
   if (status === null) return { kind: 'unsuitable', why: 'status line' };
   const minor = status[1];
   const statusCode = Number(status[2]);
-  if (statusCode === 101) return { kind: 'unsuitable', why: '101' };
+  if (statusCode === 101 || statusCode < 100) return { kind: 'unsuitable', why: `status ${statusCode}` };
   if (statusCode < 200) return { kind: 'informational' };
   const headers: Record<string, string | string[]> = {};
   for (let i = 1; i < lines.length; i++) {
@@ -190,7 +203,9 @@ export class RangeConnections implements RangeRequester {
   /** Origins that answered something this module leaves to undici. */
   readonly #undiciOnly = new Set<string>();
   readonly #busy = new Set<Connection>();
-  #destroyed = false;
+  /** Open connections per origin (idle and busy), capped at {@link MAX_CONNECTIONS_PER_ORIGIN}. */
+  readonly #open = new Map<string, number>();
+  #closed = false;
 
   constructor(options: RangeConnectionsOptions) {
     this.#options = options;
@@ -204,17 +219,19 @@ export class RangeConnections implements RangeRequester {
    */
   async request(url: URL, headers: Readonly<Record<string, string>>, options: RangeRequestOptions): Promise<RangeResponse | undefined> {
     const key = `${url.protocol}//${url.host}`;
-    if (this.#destroyed || this.#undiciOnly.has(key) || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
+    if (this.#closed || this.#undiciOnly.has(key) || (url.protocol !== 'http:' && url.protocol !== 'https:')) return undefined;
     if (url.username !== '' || url.password !== '') return undefined;
     const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
     for (const [name, value] of Object.entries(headers)) {
-      if (!TOKEN.test(name) || UNSAFE_VALUE.test(value) || name.toLowerCase() === 'host') return undefined;
+      if (!TOKEN.test(name) || UNSAFE_VALUE.test(value) || UNDICI_DECIDES.has(name.toLowerCase())) return undefined;
       lines.push(`${name}: ${value}`);
     }
     const head = `${lines.join('\r\n')}\r\n\r\n`;
     options.signal?.throwIfAborted();
     for (;;) {
       const idle = this.#takeIdle(key);
+      // Past the cap, undici (whose Agent has the same cap) takes the request.
+      if (idle === undefined && (this.#open.get(key) ?? 0) >= MAX_CONNECTIONS_PER_ORIGIN) return undefined;
       const connection = idle ?? (await this.#connect(url, key, options));
       try {
         const response = await this.#exchange(connection, url, head, options);
@@ -229,7 +246,7 @@ export class RangeConnections implements RangeRequester {
 
   /** Closes the idle connections, and the others once their response ends; later requests go to undici. Idempotent. */
   close(): void {
-    this.#destroyed = true;
+    this.#closed = true;
     for (const list of this.#idle.values()) for (const connection of list) connection.socket.destroy();
     this.#idle.clear();
   }
@@ -253,6 +270,7 @@ export class RangeConnections implements RangeRequester {
     connection.onIdleEvent = undefined;
     connection.onBytes = undefined;
     connection.socket.ref();
+    this.#busy.add(connection);
     return connection;
   }
 
@@ -260,7 +278,7 @@ export class RangeConnections implements RangeRequester {
   #putIdle(connection: Connection): void {
     this.#busy.delete(connection);
     const socket = connection.socket;
-    if (this.#destroyed || socket.destroyed) {
+    if (this.#closed || socket.destroyed) {
       socket.destroy();
       return;
     }
@@ -330,6 +348,12 @@ export class RangeConnections implements RangeRequester {
         socket.off(url.protocol === 'https:' ? 'secureConnect' : 'connect', onConnect);
         if (err === undefined) {
           this.#busy.add(made);
+          this.#open.set(key, (this.#open.get(key) ?? 0) + 1);
+          socket.once('close', () => {
+            const left = (this.#open.get(key) ?? 1) - 1;
+            if (left > 0) this.#open.set(key, left);
+            else this.#open.delete(key);
+          });
           resolve(made);
           return;
         }
@@ -362,13 +386,15 @@ export class RangeConnections implements RangeRequester {
       let framing: 'length' | 'chunked' | 'close' = 'length';
       let decoder: ChunkedDecoder | undefined;
       let answered = false; // any byte of the response arrived
+      let over = false; // the exchange finished or failed: its timers and hooks are off
       let timer: NodeJS.Timeout | undefined;
 
       const detach = (): void => {
+        over = true;
         clearTimeout(timer);
         timer = undefined;
         connection.onBytes = undefined;
-        socket.off('end', onEnd).off('close', onEnd).off('error', onError);
+        socket.off('end', onEnd).off('close', onClose).off('error', onError);
         signal?.removeEventListener('abort', onAbort);
       };
       /**
@@ -385,26 +411,35 @@ export class RangeConnections implements RangeRequester {
         else reject(err);
       };
       const onError = (err: Error): void => fail(err, true);
+      /** The server's FIN: the end of a close-delimited body, else a connection lost. */
       const onEnd = (): void => {
         if (body !== undefined && framing === 'close') {
           body.ended(false); // its end; the connection is closed by `finish`
           return;
         }
-        const closed = Object.assign(new Error('the server closed the connection'), { code: 'ECONNRESET' });
-        fail(body === undefined ? closed : Object.assign(closed, { message: 'the server closed the connection before the body ended' }), true);
+        onClose();
+      };
+      /** The socket closed with no FIN seen (a reset, or closed on our side): never a body's end. */
+      const onClose = (): void => {
+        const closed = Object.assign(new Error('the connection closed'), { code: 'ECONNRESET' });
+        fail(body === undefined ? closed : Object.assign(closed, { message: 'the connection closed before the body ended' }), true);
       };
       const onAbort = (): void => fail(signal?.reason);
-      const armIdle = (ms: number, what: string): void => {
+      /** (Re)starts the one timer of the exchange: the head's deadline, then the body's idle timeout. */
+      const startTimer = (ms: number, what: string): void => {
+        if (over) return;
         clearTimeout(timer);
         timer = setTimeout(() => fail(new BlockfetchError('BLOCKFETCH_TIMEOUT', `${name}: ${what} for ${ms} ms`)), ms);
       };
-      /** The body is complete: the connection goes back to the pool, or is closed. */
+      /** The body is complete: the connection goes back to the pool, reading again, or is closed. */
       const finish = (extra: boolean, keepAlive: boolean): void => {
         detach();
         if (extra || !keepAlive) {
           this.#busy.delete(connection);
           socket.destroy();
         } else {
+          // A body that filled its queue with its last bytes paused the socket.
+          socket.resume();
           this.#putIdle(connection);
         }
       };
@@ -439,40 +474,39 @@ export class RangeConnections implements RangeRequester {
           }
           const { statusCode, headers, length, keepAlive } = parsed;
           framing = parsed.framing;
-          armIdle(options.bodyTimeoutMs, 'no body bytes arrived');
+          startTimer(options.bodyTimeoutMs, 'no body bytes arrived');
           body = new RangeBody(length, options.lend === true ? (buffer) => giveBack(connection, buffer) : undefined, {
             pause: () => {
+              if (over) return;
               socket.pause();
               clearTimeout(timer);
             },
             resume: () => {
-              armIdle(options.bodyTimeoutMs, 'no body bytes arrived');
+              if (over) return;
+              startTimer(options.bodyTimeoutMs, 'no body bytes arrived');
               socket.resume();
             },
             abort: () => fail(undefined),
             done: (extra) => finish(extra, keepAlive),
           });
-          if (framing === 'chunked') decoder = new ChunkedDecoder((data) => body?.push(data, decodingOwner));
+          // Decoded pieces of one read may be queued together: none of them
+          // may give the read buffer back while another is unread, so a
+          // chunked body never lends.
+          if (framing === 'chunked') decoder = new ChunkedDecoder((data) => body?.push(data));
           resolve({ statusCode, headers, body });
           feed(body, rest, owner);
           return;
         }
       };
-      /** The read buffer of the chunk the chunked framing is decoding (its data pieces are views of it). */
-      let decodingOwner: Buffer | undefined;
       /** A socket chunk of the body (in `owner`, a read buffer of ours), through the chunked framing when it has one. */
       const feed = (target: RangeBody, chunk: Buffer, owner: Buffer | undefined): void => {
         if (decoder === undefined) {
           target.push(chunk, owner);
           return;
         }
-        // Several pieces of one read may be queued: none of them may hand
-        // the buffer back while another is still to be read, so decoded
-        // bodies keep their read buffers.
-        decodingOwner = undefined;
         const fed = decoder.feed(chunk);
         if (fed.kind === 'end') target.ended(fed.extra > 0);
-        else if (fed.kind === 'error') fail(new Error(`${name}: ${fed.why}`));
+        else if (fed.kind === 'error') fail(new Error(fed.why));
       };
       /** Not ours to read: close the connection, and the caller asks undici. */
       const leave = (): void => {
@@ -487,9 +521,9 @@ export class RangeConnections implements RangeRequester {
         return;
       }
       connection.onBytes = onData;
-      socket.on('end', onEnd).on('close', onEnd).on('error', onError);
+      socket.on('end', onEnd).on('close', onClose).on('error', onError);
       signal?.addEventListener('abort', onAbort, { once: true });
-      armIdle(options.headersTimeoutMs, 'no response head arrived');
+      startTimer(options.headersTimeoutMs, 'no response head arrived');
       socket.write(request);
     });
   }
@@ -511,8 +545,8 @@ interface BodyControl {
 }
 
 /**
- * A response body of a known length, fed with the socket's chunks and read
- * with `for await`. It pauses the socket while more than 128 KiB wait for a
+ * A response body (by Content-Length, chunked, or until the connection
+ * closes), fed with the socket's chunks and read with `for await`. It pauses the socket while more than 128 KiB wait for a
  * consumer that is not reading. It offers the parts of a `Readable` the
  * HTTP reader uses (`destroy`, `destroyed`, `'close'`, `dump`).
  *
@@ -622,9 +656,15 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
         this.#first = 0;
       }
       this.#queued -= value.length;
+      if (this.#first > 1024 && this.#first * 2 > this.#chunks.length) {
+        // A queue that never empties (a rate-limited consumer) is compacted.
+        this.#chunks = this.#chunks.slice(this.#first);
+        this.#owners = this.#owners.slice(this.#first);
+        this.#first = 0;
+      }
       if (this.#paused && this.#queued <= BODY_HIGH_WATER / 2) {
         this.#paused = false;
-        this.#control.resume();
+        if (!this.#arrivedAll) this.#control.resume();
       }
       return Promise.resolve({ value, done: false });
     }
@@ -639,8 +679,9 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
     }).then(() => this.next());
   }
 
-  /** Stopping early (a `break` out of `for await`) closes the connection. */
+  /** Stopping early (a `break` out of `for await`): the consumer is done with the last chunk; closes the connection. */
   return(): Promise<IteratorResult<Uint8Array>> {
+    this.#returnLent();
     this.destroy();
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -668,7 +709,7 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
    * KiB are left (an error page, a redirect's body); closes it otherwise.
    */
   dump(): Promise<void> {
-    if (this.#remaining > BODY_HIGH_WATER || this.#failed) {
+    if (this.#remaining > DUMP_LIMIT || this.#failed) {
       this.destroy();
       return Promise.resolve();
     }
@@ -680,7 +721,7 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
     this.#dropQueued();
     if (this.#paused) {
       this.#paused = false;
-      this.#control.resume();
+      if (!this.#arrivedAll) this.#control.resume();
     }
     return new Promise<void>((resolve) => {
       if (this.#closed) resolve();
@@ -704,9 +745,14 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
     this.#giveBack?.(lent);
   }
 
-  /** Drops the chunks not yet read, and with them the last one handed out: their buffers go back. */
+  /**
+   * Drops the chunks not yet read (their buffers go back: no one saw them).
+   * The last chunk handed out is forgotten, not given back: whoever ends
+   * the body from outside (`destroy()`, a reader's `close()`) cannot know
+   * that its consumer is done with it.
+   */
   #dropQueued(): void {
-    this.#returnLent();
+    this.#lent = undefined;
     if (this.#giveBack !== undefined) {
       for (let i = this.#first; i < this.#owners.length; i++) {
         const owner = this.#owners[i];

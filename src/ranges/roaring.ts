@@ -83,6 +83,13 @@ function loadRoaring(): typeof Roaring {
   }
   try {
     return load('roaring') as typeof Roaring;
+  } catch (err) {
+    // The one build found would not load (a copy made for another C
+    // library, say): roaring's own lookup decides, as without this module.
+    if (stubbed === undefined) throw err;
+    delete load.cache[stubbed];
+    stubbed = undefined;
+    return load('roaring') as typeof Roaring;
   } finally {
     // Only roaring's own lookup is answered; anyone else gets node-pre-gyp.
     if (stubbed !== undefined) delete load.cache[stubbed];
