@@ -33,7 +33,14 @@ import { BlockfetchError, redactUrl } from '../errors.js';
 import type { ResponseBody } from './body.js';
 import { ChunkedDecoder } from './chunked-decoder.js';
 
-/** The longest response head accepted (status line and headers); longer goes to undici. */
+/**
+ * The longest response head accepted (status line and headers); longer goes to undici.
+ *
+ * @example
+ * ```ts
+ * if (head.length > MAX_HEAD_BYTES) return undefined; // undici's to read
+ * ```
+ */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
 /** Bytes a body holds for a consumer that is not reading before the socket is paused. */
@@ -122,6 +129,13 @@ const UNSAFE_VALUE = /[\r\n\0]/;
 /**
  * Parses a response head (the bytes before the blank line, without it).
  * Strict where a lenient reading could frame the body wrongly.
+ *
+ * @example
+ * ```ts
+ * parseHead('HTTP/1.1 206 Partial Content\r\nContent-Length: 5')
+ * // { kind: 'head', statusCode: 206, headers: { 'content-length': '5' }, framing: 'length', length: 5, keepAlive: true }
+ * parseHead('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip') // { kind: 'unsuitable', why: 'transfer-encoding' }
+ * ```
  */
 export function parseHead(text: string): Head {
   const lines = text.split('\r\n');
