@@ -136,7 +136,7 @@ describe('range connections lend their read buffers only when asked', () => {
   /** Reads the body keeping every chunk as given (no copy); returns the chunks. */
   async function keepViews(lend: boolean): Promise<Uint8Array[]> {
     server = await bigServer();
-    const connections = new RangeConnections({ connectTimeoutMs: 5000, keepAliveTimeoutMs: 5000 });
+    const connections = new RangeConnections({ connectTimeoutMs: 5000, keepAliveTimeoutMs: 5000, maxConnectionsPerOrigin: 64 });
     try {
       const response = await connections.request(new URL(server.url), {}, { headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, lend });
       const kept: Uint8Array[] = [];

@@ -83,7 +83,7 @@ async function rawServer(answer: (request: SeenRequest, index: number) => void, 
 }
 
 function pool(options: Partial<ConstructorParameters<typeof RangeConnections>[0]> = {}): RangeConnections {
-  const connections = new RangeConnections({ connectTimeoutMs: 5000, keepAliveTimeoutMs: 5000, ...options });
+  const connections = new RangeConnections({ connectTimeoutMs: 5000, keepAliveTimeoutMs: 5000, maxConnectionsPerOrigin: 64, ...options });
   pools.push(connections);
   return connections;
 }

@@ -165,9 +165,9 @@ export class NodeCacheFile implements CacheFileReadWriter {
   /**
    * {@inheritDoc CacheFileReadWriter.writev}
    *
-   * One `pwritev` for all the parts (socket chunks gathered to 128 KiB),
-   * made on the calling thread, as aria2c makes its writes: no copy and no
-   * thread-pool round trip. Measured on 1 GiB from nginx at c8 (issue 10,
+   * One `pwritev` for all the parts (the CachingDownloader hands one
+   * gather buffer of up to 128 KiB), made on the calling thread, as aria2c
+   * makes its writes: no thread-pool round trip. Measured on 1 GiB from nginx at c8 (issue 10,
    * docs/benchmarks.md): 2.1-2.6 CPU s against 2.6-3.4 for the same write
    * through libuv's pool (a chunk queued behind the pool lived long enough
    * to be promoted, so only a full collection could free its socket

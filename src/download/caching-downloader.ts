@@ -93,8 +93,9 @@ function writeWindowBytes(concurrency: number): number {
 }
 
 /**
- * Socket chunks (16-64 KiB) are gathered up to this many bytes and written
- * as one `pwritev`: one write per chunk was 8,294 pwrite64 per 512 MiB
+ * Socket chunks (16-64 KiB) are copied into a gather buffer of this many
+ * bytes, written as one `pwritev` (see {@link GatherBuffers}): one write
+ * per chunk was 8,294 pwrite64 per 512 MiB
  * when each was a thread-pool round trip (see docs/benchmarks.md). Since
  * the gathered write is made on the main thread (no round trip), 128 KiB
  * costs less CPU than 1 MiB: 2.1-2.7 against 3.2-3.6 CPU s per GiB at c8
@@ -787,8 +788,8 @@ interface CacheTarget {
  * window of writes that run while the next chunks arrive, and the block
  * marks once a block's bytes are all written.
  *
- * Chunks are gathered up to {@link COALESCE_BYTES} (or a block's end) and
- * written as one. Writes are not awaited one by one: up to the target's
+ * Chunks are copied into a gather buffer of {@link COALESCE_BYTES} and
+ * written as one when it fills, at a block's end, or at the body's end. Writes are not awaited one by one: up to the target's
  * `writeWindowBytes` of them run while the next chunks arrive, so the socket and the disk work at
  * the same time instead of taking turns (awaiting each 64 KiB write made a
  * loopback download about half as fast). A block is marked only after every

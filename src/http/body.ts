@@ -10,7 +10,7 @@ import { networkError } from './failures.js';
 /**
  * What a response body must offer the HTTP reader: the subset of a
  * `Readable` it uses, so undici's bodies and `RangeBody`
- * (./range-connections.ts) go the same way.
+ * (./range-body.ts) go the same way.
  */
 export interface ResponseBody extends AsyncIterable<Uint8Array> {
   readonly destroyed: boolean;

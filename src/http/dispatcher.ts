@@ -178,7 +178,7 @@ export function createDefaultDispatcher(
   if (protocol.http2 === true || proxied) {
     return new DeferredDispatcher(() => (proxied ? proxyAgent(env, options, tls) : new (undici().Agent)({ ...options, factory: h2Pool }))) as unknown as Dispatcher;
   }
-  const connections = new RangeConnections({ ...tls, connectTimeoutMs, keepAliveTimeoutMs: pool.keepAliveTimeout });
+  const connections = new RangeConnections({ ...tls, connectTimeoutMs, keepAliveTimeoutMs: pool.keepAliveTimeout, maxConnectionsPerOrigin: pool.connections });
   const dispatcher = new DeferredDispatcher(() => new (undici().Agent)(options), {
     close: () => connections.close(),
     destroy: () => connections.destroy(),
