@@ -1,7 +1,9 @@
 /**
- * V8 flags the `blockfetch` command sets for its own process, before any
- * other module runs (main.ts imports this first). The library sets none:
- * its host process is not its to tune.
+ * V8 flags the `blockfetch` command sets for its own process, just before
+ * undici first loads (main.ts imports this first; `beforeUndiciLoads`). A
+ * download that never needs undici (every plain GET goes through the range
+ * connections) never loads `node:v8`: 4-8 ms of start-up in a profile. The
+ * library sets none: its host process is not its to tune.
  *
  * `--liftoff-only`: undici parses HTTP with llhttp compiled to WebAssembly,
  * and V8 compiles that module twice, quickly (Liftoff) and then optimized
@@ -18,6 +20,10 @@
  * ```
  * @module
  */
-import { setFlagsFromString } from 'node:v8';
+import { createRequire } from 'node:module';
+import { beforeUndiciLoads } from '../http/undici.js';
 
-setFlagsFromString('--liftoff-only');
+beforeUndiciLoads(() => {
+  const v8 = createRequire(import.meta.url)('node:v8') as typeof import('node:v8');
+  v8.setFlagsFromString('--liftoff-only');
+});

@@ -3,7 +3,8 @@
  * timeout, an abort) into a `BlockfetchError` that tells the downloader
  * whether to retry and after how long. The reader never retries by itself.
  */
-import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { AbortedError, BlockfetchError, HttpStatusError, InvalidArgumentError, TRANSIENT_HTTP_STATUSES, redactUrl } from '../errors.js';
 import { headerValue, parseRetryAfter } from './headers.js';
 
@@ -12,6 +13,15 @@ import { headerValue, parseRetryAfter } from './headers.js';
  * lives beside the code table in `src/errors.ts`, since it decides the code.
  */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = TRANSIENT_HTTP_STATUSES;
+
+/**
+ * `node:http`'s name for a status ("Service Unavailable"), loaded only when
+ * a response needs one: the module costs a few ms of start-up otherwise.
+ */
+function statusText(status: number): string {
+  const { STATUS_CODES } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
+  return STATUS_CODES[status] ?? 'unexpected status';
+}
 
 /**
  * The error for a response with an unusable status. Retryable statuses carry
@@ -27,7 +37,7 @@ export function statusError(
   maxRetryAfterMs: number,
   now: number = Date.now(),
 ): HttpStatusError {
-  const reason = STATUS_CODES[status] ?? 'unexpected status';
+  const reason = statusText(status);
   if (!RETRYABLE_STATUSES.has(status)) return new HttpStatusError(status, url, reason);
   const retryAfterMs = parseRetryAfter(headerValue(headers, 'retry-after'), now);
   if (retryAfterMs !== undefined && retryAfterMs > maxRetryAfterMs) {

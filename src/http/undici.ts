@@ -39,6 +39,25 @@ export interface UndiciParts {
 
 let parts: UndiciParts | undefined;
 
+/** Run once, just before undici's modules first load (see {@link beforeUndiciLoads}). */
+let beforeLoad: (() => void) | undefined;
+
+/**
+ * Runs `hook` once, just before undici's modules first load (at once if they
+ * already have). The command sets a V8 flag for undici's WebAssembly parser
+ * there (src/cli/engine-flags.ts), so a download that never needs undici
+ * never loads `node:v8` either. Internal: not exported from the package.
+ *
+ * @example
+ * ```ts
+ * beforeUndiciLoads(() => setFlagsFromString('--liftoff-only'));
+ * ```
+ */
+export function beforeUndiciLoads(hook: () => void): void {
+  if (parts !== undefined) hook();
+  else beforeLoad = hook;
+}
+
 /**
  * undici's parts, loaded at the first call: a download whose requests all
  * go through the range connections (./range-connections.ts) never loads
@@ -52,6 +71,9 @@ let parts: UndiciParts | undefined;
  */
 export function undici(): UndiciParts {
   if (parts !== undefined) return parts;
+  const hook = beforeLoad;
+  beforeLoad = undefined;
+  hook?.();
   const Agent = load('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
   const Client = load('undici/lib/dispatcher/client.js') as typeof Undici.Client;
   const Pool = load('undici/lib/dispatcher/pool.js') as typeof Undici.Pool;
