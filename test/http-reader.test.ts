@@ -104,6 +104,46 @@ describe('discovery: the first request is block 0', () => {
     expect(server.requests[1]!.headers['if-match']).toBe(server.etag);
   });
 
+  it('serves a range that starts inside the first response from it, then asks once for the rest', async () => {
+    const server = await serve();
+    const reader = open(server.url);
+    await reader.contentLengthAndBlockSize();
+    const part = await readRange(reader, 1000, 3 * BS - 1);
+    expect(part.length).toBe(3 * BS - 1000);
+    expect(firstMisplaced(part, 1000)).toBe(-1);
+    // Block 0 is not fetched twice: the second request starts where the first response ends, pinned.
+    expect(server.requests.map((r) => r.headers.range)).toEqual([`bytes=0-${BS - 1}`, `bytes=${BS}-${3 * BS - 1}`]);
+    expect(server.requests[1]!.headers['if-match']).toBe(server.etag);
+  });
+
+  it('a refused request for the rest is thrown by getReader itself, and the kept body is closed', async () => {
+    const server = await serve();
+    const reader = open(server.url);
+    await reader.contentLengthAndBlockSize();
+    server.script((req) => (req.index === 1 ? { kind: 'status', status: 403 } : undefined));
+    const err = await reader.getReader(0, 3 * BS - 1, new AbortController().signal).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(HttpStatusError);
+    expect((err as HttpStatusError).status).toBe(403);
+    // The kept body went with it: the next read of block 0 is a new request.
+    expect((await readRange(reader, 0, BS - 1)).equals(content.subarray(0, BS))).toBe(true);
+    expect(server.requests).toHaveLength(3);
+  });
+
+  it('a joined body ended early, while still in the first response, leaves the reader usable', async () => {
+    const server = await serve();
+    const reader = open(server.url);
+    await reader.contentLengthAndBlockSize();
+    const body = (await reader.getReader(0, 3 * BS - 1, new AbortController().signal))[Symbol.asyncIterator]();
+    const first = await body.next();
+    expect(first.done).toBe(false);
+    await body.return?.();
+    // A later read still works (the connections were given back or closed, not left hanging).
+    expect((await readRange(reader, BS, 2 * BS - 1)).equals(content.subarray(BS, 2 * BS))).toBe(true);
+  });
+
   it('drops the kept body when another range is asked for first', async () => {
     const server = await serve();
     const reader = open(server.url);

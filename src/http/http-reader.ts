@@ -8,9 +8,9 @@
  *
  * One request per block, plus none for discovery: the first request is
  * already the GET of block 0 (`Range: bytes=0-(blockSize-1)`); its headers
- * give the size and identity, and its body is kept (for a few seconds, with
- * undici's buffer of 64 KiB, the rest in the socket) for the first
- * `getReader` that falls inside it.
+ * give the size and identity, and its body is kept (for a few seconds, in
+ * the socket) for the first `getReader` that starts inside it: one that
+ * ends beyond it gets those bytes and then a request for the rest.
  */
 import type { Dispatcher } from 'undici';
 import { request } from './undici.js';
@@ -140,8 +140,9 @@ export class HttpReader implements Reader {
 
   /**
    * Opens a body of exactly the bytes `from..to` (inclusive) of the pinned
-   * revision. The first call inside the first response's range is served
-   * from that response. When ranges are not supported only
+   * revision. The first call that starts inside the first response's range
+   * is served from that response, and from a request for the rest if it
+   * ends beyond it. When ranges are not supported only
    * `getReader(0, contentLength - 1)` is valid. An empty range
    * (`to === from - 1`) yields nothing and sends no request.
    */
@@ -169,6 +170,26 @@ export class HttpReader implements Reader {
         url: held.url,
         signal,
       });
+    }
+    if (held && from <= held.to && info.rangesSupported) {
+      // The first response holds the start of this range (the downloader's
+      // first request is usually bytes 0 to many blocks): hand on its bytes,
+      // then those of a request for the rest. Dropping it instead fetched
+      // block 0 twice and closed its connection. The rest is asked for now,
+      // not when the first body ends, so that its status (a 403 from an
+      // expired signed URL, a 412) is thrown here, where a caller such as
+      // HubFileReader looks for it.
+      destroyOnAbort(held.body, signal);
+      this.#track(held.body);
+      const head = exactBody(held.body, { length: held.to - from + 1, skip: from, beyond: 'error', url: held.url, signal });
+      let rest: AsyncIterable<Uint8Array>;
+      try {
+        rest = await this.#fetch(held.to + 1, to, info, signal, options?.lend === true);
+      } catch (err) {
+        release(held.body);
+        throw err;
+      }
+      return joinBodies(head, rest);
     }
     if (held) release(held.body);
     return this.#fetch(from, to, info, signal, options?.lend === true);
@@ -519,5 +540,21 @@ export class HttpReader implements Reader {
         `${redactUrl(url)} sent a ${encoding}-encoded body although only identity was accepted; byte ranges of it are not the file's`,
       );
     }
+  }
+}
+
+/**
+ * `head`'s chunks, then `rest`'s. Ending early (an error in `head`, or the
+ * consumer's `return()`) closes `rest` too, even if it was never read.
+ */
+async function* joinBodies(head: AsyncIterable<Uint8Array>, rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
+  const restIterator = rest[Symbol.asyncIterator]();
+  let restStarted = false;
+  try {
+    yield* head;
+    restStarted = true;
+    yield* { [Symbol.asyncIterator]: () => restIterator };
+  } finally {
+    if (!restStarted) await restIterator.return?.();
   }
 }

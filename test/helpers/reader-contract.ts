@@ -219,6 +219,9 @@ export function readerContract(name: string, options: ReaderContractOptions): vo
       it('aborting a stalled body ends it promptly', async () => {
         const subject = await fresh();
         await subject.reader.contentLengthAndBlockSize();
+        // Use up the first response, which may hold the start of any range
+        // (HttpReader keeps it), so the read below is a request of its own.
+        for await (const chunk of await subject.reader.getReader(0, 0, new AbortController().signal)) expect(chunk.length).toBe(1);
         await subject.fault({ kind: 'stall', after: 1000 });
         const controller = new AbortController();
         const reason = new Error('stopped a stall (contract)');
