@@ -87,6 +87,7 @@ export { CachingDownloader } from './download/caching-downloader.js';
 export { defaultCachingDownloaderOptions } from './download/caching-options.js';
 export type { CachingDownloaderOptions, DownloadStatus, DownloadEvent, EventError } from './download/caching-options.js';
 export { StreamingDownloader } from './download/streaming-downloader.js';
+export type { PipeToOptions } from './download/streaming-downloader.js';
 export { defaultStreamingOptions } from './download/streaming-options.js';
 export type { StreamingDownloaderOptions, StreamingStatus, StreamingEvent } from './download/streaming-options.js';
 export { backoffDelay, defaultRetryOptions } from './download/backoff.js';

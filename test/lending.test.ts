@@ -5,7 +5,8 @@
  * that scribbles over every chunk the moment the consumer moves on still
  * gives a byte-identical file, on a memory cache and on the real one. And
  * the HTTP range connections really do reuse their read buffers when asked,
- * and never when not.
+ * and never when not. The StreamingDownloader borrows only for `pipeTo`
+ * with `reuseBuffers`, and copies into block buffers it reuses.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -13,7 +14,9 @@ import { createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { CachingDownloader } from '../src/download/caching-downloader.js';
+import { StreamingDownloader } from '../src/download/streaming-downloader.js';
 import type { ContentInfo, ReadOptions, Reader } from '../src/download/reader.js';
 import { LocalDownloadCache } from '../src/cache/local-download-cache.js';
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
@@ -31,13 +34,16 @@ class ScribblingReader implements Reader {
   readonly name = 'scribbling';
   readonly lends: boolean[] = [];
   readonly #content: Buffer;
+  readonly #pinned: boolean;
 
-  constructor(content: Buffer) {
+  /** @param pinned say the requests are pinned (the StreamingDownloader streams one request otherwise) */
+  constructor(content: Buffer, pinned = false) {
     this.#content = content;
+    this.#pinned = pinned;
   }
 
   async contentLengthAndBlockSize(): Promise<ContentInfo> {
-    return { contentLength: this.#content.length, blockSize: 4096, identity: { url: 'scribbling', size: this.#content.length }, rangesSupported: true, pinned: false };
+    return { contentLength: this.#content.length, blockSize: 4096, identity: { url: 'scribbling', size: this.#content.length }, rangesSupported: true, pinned: this.#pinned };
   }
 
   digest(): undefined {
@@ -99,6 +105,49 @@ describe('lent chunks', () => {
       await cache.close();
     }
     expect((await readFile(path)).equals(content)).toBe(true);
+  });
+});
+
+describe('lent chunks in a stream: pipeTo with reuseBuffers', () => {
+  const content = payload(0, 300_000 - 1);
+
+  /** A writable that copies each chunk (done with it when its callback runs), or keeps it as given. */
+  function sink(keep: boolean): { writable: Writable; chunks: Buffer[] } {
+    const chunks: Buffer[] = [];
+    const writable = new Writable({
+      highWaterMark: 4096,
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(keep ? chunk : Buffer.from(chunk));
+        setImmediate(done);
+      },
+    });
+    return { writable, chunks };
+  }
+
+  it('borrows the reader\'s chunks and copies them: exact bytes into a writable done with each chunk at its callback', async () => {
+    const reader = new ScribblingReader(content, true);
+    const { writable, chunks } = sink(false);
+    const dl = new StreamingDownloader(reader, { concurrency: 4, window: 4, blockSize: 16 * 1024 });
+    const status = await dl.pipeTo(writable, { reuseBuffers: true });
+    expect(status.mode).toBe('windowed');
+    expect(reader.lends.length).toBeGreaterThan(1);
+    expect(reader.lends.every((lend) => lend)).toBe(true);
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
+  });
+
+  it('really reuses its block buffers: a writable that keeps its chunks sees them overwritten (why the option is off by default)', async () => {
+    const { writable, chunks } = sink(true);
+    await new StreamingDownloader(new ScribblingReader(content, true), { concurrency: 4, window: 4, blockSize: 16 * 1024 }).pipeTo(writable, { reuseBuffers: true });
+    expect(Buffer.concat(chunks).length).toBe(content.length);
+    expect(Buffer.concat(chunks).equals(content)).toBe(false);
+  });
+
+  it('without reuseBuffers it never borrows, and a writable that keeps its chunks keeps exact bytes', async () => {
+    const reader = new ScribblingReader(content, true);
+    const { writable, chunks } = sink(true);
+    await new StreamingDownloader(reader, { concurrency: 4, window: 4, blockSize: 16 * 1024 }).pipeTo(writable);
+    expect(reader.lends.every((lend) => !lend)).toBe(true);
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
   });
 });
 

@@ -71,7 +71,9 @@ export async function runStream(
     onEvent,
   });
   try {
-    const status = await downloader.pipeTo(io.stdout, { signal: io.signal });
+    // stdout (a file, pipe, socket or terminal) is done with each chunk once
+    // its write callback ran: the stream may reuse its buffers.
+    const status = await downloader.pipeTo(io.stdout, { signal: io.signal, reuseBuffers: true });
     show(status);
     view.done({
       target: '-',

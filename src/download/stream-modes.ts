@@ -51,6 +51,13 @@ export interface StreamMode {
   /** Ends every request and drops every buffered byte; wakes a waiting `next`. */
   cancel(error: Error): void;
   counters(): StreamCounters;
+  /**
+   * The consumer is done with `chunk`, one `next` returned: its memory may
+   * be reused. Only a mode made with recycling (a consumer that says when
+   * each write finished: `pipeTo`) reuses anything; for the others this
+   * does nothing.
+   */
+  release(chunk: Uint8Array): void;
 }
 
 /** Wakes the one consumer waiting for something new. */
@@ -68,6 +75,22 @@ class Wakeup {
     this.#resolve = undefined;
     resolve?.();
   }
+}
+
+/** The most block buffers a windowed stream keeps for reuse beyond its window. */
+const SPARE_BLOCK_BUFFERS = 4;
+
+/**
+ * One block's buffer in a recycling windowed stream: lent chunks are copied
+ * into it at their place, and it is reused once the consumer took every
+ * chunk of the block and released each.
+ */
+interface BlockCopy {
+  readonly buffer: Buffer;
+  /** Chunks of it handed to the consumer and not yet released. */
+  outstanding: number;
+  /** True once the consumer took the block's last chunk (the head moved past it). */
+  taken: boolean;
 }
 
 /**
@@ -90,12 +113,30 @@ export class WindowedMode implements StreamMode {
   readonly #wakeup = new Wakeup();
   /** The first block that failed for good, and why: bytes before it are still delivered. */
   #fatal: { readonly index: number; readonly error: Error } | undefined;
+  /**
+   * With recycling: each open block's buffer, by index. The Reader lends
+   * its chunks (`ReadOptions.lend`), they are copied here, and a block's
+   * buffer is reused once the consumer released every chunk of it, so a
+   * stream into a slow consumer does not leave a new buffer per socket read
+   * for the collector.
+   */
+  readonly #copies: Map<number, BlockCopy> | undefined;
+  /** Block buffers ready for reuse. */
+  readonly #spare: Buffer[] = [];
+  /** With recycling: the block of each chunk in the reorder buffer or handed out and not yet released. */
+  readonly #blockOf = new Map<Uint8Array, number>();
 
-  constructor(ctx: StreamContext, concurrency: number, window: number) {
+  /**
+   * @param recycle copy lent chunks into block buffers that are reused once
+   *   the consumer {@link WindowedMode.release}s their chunks; only for a
+   *   consumer that releases every chunk it took
+   */
+  constructor(ctx: StreamContext, concurrency: number, window: number, recycle = false) {
     this.#ctx = ctx;
     this.#concurrency = concurrency;
     this.#window = window;
     this.#buffer = new ReorderBuffer(numBlocks(ctx.info.contentLength, ctx.blockSize), window);
+    this.#copies = recycle ? new Map() : undefined;
     this.#schedule();
   }
 
@@ -107,8 +148,12 @@ export class WindowedMode implements StreamMode {
       if (failure !== undefined) throw failure;
       const headBefore = buffer.head;
       const chunk = buffer.take();
+      if (chunk !== undefined) this.#handedOut(chunk);
       if (buffer.head !== headBefore) {
-        for (let i = headBefore; i < buffer.head; i++) stats.blockDone(Math.min(blockSize, info.contentLength - i * blockSize));
+        for (let i = headBefore; i < buffer.head; i++) {
+          stats.blockDone(Math.min(blockSize, info.contentLength - i * blockSize));
+          this.#taken(i);
+        }
         // The window moved: more blocks may start.
         this.#schedule();
       }
@@ -127,7 +172,57 @@ export class WindowedMode implements StreamMode {
   cancel(error: Error): void {
     for (const controller of this.#blocks.values()) controller.abort(error);
     this.#buffer.clear();
+    // Chunks handed out may still be written: their buffers are not reused.
+    this.#copies?.clear();
+    this.#blockOf.clear();
+    this.#spare.length = 0;
     this.#wakeup.notify();
+  }
+
+  release(chunk: Uint8Array): void {
+    const index = this.#blockOf.get(chunk);
+    if (index === undefined) return;
+    this.#blockOf.delete(chunk);
+    const copy = this.#copies?.get(index);
+    if (copy === undefined) return;
+    copy.outstanding--;
+    this.#reuseIfDone(index, copy);
+  }
+
+  /** `chunk` leaves the reorder buffer for the consumer. */
+  #handedOut(chunk: Uint8Array): void {
+    const index = this.#blockOf.get(chunk);
+    const copy = index === undefined ? undefined : this.#copies?.get(index);
+    if (copy !== undefined) copy.outstanding++;
+  }
+
+  /** The consumer took the last chunk of block `index`. */
+  #taken(index: number): void {
+    const copy = this.#copies?.get(index);
+    if (copy === undefined) return;
+    copy.taken = true;
+    this.#reuseIfDone(index, copy);
+  }
+
+  #reuseIfDone(index: number, copy: BlockCopy): void {
+    if (!copy.taken || copy.outstanding > 0) return;
+    this.#copies?.delete(index);
+    if (this.#spare.length < SPARE_BLOCK_BUFFERS) this.#spare.push(copy.buffer);
+  }
+
+  /** Copies lent `chunk` (the bytes from `offset`) into block `index`'s buffer; the copy's view, to keep. */
+  #copyIn(copies: Map<number, BlockCopy>, index: number, chunk: Uint8Array, offset: number): Uint8Array {
+    const { blockSize } = this.#ctx;
+    let copy = copies.get(index);
+    if (copy === undefined) {
+      copy = { buffer: this.#spare.pop() ?? Buffer.allocUnsafeSlow(blockSize), outstanding: 0, taken: false };
+      copies.set(index, copy);
+    }
+    const at = offset - index * blockSize;
+    copy.buffer.set(chunk, at);
+    const view = copy.buffer.subarray(at, at + chunk.byteLength);
+    this.#blockOf.set(view, index);
+    return view;
   }
 
   counters(): StreamCounters {
@@ -171,10 +266,13 @@ export class WindowedMode implements StreamMode {
    */
   async #fetchBlock(index: number, signal: AbortSignal): Promise<void> {
     const buffer = this.#buffer;
+    const copies = this.#copies;
     const sink: BodySink = {
+      copiesChunks: copies !== undefined,
       // No promise returned: the engine does not wait per chunk.
-      write: (chunk) => {
-        buffer.append(index, chunk);
+      write: (chunk, offset) => {
+        if (chunk.byteLength === 0) return;
+        buffer.append(index, copies === undefined ? chunk : this.#copyIn(copies, index, chunk, offset));
         if (index === buffer.head) this.#wakeup.notify();
       },
       end: () => {
@@ -266,6 +364,9 @@ export class SingleMode implements StreamMode, BodySink {
     this.#slot = undefined;
     this.#wakeup.notify();
   }
+
+  /** Nothing to reuse: the chunks are the Reader's own, handed on as they came. */
+  release(): void {}
 
   counters(): StreamCounters {
     return {

@@ -7,7 +7,7 @@
  * @module
  */
 import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import type { ExpectedDigest } from '../cache/types.js';
 import { AbortedError, InvalidArgumentError } from '../errors.js';
 import { numBlocks, validateSizes } from '../ranges/byte-range.js';
@@ -44,6 +44,29 @@ function deferred<T>(): Deferred<T> {
 }
 
 /**
+ * Options of {@link StreamingDownloader.pipeTo}.
+ *
+ * @example
+ * ```ts
+ * await dl.pipeTo(process.stdout, { signal, reuseBuffers: true });
+ * ```
+ */
+export interface PipeToOptions {
+  /** Stops the download; `pipeTo` then rejects with an `AbortedError`. */
+  readonly signal?: AbortSignal;
+  /**
+   * The writable is done with each chunk once that chunk's write callback
+   * ran, as files, sockets, pipes and `process.stdout` are (a Writable
+   * that keeps the chunks it is given is not). The download then reads
+   * into buffers it reuses, instead of leaving a new buffer per socket read
+   * for the garbage collector: `blockfetch URL --stdout` into a slow reader
+   * peaked lower with it (docs/benchmarks.md). Ignored in single-stream mode.
+   * @default false
+   */
+  readonly reuseBuffers?: boolean;
+}
+
+/**
  * Downloads one object through any {@link Reader} with parallel ranged
  * requests and emits its bytes strictly in order, as a Node `Readable`
  * ({@link StreamingDownloader.readable}), as an async iterable of chunks, or
@@ -60,7 +83,9 @@ function deferred<T>(): Deferred<T> {
  * than its `highWaterMark` plus one chunk.) In single-stream mode the
  * downloader holds only the one chunk the Reader last yielded. Chunks are
  * passed on without copying, so a Reader must not reuse a chunk's memory
- * after yielding it.
+ * after yielding it; except with `pipeTo`'s `reuseBuffers`, where the
+ * Reader lends them and they are copied into block buffers that are reused
+ * once written (see {@link PipeToOptions}).
  *
  * **Failures.** A failed block is retried by the shared attempt engine
  * (`AttemptEngine`: the same budget and backoff as the CachingDownloader),
@@ -113,6 +138,8 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
   #startedAt = 0;
   #endedAt = 0;
   #consumer: 'readable' | 'iterator' | 'pipeTo' | undefined;
+  /** `pipeTo`'s `reuseBuffers`: the writable is done with a chunk once its write callback ran. */
+  #reuseBuffers = false;
   #readable: Readable | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** The `stats.version` of the last progress event. */
@@ -206,25 +233,68 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
    * const status = await dl.pipeTo(createWriteStream(path), { signal: AbortSignal.timeout(600_000) });
    * ```
    */
-  async pipeTo(writable: Writable, options: { readonly signal?: AbortSignal } = {}): Promise<StreamingStatus> {
+  async pipeTo(writable: Writable, options: PipeToOptions = {}): Promise<StreamingStatus> {
     this.#claim('pipeTo');
-    const readable = this.#makeReadable();
+    this.#reuseBuffers = options.reuseBuffers === true;
     const signal = options.signal;
-    // Registered before pipeline() registers its own, so our typed error is
-    // recorded before pipeline destroys the streams with a plain AbortError.
     const onAbort = (): void => this.#cancel(new AbortedError('pipeTo was aborted', { cause: signal?.reason }));
     if (signal?.aborted === true) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await pipeline(readable, writable, signal === undefined ? {} : { signal });
+      await this.#writeAll(writable);
     } catch (err) {
       this.#cancel(toError(err));
+      writable.destroy(this.#failure ?? toError(err));
       await this.#settled();
       throw this.#failure ?? err;
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
     return this.#done.promise;
+  }
+
+  /**
+   * Writes every chunk into `writable` with backpressure, ends it, and
+   * waits until it finished. Each chunk is released to the mode when its
+   * write completed, so a recycling mode reuses the memory only then.
+   * Throws the download's failure, the writable's error, or a premature
+   * close of the writable.
+   */
+  async #writeAll(writable: Writable): Promise<void> {
+    let writableError: Error | undefined;
+    let wake: (() => void) | undefined;
+    const onError = (err: Error): void => {
+      writableError ??= err;
+      this.#cancel(err);
+      wake?.();
+    };
+    const onWake = (): void => wake?.();
+    writable.on('error', onError);
+    writable.on('drain', onWake);
+    writable.on('close', onWake);
+    // A failed download wakes a wait for 'drain' too.
+    void this.#done.promise.then(onWake, onWake);
+    try {
+      for (;;) {
+        const chunk = await this.#read();
+        if (writableError !== undefined) throw writableError;
+        if (chunk === null) break;
+        if (writable.destroyed || writable.writableEnded) throw prematureClose();
+        const mode = this.#mode;
+        const more = writable.write(chunk, () => mode?.release(chunk));
+        while (!more && writable.writableNeedDrain && !writable.destroyed && writableError === undefined && this.#failure === undefined) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+        if (writableError !== undefined) throw writableError;
+        if (this.#failure !== undefined) throw this.#failure;
+      }
+      await finished(writable.end());
+    } finally {
+      writable.off('error', onError);
+      writable.off('drain', onWake);
+      writable.off('close', onWake);
+    }
   }
 
   /**
@@ -362,7 +432,11 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     // no Last-Modified) gets one request too: parallel ranges of it could
     // come from two revisions, one response cannot.
     const single = this.#options.concurrency === 1 || !info.rangesSupported || !info.pinned || blocks <= 1;
-    const mode = single ? new SingleMode(ctx) : new WindowedMode(ctx, this.#options.concurrency, this.#options.window);
+    // pipeTo releases each chunk once its write completed: with a writable
+    // that is done with it by then (reuseBuffers), the windowed mode copies
+    // lent chunks into block buffers it reuses.
+    const recycle = this.#consumer === 'pipeTo' && this.#reuseBuffers;
+    const mode = single ? new SingleMode(ctx) : new WindowedMode(ctx, this.#options.concurrency, this.#options.window, recycle);
     this.#mode = mode;
     this.#events.emit({ type: 'start', info, stats: this.status() });
     this.#ticker = setInterval(() => this.#progress(), this.#options.progressIntervalMs);
@@ -444,6 +518,11 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
   async #settled(): Promise<void> {
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
   }
+}
+
+/** What `pipeline` says of a writable closed before the end: the same code. */
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
 function toError(err: unknown): Error {
