@@ -10,7 +10,7 @@
  * already the GET of block 0 (`Range: bytes=0-(blockSize-1)`); its headers
  * give the size and identity, and its body is kept (for a few seconds, in
  * the socket) for the first `getReader` that starts inside it: one that
- * ends beyond it gets those bytes and then a request for the rest.
+ * ends beyond it gets those bytes and then a pinned request for the rest.
  */
 import type { Dispatcher } from 'undici';
 import { request } from './undici.js';
@@ -141,8 +141,8 @@ export class HttpReader implements Reader {
   /**
    * Opens a body of exactly the bytes `from..to` (inclusive) of the pinned
    * revision. The first call that starts inside the first response's range
-   * is served from that response, and from a request for the rest if it
-   * ends beyond it. When ranges are not supported only
+   * is served from that response, and from a pinned request for the rest
+   * if it ends beyond it (unpinned, the whole range is asked for anew). When ranges are not supported only
    * `getReader(0, contentLength - 1)` is valid. An empty range
    * (`to === from - 1`) yields nothing and sends no request.
    */
@@ -171,11 +171,13 @@ export class HttpReader implements Reader {
         signal,
       });
     }
-    if (held && from <= held.to && info.rangesSupported) {
+    if (held && from <= held.to && info.rangesSupported && info.pinned) {
       // The first response holds the start of this range (the downloader's
       // first request is usually bytes 0 to many blocks): hand on its bytes,
-      // then those of a request for the rest. Dropping it instead fetched
-      // block 0 twice and closed its connection. The rest is asked for now,
+      // then those of a request for the rest, pinned to the same revision.
+      // (Unpinned, two responses could be two revisions: the range is asked
+      // for whole below.) Dropping it instead fetched block 0 twice and
+      // closed its connection. The rest is asked for now,
       // not when the first body ends, so that its status (a 403 from an
       // expired signed URL, a 412) is thrown here, where a caller such as
       // HubFileReader looks for it.
