@@ -244,6 +244,9 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
       await this.#writeAll(writable);
     } catch (err) {
       this.#cancel(toError(err));
+      // Destroyed with the error, as pipeline did; the error it emits is
+      // this rejection's, not an uncaught exception.
+      writable.on('error', () => undefined);
       writable.destroy(this.#failure ?? toError(err));
       await this.#settled();
       throw this.#failure ?? err;
