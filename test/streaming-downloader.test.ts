@@ -397,6 +397,27 @@ describe('StreamingDownloader: abort', () => {
     expect(fake.requests.length).toBe(requestsThen); // nothing new started
   });
 
+  it('a writable destroyed without an error while a block is stalled ends pipeTo at once', async () => {
+    const blockSize = 8192;
+    // Block 1 stalls after 100 bytes until aborted; block 0 arrives whole.
+    const reader = new FakeReader({ size: 8 * blockSize, blockSize, script: ({ from }) => (from === blockSize ? { stallAfter: 100 } : undefined) });
+    const writable = new Writable({
+      write(_chunk: Buffer, _encoding, done) {
+        done();
+        setImmediate(() => writable.destroy());
+      },
+    });
+    const started = performance.now();
+    const err = await new StreamingDownloader(reader, { concurrency: 4 }).pipeTo(writable).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as NodeJS.ErrnoException).code).toBe('ERR_STREAM_PREMATURE_CLOSE');
+    expect(performance.now() - started).toBeLessThan(2000);
+    // Every request was ended, the stalled one included.
+    expect(reader.requests.every((r) => r.outcome !== 'open')).toBe(true);
+  });
+
   it('breaking out of the loop, destroying the readable or aborting pipeTo does the same', async () => {
     const blockSize = 4096;
     const make = (): { fake: FakeReader; reader: Reader; signals: AbortSignal[] } => {

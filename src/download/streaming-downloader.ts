@@ -272,9 +272,16 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
       wake?.();
     };
     const onWake = (): void => wake?.();
+    // Closed before it finished (destroyed without an error): stop at once,
+    // as pipeline did, not at the next chunk, which a stalled block may
+    // never bring.
+    const onClose = (): void => {
+      if (!writable.writableFinished) onError(prematureClose());
+      else wake?.();
+    };
     writable.on('error', onError);
     writable.on('drain', onWake);
-    writable.on('close', onWake);
+    writable.on('close', onClose);
     // A failed download wakes a wait for 'drain' too.
     void this.#done.promise.then(onWake, onWake);
     try {
@@ -296,7 +303,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     } finally {
       writable.off('error', onError);
       writable.off('drain', onWake);
-      writable.off('close', onWake);
+      writable.off('close', onClose);
     }
   }
 
