@@ -180,6 +180,7 @@ export class WindowedMode implements StreamMode {
   }
 
   release(chunk: Uint8Array): void {
+    if (this.#copies === undefined) return;
     const index = this.#blockOf.get(chunk);
     if (index === undefined) return;
     this.#blockOf.delete(chunk);
@@ -191,6 +192,7 @@ export class WindowedMode implements StreamMode {
 
   /** `chunk` leaves the reorder buffer for the consumer. */
   #handedOut(chunk: Uint8Array): void {
+    if (this.#copies === undefined) return; // not recycling: nothing to count, no lookup per chunk
     const index = this.#blockOf.get(chunk);
     const copy = index === undefined ? undefined : this.#copies?.get(index);
     if (copy !== undefined) copy.outstanding++;

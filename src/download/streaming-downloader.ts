@@ -445,8 +445,7 @@ export class StreamingDownloader implements AsyncIterable<Uint8Array> {
     // pipeTo releases each chunk once its write completed: with a writable
     // that is done with it by then (reuseBuffers), the windowed mode copies
     // lent chunks into block buffers it reuses.
-    const recycle = this.#consumer === 'pipeTo' && this.#reuseBuffers;
-    const mode = single ? new SingleMode(ctx) : new WindowedMode(ctx, this.#options.concurrency, this.#options.window, recycle);
+    const mode = single ? new SingleMode(ctx) : new WindowedMode(ctx, this.#options.concurrency, this.#options.window, this.#reuseBuffers);
     this.#mode = mode;
     this.#events.emit({ type: 'start', info, stats: this.status() });
     this.#ticker = setInterval(() => this.#progress(), this.#options.progressIntervalMs);

@@ -142,8 +142,9 @@ export class HttpReader implements Reader {
    * Opens a body of exactly the bytes `from..to` (inclusive) of the pinned
    * revision. The first call that starts inside the first response's range
    * is served from that response, and from a pinned request for the rest
-   * if it ends beyond it (unpinned, the whole range is asked for anew). When ranges are not supported only
-   * `getReader(0, contentLength - 1)` is valid. An empty range
+   * if it ends beyond it (unpinned, the whole range is asked for anew).
+   * When ranges are not supported only `getReader(0, contentLength - 1)` is
+   * valid. An empty range
    * (`to === from - 1`) yields nothing and sends no request.
    */
   async getReader(from: number, to: number, signal: AbortSignal, options?: ReadOptions): Promise<AsyncIterable<Uint8Array>> {
@@ -159,31 +160,23 @@ export class HttpReader implements Reader {
       );
     }
     const held = this.#takeHeld();
-    if (held && to <= held.to) {
+    // A read that starts inside the kept first body is served from it; one
+    // that ends beyond it gets its bytes and then those of a request for the
+    // rest, pinned to the same revision (the downloader's first request is
+    // bytes 0 to many blocks: dropping the body fetched block 0 twice and
+    // closed its connection). Unpinned, two responses could be two
+    // revisions: such a range is asked for whole below.
+    const joins = held !== undefined && from <= held.to && to > held.to && info.rangesSupported && info.pinned;
+    if (held && (to <= held.to || joins)) {
       destroyOnAbort(held.body, signal);
       this.#track(held.body);
-      // Bytes past `to` are the rest of block 0's response: expected, dropped.
-      return exactBody(held.body, {
-        length: to - from + 1,
-        skip: from,
-        beyond: to === held.to ? 'error' : 'discard',
-        url: held.url,
-        signal,
-      });
-    }
-    if (held && from <= held.to && info.rangesSupported && info.pinned) {
-      // The first response holds the start of this range (the downloader's
-      // first request is usually bytes 0 to many blocks): hand on its bytes,
-      // then those of a request for the rest, pinned to the same revision.
-      // (Unpinned, two responses could be two revisions: the range is asked
-      // for whole below.) Dropping it instead fetched block 0 twice and
-      // closed its connection. The rest is asked for now,
-      // not when the first body ends, so that its status (a 403 from an
-      // expired signed URL, a 412) is thrown here, where a caller such as
-      // HubFileReader looks for it.
-      destroyOnAbort(held.body, signal);
-      this.#track(held.body);
-      const head = exactBody(held.body, { length: held.to - from + 1, skip: from, beyond: 'error', url: held.url, signal });
+      const end = Math.min(to, held.to);
+      // Bytes past `end` are the rest of block 0's response: expected, dropped.
+      const head = exactBody(held.body, { length: end - from + 1, skip: from, beyond: end === held.to ? 'error' : 'discard', url: held.url, signal });
+      if (!joins) return head;
+      // Asked for now, not when the first body ends, so that its status (a
+      // 403 from an expired signed URL, a 412) is thrown here, where a
+      // caller such as HubFileReader looks for it.
       let rest: AsyncIterable<Uint8Array>;
       try {
         rest = await this.#fetch(held.to + 1, to, info, signal, options?.lend === true);
