@@ -10,10 +10,12 @@
  * sources with the AWS signer and XML parser, `inspect`, `verify`, the set
  * command) are split into chunks beside it (dist/cli/main-*.js: the same
  * directory, so `import.meta.url`-relative paths such as
- * src/http/version.ts's `../../package.json` still hold), loaded when used: `--version`
- * and `inspect` start in 111 instead of 151 ms (median of 15, 2026-12-07).
+ * src/http/version.ts's `../../package.json` still hold), loaded when used:
+ * `--version` starts in 111 instead of 151 ms (median of 15, 2026-12-07);
+ * a download loads most of them and starts no faster for the split.
  * Whitespace is dropped and non-ASCII escaped: V8 then reads the source as
- * one-byte text (UTF-8 decoding took 11 ms of 160 in a profile, 4 after).
+ * one-byte text (UTF-8 decoding took 11 ms of a `--version` profile, 4
+ * after).
  * Names are kept, so a stack trace still names its functions.
  *
  * Left outside the bundle, loaded from node_modules as before: the native
