@@ -316,6 +316,41 @@ describe('RangeConnections', () => {
     expect(server.connections).toBe(1);
   });
 
+  it('a lending body is read into a few reused 1 MiB buffers; a body that keeps its chunks into 64 KiB ones', async () => {
+    const big = payload(3, 3 + 24 * 1024 * 1024 - 1);
+    const server = await rawServer(({ socket }) => {
+      socket.write(`HTTP/1.1 206 OK\r\ncontent-length: ${big.length}\r\n\r\n`);
+      socket.write(big);
+    });
+    const connections = pool();
+    /** The body's bytes, and the memory each chunk is a view of. */
+    const read = async (lend: boolean): Promise<{ bytes: Buffer; memory: ArrayBufferLike[] }> => {
+      const response = await connections.request(new URL(server.url), {}, { ...timeouts, lend });
+      const parts: Buffer[] = [];
+      const memory: ArrayBufferLike[] = [];
+      for await (const chunk of response!.body) {
+        parts.push(Buffer.from(chunk)); // a copy: a lent chunk is read into again
+        memory.push(chunk.buffer);
+        await new Promise(setImmediate); // let the socket's receive queue fill
+      }
+      return { bytes: Buffer.concat(parts), memory };
+    };
+    const kept = await read(false);
+    expect(kept.bytes.equals(big)).toBe(true);
+    expect(Math.max(...kept.memory.map((m) => m.byteLength))).toBeLessThanOrEqual(64 * 1024);
+
+    const lent = await read(true);
+    expect(lent.bytes.equals(big)).toBe(true);
+    // The first read's buffer was chosen before the body began; every later one is a lending buffer.
+    expect(lent.memory.slice(1).every((m) => m.byteLength === 1024 * 1024)).toBe(true);
+    // Given back and read into again, not one buffer per read:
+    // 24 MiB is at least 24 reads, through at most: two queued before the
+    // socket pauses, the one lent, the one read into, one given back, and the
+    // first read's.
+    expect(new Set(lent.memory).size).toBeLessThanOrEqual(6);
+    expect(server.connections).toBe(1);
+  });
+
   it('destroy() also closes a kept connection that is in use again', async () => {
     const server = await rawServer(({ socket }, index) => {
       if (index === 0) lengthAnswer(socket);

@@ -9,9 +9,6 @@
 import { EventEmitter } from 'node:events';
 import type { ResponseBody } from './body.js';
 
-/** Bytes a body holds for a consumer that is not reading before the socket is paused. */
-const BODY_HIGH_WATER = 128 * 1024;
-
 /** The most of a body {@link RangeBody.dump} reads to keep its connection; a longer rest closes it. */
 const DUMP_LIMIT = 128 * 1024;
 
@@ -27,8 +24,8 @@ export interface BodyControl {
 
 /**
  * A response body (by Content-Length, chunked, or until the connection
- * closes), fed with the socket's chunks and read with `for await`. It pauses the socket while more than 128 KiB wait for a
- * consumer that is not reading. It offers the parts of a `Readable` the
+ * closes), fed with the socket's chunks and read with `for await`. It pauses the socket while more than its high-water
+ * mark (given by the connection) waits for a consumer that is not reading. It offers the parts of a `Readable` the
  * HTTP reader uses (`destroy`, `destroyed`, `'close'`, `dump`).
  *
  * @example
@@ -41,6 +38,8 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
   readonly #control: BodyControl;
   /** Set when the body lends its chunks: where a read buffer goes once its chunk is done with. */
   readonly #giveBack: ((buffer: Buffer) => void) | undefined;
+  /** Bytes held for a consumer that is not reading before the socket is paused. */
+  readonly #highWaterBytes: number;
   #chunks: Buffer[] = [];
   /** The read buffer each queued chunk is a view of, when it is one of ours. */
   #owners: (Buffer | undefined)[] = [];
@@ -60,10 +59,11 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
   #wake: (() => void) | undefined;
 
   /** @internal Made by `RangeConnections` (./range-connections.ts). */
-  constructor(length: number, giveBack: ((buffer: Buffer) => void) | undefined, control: BodyControl) {
+  constructor(length: number, giveBack: ((buffer: Buffer) => void) | undefined, highWaterBytes: number, control: BodyControl) {
     super();
     this.#remaining = length;
     this.#giveBack = giveBack;
+    this.#highWaterBytes = highWaterBytes;
     this.#control = control;
   }
 
@@ -103,7 +103,7 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
       this.#chunks.push(take);
       this.#owners.push(owner);
       this.#queued += take.length;
-      if (this.#queued > BODY_HIGH_WATER && !this.#paused) {
+      if (this.#queued > this.#highWaterBytes && !this.#paused) {
         this.#paused = true;
         this.#control.pause();
       }
@@ -143,7 +143,7 @@ export class RangeBody extends EventEmitter implements ResponseBody, AsyncIterab
         this.#owners = this.#owners.slice(this.#first);
         this.#first = 0;
       }
-      if (this.#paused && this.#queued <= BODY_HIGH_WATER / 2) {
+      if (this.#paused && this.#queued <= this.#highWaterBytes / 2) {
         this.#paused = false;
         if (!this.#arrivedAll) this.#control.resume();
       }

@@ -50,11 +50,28 @@ function loadTls(): typeof import('node:tls') {
  */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
-/** The size of the buffers a plain TCP connection reads into (Node's own read size). */
+/**
+ * The size of the buffers a plain TCP connection reads into for a body that
+ * keeps its chunks (Node's own read size): each chunk holds its whole
+ * buffer for as long as the consumer keeps it.
+ */
 const READ_BYTES = 64 * 1024;
 
-/** Read buffers a connection keeps for reuse; more than a body holds before it pauses. */
-const SPARE_READ_BUFFERS = 4;
+/**
+ * The size of the buffers a plain TCP connection reads into for a lending
+ * body (`RangeRequestOptions.lend`), whose buffers are read into again. At
+ * full loopback speed a read then takes what the socket holds, up to
+ * 1 MiB, instead of 64 KiB: a third as many reads, and a third as many
+ * chunks through the body, the reader and the sink. 1 GiB from nginx at c8:
+ * user CPU 1.39-1.60 s to 0.62-0.75 s (docs/benchmarks.md, fifth session).
+ */
+const LENDING_READ_BYTES = 1024 * 1024;
+
+/**
+ * Lending read buffers kept for reuse, shared by all connections (each
+ * also holds the one its socket reads into next).
+ */
+const SPARE_READ_BUFFERS = 8;
 
 /** How {@link RangeConnections} connects. */
 export interface RangeConnectionsOptions {
@@ -186,11 +203,12 @@ interface Connection {
   /** Where the bytes the socket reads go: the exchange under way, or the idle pool's watch. */
   onBytes: ((chunk: Buffer, owner: Buffer | undefined) => void) | undefined;
   /**
-   * Read buffers given back by lending bodies, read into again. Only a
-   * plain TCP socket reads into buffers of ours (`onread`); TLS sockets
-   * read as Node does.
+   * The body under way lends its chunks: the socket reads into
+   * {@link LENDING_READ_BYTES} buffers, given back and read into again.
+   * Only a plain TCP socket reads into buffers of ours (`onread`); TLS
+   * sockets read as Node does.
    */
-  readonly spare: Buffer[];
+  lends: boolean;
 }
 
 /** A failure on a kept-alive connection before any byte of the answer: the request is sent again on a new one. */
@@ -219,6 +237,8 @@ export class RangeConnections implements RangeRequester {
   readonly #busy = new Set<Connection>();
   /** Open connections per origin (idle and busy), capped at `maxConnectionsPerOrigin`. */
   readonly #open = new Map<string, number>();
+  /** Lending read buffers given back, for any connection's next reads. */
+  readonly #spare: Buffer[] = [];
   #closed = false;
 
   constructor(options: RangeConnectionsOptions) {
@@ -323,13 +343,18 @@ export class RangeConnections implements RangeRequester {
     else list.push(connection);
   }
 
+  /** A read buffer a lending body is done with, for the next lending reads (a smaller one, read before the body began, is dropped). */
+  #giveBack(buffer: Buffer): void {
+    if (buffer.length === LENDING_READ_BYTES && this.#spare.length < SPARE_READ_BUFFERS) this.#spare.push(buffer);
+  }
+
   /** A new connection (TCP, then TLS for https), within the connect timeout and the signal. */
   #connect(url: URL, key: string, options: RangeRequestOptions): Promise<Connection> {
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     return new Promise<Connection>((resolve, reject) => {
       const { ca, rejectUnauthorized } = this.#options;
-      const spare: Buffer[] = [];
+      const spare = this.#spare;
       // Set just below; the socket reads nothing before it connects.
       let connection: Connection | undefined;
       const socket =
@@ -345,11 +370,12 @@ export class RangeConnections implements RangeRequester {
           : connectTcp({
               host,
               port,
-              // Each read into a buffer of ours: a spare one when a lending
-              // body gave one back, else a new one (which is then the
-              // reader's to keep, as Node's own would be).
+              // Each read into a buffer of ours: for a lending body a spare
+              // one given back, else a new one (which a body that does not
+              // lend keeps, as it would Node's own).
               onread: {
-                buffer: () => spare.pop() ?? Buffer.allocUnsafeSlow(READ_BYTES),
+                buffer: () =>
+                  connection?.lends === true ? (spare.pop() ?? Buffer.allocUnsafeSlow(LENDING_READ_BYTES)) : Buffer.allocUnsafeSlow(READ_BYTES),
                 callback: (bytes: number, buffer: Uint8Array): boolean => {
                   const owner = buffer as Buffer;
                   connection?.onBytes?.(owner.subarray(0, bytes), owner);
@@ -357,7 +383,7 @@ export class RangeConnections implements RangeRequester {
                 },
               },
             });
-      const made: Connection = { socket, key, reused: false, idleTimer: undefined, onIdleEvent: undefined, onBytes: undefined, spare };
+      const made: Connection = { socket, key, reused: false, idleTimer: undefined, onIdleEvent: undefined, onBytes: undefined, lends: false };
       connection = made;
       if (url.protocol === 'https:') socket.on('data', (chunk: Buffer) => made.onBytes?.(chunk, undefined));
       const signal = options.signal;
@@ -493,7 +519,13 @@ export class RangeConnections implements RangeRequester {
           const { statusCode, headers, length, keepAlive } = parsed;
           framing = parsed.framing;
           startTimer(options.bodyTimeoutMs, 'no body bytes arrived');
-          body = new RangeBody(length, options.lend === true ? (buffer) => giveBack(connection, buffer) : undefined, {
+          connection.lends = options.lend === true;
+          const giveBack = connection.lends ? (buffer: Buffer) => this.#giveBack(buffer) : undefined;
+          // Paused past two reads' worth waiting for the consumer (128 KiB),
+          // or one lending read's: 2 MiB per connection made no difference
+          // but memory (bench/tee.ts, fifth session).
+          const highWaterBytes = connection.lends ? LENDING_READ_BYTES : 2 * READ_BYTES;
+          body = new RangeBody(length, giveBack, highWaterBytes, {
             pause: () => {
               if (over) return;
               socket.pause();
@@ -544,9 +576,4 @@ export class RangeConnections implements RangeRequester {
       socket.write(request);
     });
   }
-}
-
-/** A read buffer a lending body is done with, for the connection's next reads. */
-function giveBack(connection: Connection, buffer: Buffer): void {
-  if (!connection.socket.destroyed && connection.spare.length < SPARE_READ_BUFFERS) connection.spare.push(buffer);
 }
