@@ -357,6 +357,20 @@ describe('LocalDownloadCache: the live index (saved without fsync, trusted on it
     await sameBoot.close();
   });
 
+  it('the live index is made when the cache opens, before any block is written; a complete cache makes none', async () => {
+    const cache = await newCache(40, 4, { bootId: 'boot-1' });
+    // No write yet: the file appears on its own (in the background, so waited for).
+    while (!existsSync(livePath())) await new Promise((r) => setTimeout(r, 5));
+    expect(await liveBlocks()).toBe(0);
+    for (let b = 0; b < 10; b++) await cache.writeAt(payload(b * 4, b * 4 + 3), b * 4);
+    await cache.close();
+    expect(existsSync(livePath())).toBe(false);
+    const complete = await reopen({ bootId: 'boot-1' });
+    await new Promise((r) => setTimeout(r, 50)); // time enough for a creation to show, had one started
+    expect(existsSync(livePath())).toBe(false);
+    await complete.close();
+  });
+
   it('close() saves the index durably and removes the live index', async () => {
     const cache = await newCache(40, 4, { flushIntervalMs: 0, bootId: 'boot-1' });
     await cache.writeAt(payload(0, 3), 0);

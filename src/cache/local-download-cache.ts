@@ -385,7 +385,22 @@ export class LocalDownloadCache implements DownloadCache {
     }
     const synced: SyncedSnapshot = { bitmap: contents.bitmap, blocks: contents.cachedBlocks, bytes: contents.cachedBytes };
     const ranges = await rangesOnResume(index, contents, options.bootId === undefined ? currentBootId() : options.bootId);
-    return new LocalDownloadCache(data, index, ranges, contents.remote, lock, options, synced);
+    const cache = new LocalDownloadCache(data, index, ranges, contents.remote, lock, options, synced);
+    cache.#createLiveEarly();
+    return cache;
+  }
+
+  /**
+   * Starts creating the live index now, before any data is written, when
+   * there is something left to download. Made at the first mark instead,
+   * its temp file took about 230 ms to be renamed into place once data was
+   * flowing (one traced run), and every block marked meanwhile was only in
+   * memory. Killed 0.5 s into 1 GiB at c8, the bytes received but not
+   * recorded: median 43 MiB (8 runs, 19-110) against 69 (4 runs, 44-97).
+   */
+  #createLiveEarly(): void {
+    if (this.#live === undefined || this.#ranges.complete) return;
+    this.#createLive(encodeIndex(this.#contents(this.#snapshot())));
   }
 
   // ---- DownloadCache: queries -------------------------------------------
@@ -644,6 +659,20 @@ export class LocalDownloadCache implements DownloadCache {
     this.#liveTimer.unref();
   }
 
+  /** Creates the live index holding `bytes` in the background; marks made meanwhile are saved once it exists. */
+  #createLive(bytes: Uint8Array): void {
+    this.#liveCreating = this.#index.createLive(bytes).then(
+      (created) => {
+        this.#liveWriter = created;
+        this.#saveLiveSoon();
+      },
+      () => {
+        // No live file: a kill costs what the durable index has not recorded.
+        this.#live = undefined;
+      },
+    );
+  }
+
   /**
    * One save of the live index, its write issued before this returns (the
    * first one creates the file, in the background). Resolves nothing and
@@ -659,20 +688,8 @@ export class LocalDownloadCache implements DownloadCache {
     if (this.#marks <= Math.max(this.#liveSavedMarks, this.#durableSavedMarks)) return 0; // nothing new since the last save of either kind
     const bytes = encodeIndex(this.#contents(this.#snapshot()));
     this.#liveSavedMarks = this.#marks;
-    if (writer !== undefined) {
-      writer.save(bytes);
-    } else {
-      this.#liveCreating = this.#index.createLive(bytes).then(
-        (created) => {
-          this.#liveWriter = created;
-          this.#saveLiveSoon();
-        },
-        () => {
-          // No live file: a kill costs what the durable index has not recorded.
-          this.#live = undefined;
-        },
-      );
-    }
+    if (writer !== undefined) writer.save(bytes);
+    else this.#createLive(bytes);
     const now = performance.now();
     const workMs = now - started;
     this.#nextLiveAt = now + Math.max(LIVE_SAVE_INTERVAL_MS, budgetGapMs(workMs, this.#flushTimeBudget));
