@@ -51,11 +51,14 @@ async function freshDir(name: string): Promise<string> {
   return d;
 }
 
-/** Requests whose range starts at or after `offset` get their headers and then nothing: the download cannot pass it. */
+/** No byte at or after `offset` is sent (a request across it stalls there): the download cannot pass it. */
 function stallFrom(offset: number): Script {
   return (req) => {
-    const m = /^bytes=(\d+)-/.exec(String(req.headers.range ?? ''));
-    return m !== null && Number(m[1]) >= offset ? { kind: 'stall', after: 0 } : undefined;
+    const m = /^bytes=(\d+)-(\d*)/.exec(String(req.headers.range ?? ''));
+    if (m === null || (m[2] !== '' && Number(m[2]) < offset)) return undefined;
+    // Nothing past `offset`, whatever the request sizes: a request that
+    // starts before it stalls there, one that starts after it at once.
+    return { kind: 'stall', after: Math.max(0, offset - Number(m[1])) };
   };
 }
 

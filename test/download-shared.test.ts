@@ -11,7 +11,7 @@ import {
 } from '../src/download/digest.js';
 import { StatsRecorder } from '../src/download/stats.js';
 import { compareIdentity } from '../src/download/identity.js';
-import { blocksPerRequest, planRequests } from '../src/download/request-planner.js';
+import { blocksPerRequest, planRequests, shrinkingBlocksPerRequest } from '../src/download/request-planner.js';
 import { DigestMismatchError, InvalidArgumentError } from '../src/errors.js';
 import { MemoryCache } from './helpers/memory-cache.js';
 
@@ -210,6 +210,27 @@ describe('request planning', () => {
     expect(blocksPerRequest({ blockSize: MiB, maxRequestBytes: 8 * MiB, outstandingBytes: 3 * MiB, concurrency: 8 })).toBe(1);
     expect(blocksPerRequest({ blockSize: 64 * MiB, maxRequestBytes: 8 * MiB, outstandingBytes: 1e12, concurrency: 8 })).toBe(1);
     expect(blocksPerRequest({ blockSize: MiB, maxRequestBytes: 0, outstandingBytes: 1e12, concurrency: 1 })).toBe(1);
+  });
+
+  it('shrinks requests to a share of what is not yet planned, down to 4 MiB (or the first share)', () => {
+    const MiB = 1 << 20;
+    const sizes = (outstandingMiB: number, concurrency: number): number[] => {
+      const next = shrinkingBlocksPerRequest({ blockSize: MiB, maxRequestBytes: 64 * MiB, outstandingBytes: outstandingMiB * MiB, concurrency });
+      const out: number[] = [];
+      for (let planned = 0; planned < outstandingMiB; ) {
+        const blocks = Math.min(next(planned * MiB), outstandingMiB - planned);
+        out.push(blocks);
+        planned += blocks;
+      }
+      return out;
+    };
+    const gib = sizes(1024, 8);
+    expect(gib.slice(0, 10)).toEqual([64, 64, 64, 64, 64, 64, 64, 64, 64, 56]); // full requests while 8 shares of 64 MiB remain
+    expect(gib.every((blocks, i) => i === 0 || blocks <= (gib[i - 1] as number))).toBe(true);
+    expect(gib.slice(-4)).toEqual([4, 4, 4, 2]); // never below 4 MiB but for what is left
+    expect(gib.length).toBeLessThan(40); // about as many as equal 64 MiB requests and their tail splits made
+    // A small download keeps every worker busy from the start: its first share is its floor.
+    expect(sizes(16, 8)).toEqual([2, 2, 2, 2, 2, 2, 2, 2]);
   });
 
   it('plans runs of adjacent outstanding blocks, skipping cached ones, lazily', async () => {

@@ -52,7 +52,7 @@ import { digestPrefix, type PrefixDigestOutcome } from './prefix-digest.js';
 import { PrefixWatcher } from './prefix-watcher.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
-import { blocksPerRequest, planRequests, type PlannedRequest } from './request-planner.js';
+import { shrinkingBlocksPerRequest, planRequests, type PlannedRequest } from './request-planner.js';
 import { StatsRecorder, type DownloadStats } from './stats.js';
 import { createTailStream, type TailStreamOptions } from './tail-stream.js';
 
@@ -535,7 +535,7 @@ export class CachingDownloader {
             this.#cache,
             oneStream
               ? this.#numBlocks
-              : blocksPerRequest({
+              : shrinkingBlocksPerRequest({
                   blockSize: this.#blockSize,
                   maxRequestBytes: o.maxRequestBytes,
                   outstandingBytes: this.#contentLength - this.#cache.cachedBytesAndBlocks().bytes,
