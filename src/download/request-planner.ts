@@ -38,9 +38,10 @@ export function blocksPerRequest(p: {
 
 /**
  * The smallest share {@link shrinkingBlocksPerRequest} lowers requests to
- * (unless the first share was smaller): 4 MiB. Below it a request's round
- * trip starts to cost more than the tail it evens out; 1 MiB made the tail
- * no shorter and wasted as much (1 GiB from nginx at c8, fifth session).
+ * (unless the first share was smaller): 4 MiB. 1 GiB from nginx at c8, 4
+ * alternating runs each: 1.73-1.93 s and 7-24 MiB sent beyond the file;
+ * with a 1 MiB floor 1.91-2.04 s and 19-44 MiB, with 8 MiB 1.70-1.92 s and
+ * 11-38 MiB (docs/benchmarks.md, fifth session).
  */
 export const SMALLEST_SHARE_BYTES = 4 * 2 ** 20;
 
@@ -52,8 +53,8 @@ export const SMALLEST_SHARE_BYTES = 4 * 2 ** 20;
  * whole download is smaller than that per worker). Every connection then
  * runs out of work at about the same time, and the tail has little left to
  * split: cutting a request short wastes what its connection had in flight
- * (4-10 MiB on loopback), and equal 64 MiB requests were split up to a
- * dozen times per run. Returns what {@link planRequests} takes: the blocks
+ * (4-10 MiB on loopback), and with equal 64 MiB requests one resume split
+ * a request a dozen times. Returns what {@link planRequests} takes: the blocks
  * for the next request, given the bytes planned so far.
  *
  * @example

@@ -64,6 +64,8 @@ const READ_BYTES = 64 * 1024;
  * 1 MiB, instead of 64 KiB: a third as many reads, and a third as many
  * chunks through the body, the reader and the sink. 1 GiB from nginx at c8:
  * user CPU 1.39-1.60 s to 0.62-0.75 s (docs/benchmarks.md, fifth session).
+ * The price: reading more per wakeup lets the kernel grow the receive
+ * window, so more is in flight when a kill comes (docs/index-format.md).
  */
 const LENDING_READ_BYTES = 1024 * 1024;
 
