@@ -73,6 +73,21 @@ describe('LocalDownloadCache: beyond the contract (test/cache-contract.test.ts)'
     expect(await codeOf(cache.writeDataParts([payload(0, 1)], 0))).toBe('BLOCKFETCH_CACHE_CLOSED');
   });
 
+  it('writeDataNow is done with its data when it returns: bytes overwritten right after are not what lands', async () => {
+    const cache = await newCache(100, 10);
+    const data = Buffer.from(payload(20, 59));
+    const written = cache.writeDataNow(data, 20);
+    data.fill(0xee); // the caller reuses its memory at once
+    await written;
+    for (let i = 2; i <= 5; i++) cache.markCached(i);
+    const back = new Uint8Array(40);
+    await cache.readAt(back, 20);
+    expect(Buffer.from(back).equals(Buffer.from(payload(20, 59)))).toBe(true);
+    expect(await codeOf(cache.writeDataNow(payload(95, 100), 95))).toBe('BLOCKFETCH_INVALID_WRITE');
+    await cache.close();
+    expect(await codeOf(cache.writeDataNow(payload(0, 1), 0))).toBe('BLOCKFETCH_CACHE_CLOSED');
+  });
+
   it('invalid writes: messages name the block, the lengths and the bad value', async () => {
     const cache = await newCache(10, 4);
     await expect(cache.writeAt(payload(0, 2), 0)).rejects.toThrow(/block 0 of 3 must be exactly 4 bytes, got 3/);

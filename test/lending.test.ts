@@ -25,7 +25,7 @@ import { MemoryCache } from './helpers/memory-cache.js';
 import { payload } from './helpers/payload.js';
 
 /**
- * Yields every range as views of ONE 3000-byte buffer. When the consumer
+ * Yields every range as views of ONE buffer (3000 bytes unless told). When the consumer
  * asks for the next chunk of a lending read, the buffer is first filled
  * with 0xEE, then with the next bytes: anything the consumer kept of the
  * last chunk is garbage by then. A read that does not lend gets copies.
@@ -36,10 +36,16 @@ class ScribblingReader implements Reader {
   readonly #content: Buffer;
   readonly #pinned: boolean;
 
-  /** @param pinned say the requests are pinned (the StreamingDownloader streams one request otherwise) */
-  constructor(content: Buffer, pinned = false) {
+  readonly #chunkBytes: number;
+
+  /**
+   * @param pinned say the requests are pinned (the StreamingDownloader streams one request otherwise)
+   * @param chunkBytes the size of the one buffer every chunk is a view of
+   */
+  constructor(content: Buffer, pinned = false, chunkBytes = 3000) {
     this.#content = content;
     this.#pinned = pinned;
+    this.#chunkBytes = chunkBytes;
   }
 
   async contentLengthAndBlockSize(): Promise<ContentInfo> {
@@ -54,7 +60,7 @@ class ScribblingReader implements Reader {
     const lend = options?.lend === true;
     this.lends.push(lend);
     const content = this.#content;
-    const shared = Buffer.alloc(3000);
+    const shared = Buffer.alloc(this.#chunkBytes);
     return (async function* () {
       for (let at = from; at <= to; at += shared.length) {
         const end = Math.min(to + 1, at + shared.length);
@@ -105,6 +111,59 @@ describe('lent chunks', () => {
       await cache.close();
     }
     expect((await readFile(path)).equals(content)).toBe(true);
+  });
+});
+
+describe('lent chunks as large as a gather buffer: written from where they are, only by a cache that takes them at once', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  const content = payload(0, 3_000_000 - 1);
+  const CHUNK = 200 * 1024; // above the 128 KiB gather buffers
+  // Large blocks: most chunks end none, so the next chunk is asked for
+  // before the writes are awaited (a block's end waits for them).
+  const BLOCK = 1024 * 1024;
+
+  it('the real cache (writeDataNow): the file is exact, and no gather copy was made', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bf-lending-'));
+    const reader = new ScribblingReader(content, false, CHUNK);
+    const path = join(dir, 'f.blockfetch');
+    await createNewFilesForCache(path, `${path}.json`, content.length, BLOCK);
+    const cache = await LocalDownloadCache.open(path, `${path}.json`);
+    let now = 0;
+    const writeDataNow = cache.writeDataNow.bind(cache);
+    cache.writeDataNow = (data, offset) => {
+      now++;
+      return writeDataNow(data, offset);
+    };
+    try {
+      const status = await new CachingDownloader(reader, cache, { concurrency: 3, maxRequestBytes: 1024 * 1024 }).run();
+      expect(status.complete).toBe(true);
+    } finally {
+      await cache.close();
+    }
+    expect(now).toBeGreaterThan(0);
+    expect((await readFile(path)).equals(content)).toBe(true);
+  });
+
+  it('a cache without writeDataNow gets copies: exact', async () => {
+    const cache = MemoryCache.create(content.length, BLOCK);
+    const status = await new CachingDownloader(new ScribblingReader(content, false, CHUNK), cache, { concurrency: 3, maxRequestBytes: 1024 * 1024 }).run();
+    expect(status.complete).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(content)).toBe(true);
+  });
+
+  it('has teeth: a writeDataNow that takes the bytes only later (breaking its promise) leaves a wrong file', async () => {
+    const cache = MemoryCache.create(content.length, BLOCK);
+    const late = cache as MemoryCache & { writeDataNow(data: Uint8Array, offset: number): Promise<void> };
+    late.writeDataNow = async (data, offset) => {
+      await new Promise(setImmediate); // the reader has scribbled over `data` by now
+      await cache.writeData(data, offset);
+    };
+    await new CachingDownloader(new ScribblingReader(content, false, CHUNK), cache, { concurrency: 3, maxRequestBytes: 1024 * 1024 }).run();
+    expect(Buffer.from(cache.store.data).equals(content)).toBe(false);
   });
 });
 

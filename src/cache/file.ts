@@ -37,6 +37,13 @@ export interface CacheFileReadWriter {
    * cache joins the parts and calls {@link CacheFileReadWriter.write}.
    */
   writev?(parts: readonly Uint8Array[], position: number): Promise<void>;
+  /**
+   * {@link CacheFileReadWriter.write}, except that `data` is the caller's
+   * again as soon as this returns, before the promise settles: the bytes
+   * were handed to the system (or copied) during the call. Optional: for
+   * callers that reuse their memory at once and would otherwise copy first.
+   */
+  writeNow?(data: Uint8Array, position: number): Promise<void>;
   /** Makes every write that resolved before this call durable (fsync). */
   sync(): Promise<void>;
   /** Sets the file's length to exactly `length` bytes. */
@@ -191,6 +198,25 @@ export class NodeCacheFile implements CacheFileReadWriter {
       if (end > written) await this.write(part.subarray(Math.max(0, written - at)), position + Math.max(at, written));
       at = end;
     }
+  }
+
+  /**
+   * {@inheritDoc CacheFileReadWriter.writeNow}
+   *
+   * One `pwrite` on the calling thread, as {@link NodeCacheFile.writev}.
+   * The rest of a short write (only a full disk gives one) is copied before
+   * it is finished through {@link NodeCacheFile.write}, which reports it.
+   */
+  writeNow(data: Uint8Array, position: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new BlockfetchError('BLOCKFETCH_CACHE_CLOSED', `${this.name} is closed`));
+    let written: number;
+    try {
+      written = writevSync(this.#handle.fd, [data], position);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (written === data.length) return Promise.resolve();
+    return this.write(Buffer.from(data.subarray(written)), position + written);
   }
 
   /** Keeps a write in the set `close()` waits for until it settles, and resolves to its byte count. */

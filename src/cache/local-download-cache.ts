@@ -504,6 +504,21 @@ export class LocalDownloadCache implements DownloadCache {
     await this.#track(this.#wrapWriteError(write, length, offset));
   }
 
+  /**
+   * {@inheritDoc DownloadCache.writeDataNow}
+   *
+   * Through the data file's {@link CacheFileReadWriter.writeNow}, which
+   * writes during the call without a turn among the thread pool's data
+   * writes; a data file without it gets a copy of `data`.
+   */
+  async writeDataNow(data: Uint8Array, offset: number): Promise<void> {
+    this.#checkWritable();
+    this.#checkFits('writeDataNow', data.length, offset);
+    const file = this.#data;
+    const write = file.writeNow === undefined ? this.#writeData(Buffer.from(data), offset) : this.#wrapWriteError(file.writeNow(data, offset), data.length, offset);
+    await this.#track(write);
+  }
+
   /** {@inheritDoc DownloadCache.markCached} */
   markCached(index: number): void {
     this.#checkWritable();

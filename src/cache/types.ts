@@ -147,6 +147,15 @@ export interface DownloadCache {
    */
   writeDataParts?(parts: readonly Uint8Array[], offset: number): Promise<void>;
   /**
+   * {@link DownloadCache.writeData}, except that `data` is the caller's
+   * again as soon as this returns, before the promise settles (the bytes
+   * were copied out during the call). Optional: the CachingDownloader
+   * writes a large chunk of a reused socket buffer straight from it
+   * through this, and copies it into a buffer of its own first when a
+   * cache does not have it.
+   */
+  writeDataNow?(data: Uint8Array, offset: number): Promise<void>;
+  /**
    * Marks block `index` cached. The caller promises that every byte of the
    * block was written with `writeData`/`writeAt` and that those writes
    * resolved. The index on disk records it at the next (batched) flush,
