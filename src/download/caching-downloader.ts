@@ -802,8 +802,9 @@ interface CacheTarget {
  * Chunks are copied into a gather buffer of {@link COALESCE_BYTES} and
  * written as one when it fills, at a block's end, or at the body's end; a
  * chunk at least that large is written from where it is when the cache
- * takes its bytes during the call (`writeDataNow`), which spared 0.1-0.2
- * CPU s per 512 MiB at c8 (docs/benchmarks.md, fifth session). Writes are not awaited one by one: up to the target's
+ * takes its bytes during the call (`writeDataNow`): 512 MiB from nginx at
+ * c8 took 0.82-0.91 CPU s against 1.09-1.22 with the copy
+ * (docs/benchmarks.md, fifth session). Writes are not awaited one by one: up to the target's
  * `writeWindowBytes` of them run while the next chunks arrive, so the socket and the disk work at
  * the same time instead of taking turns (awaiting each 64 KiB write made a
  * loopback download about half as fast). A block is marked only after every
