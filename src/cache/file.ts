@@ -191,32 +191,20 @@ export class NodeCacheFile implements CacheFileReadWriter {
     const total = parts.reduce((sum, part) => sum + part.length, 0);
     const written = writevSync(this.#handle.fd, parts as Uint8Array[], position);
     if (written === total) return;
-    // The rest, part by part from where the short write stopped.
-    let at = 0;
-    for (const part of parts) {
-      const end = at + part.length;
-      if (end > written) await this.write(part.subarray(Math.max(0, written - at)), position + Math.max(at, written));
-      at = end;
-    }
+    // The rest from where the short write stopped, copied first: the parts
+    // are the caller's again when this returns (see writeNow).
+    await this.write(Buffer.concat(parts).subarray(written), position + written);
   }
 
   /**
    * {@inheritDoc CacheFileReadWriter.writeNow}
    *
-   * One `pwrite` on the calling thread, as {@link NodeCacheFile.writev}.
-   * The rest of a short write (only a full disk gives one) is copied before
-   * it is finished through {@link NodeCacheFile.write}, which reports it.
+   * {@link NodeCacheFile.writev} of the one part: its `pwrite` is made during
+   * the call, and the rest of a short write (only a full disk gives one) is
+   * copied before it goes on.
    */
   writeNow(data: Uint8Array, position: number): Promise<void> {
-    if (this.#closed) return Promise.reject(new BlockfetchError('BLOCKFETCH_CACHE_CLOSED', `${this.name} is closed`));
-    let written: number;
-    try {
-      written = writevSync(this.#handle.fd, [data], position);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (written === data.length) return Promise.resolve();
-    return this.write(Buffer.from(data.subarray(written)), position + written);
+    return this.writev([data], position);
   }
 
   /** Keeps a write in the set `close()` waits for until it settles, and resolves to its byte count. */

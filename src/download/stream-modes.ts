@@ -180,11 +180,12 @@ export class WindowedMode implements StreamMode {
   }
 
   release(chunk: Uint8Array): void {
-    if (this.#copies === undefined) return;
+    const copies = this.#copies;
+    if (copies === undefined) return;
     const index = this.#blockOf.get(chunk);
     if (index === undefined) return;
     this.#blockOf.delete(chunk);
-    const copy = this.#copies?.get(index);
+    const copy = copies.get(index);
     if (copy === undefined) return;
     copy.outstanding--;
     this.#reuseIfDone(index, copy);
@@ -192,9 +193,10 @@ export class WindowedMode implements StreamMode {
 
   /** `chunk` leaves the reorder buffer for the consumer. */
   #handedOut(chunk: Uint8Array): void {
-    if (this.#copies === undefined) return; // not recycling: nothing to count, no lookup per chunk
+    const copies = this.#copies;
+    if (copies === undefined) return; // not recycling: nothing to count, no lookup per chunk
     const index = this.#blockOf.get(chunk);
-    const copy = index === undefined ? undefined : this.#copies?.get(index);
+    const copy = index === undefined ? undefined : copies.get(index);
     if (copy !== undefined) copy.outstanding++;
   }
 
