@@ -24,7 +24,9 @@
  *  2. kill -9 at about half of the median full-download time, then the same
  *     command again: bytes the server sent in all (nginx's access log, the
  *     generating server's own count) against the file size, so "fetched
- *     twice" is measured, not guessed;
+ *     twice" is measured, not guessed. Just before the kill, `ss` reads the
+ *     server's send queues and the tool's receive queues (see socketQueues):
+ *     the part of that cost that was in the kernel, not yet the tool's;
  *  3. (nginx only) the file replaced on the server part-way: the exit code
  *     and whether the result is the old file, the new file, or a mix.
  * Prints markdown tables for docs/benchmarks.md, and the load average
@@ -199,6 +201,28 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/**
+ * The bytes the kernel holds on the connections to the server's `port`, read
+ * by `ss` (iproute2): what the server has written but the tool not yet
+ * acknowledged (the server's send queues) and what arrived but the tool has
+ * not read (its receive queues). Read just before a kill, they are the part
+ * of "fetched twice" that no client could have kept; undefined without `ss`.
+ */
+function socketQueues(port: string): { serverSendQ: number; clientRecvQ: number } | undefined {
+  const ss = spawnSync('ss', ['-tnH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });
+  if (ss.status !== 0) return undefined;
+  let serverSendQ = 0;
+  let clientRecvQ = 0;
+  for (const line of ss.stdout.split('\n')) {
+    // With a state filter ss prints: Recv-Q Send-Q Local:Port Peer:Port
+    const [recvQ, sendQ, local, peer] = line.trim().split(/\s+/);
+    if (peer === undefined) continue;
+    if (local!.endsWith(`:${port}`)) serverSendQ += Number(sendQ);
+    else if (peer.endsWith(`:${port}`)) clientRecvQ += Number(recvQ);
+  }
+  return { serverSendQ, clientRecvQ };
+}
+
 /** Bytes nginx has sent so far (its own $body_bytes_sent, summed over its access log). */
 async function bytesServed(nginx: NginxServer): Promise<number> {
   return (await nginx.requests()).reduce((sum, r) => sum + r.bytesSent, 0);
@@ -351,6 +375,7 @@ async function measureServer(server: BenchServer, outDir: string): Promise<void>
         killed.set(keyOf(row), `finished before the kill (at ${(half / 1000).toFixed(1)} s)`);
         continue;
       }
+      const queued = socketQueues(new URL(url).port);
       child.kill('SIGKILL');
       await exited(child);
       await server.beforeRun();
@@ -359,7 +384,8 @@ async function measureServer(server: BenchServer, outDir: string): Promise<void>
       await new Promise((r) => setTimeout(r, 200)); // let nginx write the last log lines
       const served = (await server.served()) - servedBefore;
       const ok = second === 0 && (await sha256File(out)) === expected;
-      killed.set(keyOf(row), `${((served - size) / MiB).toFixed(0)} MiB${ok ? '' : ` (exit ${second}, WRONG BYTES)`}`);
+      const where = queued === undefined ? '' : ` (${(queued.serverSendQ / MiB).toFixed(0)} in the server's send queues, ${(queued.clientRecvQ / MiB).toFixed(0)} in the tool's receive queues)`;
+      killed.set(keyOf(row), `${((served - size) / MiB).toFixed(0)} MiB${where}${ok ? '' : ` (exit ${second}, WRONG BYTES)`}`);
     }
   }
 
