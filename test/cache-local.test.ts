@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { inspectDownload } from '../src/cli/inspect.js';
 import { nodeFileSystem, NodeCacheFile, type CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
+import { decodeIndex } from '../src/cache/index-format.js';
 import { readLiveIndex } from '../src/cache/live-index.js';
 import { LocalDownloadCache, type LocalDownloadCacheOptions, type OpenLocalDownloadCacheOptions } from '../src/cache/local-download-cache.js';
 import { BlockfetchError } from '../src/errors.js';
@@ -384,6 +385,43 @@ describe('LocalDownloadCache: the live index (saved without fsync, trusted on it
     await new Promise((r) => setTimeout(r, 50)); // time enough for a creation to show, had one started
     expect(existsSync(livePath())).toBe(false);
     await complete.close();
+  });
+
+  it('a mark saves the live index once the save interval is over, even while a timer for it waits on the event loop', async () => {
+    // Node runs timers only between I/O phases, and at full speed one phase
+    // read and wrote for 100-150 ms: the marks made in it waited for a timer
+    // that could not fire, and a kill -9 then lost 100-500 MiB (1 GiB, c8).
+    const cache = await newCache(40, 4, { bootId: 'boot-1' });
+    const write = async (block: number): Promise<void> => {
+      await cache.writeDataNow(payload(block * 4, block * 4 + 3), block * 4);
+      cache.markCached(block);
+    };
+    await write(0);
+    while ((await liveBlocks()) < 1) await new Promise((r) => setTimeout(r, 5));
+    /** The live file read synchronously: no timer runs while this test holds the thread. */
+    const liveBlocksNow = (): number => {
+      const bytes = readFileSync(livePath());
+      const half = bytes.length / 2;
+      return Math.max(
+        ...[bytes.subarray(0, half), bytes.subarray(half)].map((slot) => decodeIndex(Buffer.from(slot.toString('latin1').trimEnd(), 'latin1'), livePath()).written?.cachedBlocks ?? 0),
+      );
+    };
+    const spin = (ms: number): void => {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+    // From here on the thread is never given back to the event loop (only
+    // promise callbacks run). Block 1 is saved at once (the interval since
+    // the last save is long over); block 2, right behind it, arms a timer.
+    spin(25);
+    await write(1);
+    await write(2);
+    for (let b = 3; b < 6; b++) {
+      spin(25); // more than the least time between two live saves
+      await write(b);
+    }
+    expect(liveBlocksNow()).toBe(6);
+    await cache.close();
   });
 
   it('close() saves the index durably and removes the live index', async () => {
