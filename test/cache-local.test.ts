@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { currentBootId } from '../src/cache/boot-id.js';
 import { createNewFilesForCache } from '../src/cache/cache-files.js';
 import { inspectDownload } from '../src/cli/inspect.js';
-import { nodeFileSystem, NodeCacheFile, type CacheFileSystem } from '../src/cache/file.js';
+import { nodeFileSystem, NodeCacheFile, type CacheFileReadWriter, type CacheFileSystem } from '../src/cache/file.js';
 import { IndexFile } from '../src/cache/index-file.js';
 import { decodeIndex } from '../src/cache/index-format.js';
 import { readLiveIndex } from '../src/cache/live-index.js';
@@ -422,6 +422,47 @@ describe('LocalDownloadCache: the live index (saved without fsync, trusted on it
     }
     expect(liveBlocksNow()).toBe(6);
     await cache.close();
+  });
+
+  it('close() saves the marks to the live index before its final data sync: a kill during that sync loses none', async () => {
+    // The final sync of a large download takes a second or more under
+    // writeback; the last marks used to wait for the durable save after it.
+    await createNewFilesForCache(dataPath, indexPath, 40, 4);
+    const file = await NodeCacheFile.open(dataPath);
+    let syncStarted = (): void => undefined;
+    const syncing = new Promise<void>((resolve) => (syncStarted = resolve));
+    let releaseSync = (): void => undefined;
+    const held = new Promise<void>((resolve) => (releaseSync = resolve));
+    const slowSync: CacheFileReadWriter = {
+      name: file.name,
+      read: (buffer, position) => file.read(buffer, position),
+      write: (data, position) => file.write(data, position),
+      writeNow: (data, position) => file.writeNow(data, position),
+      sync: async () => {
+        syncStarted();
+        await held;
+        await file.sync();
+      },
+      truncate: (length) => file.truncate(length),
+      size: () => file.size(),
+      close: () => file.close(),
+    };
+    const cache = await LocalDownloadCache.fromFiles(slowSync, new IndexFile(indexPath), { bootId: 'boot-1' });
+    open.push(cache);
+    while (!existsSync(livePath())) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 30)); // past the least time between live saves
+    for (let b = 0; b < 4; b++) {
+      await cache.writeDataNow(payload(b * 4, b * 4 + 3), b * 4);
+      cache.markCached(b); // the first saves at once; the rest fall within the interval
+    }
+    const closing = cache.close();
+    try {
+      await syncing; // the final sync has started and does not end: a kill now
+      expect(await liveBlocks()).toBe(4);
+    } finally {
+      releaseSync();
+      await closing;
+    }
   });
 
   it('close() saves the index durably and removes the live index', async () => {

@@ -584,6 +584,7 @@ export class LocalDownloadCache implements DownloadCache {
   async flush(): Promise<void> {
     this.#checkWritable();
     this.#throwSyncFailure();
+    this.#saveLiveNow(); // as close() does: the data sync can take long
     await this.#syncNow();
     this.#catchUpDurable();
     await this.#flusher.flushNow();
@@ -610,6 +611,10 @@ export class LocalDownloadCache implements DownloadCache {
     try {
       await Promise.allSettled([...this.#io]);
       await this.#liveCreating;
+      // The marks the live index lacks (those of the last interval), saved
+      // before the final data sync: under writeback that sync takes a second
+      // or more, and a kill -9 during it would lose them.
+      this.#saveLiveNow();
       await this.#liveWriter?.close().catch(() => undefined);
       // After the lock was lost another process may own the index: write
       // nothing more, only let a flush already under way end.
