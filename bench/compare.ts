@@ -205,8 +205,11 @@ function exited(child: ChildProcess): Promise<number | null> {
  * The bytes the kernel holds on the connections to the server's `port`, read
  * by `ss` (iproute2): what the server has written but the tool not yet
  * acknowledged (the server's send queues) and what arrived but the tool has
- * not read (its receive queues). Read just before a kill, they are the part
- * of "fetched twice" that no client could have kept; undefined without `ss`.
+ * not read (its receive queues). Bytes received but not yet acknowledged
+ * count in both, so the two may add up to more than was lost. Read just
+ * before a kill, they are the part of "fetched twice" the tool never had;
+ * undefined without `ss`. A kill between requests (start-up, the final
+ * sync) finds none.
  */
 function socketQueues(port: string): { serverSendQ: number; clientRecvQ: number } | undefined {
   const ss = spawnSync('ss', ['-tnH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });
@@ -384,7 +387,7 @@ async function measureServer(server: BenchServer, outDir: string): Promise<void>
       await new Promise((r) => setTimeout(r, 200)); // let nginx write the last log lines
       const served = (await server.served()) - servedBefore;
       const ok = second === 0 && (await sha256File(out)) === expected;
-      const where = queued === undefined ? '' : ` (${(queued.serverSendQ / MiB).toFixed(0)} in the server's send queues, ${(queued.clientRecvQ / MiB).toFixed(0)} in the tool's receive queues)`;
+      const where = queued === undefined ? '' : ` (queues: server ${(queued.serverSendQ / MiB).toFixed(0)}, tool ${(queued.clientRecvQ / MiB).toFixed(0)})`;
       killed.set(keyOf(row), `${((served - size) / MiB).toFixed(0)} MiB${where}${ok ? '' : ` (exit ${second}, WRONG BYTES)`}`);
     }
   }
