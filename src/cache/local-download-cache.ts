@@ -667,9 +667,9 @@ export class LocalDownloadCache implements DownloadCache {
    *
    * A mark made once that time has come saves at once, even with the timer
    * armed: Node runs timers only between I/O phases, and at full speed one
-   * phase read and wrote for 100-150 ms (1 GiB from nginx at c8), so marks
-   * that waited for the timer went unsaved that long, and a kill -9 then
-   * lost 100-500 MiB.
+   * phase read and wrote for 124-256 ms (1 GiB from nginx at c8), so marks
+   * that waited for the timer went unsaved that long, and a kill -9 now and
+   * then lost 337-575 MiB (docs/benchmarks.md, sixth session).
    */
   #saveLiveSoon(): void {
     if (this.#live === undefined || this.#closing !== undefined) return;
@@ -706,7 +706,8 @@ export class LocalDownloadCache implements DownloadCache {
    * One save of the live index, its write issued before this returns (the
    * first one creates the file, in the background). Resolves nothing and
    * never throws: a failing live file only makes a kill cost more, and the
-   * durable index reports a failing disk. Returns the ms of main-thread work (the encoding; not the write).
+   * durable index reports a failing disk. Returns the ms of main-thread
+   * work: the encoding, not the write.
    */
   #saveLiveNow(): number {
     const started = performance.now();
