@@ -107,7 +107,11 @@ describe('a file rewritten in place under a response already under way (nginx)',
       retry: { baseDelayMs: 10, jitter: 0 },
     });
     const running = downloader.run(AbortSignal.timeout(30_000));
-    await new Promise((r) => setTimeout(r, 300)); // about a third of the way
+    // Rewritten once the first blocks are in, not after a fixed time: under
+    // load a timer came late enough that nginx had already sent the file's
+    // end (its send buffer and our receive window hold several MiB), and the
+    // end was the old revision. 2 MiB in, 30 MiB are still to be sent.
+    while (cache.cachedBytesAndBlocks().blocks < 2) await new Promise((r) => setTimeout(r, 5));
     await rewriteInPlace(join(nginx.root, 'f.bin'), payload(1000, 1000 + size - 1));
     const status = await running;
 
