@@ -669,7 +669,7 @@ export class LocalDownloadCache implements DownloadCache {
    * armed: Node runs timers only between I/O phases, and at full speed one
    * phase read and wrote for 124-256 ms (1 GiB from nginx at c8), so marks
    * that waited for the timer went unsaved that long, and a kill -9 now and
-   * then lost 337-575 MiB (docs/benchmarks.md, sixth session).
+   * then lost 138-575 MiB (docs/benchmarks.md, sixth session).
    */
   #saveLiveSoon(): void {
     if (this.#live === undefined || this.#closing !== undefined) return;
