@@ -400,7 +400,16 @@ export class LocalDownloadCache implements DownloadCache {
    */
   #createLiveEarly(): void {
     if (this.#live === undefined || this.#ranges.complete) return;
-    this.#createLive(encodeIndex(this.#contents(this.#snapshot())));
+    this.#liveCreating = this.#index.createLive(encodeIndex(this.#contents(this.#snapshot()))).then(
+      (created) => {
+        this.#liveWriter = created;
+        this.#saveLiveSoon(); // the marks made meanwhile
+      },
+      () => {
+        // No live file: a kill costs what the durable index has not recorded.
+        this.#live = undefined;
+      },
+    );
   }
 
   // ---- DownloadCache: queries -------------------------------------------
@@ -688,33 +697,19 @@ export class LocalDownloadCache implements DownloadCache {
     this.#liveTimer.unref();
   }
 
-  /** Creates the live index holding `bytes` in the background; marks made meanwhile are saved once it exists. */
-  #createLive(bytes: Uint8Array): void {
-    this.#liveCreating = this.#index.createLive(bytes).then(
-      (created) => {
-        this.#liveWriter = created;
-        this.#saveLiveSoon();
-      },
-      () => {
-        // No live file: a kill costs what the durable index has not recorded.
-        this.#live = undefined;
-      },
-    );
-  }
-
   /**
-   * One save of the live index, its write issued before this returns (the
-   * first one creates the file, in the background). Resolves nothing and
-   * never throws: a failing live file only makes a kill cost more, and the
+   * One save of the live index, its write issued before this returns.
+   * Never throws: a failing live file only makes a kill cost more, and the
    * durable index reports a failing disk. Returns the ms of main-thread
    * work: the encoding, not the write.
    */
   #saveLiveNow(): number {
     const started = performance.now();
-    const live = this.#live;
-    if (live === undefined || this.#lock?.compromised !== undefined) return 0;
+    if (this.#live === undefined || this.#lock?.compromised !== undefined) return 0;
     const writer = this.#liveWriter;
-    if (writer === undefined && this.#liveCreating !== undefined) return 0; // the creation saves, then comes back
+    // Still being made (it saves once it exists); a cache complete when it
+    // opened makes none, and marks nothing.
+    if (writer === undefined) return 0;
     if (this.#marks <= Math.max(this.#liveSavedMarks, this.#durableSavedMarks)) return 0; // nothing new since the last save of either kind
     const bytes = encodeIndex(this.#contents(this.#snapshot()));
     // The budget counts the encoding, not the write: a write the kernel
@@ -722,8 +717,7 @@ export class LocalDownloadCache implements DownloadCache {
     // that without a save is what a kill -9 would then lose.
     const workMs = performance.now() - started;
     this.#liveSavedMarks = this.#marks;
-    if (writer !== undefined) writer.save(bytes);
-    else this.#createLive(bytes);
+    writer.save(bytes);
     this.#nextLiveAt = performance.now() + Math.max(LIVE_SAVE_INTERVAL_MS, budgetGapMs(workMs, this.#flushTimeBudget));
     return workMs;
   }
