@@ -107,6 +107,21 @@ describe('index format', () => {
     expect(decodeIndex(new TextEncoder().encode(JSON.stringify(reordered)), 'x')).toEqual(contents());
   });
 
+  it('the checksum is the SHA-256 of the canonical JSON, for a small index and for a bitmap larger than one hash update', () => {
+    // encodeIndex hashes the canonical JSON in joined pieces: the digest
+    // must stay that of the whole text, which every earlier index carries.
+    const blocks = 8 * 65_536;
+    const ranges = new ByteRanges(blocks * 4096, 4096);
+    for (let b = 0; b < blocks; b += 2) ranges.setBlock(b);
+    const large = contents({ contentLength: blocks * 4096, numBlocks: blocks, cachedBlocks: blocks / 2, cachedBytes: (blocks / 2) * 4096, bitmap: new Uint8Array(ranges.serialize()) });
+    for (const c of [contents(), large]) {
+      const json = JSON.parse(new TextDecoder().decode(encodeIndex(c))) as Record<string, unknown>;
+      const { checksum, ...rest } = json;
+      expect(checksum).toBe(`sha256:${createHash('sha256').update(canonicalJson(rest)).digest('hex')}`);
+    }
+    expect(String((JSON.parse(new TextDecoder().decode(encodeIndex(large))) as Record<string, unknown>)['bitmap']).length).toBeGreaterThan(64 * 1024);
+  });
+
   it('rejects each kind of damage with the right code', () => {
     const code = (bytes: string | Uint8Array): string => {
       try {
