@@ -83,13 +83,23 @@ const LIVE_FLUSH_INTERVAL_MS = 20;
 
 /**
  * The least time between two saves of the live index made as blocks are
- * marked, in ms. A save is one in-place write on the main thread (see
- * src/cache/live-index.ts) after encoding the index, 0.2-0.3 ms at 1,024
- * blocks; what a kill -9 loses of the marks is at most this long's worth
- * (11 MB at 550 MB/s). The flush time budget still caps the share of time
- * the saves take when the bitmap is large.
+ * marked, in ms, unless {@link LIVE_SAVE_BYTES} come first. A save is one
+ * in-place write on the main thread (see src/cache/live-index.ts) after
+ * encoding the index, about 0.1 ms at 1,024 blocks. The flush time budget
+ * still caps the share of time the saves take when the bitmap is large.
  */
 const LIVE_SAVE_INTERVAL_MS = 20;
+
+/**
+ * Bytes of newly marked blocks that make the next live save due before
+ * {@link LIVE_SAVE_INTERVAL_MS} is over (the time budget still applies).
+ * Time alone bounded a kill's loss badly: within one long event-loop turn
+ * the socket queues are drained at memory speed, and kills of 1 GiB from
+ * nginx found 12-39 MiB of whole blocks on disk that no index named, some
+ * with the last save 3 ms before the kill (docs/benchmarks.md, seventh
+ * session).
+ */
+const LIVE_SAVE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Data writes handed to the thread pool at once. libuv runs 4 threads in
@@ -243,9 +253,15 @@ export class LocalDownloadCache implements DownloadCache {
   #marks = 0;
   #liveSavedMarks = 0;
   #durableSavedMarks = 0;
-  /** When the next live save may be made (performance.now()), and the timer that makes it when no mark comes first. */
+  /** When the next live save is due (performance.now()), and the timer that makes it when no mark comes first. */
   #nextLiveAt = 0;
+  /** The earliest a live save may be made (performance.now()) under the time budget, whatever is due. */
+  #liveBudgetAt = 0;
+  /** Bytes of the blocks marked since the last live save ({@link LIVE_SAVE_BYTES}). */
+  #liveUnsavedBytes = 0;
   #liveTimer: NodeJS.Timeout | undefined;
+  /** When {@link #liveTimer} was armed to fire (performance.now()). */
+  #liveTimerAt = 0;
   /** Asks for a save once the data sync interval is over (see #flushOnce). */
   #syncLater: NodeJS.Timeout | undefined;
   /** When the last background data sync started (performance.now()). */
@@ -665,14 +681,18 @@ export class LocalDownloadCache implements DownloadCache {
     this.#marks++;
     // A write that resolved while close() was starting still counts: the
     // scheduler is stopped by then, and close()'s own final flush records it.
-    this.#flusher.changed(this.#blockLength(index));
+    const length = this.#blockLength(index);
+    this.#flusher.changed(length);
+    this.#liveUnsavedBytes += length;
     this.#saveLiveSoon();
   }
 
   /**
    * Saves the live index now, or arms one timer for when
    * {@link LIVE_SAVE_INTERVAL_MS} (or the time budget) allows: the marks a
-   * kill -9 would lose are those since the last live save.
+   * kill -9 would lose are those since the last live save. Once
+   * {@link LIVE_SAVE_BYTES} are marked, a save is due at once (when the
+   * time budget allows).
    *
    * A mark made once that time has come saves at once, even with the timer
    * armed: Node runs timers only between I/O phases, and at full speed one
@@ -682,14 +702,18 @@ export class LocalDownloadCache implements DownloadCache {
    */
   #saveLiveSoon(): void {
     if (this.#live === undefined || this.#closing !== undefined) return;
-    const wait = this.#nextLiveAt - performance.now();
+    const dueAt = this.#liveUnsavedBytes >= LIVE_SAVE_BYTES ? this.#liveBudgetAt : this.#nextLiveAt;
+    const wait = dueAt - performance.now();
     if (wait <= 0) {
       clearTimeout(this.#liveTimer);
       this.#liveTimer = undefined;
       this.#saveLiveNow();
       return;
     }
-    if (this.#liveTimer !== undefined) return;
+    // Armed for no later than now due: nothing to change.
+    if (this.#liveTimer !== undefined && this.#liveTimerAt <= dueAt) return;
+    clearTimeout(this.#liveTimer);
+    this.#liveTimerAt = dueAt;
     this.#liveTimer = setTimeout(() => {
       this.#liveTimer = undefined;
       if (this.#closing === undefined) this.#saveLiveNow();
@@ -717,8 +741,11 @@ export class LocalDownloadCache implements DownloadCache {
     // that without a save is what a kill -9 would then lose.
     const workMs = performance.now() - started;
     this.#liveSavedMarks = this.#marks;
+    this.#liveUnsavedBytes = 0;
     writer.save(bytes);
-    this.#nextLiveAt = performance.now() + Math.max(LIVE_SAVE_INTERVAL_MS, budgetGapMs(workMs, this.#flushTimeBudget));
+    const budgetGap = budgetGapMs(workMs, this.#flushTimeBudget);
+    this.#liveBudgetAt = performance.now() + budgetGap;
+    this.#nextLiveAt = performance.now() + Math.max(LIVE_SAVE_INTERVAL_MS, budgetGap);
     return workMs;
   }
 
