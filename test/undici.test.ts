@@ -35,7 +35,7 @@ console.log(JSON.stringify({ methods, entryLoaded }));`;
       expect(head.statusCode).toBe(200);
       expect(head.headers['content-length']).toBe('5');
       await head.body.dump();
-      const logged = await server.requests();
+      const logged = await server.requestsOnceLogged(2, (r) => r.request.includes('a.bin'));
       expect(logged.map((r) => r.request).filter((line) => line.includes('a.bin'))).toEqual(['GET /a.bin?x=1 HTTP/1.1', 'HEAD /a.bin HTTP/1.1']);
     } finally {
       await dispatcher.close();

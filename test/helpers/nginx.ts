@@ -73,6 +73,13 @@ export interface NginxServer {
    * headers ('' when absent). nginx writes a line when a response ends.
    */
   requests(): Promise<NginxRequest[]>;
+  /**
+   * {@link NginxServer.requests} once at least `count` of them match
+   * `which` (all by default), or after 5 s: nginx logs a response after
+   * sending it, so a client can hold the whole response before its line
+   * is written.
+   */
+  requestsOnceLogged(count: number, which?: (request: NginxRequest) => boolean): Promise<NginxRequest[]>;
   /** Stops nginx (SIGTERM, then SIGKILL after 5 s), waits for its exit, removes the directory. */
   stop(): Promise<void>;
 }
@@ -180,33 +187,42 @@ export async function startNginx(options: NginxOptions = {}): Promise<NginxServe
       }
       await Promise.race([new Promise((r) => setTimeout(r, 50)), spawnError]);
     }
+    const readRequests = async (): Promise<NginxRequest[]> => {
+      const log = await readFile(join(dir, 'access.log'), 'utf8').catch(() => '');
+      return log
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => {
+          const [request = '', status = '0', bytes = '0', range = '', ifMatch = '', ius = ''] = line.split('\t');
+          // nginx logs '-' for an absent header and escapes '"' (and other
+          // special bytes) as \xHH.
+          const dash = (v: string): string =>
+            v === '-' ? '' : v.replace(/\\x([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+          return {
+            request,
+            status: Number(status),
+            bytesSent: Number(bytes),
+            range: dash(range),
+            ifMatch: dash(ifMatch),
+            ifUnmodifiedSince: dash(ius),
+          };
+        });
+    };
     if (up) {
       return {
         origin,
         root,
         url: (name) => `${origin}/${name}`,
         writeFile: put,
-        async requests() {
-          const log = await readFile(join(dir, 'access.log'), 'utf8').catch(() => '');
-          return log
-            .split('\n')
-            .filter((line) => line !== '')
-            .map((line) => {
-              const [request = '', status = '0', bytes = '0', range = '', ifMatch = '', ius = ''] = line.split('\t');
-              // nginx logs '-' for an absent header and escapes '"' (and other
-              // special bytes) as \xHH.
-              const dash = (v: string): string =>
-                v === '-' ? '' : v.replace(/\\x([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-              return {
-                request,
-                status: Number(status),
-                bytesSent: Number(bytes),
-                range: dash(range),
-                ifMatch: dash(ifMatch),
-                ifUnmodifiedSince: dash(ius),
-              };
-            });
+        async requestsOnceLogged(count, which = () => true) {
+          const deadline = performance.now() + 5000;
+          for (;;) {
+            const logged = await readRequests();
+            if (logged.filter(which).length >= count || performance.now() > deadline) return logged;
+            await new Promise((r) => setTimeout(r, 10));
+          }
         },
+        requests: readRequests,
         async stop() {
           child.kill('SIGTERM');
           const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
