@@ -537,6 +537,23 @@ describe('the tail: a free connection takes over half of a slow request', () => 
     expect(cache.marks).toBe(64);
   });
 
+  it('a request that will end soon is not split: a free connection waits instead of cutting it', async () => {
+    // Two requests of four 64 KiB blocks; the second takes about 8 ms (eight
+    // 32 KiB chunks, 1 ms apart) while the first is instant. A split would
+    // cut the second with bytes already in flight past the cut, for nothing.
+    const KiB = 1024;
+    const size = 8 * 64 * KiB;
+    const reader = new FakeReader({ size, chunkSize: 32 * KiB, script: ({ n }) => (n === 1 ? { chunkDelayMs: 1 } : undefined) });
+    const cache = MemoryCache.create(size, 64 * KiB);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 2, maxRequestBytes: 256 * KiB }).run();
+    expect(status.complete, status.error?.message).toBe(true);
+    expect(reader.requests.map((r) => [r.from, r.to])).toEqual([
+      [0, 256 * KiB - 1],
+      [256 * KiB, size - 1],
+    ]);
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+  });
+
   it('requests are never split below two blocks ahead, and one block per request is never split', async () => {
     const size = 8 * 4096;
     const reader = new FakeReader({ size, chunkSize: 1024, script: ({ n }) => (n === 0 ? { chunkDelayMs: 5 } : undefined) });

@@ -134,6 +134,21 @@ class GatherBuffers {
 const MIN_SPLIT_BLOCKS = 2;
 
 /**
+ * The tail splits only a request whose blocks ahead would take longer than
+ * this at its own rate so far (ms), and none younger than this (too soon to
+ * tell its rate). A split costs what the victim's connection already has in
+ * flight past the cut: on loopback the server is 4-6 MiB ahead of the
+ * reader, and splitting 4 MiB requests that would have ended within 10-40
+ * ms sent 1-25 MiB twice per run for no time gained (docs/benchmarks.md,
+ * seventh session). A slow route's request (5 MB/s: 200 ms a MiB) and a
+ * large remainder at any speed are still split.
+ */
+const SPLIT_MIN_MS = 50;
+
+/** How often the tail looks again while a connection is free and no request is worth splitting yet, in ms. */
+const SPLIT_RECHECK_MS = 10;
+
+/**
  * The writes one attempt has started and not yet awaited. A rejection is
  * kept (never left unhandled) and thrown by the next {@link WriteWindow.drain}.
  */
@@ -556,7 +571,8 @@ export class CachingDownloader {
       // Nothing left to plan: each connection that comes free takes over
       // half of what the slowest request still has ahead of it.
       while (!run.signal.aborted && info.rangesSupported && connections > 1) {
-        if (queue.size === 0 && queue.pending < connections) {
+        const free = queue.size === 0 && queue.pending < connections;
+        if (free) {
           const split = this.#splitTail(running);
           if (split !== undefined) {
             void queue.add(() => this.#fetch(run, split, true, running));
@@ -564,7 +580,9 @@ export class CachingDownloader {
           }
         }
         if (queue.pending === 0 && queue.size === 0) break;
-        await new Promise<void>((resolve) => queue.once('next', () => resolve()));
+        // A free connection looks again soon: a request too young to judge,
+        // or one that slows down, may be worth splitting before any ends.
+        await nextOrTimeout(queue, free ? SPLIT_RECHECK_MS : undefined);
       }
       await queue.onIdle();
     } finally {
@@ -608,13 +626,18 @@ export class CachingDownloader {
    * running request with the most blocks still ahead of it (a slow route, a
    * throttled replica) gives the upper half of them to a new request, as
    * aria2 splits a segment. Only requests with at least
-   * {@link MIN_SPLIT_BLOCKS} blocks ahead are split.
+   * {@link MIN_SPLIT_BLOCKS} blocks ahead, which would take more than
+   * {@link SPLIT_MIN_MS} at their rate so far, are split; the one that would
+   * take longest first.
    */
   #splitTail(running: ReadonlySet<CacheSink>): PlannedRequest | undefined {
-    let best: { sink: CacheSink; first: number; last: number } | undefined;
+    const now = performance.now();
+    let best: { sink: CacheSink; first: number; last: number; ms: number } | undefined;
     for (const sink of running) {
       const { first, last } = sink.spareBlocks;
-      if (last - first + 1 >= MIN_SPLIT_BLOCKS && (best === undefined || last - first > best.last - best.first)) best = { sink, first, last };
+      if (last - first + 1 < MIN_SPLIT_BLOCKS) continue;
+      const ms = sink.msFor(this.#blockEnd(last) - first * this.#blockSize + 1, now);
+      if (ms > SPLIT_MIN_MS && (best === undefined || ms > best.ms)) best = { sink, first, last, ms };
     }
     if (best === undefined) return undefined;
     const taken = Math.floor((best.last - best.first + 1) / 2);
@@ -816,6 +839,8 @@ class CacheSink implements BodySink {
   readonly #request: LiveRequest;
   /** The first byte not yet received (where the engine's next chunk starts). */
   #nextByte: number;
+  /** When the request started (performance.now()), for its rate so far. */
+  readonly #startedAt = performance.now();
   readonly #ranged: boolean;
   #writes = new WriteWindow();
   readonly #buffers: GatherBuffers;
@@ -838,6 +863,18 @@ class CacheSink implements BodySink {
     this.#ranged = ranged;
     this.#nextToMark = request.firstBlock;
     this.#nextByte = request.from;
+  }
+
+  /**
+   * How long `bytes` would take at this request's rate since it started,
+   * in ms: 0 while it is younger than {@link SPLIT_MIN_MS} (too soon to
+   * tell), Infinity when nothing has arrived since.
+   */
+  msFor(bytes: number, now: number): number {
+    const age = now - this.#startedAt;
+    if (age < SPLIT_MIN_MS) return 0;
+    const received = this.#nextByte - this.#request.from;
+    return received <= 0 ? Number.POSITIVE_INFINITY : (bytes * age) / received;
   }
 
   /** The request's blocks after the one being received, which another request could take over. */
@@ -966,4 +1003,17 @@ function recordedDigests(identity: RemoteIdentity | undefined): ExpectedDigest[]
 /** True when two digest lists name the same digests in the same order. */
 function sameDigests(a: readonly ExpectedDigest[], b: readonly ExpectedDigest[]): boolean {
   return a.length === b.length && a.every((d, i) => d.algorithm === b[i]?.algorithm && d.hex === b[i]?.hex);
+}
+
+/** Resolves when `queue` finishes a task, or after `ms` (when given), whichever comes first. */
+function nextOrTimeout(queue: PQueue, ms: number | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      queue.off('next', done);
+      resolve();
+    };
+    const timer = ms === undefined ? undefined : setTimeout(done, ms);
+    queue.once('next', done);
+  });
 }
