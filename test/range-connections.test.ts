@@ -189,6 +189,29 @@ describe('RangeConnections', () => {
     expect(server.connections).toBe(1);
   });
 
+  it('the next request goes to the fastest idle connection by its last response, not the one idle last', async () => {
+    // Connection 1 is a slow route (its 300 KiB body in ten pieces, 20 ms
+    // apart), connection 2 a fast one. Connection 1 goes idle last.
+    const body = payload(0, 300 * 1024 - 1);
+    const server = await rawServer(({ socket, connection }) => {
+      socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-range: bytes 0-${body.length - 1}/${body.length}\r\ncontent-length: ${body.length}\r\n\r\n`);
+      if (connection !== 1) {
+        socket.write(body);
+        return;
+      }
+      const piece = body.length / 10;
+      for (let i = 0; i < 10; i++) setTimeout(() => socket.write(body.subarray(i * piece, (i + 1) * piece)), 20 * (i + 1));
+    });
+    const connections = pool();
+    const url = new URL(server.url);
+    const first = await Promise.all([connections.request(url, {}, timeouts), connections.request(url, {}, timeouts)]);
+    for (const got of await Promise.all(first.map(bodyOf))) expect(got.equals(body)).toBe(true);
+    expect(server.requests.map((r) => r.connection).sort()).toEqual([1, 2]);
+    await bodyOf(await connections.request(url, {}, timeouts));
+    expect(server.requests[2]?.connection).toBe(2);
+    expect(server.connections).toBe(2);
+  });
+
   it('sends the request again on a new connection when a kept one was closed by the server', async () => {
     const server = await rawServer(({ socket }, index) => {
       lengthAnswer(socket);

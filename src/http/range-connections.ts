@@ -211,7 +211,15 @@ interface Connection {
    * sockets read as Node does.
    */
   lends: boolean;
+  /**
+   * Bytes per ms of its last response of at least {@link RATED_RESPONSE_BYTES},
+   * from the request written to the body's end; undefined before one.
+   */
+  bytesPerMs: number | undefined;
 }
+
+/** The least response, in bytes, whose speed rates its connection (a head or a small body says little). */
+const RATED_RESPONSE_BYTES = 256 * 1024;
 
 /** A failure on a kept-alive connection before any byte of the answer: the request is sent again on a new one. */
 class StaleConnection extends Error {}
@@ -294,9 +302,20 @@ export class RangeConnections implements RangeRequester {
     this.#busy.clear();
   }
 
+  /**
+   * The idle connection for the next request: the fastest by its last
+   * response, one not yet rated before any, the most recently idle among
+   * equals. A connection on a slow route (a throttled replica, a bad path)
+   * then carries a request only when no other is free.
+   */
   #takeIdle(key: string): Connection | undefined {
     const list = this.#idle.get(key);
-    const connection = list?.pop();
+    if (list === undefined || list.length === 0) return undefined;
+    let at = list.length - 1;
+    for (let i = list.length - 2; i >= 0; i--) {
+      if ((list[i]?.bytesPerMs ?? Number.POSITIVE_INFINITY) > (list[at]?.bytesPerMs ?? Number.POSITIVE_INFINITY)) at = i;
+    }
+    const [connection] = list.splice(at, 1);
     if (connection === undefined) return undefined;
     clearTimeout(connection.idleTimer);
     const onIdleEvent = connection.onIdleEvent;
@@ -385,7 +404,7 @@ export class RangeConnections implements RangeRequester {
                 },
               },
             });
-      const made: Connection = { socket, key, reused: false, idleTimer: undefined, onIdleEvent: undefined, onBytes: undefined, lends: false };
+      const made: Connection = { socket, key, reused: false, idleTimer: undefined, onIdleEvent: undefined, onBytes: undefined, lends: false, bytesPerMs: undefined };
       connection = made;
       if (url.protocol === 'https:') socket.on('data', (chunk: Buffer) => made.onBytes?.(chunk, undefined));
       const signal = options.signal;
@@ -434,6 +453,8 @@ export class RangeConnections implements RangeRequester {
       let framing: 'length' | 'chunked' | 'close' = 'length';
       let decoder: ChunkedDecoder | undefined;
       let answered = false; // any byte of the response arrived
+      const started = performance.now();
+      let received = 0; // bytes of the response, head included
       let over = false; // the exchange finished or failed: its timers and hooks are off
       let timer: NodeJS.Timeout | undefined;
 
@@ -486,11 +507,13 @@ export class RangeConnections implements RangeRequester {
         } else {
           // A body that filled its queue with its last bytes paused the socket.
           socket.resume();
+          if (received >= RATED_RESPONSE_BYTES) connection.bytesPerMs = received / Math.max(1, performance.now() - started);
           this.#putIdle(connection);
         }
       };
       const onData = (chunk: Buffer, owner: Buffer | undefined): void => {
         answered = true;
+        received += chunk.length;
         if (body !== undefined) {
           if (!body.paused) timer?.refresh();
           feed(body, chunk, owner);
