@@ -537,6 +537,24 @@ describe('the tail: a free connection takes over half of a slow request', () => 
     expect(cache.marks).toBe(64);
   });
 
+  it('a slow request gives its blocks ahead by speed: all of them when the others ran far faster', async () => {
+    // Request 0 (blocks 0-15 of 16 KiB) crawls at 4 KiB per 20 ms; the others
+    // are instant. Split in halves, the first new request would start at
+    // block 8; by speed it takes every block after the one being received.
+    const KiB = 1024;
+    const size = 64 * 16 * KiB;
+    const reader = new FakeReader({ size, chunkSize: 4 * KiB, script: ({ n }) => (n === 0 ? { chunkDelayMs: 20 } : undefined) });
+    const cache = MemoryCache.create(size, 16 * KiB);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 256 * KiB }).run();
+    expect(status.complete, status.error?.message).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+    const takeover = reader.requests.find((r) => r.from > 0 && r.from < 256 * KiB);
+    expect(takeover?.to).toBe(256 * KiB - 1);
+    // The slow request was at most a few blocks in when the split came.
+    expect(takeover?.from).toBeLessThanOrEqual(4 * 16 * KiB);
+    expect(reader.requests[0]?.delivered).toBeLessThanOrEqual(4 * 16 * KiB);
+  });
+
   it('a request that will end soon is not split: a free connection waits instead of cutting it', async () => {
     // Two requests of four 64 KiB blocks; the second takes about 8 ms (eight
     // 32 KiB chunks, 1 ms apart) while the first is instant. A split would

@@ -130,9 +130,6 @@ class GatherBuffers {
   }
 }
 
-/** The fewest blocks a running request must still have ahead of it for the tail to split it: 2, so each side keeps one. */
-const MIN_SPLIT_BLOCKS = 2;
-
 /**
  * The tail splits only a request whose blocks ahead would take longer than
  * this at its own rate so far (ms), and none younger than this (too soon to
@@ -144,6 +141,9 @@ const MIN_SPLIT_BLOCKS = 2;
  * large remainder at any speed are still split.
  */
 const SPLIT_MIN_MS = 50;
+
+/** How many ended requests' rates the tail keeps to judge what a new request will get. */
+const ENDED_RATES_KEPT = 8;
 
 /** How often the tail looks again while a connection is free and no request is worth splitting yet, in ms. */
 const SPLIT_RECHECK_MS = 10;
@@ -217,6 +217,8 @@ export class CachingDownloader {
   readonly #tails = new Map<Readable, Error | undefined>();
   /** Where every request's chunks are gathered before a write. */
   readonly #gatherBuffers = new GatherBuffers();
+  /** Bytes per ms of the last {@link ENDED_RATES_KEPT} requests that ended, oldest first (for the tail's shares). */
+  readonly #endedRates: number[] = [];
   #running = false;
   /** True once a run ended with the file complete and verified. */
   #verified = false;
@@ -568,8 +570,8 @@ export class CachingDownloader {
         // Plan lazily: only a few requests wait in the queue at any time.
         if (queue.size >= connections) await queue.onSizeLessThan(connections);
       }
-      // Nothing left to plan: each connection that comes free takes over
-      // half of what the slowest request still has ahead of it.
+      // Nothing left to plan: a connection that comes free takes over part
+      // of what the slowest request still has ahead of it (#splitTail).
       while (!run.signal.aborted && info.rangesSupported && connections > 1) {
         const free = queue.size === 0 && queue.pending < connections;
         if (free) {
@@ -618,29 +620,46 @@ export class CachingDownloader {
       this.#fail(run, err);
     } finally {
       running?.delete(sink);
+      const rate = sink.rateSoFar(performance.now(), 1);
+      if (rate !== undefined && rate > 0) {
+        this.#endedRates.push(rate);
+        if (this.#endedRates.length > ENDED_RATES_KEPT) this.#endedRates.shift();
+      }
     }
   }
 
   /**
    * The tail: when a connection is free and nothing is left to plan, the
-   * running request with the most blocks still ahead of it (a slow route, a
-   * throttled replica) gives the upper half of them to a new request, as
-   * aria2 splits a segment. Only requests with at least
-   * {@link MIN_SPLIT_BLOCKS} blocks ahead, which would take more than
-   * {@link SPLIT_MIN_MS} at their rate so far, are split; the one that would
-   * take longest first.
+   * running request whose blocks ahead (after the one it is receiving)
+   * would take longest at its rate so far (a slow route, a throttled
+   * replica) gives the upper part of them to a new request, as aria2 splits
+   * a segment: a share by speed, half when the requests run alike. Only a
+   * request whose blocks ahead would take more than {@link SPLIT_MIN_MS} is
+   * split.
    */
   #splitTail(running: ReadonlySet<CacheSink>): PlannedRequest | undefined {
     const now = performance.now();
-    let best: { sink: CacheSink; first: number; last: number; ms: number } | undefined;
+    let best: { sink: CacheSink; first: number; last: number; ms: number; rate: number } | undefined;
+    const rates = new Map<CacheSink, number>();
     for (const sink of running) {
+      const rate = sink.rateSoFar(now);
+      if (rate !== undefined) rates.set(sink, rate);
       const { first, last } = sink.spareBlocks;
-      if (last - first + 1 < MIN_SPLIT_BLOCKS) continue;
-      const ms = sink.msFor(this.#blockEnd(last) - first * this.#blockSize + 1, now);
-      if (ms > SPLIT_MIN_MS && (best === undefined || ms > best.ms)) best = { sink, first, last, ms };
+      if (last < first || rate === undefined) continue;
+      const ms = (this.#blockEnd(last) - first * this.#blockSize + 1) / rate;
+      if (ms > SPLIT_MIN_MS && (best === undefined || ms > best.ms)) best = { sink, first, last, ms, rate };
     }
     if (best === undefined) return undefined;
-    const taken = Math.floor((best.last - best.first + 1) / 2);
+    const spare = best.last - best.first + 1;
+    // Shares by speed, so both sides end together: the victim keeps what its
+    // rate gets through while the median rate of the other requests (those
+    // running and the last few ended) does the rest: half when they are
+    // alike, little or nothing beyond the block it is receiving for a slow
+    // route. At least one block is taken.
+    const victim = best;
+    const others = median([...[...rates].filter(([sink]) => sink !== victim.sink).map(([, rate]) => rate), ...this.#endedRates]) ?? victim.rate;
+    const share = victim.rate + others === 0 ? 0.5 : victim.rate / (victim.rate + others);
+    const taken = Math.max(1, spare - Math.round(spare * share));
     const firstBlock = best.last - taken + 1;
     best.sink.shrinkTo(firstBlock - 1);
     return { firstBlock, lastBlock: best.last, from: firstBlock * this.#blockSize, to: this.#blockEnd(best.last) };
@@ -866,15 +885,13 @@ class CacheSink implements BodySink {
   }
 
   /**
-   * How long `bytes` would take at this request's rate since it started,
-   * in ms: 0 while it is younger than {@link SPLIT_MIN_MS} (too soon to
-   * tell), Infinity when nothing has arrived since.
+   * Bytes per ms this request has received since it started; undefined
+   * while it is younger than `minAgeMs` (too soon to tell while it runs).
    */
-  msFor(bytes: number, now: number): number {
+  rateSoFar(now: number, minAgeMs = SPLIT_MIN_MS): number | undefined {
     const age = now - this.#startedAt;
-    if (age < SPLIT_MIN_MS) return 0;
-    const received = this.#nextByte - this.#request.from;
-    return received <= 0 ? Number.POSITIVE_INFINITY : (bytes * age) / received;
+    if (age < minAgeMs) return undefined;
+    return (this.#nextByte - this.#request.from) / age;
   }
 
   /** The request's blocks after the one being received, which another request could take over. */
@@ -1016,4 +1033,12 @@ function nextOrTimeout(queue: PQueue, ms: number | undefined): Promise<void> {
     const timer = ms === undefined ? undefined : setTimeout(done, ms);
     queue.once('next', done);
   });
+}
+
+/** The median of `values`; undefined when there are none. */
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
