@@ -11,7 +11,8 @@ import { liveIndexPath, type IndexFile } from './index-file.js';
 import { currentBootId, isBootId } from './boot-id.js';
 import { LiveIndexWriter } from './live-index.js';
 import { checkIdentityDigest, encodeIndex, rangesFromIndex, writtenRangesFromIndex, type IndexContents } from './index-format.js';
-import { budgetGapMs, defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
+import { LiveSavePacer } from './live-save-pacer.js';
+import { defaultFlushPolicy, FlushScheduler, resolveFlushPolicy, type FlushPolicy } from './flush-scheduler.js';
 import { CacheLock, type CacheLockOptions } from './lock.js';
 import type { DownloadCache, RemoteIdentity } from './types.js';
 import { wholeNumber } from '../validate.js';
@@ -81,25 +82,6 @@ const DATA_SYNC_INTERVAL_MS = 1000;
 /** `flushIntervalMs` when the cache has a boot id and not told otherwise, in ms (see {@link FlushPolicy}). */
 const LIVE_FLUSH_INTERVAL_MS = 20;
 
-/**
- * The least time between two saves of the live index made as blocks are
- * marked, in ms, unless {@link LIVE_SAVE_BYTES} come first. A save is one
- * in-place write on the main thread (see src/cache/live-index.ts) after
- * encoding the index, about 0.1 ms at 1,024 blocks. The flush time budget
- * still caps the share of time the saves take when the bitmap is large.
- */
-const LIVE_SAVE_INTERVAL_MS = 20;
-
-/**
- * Bytes of newly marked blocks that make the next live save due before
- * {@link LIVE_SAVE_INTERVAL_MS} is over (the time budget still applies).
- * Time alone bounded a kill's loss badly: within one long event-loop turn
- * the socket queues are drained at memory speed, and kills of 1 GiB from
- * nginx found 12-39 MiB of whole blocks on disk that no index named, some
- * with the last save 3 ms before the kill (docs/benchmarks.md, seventh
- * session).
- */
-const LIVE_SAVE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Data writes handed to the thread pool at once. libuv runs 4 threads in
@@ -233,8 +215,6 @@ export class LocalDownloadCache implements DownloadCache {
    * present when there is a boot id. See {@link liveIndexPath}.
    */
   #live: IndexFile | undefined;
-  /** The flush policy's `flushTimeBudget`, which caps the live saves too. */
-  readonly #flushTimeBudget: number;
   /** `#synced.blocks` when the index (the durable one) was last saved. */
   #savedSyncedBlocks: number;
   /** Set by what must reach the durable index (identity, flush, close); cleared by its save. */
@@ -253,12 +233,8 @@ export class LocalDownloadCache implements DownloadCache {
   #marks = 0;
   #liveSavedMarks = 0;
   #durableSavedMarks = 0;
-  /** When the next live save is due (performance.now()), and the timer that makes it when no mark comes first. */
-  #nextLiveAt = 0;
-  /** The earliest a live save may be made (performance.now()) under the time budget, whatever is due. */
-  #liveBudgetAt = 0;
-  /** Bytes of the blocks marked since the last live save ({@link LIVE_SAVE_BYTES}). */
-  #liveUnsavedBytes = 0;
+  /** When the next live save is due, and the timer that makes it when no mark comes first. */
+  readonly #livePacer: LiveSavePacer;
   #liveTimer: NodeJS.Timeout | undefined;
   /** When {@link #liveTimer} was armed to fire (performance.now()). */
   #liveTimerAt = 0;
@@ -305,7 +281,7 @@ export class LocalDownloadCache implements DownloadCache {
     const flushIntervalMs = options.flushIntervalMs ?? (this.#bootId === null ? defaultFlushPolicy.flushIntervalMs : LIVE_FLUSH_INTERVAL_MS);
     const policy = resolveFlushPolicy({ ...options, flushIntervalMs });
     this.#flusher = new FlushScheduler(policy, () => this.#flushOnce());
-    this.#flushTimeBudget = policy.flushTimeBudget;
+    this.#livePacer = new LiveSavePacer(policy.flushTimeBudget);
   }
 
   /**
@@ -683,16 +659,14 @@ export class LocalDownloadCache implements DownloadCache {
     // scheduler is stopped by then, and close()'s own final flush records it.
     const length = this.#blockLength(index);
     this.#flusher.changed(length);
-    this.#liveUnsavedBytes += length;
+    this.#livePacer.marked(length);
     this.#saveLiveSoon();
   }
 
   /**
-   * Saves the live index now, or arms one timer for when
-   * {@link LIVE_SAVE_INTERVAL_MS} (or the time budget) allows: the marks a
-   * kill -9 would lose are those since the last live save. Once
-   * {@link LIVE_SAVE_BYTES} are marked, a save is due at once (when the
-   * time budget allows).
+   * Saves the live index now, or arms one timer for when it is due (see
+   * src/cache/live-save-pacer.ts): the marks a kill -9 would lose are those
+   * since the last live save.
    *
    * A mark made once that time has come saves at once, even with the timer
    * armed: Node runs timers only between I/O phases, and at full speed one
@@ -702,7 +676,7 @@ export class LocalDownloadCache implements DownloadCache {
    */
   #saveLiveSoon(): void {
     if (this.#live === undefined || this.#closing !== undefined) return;
-    const dueAt = this.#liveUnsavedBytes >= LIVE_SAVE_BYTES ? this.#liveBudgetAt : this.#nextLiveAt;
+    const dueAt = this.#livePacer.dueAt();
     const wait = dueAt - performance.now();
     if (wait <= 0) {
       clearTimeout(this.#liveTimer);
@@ -741,11 +715,8 @@ export class LocalDownloadCache implements DownloadCache {
     // that without a save is what a kill -9 would then lose.
     const workMs = performance.now() - started;
     this.#liveSavedMarks = this.#marks;
-    this.#liveUnsavedBytes = 0;
     writer.save(bytes);
-    const budgetGap = budgetGapMs(workMs, this.#flushTimeBudget);
-    this.#liveBudgetAt = performance.now() + budgetGap;
-    this.#nextLiveAt = performance.now() + Math.max(LIVE_SAVE_INTERVAL_MS, budgetGap);
+    this.#livePacer.saved(workMs, performance.now());
     return workMs;
   }
 
