@@ -4,7 +4,7 @@
  *
  *   npx tsx bench/compare.ts [--size 2GiB] [--runs 3] [--concurrency 8 | 1,4,8,16] [--block-size SIZE]
  *                            [--tools curl,aria2c,floor,blockfetch] [--scenarios full,kill,change]
- *                            [--servers nginx,capped,slow] [--baseline DIR]
+ *                            [--servers nginx,capped,slow] [--baseline DIR] [--settle-ms 3000]
  *
  * `--block-size` is passed to blockfetch only when given (else its own
  * default is measured); `--tools` and `--scenarios` pick a subset;
@@ -67,10 +67,14 @@ const { values } = parseArgs({
     // Another checkout's build (its dist/cli/main.js), run beside ours as
     // the tool `baseline`: what one change bought, in the same run.
     baseline: { type: 'string' },
+    // The pause before each run, after the last run's file is removed and
+    // synced (see clearForNextRun).
+    'settle-ms': { type: 'string', default: '3000' },
   },
 });
 const size = parseByteSize(values.size ?? '2GiB', '--size');
 const runs = Number(values.runs);
+const settleMs = Number(values['settle-ms']);
 const concurrencies = (values.concurrency ?? '8').split(',').map(Number);
 const blockSizeArgs = values['block-size'] === undefined ? [] : ['--block-size', String(parseByteSize(values['block-size'], '--block-size'))];
 const wantedTools = new Set((values.tools ?? '').split(','));
@@ -187,8 +191,21 @@ async function writeRandomFile(tmp: string, bytes: number, salt: number): Promis
   return hash.digest('hex');
 }
 
-async function removeAll(paths: string[]): Promise<void> {
+/**
+ * Removes the last run's files, syncs, and waits `--settle-ms` before the
+ * next run. Without the wait, the tool run right after aria2c paid for it
+ * (1 GiB from nginx, c8, 4 runs of each, rm and sync before each run):
+ * aria2c, this build, a baseline: 1.03-1.90 CPU s (1.75-2.41 s) against the
+ * baseline's 0.96-1.19 (1.75-1.81); aria2c, the baseline, this build:
+ * 0.95-1.25 (1.66-2.00) against 0.90-1.09 (1.59-1.79); the first order with
+ * 3 s before each run: 0.90-1.04 against 0.91-1.01. compare.ts always ran
+ * blockfetch right after aria2c. What settles in those seconds was not
+ * traced (the sync had already run).
+ */
+async function clearForNextRun(paths: string[]): Promise<void> {
   await Promise.all(paths.map((p) => rm(p, { force: true })));
+  spawnSync('sync');
+  await new Promise((r) => setTimeout(r, settleMs));
 }
 
 function median(xs: number[]): number {
@@ -350,7 +367,7 @@ async function measureServer(server: BenchServer, outDir: string): Promise<void>
   for (let run = 0; run < runs; run++) {
     for (const row of rows) {
       const { tool } = row;
-      await removeAll([out, ...tool.leftovers(out)]);
+      await clearForNextRun([out, ...tool.leftovers(out)]);
       await server.beforeRun();
       const m = timed(tool.command(url, out));
       const ok = m.exitCode === 0 && (await sha256File(out)) === expected;
@@ -367,7 +384,7 @@ async function measureServer(server: BenchServer, outDir: string): Promise<void>
   if (scenarios.has('kill')) {
     for (const row of rows) {
       const { tool } = row;
-      await removeAll([out, ...tool.leftovers(out)]);
+      await clearForNextRun([out, ...tool.leftovers(out)]);
       const servedBefore = await server.served();
       const half = (median(full.get(keyOf(row))!.map((m) => m.wallS)) * 1000) / 2;
       const [cmd, ...args] = tool.command(url, out);
@@ -418,7 +435,7 @@ async function measureServer(server: BenchServer, outDir: string): Promise<void>
     console.log('| --- | ---: | --- |');
     for (const row of rows.filter((r) => r.concurrency === concurrencies[0])) {
       const { tool } = row;
-      await removeAll([out, ...tool.leftovers(out)]);
+      await clearForNextRun([out, ...tool.leftovers(out)]);
       const old = current;
       const next = await writeRandomFile(`${source}.next`, size, revision++ * 1_000_000);
       const at = median(full.get(keyOf(row))!.map((m) => m.wallS)) * 1000 * 0.3;
