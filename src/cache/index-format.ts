@@ -369,9 +369,10 @@ function checksumOf(body: Record<string, unknown>): string {
       return;
     }
     if (joined !== '') hash.update(joined);
+    joined = '';
     // A large part (a multi-megabyte bitmap) is hashed as it is, not copied.
-    joined = part.length <= CHECKSUM_BATCH_CHARS ? part : '';
-    if (joined === '') hash.update(part);
+    if (part.length > CHECKSUM_BATCH_CHARS) hash.update(part);
+    else joined = part;
   });
   if (joined !== '') hash.update(joined);
   return `sha256:${hash.digest('hex')}`;

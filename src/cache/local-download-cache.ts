@@ -82,7 +82,6 @@ const DATA_SYNC_INTERVAL_MS = 1000;
 /** `flushIntervalMs` when the cache has a boot id and not told otherwise, in ms (see {@link FlushPolicy}). */
 const LIVE_FLUSH_INTERVAL_MS = 20;
 
-
 /**
  * Data writes handed to the thread pool at once. libuv runs 4 threads in
  * FIFO order: with every connection's writes queued there, each of an index
@@ -233,7 +232,7 @@ export class LocalDownloadCache implements DownloadCache {
   #marks = 0;
   #liveSavedMarks = 0;
   #durableSavedMarks = 0;
-  /** When the next live save is due, and the timer that makes it when no mark comes first. */
+  /** When the next live save is due; the timer below makes it when no mark comes first. */
   readonly #livePacer: LiveSavePacer;
   #liveTimer: NodeJS.Timeout | undefined;
   /** When {@link #liveTimer} was armed to fire (performance.now()). */

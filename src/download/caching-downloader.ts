@@ -136,8 +136,8 @@ class GatherBuffers {
  * tell its rate). A split costs what the victim's connection already has in
  * flight past the cut: on loopback the server is 4-6 MiB ahead of the
  * reader, and splitting 4 MiB requests that would have ended within 10-40
- * ms sent 1-25 MiB twice per run for no time gained (docs/benchmarks.md,
- * seventh session). A slow route's request (5 MB/s: 200 ms a MiB) and a
+ * ms made a 1 GiB run send 4-51 MiB beyond the file for no time gained
+ * (0-12 with this rule; docs/benchmarks.md, seventh session). A slow route's request (5 MB/s: 200 ms a MiB) and a
  * large remainder at any speed are still split.
  */
 const SPLIT_MIN_MS = 50;
@@ -656,9 +656,10 @@ export class CachingDownloader {
     // running and the last few ended) does the rest: half when they are
     // alike, little or nothing beyond the block it is receiving for a slow
     // route. At least one block is taken.
-    const victim = best;
-    const others = median([...[...rates].filter(([sink]) => sink !== victim.sink).map(([, rate]) => rate), ...this.#endedRates]) ?? victim.rate;
-    const share = victim.rate + others === 0 ? 0.5 : victim.rate / (victim.rate + others);
+    const otherRates = [...this.#endedRates];
+    for (const [sink, rate] of rates) if (sink !== best.sink) otherRates.push(rate);
+    const others = median(otherRates) ?? best.rate;
+    const share = best.rate + others === 0 ? 0.5 : best.rate / (best.rate + others);
     const taken = Math.max(1, spare - Math.round(spare * share));
     const firstBlock = best.last - taken + 1;
     best.sink.shrinkTo(firstBlock - 1);
