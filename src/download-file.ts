@@ -189,7 +189,9 @@ export interface DownloadFileOptions {
   /**
    * The most one request asks for, in bytes: adjacent outstanding blocks are
    * fetched together up to this size, and still recorded one by one as their
-   * bytes land. @default 67108864 (64 MiB, `DEFAULT_MAX_REQUEST_BYTES`)
+   * bytes land. Left out, each request is sized from what the requests before
+   * it measured, from 4 MiB up to 64 MiB (see `CachingDownloaderOptions.maxRequestBytes`).
+   * @default 67108864 (64 MiB, `DEFAULT_MAX_REQUEST_BYTES`)
    */
   readonly maxRequestBytes?: number;
   /** Limit the transfer to this many bytes per second. @default undefined (no limit) */
@@ -496,7 +498,7 @@ async function download(source: DownloadSource, target: string, o: ResolvedOptio
         emit({ type: 'open', paths, size: contentLength, blockSize, resumedBytes });
         const downloader = new CachingDownloader(reader, cache, {
           concurrency: o.concurrency,
-          maxRequestBytes: o.maxRequestBytes,
+          ...(o.requestedMaxRequestBytes === undefined ? {} : { maxRequestBytes: o.requestedMaxRequestBytes }),
           ...(o.retry === undefined ? {} : { retry: o.retry }),
           ...(o.bytesPerSecond === undefined ? {} : { bytesPerSecond: o.bytesPerSecond }),
           ...(o.rateLimiter === undefined ? {} : { rateLimiter: o.rateLimiter }),
@@ -570,6 +572,8 @@ type ResolvedOptions = Required<
   Omit<DownloadFileOptions, 'concurrency' | 'blockSize' | 'maxRequestBytes' | 'restart' | 'overwrite' | 'timeoutMs' | 'lockWaitMs' | 'expectedDigest' | 'expectedDigests'> & {
     /** The block size the caller asked for, or undefined to take the reader's, grown to fit the file ({@link blockSizeFor}). */
     readonly requestedBlockSize: number | undefined;
+    /** The request size the caller asked for, or undefined to let the downloader size requests from what it measures. */
+    readonly requestedMaxRequestBytes: number | undefined;
     /** `expectedDigest` and `expectedDigests` as one list, checked, `expectedDigest` first, one per algorithm. */
     readonly expectedDigests: readonly ExpectedDigest[];
   };
@@ -628,7 +632,7 @@ function resolveDownloadFileOptions(source: DownloadSource, options: DownloadFil
   // Checked here, before the lock or any file: two digests that cannot both be right fail at once.
   const expectedDigests = combineExpectedDigests(OWNER, o.expectedDigest, o.expectedDigests);
   const { expectedDigest: _one, ...rest } = o;
-  return { ...rest, expectedDigests, requestedBlockSize: defined.blockSize };
+  return { ...rest, expectedDigests, requestedBlockSize: defined.blockSize, requestedMaxRequestBytes: defined.maxRequestBytes };
 }
 
 /** Whether `value` can be written to and watched as a Node Writable is. */

@@ -46,13 +46,17 @@ describe('CachingDownloader through the attempt engine', () => {
     expect(status.stats).toMatchObject({ errors: 2, retries: 2 });
   });
 
-  it('asks for up to DEFAULT_MAX_REQUEST_BYTES per request by default, as downloadFile and the CLI do', async () => {
+  it('asks for up to DEFAULT_MAX_REQUEST_BYTES per request when told to, and sizes requests from 4 MiB when not', async () => {
     expect(defaultCachingDownloaderOptions.maxRequestBytes).toBe(DEFAULT_MAX_REQUEST_BYTES);
     const size = 2 * DEFAULT_MAX_REQUEST_BYTES;
-    const reader = new FakeReader({ size, chunkSize: 1024 * 1024 });
-    const dl = new CachingDownloader(reader, MemoryCache.create(size, 1024 * 1024), { concurrency: 1 });
-    const status = await dl.run();
+    const given = new FakeReader({ size, chunkSize: 1024 * 1024 });
+    const status = await new CachingDownloader(given, MemoryCache.create(size, 1024 * 1024), { concurrency: 1, maxRequestBytes: DEFAULT_MAX_REQUEST_BYTES }).run();
     expect(status.complete).toBe(true);
-    expect(reader.requests.map((r) => r.to - r.from + 1)).toEqual([DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_BYTES]);
+    expect(given.requests.map((r) => r.to - r.from + 1)).toEqual([DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_REQUEST_BYTES]);
+    // Left out: the first request is 4 MiB (nothing measured yet), and none is over the default cap.
+    const sized = new FakeReader({ size, chunkSize: 1024 * 1024 });
+    expect((await new CachingDownloader(sized, MemoryCache.create(size, 1024 * 1024), { concurrency: 1 }).run()).complete).toBe(true);
+    expect(sized.requests[0]).toMatchObject({ from: 0, to: 4 * 1024 * 1024 - 1 });
+    expect(sized.requests.every((r) => r.to - r.from + 1 <= DEFAULT_MAX_REQUEST_BYTES)).toBe(true);
   });
 });

@@ -12,6 +12,7 @@ import {
 import { StatsRecorder } from '../src/download/stats.js';
 import { compareIdentity } from '../src/download/identity.js';
 import { blocksPerRequest, planRequests, shrinkingBlocksPerRequest } from '../src/download/request-planner.js';
+import { HEAD_WAIT_MULTIPLE, RequestSizer } from '../src/download/request-sizer.js';
 import { DigestMismatchError, InvalidArgumentError } from '../src/errors.js';
 import { MemoryCache } from './helpers/memory-cache.js';
 
@@ -233,6 +234,17 @@ describe('request planning', () => {
     expect(sizes(16, 8)).toEqual([2, 2, 2, 2, 2, 2, 2, 2]);
   });
 
+  it('lowers each request to the cap it is given when it is planned', () => {
+    const MiB = 1 << 20;
+    let cap = 4 * MiB;
+    const next = shrinkingBlocksPerRequest({ blockSize: MiB, maxRequestBytes: 64 * MiB, outstandingBytes: 1024 * MiB, concurrency: 8, capBytes: () => cap });
+    expect(next(0)).toBe(4);
+    cap = 40 * MiB;
+    expect(next(4 * MiB)).toBe(40);
+    cap = 200 * MiB; // never above maxRequestBytes
+    expect(next(44 * MiB)).toBe(64);
+  });
+
   it('plans runs of adjacent outstanding blocks, skipping cached ones, lazily', async () => {
     const cache = MemoryCache.create(10 * 100 + 7, 100); // 11 blocks, the last 7 bytes
     for (const b of [2, 3, 7]) await cache.writeAt(new Uint8Array(100), b * 100);
@@ -245,5 +257,50 @@ describe('request planning', () => {
       { firstBlock: 6, lastBlock: 6, from: 600, to: 699 },
       { firstBlock: 8, lastBlock: 10, from: 800, to: 1006 },
     ]);
+  });
+});
+
+describe('RequestSizer', () => {
+  const MiB = 1 << 20;
+
+  it('asks for the 4 MiB floor until a request has ended', () => {
+    expect(new RequestSizer(64 * MiB).capBytes()).toBe(4 * MiB);
+    expect(new RequestSizer(MiB).capBytes()).toBe(MiB); // a cap below the floor wins
+  });
+
+  it('sizes requests from the idle head wait and the rate: 64 times what a connection receives while idle', () => {
+    const sizer = new RequestSizer(64 * MiB);
+    // A server that waits 20 ms before each head while the process idles 15 ms of it, 40 KB per ms.
+    sizer.requestEnded({ idleHeadWaitMs: 15, bytes: 4_000_000, ms: 100 });
+    expect(sizer.capBytes()).toBe(Math.floor(HEAD_WAIT_MULTIPLE * 15 * 40_000));
+    // A WAN: 100 ms idle before each head, so requests grow to the cap.
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4_000_000, ms: 100 });
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4_000_000, ms: 100 });
+    expect(sizer.capBytes()).toBe(64 * MiB);
+  });
+
+  it('keeps requests at the floor while the process is busy during head waits (loopback)', () => {
+    const sizer = new RequestSizer(64 * MiB);
+    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 * MiB, ms: 40 });
+    expect(sizer.capBytes()).toBe(4 * MiB);
+    // One idle outlier among many busy waits does not move the median.
+    sizer.requestEnded({ idleHeadWaitMs: 500, bytes: 4 * MiB, ms: 600 });
+    expect(sizer.capBytes()).toBe(4 * MiB);
+  });
+
+  it('follows the recent requests: older samples drop out', () => {
+    const sizer = new RequestSizer(64 * MiB);
+    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4 * MiB, ms: 100 });
+    expect(sizer.capBytes()).toBe(64 * MiB);
+    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 * MiB, ms: 40 });
+    expect(sizer.capBytes()).toBe(4 * MiB);
+  });
+
+  it('ignores requests that tell nothing (no bytes, no time)', () => {
+    const sizer = new RequestSizer(64 * MiB);
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 0, ms: 100 });
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: MiB, ms: 0 });
+    sizer.requestEnded({ idleHeadWaitMs: Number.NaN, bytes: MiB, ms: 10 });
+    expect(sizer.capBytes()).toBe(4 * MiB);
   });
 });

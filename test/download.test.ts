@@ -582,3 +582,33 @@ describe('the tail: a free connection takes over half of a slow request', () => 
     expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
   });
 });
+
+describe('request sizes follow the idle head waits', () => {
+  const MiB = 1 << 20;
+
+  it('a server that keeps the process idle before each head gets requests far larger than 4 MiB after the first round', async () => {
+    const size = 96 * MiB;
+    // 30 ms before every head, with nothing else to do meanwhile; bodies come at once.
+    const reader = new FakeReader({ size, chunkSize: MiB, delayMs: 30 });
+    const cache = MemoryCache.create(size, MiB);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 2 }).run();
+    expect(status.complete, status.error?.message).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+    const lengths = reader.requests.map((r) => (r.to - r.from + 1) / MiB);
+    // Nothing was measured for the first requests: the 4 MiB floor.
+    expect(lengths.slice(0, 2)).toEqual([4, 4]);
+    // Then 30 ms of idle wait at a high rate asks for the most a share allows.
+    expect(Math.max(...lengths)).toBeGreaterThanOrEqual(32);
+    expect(reader.requests.length).toBeLessThan(12);
+  });
+
+  it('a server whose heads come while the process is busy gets 4 MiB requests (what a kill loses stays small)', async () => {
+    const size = 64 * MiB;
+    const reader = new FakeReader({ size, chunkSize: MiB });
+    const cache = MemoryCache.create(size, MiB);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 2 }).run();
+    expect(status.complete, status.error?.message).toBe(true);
+    expect(reader.requests.every((r) => r.to - r.from + 1 <= 4 * MiB)).toBe(true);
+    expect(reader.requests.length).toBeGreaterThanOrEqual(16);
+  });
+});

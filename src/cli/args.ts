@@ -252,7 +252,7 @@ export const DOWNLOAD_OPTIONS = [
   { long: 'stdout', help: 'stream the file in order to stdout (same as -o -); with -o FILE, stream while saving FILE (resumable)' },
   { long: 'concurrency', short: 'c', value: 'N', default: String(d.concurrency), help: 'parallel requests' },
   { long: 'block-size', value: 'SIZE', default: formatSizeOption(d.blockSize), help: 'the unit of resumption: a kill loses at most one partly received block per connection' },
-  { long: 'request-size', value: 'SIZE', default: formatSizeOption(d.requestSize), help: 'the most one request fetches; with --stdout the unit of the stream' },
+  { long: 'request-size', value: 'SIZE', default: formatSizeOption(d.requestSize), help: 'the most one request fetches (left out: sized from 4MiB by measured waits); with --stdout the unit of the stream' },
   { long: 'rate', value: 'RATE', help: 'limit the transfer rate, e.g. 50MB/s (powers of 10) or 8MiB/s (powers of 2)' },
   { long: 'limit-rate', value: 'RATE', help: "the same in curl's units: 500K, 8M, 1G are powers of 1024 bytes per second" },
   { long: 'header', short: 'H', value: "'N: V'", repeatable: true, help: 'send an extra request header (repeatable)' },

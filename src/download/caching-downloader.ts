@@ -53,6 +53,7 @@ import { PrefixWatcher } from './prefix-watcher.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
 import { shrinkingBlocksPerRequest, planRequests, type PlannedRequest } from './request-planner.js';
+import { RequestSizer, type RequestTimings } from './request-sizer.js';
 import { StatsRecorder, type DownloadStats } from './stats.js';
 import { createTailStream, type TailStreamOptions } from './tail-stream.js';
 
@@ -219,6 +220,8 @@ export class CachingDownloader {
   readonly #gatherBuffers = new GatherBuffers();
   /** Bytes per ms of the last {@link ENDED_RATES_KEPT} requests that ended, oldest first (for the tail's shares). */
   readonly #endedRates: number[] = [];
+  /** Sizes requests from the head waits and rates of those that ended; undefined when the caller fixed `maxRequestBytes`. */
+  readonly #sizer: RequestSizer | undefined;
   #running = false;
   /** True once a run ended with the file complete and verified. */
   #verified = false;
@@ -247,6 +250,7 @@ export class CachingDownloader {
     this.#reader = reader;
     this.#cache = cache;
     this.#options = resolveCachingOptions(options);
+    this.#sizer = this.#options.sizeRequests ? new RequestSizer(this.#options.maxRequestBytes) : undefined;
     const o = this.#options;
     this.#limiter =
       o.rateLimiter ??
@@ -558,6 +562,7 @@ export class CachingDownloader {
                   maxRequestBytes: o.maxRequestBytes,
                   outstandingBytes: this.#contentLength - this.#cache.cachedBytesAndBlocks().bytes,
                   concurrency: o.concurrency,
+                  ...(this.#sizer === undefined ? {} : { capBytes: this.#sizer.capBytes.bind(this.#sizer) }),
                 }),
           )
         : this.#cache.complete()
@@ -567,8 +572,9 @@ export class CachingDownloader {
       for (const request of requests) {
         if (run.signal.aborted) break;
         void queue.add(() => this.#fetch(run, request, info.rangesSupported, running));
-        // Plan lazily: only a few requests wait in the queue at any time.
-        if (queue.size >= connections) await queue.onSizeLessThan(connections);
+        // Plan lazily: one request waits for a connection, so the next is
+        // sized from the requests that ended until just before it.
+        if (queue.size >= 1) await queue.onSizeLessThan(1);
       }
       // Nothing left to plan: a connection that comes free takes over part
       // of what the slowest request still has ahead of it (#splitTail).
@@ -620,11 +626,14 @@ export class CachingDownloader {
       this.#fail(run, err);
     } finally {
       running?.delete(sink);
-      const rate = sink.rateSoFar(performance.now(), 1);
+      const now = performance.now();
+      const rate = sink.rateSoFar(now, 1);
       if (rate !== undefined && rate > 0) {
         this.#endedRates.push(rate);
         if (this.#endedRates.length > ENDED_RATES_KEPT) this.#endedRates.shift();
       }
+      const timings = sink.timings(now);
+      if (this.#sizer !== undefined && timings !== undefined) this.#sizer.requestEnded(timings);
     }
   }
 
@@ -861,6 +870,10 @@ class CacheSink implements BodySink {
   #nextByte: number;
   /** When the request started (performance.now()), for its rate so far. */
   readonly #startedAt = performance.now();
+  /** The event loop's idle time (ms, cumulative) when the request started. */
+  readonly #idleAtStart = performance.eventLoopUtilization().idle;
+  /** How long the event loop was idle while the request waited for its first body byte; undefined before that byte. */
+  #idleHeadWaitMs: number | undefined;
   readonly #ranged: boolean;
   #writes = new WriteWindow();
   readonly #buffers: GatherBuffers;
@@ -895,6 +908,15 @@ class CacheSink implements BodySink {
     return (this.#nextByte - this.#request.from) / age;
   }
 
+  /**
+   * What the request showed of its head wait and rate (for the
+   * `RequestSizer`); undefined when no body byte arrived.
+   */
+  timings(now: number): RequestTimings | undefined {
+    if (this.#idleHeadWaitMs === undefined) return undefined;
+    return { idleHeadWaitMs: this.#idleHeadWaitMs, bytes: this.#nextByte - this.#request.from, ms: now - this.#startedAt };
+  }
+
   /** The request's blocks after the one being received, which another request could take over. */
   get spareBlocks(): { readonly first: number; readonly last: number } {
     const receiving = Math.floor(this.#nextByte / this.#target.blockSize);
@@ -912,6 +934,7 @@ class CacheSink implements BodySink {
   }
 
   write(chunk: Uint8Array, offset: number): void | Promise<void> {
+    this.#idleHeadWaitMs ??= performance.eventLoopUtilization().idle - this.#idleAtStart;
     this.#nextByte = offset + chunk.length;
     if (this.#gatheredBytes > 0 && offset !== this.#gatheredFrom + this.#gatheredBytes) this.#writeGathered();
     const writeNow = this.#target.writeNow;

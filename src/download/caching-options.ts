@@ -24,6 +24,13 @@ export interface CachingDownloaderOptions {
    * bytes (never fewer requests than workers while there is enough to do);
    * each block is still marked cached on its own as its bytes land. Set it to
    * the block size or less to fetch one block per request.
+   *
+   * Left out, the downloader sizes each request from the requests that ended
+   * before it (`RequestSizer`): 4 MiB while waiting for response heads costs
+   * nothing (the process is busy with the other connections, as on
+   * loopback), larger when the process sits idle through those waits (a
+   * server or a network with latency), up to this default. Given, requests
+   * go up to it whatever was measured.
    * @default 67108864 (64 MiB, `DEFAULT_MAX_REQUEST_BYTES`, as `downloadFile` and the CLI)
    */
   readonly maxRequestBytes?: number;
@@ -132,6 +139,8 @@ const OWNER = 'CachingDownloader';
 export interface ResolvedCachingOptions {
   readonly concurrency: number;
   readonly maxRequestBytes: number;
+  /** True when `maxRequestBytes` was left out: requests are sized from measurements, up to it. */
+  readonly sizeRequests: boolean;
   readonly retry: Required<RetryOptions>;
   readonly waitForCompletion: boolean;
   readonly maxPasses: number;
@@ -199,6 +208,7 @@ export function resolveCachingOptions(options: CachingDownloaderOptions = {}): R
   return Object.freeze({
     concurrency,
     maxRequestBytes,
+    sizeRequests: options.maxRequestBytes === undefined,
     retry: resolveRetryOptions(options.retry),
     waitForCompletion,
     maxPasses,

@@ -38,10 +38,14 @@ export function blocksPerRequest(p: {
 
 /**
  * The smallest share {@link shrinkingBlocksPerRequest} lowers requests to
- * (unless the first share was smaller): 4 MiB. 1 GiB from nginx at c8, 4
- * alternating runs each: 1.73-1.93 s and 7-24 MiB sent beyond the file;
- * with a 1 MiB floor 1.91-2.04 s and 19-44 MiB, with 8 MiB 1.70-1.92 s and
- * 11-38 MiB (docs/benchmarks.md, fifth session).
+ * (unless the first share was smaller), and the smallest size the
+ * `RequestSizer` chooses: 4 MiB. 1 GiB from nginx at c8, 4 alternating runs
+ * each: 1.73-1.93 s and 7-24 MiB sent beyond the file; with a 1 MiB floor
+ * 1.91-2.04 s and 19-44 MiB, with 8 MiB 1.70-1.92 s and 11-38 MiB
+ * (docs/benchmarks.md, fifth session). Each request costs about 0.6 ms of
+ * the main thread on loopback (the same download took 1.69-1.71 CPU s with
+ * 1 MiB requests against 1.00-1.11 with 64 MiB ones, 3 runs each; eighth
+ * session).
  */
 export const SMALLEST_SHARE_BYTES = 4 * 2 ** 20;
 
@@ -54,8 +58,10 @@ export const SMALLEST_SHARE_BYTES = 4 * 2 ** 20;
  * runs out of work at about the same time, and the tail has little left to
  * split: cutting a request short wastes what its connection had in flight
  * (4-10 MiB on loopback), and with equal 64 MiB requests one resume split
- * a request a dozen times. Returns what {@link planRequests} takes: the blocks
- * for the next request, given the bytes planned so far.
+ * a request a dozen times. `capBytes`, when given, is asked before each
+ * request for a lower cap (the `RequestSizer`'s, from the requests so far).
+ * Returns what {@link planRequests} takes: the blocks for the next request,
+ * given the bytes planned so far.
  *
  * @example
  * ```ts
@@ -70,10 +76,17 @@ export function shrinkingBlocksPerRequest(p: {
   readonly maxRequestBytes: number;
   readonly outstandingBytes: number;
   readonly concurrency: number;
+  readonly capBytes?: () => number;
 }): (plannedBytes: number) => number {
   const workers = Math.max(1, p.concurrency);
   const floor = workers * Math.min(SMALLEST_SHARE_BYTES, Math.ceil(p.outstandingBytes / workers));
-  return (plannedBytes) => blocksPerRequest({ ...p, outstandingBytes: Math.max(floor, p.outstandingBytes - plannedBytes) });
+  return (plannedBytes) =>
+    blocksPerRequest({
+      blockSize: p.blockSize,
+      concurrency: p.concurrency,
+      maxRequestBytes: p.capBytes === undefined ? p.maxRequestBytes : Math.min(p.maxRequestBytes, p.capBytes()),
+      outstandingBytes: Math.max(floor, p.outstandingBytes - plannedBytes),
+    });
 }
 
 /**

@@ -1,0 +1,93 @@
+/**
+ * How many bytes one request should ask for, from what the requests so far
+ * have shown.
+ *
+ * A request waits once for its response head (a round trip and the server's
+ * own delay) and then streams its body. Its size trades two costs:
+ * - too short, and the waits add up: over a network with 100 ms of round
+ *   trip, a 4 MiB request at 12 MB/s spends a quarter of its time waiting;
+ * - too long, and a `kill -9` costs more: what the server has already sent
+ *   of a request sits in the socket queues on both ends, and a kill throws it
+ *   away. On loopback, where the server sends faster than we write, those
+ *   queues hold the rest of each request, up to several MiB per connection.
+ *
+ * A head wait costs wall time only while the process has nothing else to
+ * do. When every connection keeps the process busy (loopback, a fast LAN),
+ * a connection waiting for its head loses nothing, and small requests bound
+ * what a kill throws away. So the wait that counts is the event loop's idle
+ * time while the request waited for its first body byte: 0 ms on loopback
+ * at c8, 10-19 ms of each 20 ms head delay from a server pacing each
+ * connection to 50 MB/s (measured 2026-12-07). A request asks for
+ * {@link HEAD_WAIT_MULTIPLE} times what its connection receives in that
+ * time (the median idle wait of recent requests times the connections'
+ * median rate, heads included), so such waits are about 1.5 % of a request.
+ * The result is never below the plan's smallest share,
+ * `SMALLEST_SHARE_BYTES` (4 MiB), nor above the caller's `maxRequestBytes`;
+ * until a request has ended, it is that floor.
+ *
+ * @example
+ * ```ts
+ * const sizer = new RequestSizer(64 << 20);
+ * sizer.capBytes(); // 4194304: nothing measured yet
+ * sizer.requestEnded({ idleHeadWaitMs: 15, bytes: 4 << 20, ms: 100 }); // 15 ms idle, 41943 bytes per ms
+ * sizer.capBytes(); // 40265318: 64 × 15 ms × 41943.04 bytes per ms
+ * sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 << 20, ms: 50 }); // a busy process: waits cost nothing
+ * ```
+ */
+import { SMALLEST_SHARE_BYTES } from './request-planner.js';
+
+/** Requests ask for this many times what a connection receives during an idle head wait. */
+export const HEAD_WAIT_MULTIPLE = 64;
+
+/** How many recent requests the medians are taken over. */
+const SAMPLES_KEPT = 16;
+
+/** What one ended request showed. */
+export interface RequestTimings {
+  /** How long the event loop was idle (ms) between the request's start and its first body byte. */
+  readonly idleHeadWaitMs: number;
+  /** Bytes of body received. */
+  readonly bytes: number;
+  /** From the request's start to its end, in ms. */
+  readonly ms: number;
+}
+
+/** Chooses request sizes from the idle head waits and rates of requests that ended (see the module comment). */
+export class RequestSizer {
+  readonly #maxRequestBytes: number;
+  /** The last {@link SAMPLES_KEPT} idle head waits (ms), oldest first. */
+  readonly #idleWaits: number[] = [];
+  /** The last {@link SAMPLES_KEPT} rates (bytes per ms, heads included), oldest first. */
+  readonly #rates: number[] = [];
+
+  /** @param maxRequestBytes the largest size it may choose (the caller's cap). */
+  constructor(maxRequestBytes: number) {
+    this.#maxRequestBytes = maxRequestBytes;
+  }
+
+  /** Records an ended request. */
+  requestEnded(t: RequestTimings): void {
+    if (!(t.idleHeadWaitMs >= 0) || !(t.bytes > 0) || !(t.ms > 0)) return;
+    keep(this.#idleWaits, t.idleHeadWaitMs);
+    keep(this.#rates, t.bytes / t.ms);
+  }
+
+  /** The bytes the next request may ask for. */
+  capBytes(): number {
+    const floor = Math.min(SMALLEST_SHARE_BYTES, this.#maxRequestBytes);
+    if (this.#rates.length === 0) return floor;
+    const wanted = HEAD_WAIT_MULTIPLE * median(this.#idleWaits) * median(this.#rates);
+    return Math.max(floor, Math.min(this.#maxRequestBytes, Math.floor(wanted)));
+  }
+}
+
+function keep(samples: number[], value: number): void {
+  samples.push(value);
+  if (samples.length > SAMPLES_KEPT) samples.shift();
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
