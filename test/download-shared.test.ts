@@ -268,39 +268,48 @@ describe('RequestSizer', () => {
     expect(new RequestSizer(MiB).capBytes()).toBe(MiB); // a cap below the floor wins
   });
 
-  it('sizes requests from the idle head wait and the rate: 64 times what a connection receives while idle', () => {
+  it('sizes requests from the idle head wait and the body rate: 64 times what a connection receives while idle', () => {
     const sizer = new RequestSizer(64 * MiB);
-    // A server that waits 20 ms before each head while the process idles 15 ms of it, 40 KB per ms.
-    sizer.requestEnded({ idleHeadWaitMs: 15, bytes: 4_000_000, ms: 100 });
+    // A server that waits 20 ms before each head while the process idles 15 ms of it, then sends 40 KB per ms.
+    sizer.requestEnded({ idleHeadWaitMs: 15, bytes: 4_000_000, bodyMs: 100 });
     expect(sizer.capBytes()).toBe(Math.floor(HEAD_WAIT_MULTIPLE * 15 * 40_000));
     // A WAN: 100 ms idle before each head, so requests grow to the cap.
-    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4_000_000, ms: 100 });
-    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4_000_000, ms: 100 });
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4_000_000, bodyMs: 100 });
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4_000_000, bodyMs: 100 });
     expect(sizer.capBytes()).toBe(64 * MiB);
   });
 
   it('keeps requests at the floor while the process is busy during head waits (loopback)', () => {
     const sizer = new RequestSizer(64 * MiB);
-    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 * MiB, ms: 40 });
+    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 * MiB, bodyMs: 40 });
     expect(sizer.capBytes()).toBe(4 * MiB);
-    // One idle outlier among many busy waits does not move the median.
-    sizer.requestEnded({ idleHeadWaitMs: 500, bytes: 4 * MiB, ms: 600 });
+    // Idle outliers among many busy waits change nothing: 3 of the last 16.
+    for (let i = 0; i < 3; i++) sizer.requestEnded({ idleHeadWaitMs: 500, bytes: 4 * MiB, bodyMs: 600 });
     expect(sizer.capBytes()).toBe(4 * MiB);
+  });
+
+  it('takes the upper quartile of the idle waits: waits overlapped by the other connections\' bodies do not shrink requests', () => {
+    // A server with 20 ms before each head, 16 connections: a quarter of the
+    // waits were idle, the rest overlapped the other requests' bodies.
+    const sizer = new RequestSizer(64 * MiB);
+    for (let i = 0; i < 12; i++) sizer.requestEnded({ idleHeadWaitMs: 0.5, bytes: 4_000_000, bodyMs: 80 });
+    for (let i = 0; i < 4; i++) sizer.requestEnded({ idleHeadWaitMs: 17, bytes: 4_000_000, bodyMs: 80 });
+    expect(sizer.capBytes()).toBe(Math.floor(HEAD_WAIT_MULTIPLE * 17 * 50_000));
   });
 
   it('follows the recent requests: older samples drop out', () => {
     const sizer = new RequestSizer(64 * MiB);
-    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4 * MiB, ms: 100 });
+    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 4 * MiB, bodyMs: 100 });
     expect(sizer.capBytes()).toBe(64 * MiB);
-    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 * MiB, ms: 40 });
+    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 * MiB, bodyMs: 40 });
     expect(sizer.capBytes()).toBe(4 * MiB);
   });
 
   it('ignores requests that tell nothing (no bytes, no time)', () => {
     const sizer = new RequestSizer(64 * MiB);
-    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 0, ms: 100 });
-    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: MiB, ms: 0 });
-    sizer.requestEnded({ idleHeadWaitMs: Number.NaN, bytes: MiB, ms: 10 });
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: 0, bodyMs: 100 });
+    sizer.requestEnded({ idleHeadWaitMs: 100, bytes: MiB, bodyMs: 0 });
+    sizer.requestEnded({ idleHeadWaitMs: Number.NaN, bytes: MiB, bodyMs: 10 });
     expect(sizer.capBytes()).toBe(4 * MiB);
   });
 });

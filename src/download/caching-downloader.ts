@@ -874,6 +874,8 @@ class CacheSink implements BodySink {
   readonly #idleAtStart = performance.eventLoopUtilization().idle;
   /** How long the event loop was idle while the request waited for its first body byte; undefined before that byte. */
   #idleHeadWaitMs: number | undefined;
+  /** When the first body byte arrived (performance.now()). */
+  #firstByteAt = 0;
   readonly #ranged: boolean;
   #writes = new WriteWindow();
   readonly #buffers: GatherBuffers;
@@ -914,7 +916,7 @@ class CacheSink implements BodySink {
    */
   timings(now: number): RequestTimings | undefined {
     if (this.#idleHeadWaitMs === undefined) return undefined;
-    return { idleHeadWaitMs: this.#idleHeadWaitMs, bytes: this.#nextByte - this.#request.from, ms: now - this.#startedAt };
+    return { idleHeadWaitMs: this.#idleHeadWaitMs, bytes: this.#nextByte - this.#request.from, bodyMs: now - this.#firstByteAt };
   }
 
   /** The request's blocks after the one being received, which another request could take over. */
@@ -934,7 +936,10 @@ class CacheSink implements BodySink {
   }
 
   write(chunk: Uint8Array, offset: number): void | Promise<void> {
-    this.#idleHeadWaitMs ??= performance.eventLoopUtilization().idle - this.#idleAtStart;
+    if (this.#idleHeadWaitMs === undefined) {
+      this.#idleHeadWaitMs = performance.eventLoopUtilization().idle - this.#idleAtStart;
+      this.#firstByteAt = performance.now();
+    }
     this.#nextByte = offset + chunk.length;
     if (this.#gatheredBytes > 0 && offset !== this.#gatheredFrom + this.#gatheredBytes) this.#writeGathered();
     const writeNow = this.#target.writeNow;

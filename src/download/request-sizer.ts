@@ -19,9 +19,11 @@
  * at c8, 10-19 ms of each 20 ms head delay from a server pacing each
  * connection to 50 MB/s (measured 2026-12-07). A request asks for
  * {@link HEAD_WAIT_MULTIPLE} times what its connection receives in that
- * time (the median idle wait of recent requests times the connections'
- * median rate, heads included), so such waits are about 1.5 % of a request.
- * The result is never below the plan's smallest share,
+ * time, so such waits are about 1.5 % of a request: the upper quartile of
+ * the recent idle waits (at 16 connections most waits overlap the other
+ * requests' bodies and show little idle time, though the connection itself
+ * streams nothing meanwhile) times the median body rate, both over the
+ * last 16 requests. The result is never below the plan's smallest share,
  * `SMALLEST_SHARE_BYTES` (4 MiB), nor above the caller's `maxRequestBytes`;
  * until a request has ended, it is that floor.
  *
@@ -29,9 +31,9 @@
  * ```ts
  * const sizer = new RequestSizer(64 << 20);
  * sizer.capBytes(); // 4194304: nothing measured yet
- * sizer.requestEnded({ idleHeadWaitMs: 15, bytes: 4 << 20, ms: 100 }); // 15 ms idle, 41943 bytes per ms
+ * sizer.requestEnded({ idleHeadWaitMs: 15, bytes: 4 << 20, bodyMs: 100 }); // 15 ms idle, then 41943 bytes per ms
  * sizer.capBytes(); // 40265318: 64 × 15 ms × 41943.04 bytes per ms
- * sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 << 20, ms: 50 }); // a busy process: waits cost nothing
+ * sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 << 20, bodyMs: 50 }); // a busy process: waits cost nothing
  * ```
  */
 import { SMALLEST_SHARE_BYTES } from './request-planner.js';
@@ -39,7 +41,7 @@ import { SMALLEST_SHARE_BYTES } from './request-planner.js';
 /** Requests ask for this many times what a connection receives during an idle head wait. */
 export const HEAD_WAIT_MULTIPLE = 64;
 
-/** How many recent requests the medians are taken over. */
+/** How many recent requests the quartile and the median are taken over. */
 const SAMPLES_KEPT = 16;
 
 /** What one ended request showed. */
@@ -48,8 +50,8 @@ export interface RequestTimings {
   readonly idleHeadWaitMs: number;
   /** Bytes of body received. */
   readonly bytes: number;
-  /** From the request's start to its end, in ms. */
-  readonly ms: number;
+  /** From the first body byte to the end of the request, in ms. */
+  readonly bodyMs: number;
 }
 
 /** Chooses request sizes from the idle head waits and rates of requests that ended (see the module comment). */
@@ -57,7 +59,7 @@ export class RequestSizer {
   readonly #maxRequestBytes: number;
   /** The last {@link SAMPLES_KEPT} idle head waits (ms), oldest first. */
   readonly #idleWaits: number[] = [];
-  /** The last {@link SAMPLES_KEPT} rates (bytes per ms, heads included), oldest first. */
+  /** The last {@link SAMPLES_KEPT} body rates (bytes per ms once the body began), oldest first. */
   readonly #rates: number[] = [];
 
   /** @param maxRequestBytes the largest size it may choose (the caller's cap). */
@@ -67,16 +69,16 @@ export class RequestSizer {
 
   /** Records an ended request. */
   requestEnded(t: RequestTimings): void {
-    if (!(t.idleHeadWaitMs >= 0) || !(t.bytes > 0) || !(t.ms > 0)) return;
+    if (!(t.idleHeadWaitMs >= 0) || !(t.bytes > 0) || !(t.bodyMs > 0)) return;
     keep(this.#idleWaits, t.idleHeadWaitMs);
-    keep(this.#rates, t.bytes / t.ms);
+    keep(this.#rates, t.bytes / t.bodyMs);
   }
 
   /** The bytes the next request may ask for. */
   capBytes(): number {
     const floor = Math.min(SMALLEST_SHARE_BYTES, this.#maxRequestBytes);
     if (this.#rates.length === 0) return floor;
-    const wanted = HEAD_WAIT_MULTIPLE * median(this.#idleWaits) * median(this.#rates);
+    const wanted = HEAD_WAIT_MULTIPLE * upperQuartile(this.#idleWaits) * median(this.#rates);
     return Math.max(floor, Math.min(this.#maxRequestBytes, Math.floor(wanted)));
   }
 }
@@ -84,6 +86,12 @@ export class RequestSizer {
 function keep(samples: number[], value: number): void {
   samples.push(value);
   if (samples.length > SAMPLES_KEPT) samples.shift();
+}
+
+/** The value a quarter of `values` are at or above (nearest rank). */
+function upperQuartile(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.75))] as number;
 }
 
 function median(values: readonly number[]): number {
