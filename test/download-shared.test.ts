@@ -13,6 +13,7 @@ import { StatsRecorder } from '../src/download/stats.js';
 import { compareIdentity } from '../src/download/identity.js';
 import { blocksPerRequest, planRequests, shrinkingBlocksPerRequest } from '../src/download/request-planner.js';
 import { HEAD_WAIT_MULTIPLE, RequestSizer } from '../src/download/request-sizer.js';
+import { keepLast, median, upperQuartile } from '../src/download/samples.js';
 import { DigestMismatchError, InvalidArgumentError } from '../src/errors.js';
 import { MemoryCache } from './helpers/memory-cache.js';
 
@@ -257,6 +258,19 @@ describe('request planning', () => {
       { firstBlock: 6, lastBlock: 6, from: 600, to: 699 },
       { firstBlock: 8, lastBlock: 10, from: 800, to: 1006 },
     ]);
+  });
+});
+
+describe('sample windows', () => {
+  it('keeps the last few values, and takes their median and upper quartile', () => {
+    const values: number[] = [];
+    for (const v of [5, 1, 9, 3]) keepLast(values, v, 3);
+    expect(values).toEqual([1, 9, 3]);
+    expect(median(values)).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(upperQuartile(values)).toBe(9);
+    expect(median([])).toBeUndefined();
+    expect(upperQuartile([])).toBeUndefined();
   });
 });
 

@@ -54,6 +54,7 @@ import { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
 import { shrinkingBlocksPerRequest, planRequests, type PlannedRequest } from './request-planner.js';
 import { RequestSizer, type RequestTimings } from './request-sizer.js';
+import { keepLast, median } from './samples.js';
 import { StatsRecorder, type DownloadStats } from './stats.js';
 import { createTailStream, type TailStreamOptions } from './tail-stream.js';
 
@@ -628,12 +629,11 @@ export class CachingDownloader {
       running?.delete(sink);
       const now = performance.now();
       const rate = sink.rateSoFar(now, 1);
-      if (rate !== undefined && rate > 0) {
-        this.#endedRates.push(rate);
-        if (this.#endedRates.length > ENDED_RATES_KEPT) this.#endedRates.shift();
+      if (rate !== undefined && rate > 0) keepLast(this.#endedRates, rate, ENDED_RATES_KEPT);
+      if (this.#sizer !== undefined) {
+        const timings = sink.timings(now);
+        if (timings !== undefined) this.#sizer.requestEnded(timings);
       }
-      const timings = sink.timings(now);
-      if (this.#sizer !== undefined && timings !== undefined) this.#sizer.requestEnded(timings);
     }
   }
 
@@ -1062,12 +1062,4 @@ function nextOrTimeout(queue: PQueue, ms: number | undefined): Promise<void> {
     const timer = ms === undefined ? undefined : setTimeout(done, ms);
     queue.once('next', done);
   });
-}
-
-/** The median of `values`; undefined when there are none. */
-function median(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }

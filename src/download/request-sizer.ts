@@ -37,6 +37,7 @@
  * ```
  */
 import { SMALLEST_SHARE_BYTES } from './request-planner.js';
+import { keepLast, median, upperQuartile } from './samples.js';
 
 /** Requests ask for this many times what a connection receives during an idle head wait. */
 export const HEAD_WAIT_MULTIPLE = 64;
@@ -70,32 +71,17 @@ export class RequestSizer {
   /** Records an ended request. */
   requestEnded(t: RequestTimings): void {
     if (!(t.idleHeadWaitMs >= 0) || !(t.bytes > 0) || !(t.bodyMs > 0)) return;
-    keep(this.#idleWaits, t.idleHeadWaitMs);
-    keep(this.#rates, t.bytes / t.bodyMs);
+    keepLast(this.#idleWaits, t.idleHeadWaitMs, SAMPLES_KEPT);
+    keepLast(this.#rates, t.bytes / t.bodyMs, SAMPLES_KEPT);
   }
 
   /** The bytes the next request may ask for. */
   capBytes(): number {
     const floor = Math.min(SMALLEST_SHARE_BYTES, this.#maxRequestBytes);
-    if (this.#rates.length === 0) return floor;
-    const wanted = HEAD_WAIT_MULTIPLE * upperQuartile(this.#idleWaits) * median(this.#rates);
+    const idleWait = upperQuartile(this.#idleWaits);
+    const rate = median(this.#rates);
+    if (idleWait === undefined || rate === undefined) return floor;
+    const wanted = HEAD_WAIT_MULTIPLE * idleWait * rate;
     return Math.max(floor, Math.min(this.#maxRequestBytes, Math.floor(wanted)));
   }
-}
-
-function keep(samples: number[], value: number): void {
-  samples.push(value);
-  if (samples.length > SAMPLES_KEPT) samples.shift();
-}
-
-/** The value a quarter of `values` are at or above (nearest rank). */
-function upperQuartile(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.75))] as number;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
