@@ -12,7 +12,7 @@ import {
 import { StatsRecorder } from '../src/download/stats.js';
 import { compareIdentity } from '../src/download/identity.js';
 import { blocksPerRequest, planRequests, shrinkingBlocksPerRequest } from '../src/download/request-planner.js';
-import { HEAD_WAIT_MULTIPLE, RequestSizer } from '../src/download/request-sizer.js';
+import { HEAD_WAIT_MULTIPLE, REMOTE_ANSWER_MS, RequestSizer } from '../src/download/request-sizer.js';
 import { keepLast, median, upperQuartile } from '../src/download/samples.js';
 import { DigestMismatchError, InvalidArgumentError } from '../src/errors.js';
 import { MemoryCache } from './helpers/memory-cache.js';
@@ -280,6 +280,26 @@ describe('RequestSizer', () => {
   it('asks for the 4 MiB floor until a request has ended', () => {
     expect(new RequestSizer(64 * MiB).capBytes()).toBe(4 * MiB);
     expect(new RequestSizer(MiB).capBytes()).toBe(MiB); // a cap below the floor wins
+  });
+
+  it('before any request ended, a first look that idled REMOTE_ANSWER_MS or more asks for the cap', () => {
+    const sizer = new RequestSizer(64 * MiB);
+    sizer.firstLooked(REMOTE_ANSWER_MS);
+    expect(sizer.capBytes()).toBe(64 * MiB);
+    sizer.firstLooked(REMOTE_ANSWER_MS - 0.1); // a quicker answer (loopback: under 1 ms)
+    expect(sizer.capBytes()).toBe(4 * MiB);
+    sizer.firstLooked(undefined); // a reader that did not measure it
+    expect(sizer.capBytes()).toBe(4 * MiB);
+    const small = new RequestSizer(MiB);
+    small.firstLooked(50);
+    expect(small.capBytes()).toBe(MiB); // never above the caller's cap
+  });
+
+  it('once requests have ended, what they showed wins over the first look', () => {
+    const sizer = new RequestSizer(64 * MiB);
+    sizer.firstLooked(50);
+    for (let i = 0; i < 16; i++) sizer.requestEnded({ idleHeadWaitMs: 0, bytes: 4 * MiB, bodyMs: 40 });
+    expect(sizer.capBytes()).toBe(4 * MiB);
   });
 
   it('sizes requests from the idle head wait and the body rate: 64 times what a connection receives while idle', () => {

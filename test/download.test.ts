@@ -602,6 +602,23 @@ describe('request sizes follow the idle head waits', () => {
     expect(reader.requests.length).toBeLessThan(12);
   });
 
+  it('a first look that idled 10 ms or more for its answer sizes the first round beyond the floor', async () => {
+    const size = 96 * MiB;
+    const lengthsWith = async (firstAnswerIdleMs: number): Promise<number[]> => {
+      const reader = new FakeReader({ size, chunkSize: MiB, delayMs: 30, firstAnswerIdleMs });
+      const cache = MemoryCache.create(size, MiB);
+      const status = await new CachingDownloader(reader, cache, { concurrency: 2 }).run();
+      expect(status.complete, status.error?.message).toBe(true);
+      expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+      return reader.requests.map((r) => (r.to - r.from + 1) / MiB);
+    };
+    // A remote across a network: the first two requests take their shares
+    // of what is left (half of 96 MiB, then half of the other 48).
+    expect((await lengthsWith(30)).slice(0, 2)).toEqual([48, 24]);
+    // Loopback's first look idles well under 1 ms: the first round stays at the floor.
+    expect((await lengthsWith(0.4)).slice(0, 2)).toEqual([4, 4]);
+  });
+
   it('a server whose heads come while the process is busy gets 4 MiB requests (what a kill loses stays small)', async () => {
     const size = 64 * MiB;
     const reader = new FakeReader({ size, chunkSize: MiB });

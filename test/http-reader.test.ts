@@ -90,6 +90,15 @@ describe('discovery: the first request is block 0', () => {
     expect(await reader.contentLengthAndBlockSize()).toBe(info);
   });
 
+  it('tells how long the process idled while the first look waited for its answer', async () => {
+    const server = await serve();
+    server.script(() => ({ kind: 'normal', delayMs: 60 }));
+    const info = await open(server.url).contentLengthAndBlockSize();
+    // The 60 ms before the head were idle here (the in-process server only
+    // waits on a timer); the bound leaves room for a loaded machine.
+    expect(info.firstAnswerIdleMs).toBeGreaterThanOrEqual(40);
+  });
+
   it('serves any range inside the first response from it', async () => {
     const server = await serve();
     const reader = open(server.url);

@@ -53,6 +53,7 @@ import { PrefixWatcher } from './prefix-watcher.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
 import { shrinkingBlocksPerRequest, planRequests, type PlannedRequest } from './request-planner.js';
+import { idleMs } from './idle-time.js';
 import { RequestSizer, type RequestTimings } from './request-sizer.js';
 import { keepLast, median } from './samples.js';
 import { StatsRecorder, type DownloadStats } from './stats.js';
@@ -386,6 +387,7 @@ export class CachingDownloader {
     let flushed = false;
     try {
       const info = await this.#look(run);
+      this.#sizer?.firstLooked(info.firstAnswerIdleMs);
       this.#confirmed = true;
       this.#prefix.poke();
       this.#events.emit({ type: 'start', info, connections: this.#connections(info), stats: run.stats.snapshot() });
@@ -871,7 +873,7 @@ class CacheSink implements BodySink {
   /** When the request started (performance.now()), for its rate so far. */
   readonly #startedAt = performance.now();
   /** The event loop's idle time (ms, cumulative) when the request started. */
-  readonly #idleAtStart = performance.eventLoopUtilization().idle;
+  readonly #idleAtStart = idleMs();
   /** How long the event loop was idle while the request waited for its first body byte; undefined before that byte. */
   #idleHeadWaitMs: number | undefined;
   /** When the first body byte arrived (performance.now()). */
@@ -937,7 +939,7 @@ class CacheSink implements BodySink {
 
   write(chunk: Uint8Array, offset: number): void | Promise<void> {
     if (this.#idleHeadWaitMs === undefined) {
-      this.#idleHeadWaitMs = performance.eventLoopUtilization().idle - this.#idleAtStart;
+      this.#idleHeadWaitMs = idleMs() - this.#idleAtStart;
       this.#firstByteAt = performance.now();
     }
     this.#nextByte = offset + chunk.length;

@@ -189,7 +189,14 @@ export class HubFileReader implements Reader {
       etag: `"${file.lfs?.oid ?? file.oid}"`,
       digest: this.#digest,
     });
-    return Object.freeze({ contentLength: info.contentLength, blockSize: info.blockSize, identity, rangesSupported: info.rangesSupported, pinned: true });
+    return Object.freeze({
+      contentLength: info.contentLength,
+      blockSize: info.blockSize,
+      identity,
+      rangesSupported: info.rangesSupported,
+      pinned: true,
+      ...(info.firstAnswerIdleMs === undefined ? {} : { firstAnswerIdleMs: info.firstAnswerIdleMs }),
+    });
   }
 
   #currentInner(signal: AbortSignal | undefined): Promise<Inner> {

@@ -25,6 +25,7 @@ import type { RangeRequester, RangeRequestOptions } from './range-connections.js
 import { networkError, statusError } from './failures.js';
 import { headerValue, parseContentLength, parseContentRange } from './headers.js';
 import { compareIdentity } from '../download/identity.js';
+import { idleMs } from '../download/idle-time.js';
 import { pinHeaders, pinKind } from './identity.js';
 import { resolveHttpReaderOptions, type HttpReaderOptions, type ResolvedHttpReaderOptions } from './options.js';
 import { followRedirect, REDIRECT_STATUSES } from './redirect.js';
@@ -279,7 +280,9 @@ export class HttpReader implements Reader {
   async #discover(signal: AbortSignal | undefined): Promise<ContentInfo> {
     if (signal?.aborted) throw signal.reason;
     const blockSize = this.#options.blockSize;
+    const idleBefore = idleMs();
     let exchange = await this.#send(this.#origin, { range: `bytes=0-${blockSize - 1}` }, signal);
+    let idleWhileAsking = idleMs() - idleBefore;
     let bare416 = false;
     if (exchange.response.statusCode === 416 && headerValue(exchange.response.headers, 'content-range') === undefined) {
       bare416 = true;
@@ -288,6 +291,7 @@ export class HttpReader implements Reader {
       // whole file without Range, whose Content-Length does tell.
       discard(exchange.response.body);
       exchange = await this.#send(this.#origin, {}, signal);
+      idleWhileAsking = idleMs() - idleBefore;
       if (exchange.response.statusCode !== 200) {
         const { statusCode: status, headers } = exchange.response;
         discard(exchange.response.body);
@@ -323,6 +327,7 @@ export class HttpReader implements Reader {
         identity,
         rangesSupported,
         pinned: pinKind(identity) !== 'none',
+        firstAnswerIdleMs: idleWhileAsking,
       });
     } catch (err) {
       release(response.body);

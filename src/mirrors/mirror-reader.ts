@@ -226,6 +226,7 @@ export class MirrorReader implements Reader {
       identity: setIdentity(used, digest),
       rangesSupported: primary.rangesSupported,
       pinned: used.every((m) => m.info?.pinned === true),
+      ...(primary.firstAnswerIdleMs === undefined ? {} : { firstAnswerIdleMs: primary.firstAnswerIdleMs }),
     });
   }
 

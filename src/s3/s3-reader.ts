@@ -35,6 +35,7 @@ import type { S3Config } from './config.js';
 import { readS3ErrorBody, s3StatusError } from './s3-errors.js';
 import { S3Signer } from './signer.js';
 import { bucketUrl, s3UrlOf } from './url.js';
+import { idleMs } from '../download/idle-time.js';
 import { SharedLook, checkReaderRange, emptyBody } from '../download/reader-parts.js';
 
 /** What an {@link S3Reader} reads and how. `bucket`, `key` and `config` are required. */
@@ -221,7 +222,9 @@ export class S3Reader implements Reader {
   }
 
   async #discover(signal: AbortSignal | undefined): Promise<ContentInfo> {
+    const idleBefore = idleMs();
     const response = await this.#send('HEAD', { 'x-amz-checksum-mode': 'ENABLED' }, signal);
+    const firstAnswerIdleMs = idleMs() - idleBefore;
     release(response.body);
     const { statusCode: status, headers } = response;
     if (status !== 200) throw await this.#explain(status, headers, signal);
@@ -243,7 +246,14 @@ export class S3Reader implements Reader {
       ...(lastModified === undefined ? {} : { lastModified }),
       ...(digest === undefined ? {} : { digest }),
     });
-    return Object.freeze({ contentLength: size, blockSize: this.#options.blockSize, identity, rangesSupported: true, pinned: pinKind(identity) !== 'none' });
+    return Object.freeze({
+      contentLength: size,
+      blockSize: this.#options.blockSize,
+      identity,
+      rangesSupported: true,
+      pinned: pinKind(identity) !== 'none',
+      firstAnswerIdleMs,
+    });
   }
 
   /**

@@ -75,6 +75,8 @@ export interface FakeReaderOptions {
   readonly chunkDelayMs?: number;
   /** Per-request script, consulted first; `n` counts requests from 0. */
   readonly script?: (request: { from: number; to: number; n: number }) => FakeFault | undefined;
+  /** What the first look says the process idled while it waited for the answer (`ContentInfo.firstAnswerIdleMs`). @default undefined */
+  readonly firstAnswerIdleMs?: number;
   /** Failures of contentLengthAndBlockSize before it answers. @default 0 */
   readonly lookFailures?: number;
 }
@@ -127,6 +129,7 @@ export class FakeReader implements Reader {
       identity: { url: this.name, size: this.#o.size, etag: '"v1"', ...this.#o.identity },
       rangesSupported: this.#o.rangesSupported ?? true,
       pinned: true,
+      ...(this.#o.firstAnswerIdleMs === undefined ? {} : { firstAnswerIdleMs: this.#o.firstAnswerIdleMs }),
     };
   }
 

@@ -56,7 +56,8 @@ export interface RecordedRequest {
  * - `hang`: read the request and never answer (no headers);
  * - `normal`: the normal answer with `headers` overridden last (a `null`
  *   value removes a header; without Content-Length the body is chunked),
- *   and with `ignoreRange` a 200 instead of a 206.
+ *   with `ignoreRange` a 200 instead of a 206, and with `delayMs` that long
+ *   before the head (a server across a network).
  */
 export type Fault =
   | { readonly kind: 'status'; readonly status: number; readonly headers?: Record<string, string>; readonly body?: string }
@@ -68,7 +69,12 @@ export type Fault =
   | { readonly kind: 'extra'; readonly bytes: number }
   | { readonly kind: 'redirect'; readonly location: string; readonly status?: number }
   | { readonly kind: 'hang' }
-  | { readonly kind: 'normal'; readonly headers?: Record<string, string | readonly string[] | null>; readonly ignoreRange?: boolean };
+  | {
+      readonly kind: 'normal';
+      readonly headers?: Record<string, string | readonly string[] | null>;
+      readonly ignoreRange?: boolean;
+      readonly delayMs?: number;
+    };
 
 /** Decides per request; return nothing for the normal answer. May call `setContent`. */
 export type Script = (request: RecordedRequest) => Fault | undefined | void;
@@ -231,6 +237,7 @@ export async function startFaultServer(options: FaultServerOptions): Promise<Fau
   /** The normal answer for the file, with a fault applied to it if any. */
   async function serveFile(req: IncomingMessage, res: ServerResponse, fault: Fault | undefined): Promise<void> {
     const size = sizeOf(content);
+    if (fault?.kind === 'normal' && fault.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
     const served = content; // a setContent during the body does not change this answer
     const headers = fileHeaders();
     if (
