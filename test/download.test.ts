@@ -11,7 +11,7 @@ import { CachingDownloader } from '../src/download/caching-downloader.js';
 import type { DownloadEvent, DownloadStatus } from '../src/download/caching-options.js';
 import { RateLimiter, type RateClock } from '../src/download/rate-limiter.js';
 import { BlockfetchError, InvalidArgumentError, RemoteChangedError } from '../src/errors.js';
-import { FakeReader, transient } from './helpers/fake-reader.js';
+import { FakeReader, transient, type FakeRequest } from './helpers/fake-reader.js';
 import { MemoryCache } from './helpers/memory-cache.js';
 import { firstMisplaced, payload } from './helpers/payload.js';
 
@@ -553,6 +553,44 @@ describe('the tail: a free connection takes over half of a slow request', () => 
     // The slow request was at most a few blocks in when the split came.
     expect(takeover?.from).toBeLessThanOrEqual(4 * 16 * KiB);
     expect(reader.requests[0]?.delivered).toBeLessThanOrEqual(4 * 16 * KiB);
+  });
+
+  it('a slow route gives up its blocks ahead while requests are still being planned, a plan-sized piece at a time', async () => {
+    const MiB = 1 << 20;
+    const size = 48 * MiB;
+    // Request 0 (the first 8 MiB) crawls at 64 KiB per 20 ms (3.2 MB/s); the
+    // others deliver 64 KiB per ms. The plan still has 20 MiB to hand out
+    // when the first fast requests end.
+    const reader = new FakeReader({ size, chunkSize: 64 * 1024, chunkDelayMs: 1, script: ({ n }) => (n === 0 ? { chunkDelayMs: 20 } : undefined) });
+    const cache = MemoryCache.create(size, MiB);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 8 * MiB }).run();
+    expect(status.complete, status.error?.message).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+    const requests = reader.requests;
+    expect(requests[0]).toMatchObject({ from: 0, to: 8 * MiB - 1 });
+    const firstTakeover = requests.findIndex((r) => r.from > 0 && r.from < 8 * MiB);
+    const lastPlanned = requests.findIndex((r) => r.to === size - 1);
+    // Its blocks were taken over before the plan reached the file's end...
+    expect(firstTakeover).toBeGreaterThan(0);
+    expect(firstTakeover).toBeLessThan(lastPlanned);
+    // ...from the top, in a piece no larger than the request the plan made next.
+    const piece = requests[firstTakeover] as FakeRequest;
+    const nextPlanned = requests.slice(firstTakeover + 1).find((r) => r.from >= 8 * MiB) as FakeRequest;
+    expect(piece.to).toBe(8 * MiB - 1);
+    expect(piece.to - piece.from).toBeLessThanOrEqual(nextPlanned.to - nextPlanned.from);
+    expect(requests[0]?.delivered).toBeLessThan(4 * MiB);
+  });
+
+  it('requests that run alike are not split while requests are still being planned, however large', async () => {
+    const MiB = 1 << 20;
+    const size = 48 * MiB;
+    const reader = new FakeReader({ size, chunkSize: 64 * 1024, chunkDelayMs: 1 });
+    const cache = MemoryCache.create(size, MiB);
+    const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 16 * MiB }).run();
+    expect(status.complete, status.error?.message).toBe(true);
+    const lastPlanned = reader.requests.findIndex((r) => r.to === size - 1);
+    // Up to the plan's last request, every request starts where the one before it ended.
+    reader.requests.slice(1, lastPlanned + 1).forEach((r, i) => expect(r.from).toBe((reader.requests[i] as FakeRequest).to + 1));
   });
 
   it('a request that will end soon is not split: a free connection waits instead of cutting it', async () => {

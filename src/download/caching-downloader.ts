@@ -145,6 +145,23 @@ class GatherBuffers {
  */
 const SPLIT_MIN_MS = 50;
 
+/**
+ * While requests are still being planned, a running request is split early
+ * only when its body rate so far is under this share of the median body
+ * rate of the running requests (see `#splitLaggard`): a slow route, not a
+ * request that is merely large.
+ */
+const LAGGARD_RATE_SHARE = 0.5;
+
+/** A running request the tail may split: its blocks ahead, how long they would take at its rate, and that rate. */
+interface Victim {
+  readonly sink: CacheSink;
+  readonly first: number;
+  readonly last: number;
+  readonly ms: number;
+  readonly rate: number;
+}
+
 /** How many ended requests' rates the tail keeps to judge what a new request will get. */
 const ENDED_RATES_KEPT = 8;
 
@@ -572,8 +589,18 @@ export class CachingDownloader {
           ? []
           : [{ firstBlock: 0, lastBlock: this.#numBlocks - 1, from: 0, to: this.#contentLength - 1 }];
       const running = new Set<CacheSink>();
+      const canSplit = info.rangesSupported && connections > 1;
       for (const request of requests) {
         if (run.signal.aborted) break;
+        // The next request is about to be made: a request on a far slower
+        // route gives up its blocks ahead first (#splitLaggard).
+        const planned = request.lastBlock - request.firstBlock + 1;
+        for (let split = canSplit ? this.#splitLaggard(running, connections, planned) : undefined; split !== undefined && !run.signal.aborted; ) {
+          const taken = split;
+          void queue.add(() => this.#fetch(run, taken, true, running));
+          await queue.onSizeLessThan(1);
+          split = this.#splitLaggard(running, connections, planned);
+        }
         void queue.add(() => this.#fetch(run, request, info.rangesSupported, running));
         // Plan lazily: one request waits for a connection, so the next is
         // sized from the requests that ended until just before it.
@@ -581,7 +608,7 @@ export class CachingDownloader {
       }
       // Nothing left to plan: a connection that comes free takes over part
       // of what the slowest request still has ahead of it (#splitTail).
-      while (!run.signal.aborted && info.rangesSupported && connections > 1) {
+      while (!run.signal.aborted && canSplit) {
         const free = queue.size === 0 && queue.pending < connections;
         if (free) {
           const split = this.#splitTail(running);
@@ -650,7 +677,7 @@ export class CachingDownloader {
    */
   #splitTail(running: ReadonlySet<CacheSink>): PlannedRequest | undefined {
     const now = performance.now();
-    let best: { sink: CacheSink; first: number; last: number; ms: number; rate: number } | undefined;
+    let best: Victim | undefined;
     const rates = new Map<CacheSink, number>();
     for (const sink of running) {
       const rate = sink.rateSoFar(now);
@@ -661,6 +688,52 @@ export class CachingDownloader {
       if (ms > SPLIT_MIN_MS && (best === undefined || ms > best.ms)) best = { sink, first, last, ms, rate };
     }
     if (best === undefined) return undefined;
+    return this.#cut(best, rates);
+  }
+
+  /**
+   * While requests are still being planned: a running request whose body
+   * rate so far is under {@link LAGGARD_RATE_SHARE} of the median of the
+   * running requests' body rates, and whose blocks ahead would take longer
+   * at that rate than the rest of the download at the median rate on the
+   * other connections, gives up its upper blocks now, as the tail would
+   * later (a share by speed, as `#cut` takes it), but at most `maxBlocks`
+   * (the size of the request the plan made next) at a time: the next free
+   * connection takes the next piece. Without this, a slow route's request
+   * holds its blocks until nothing is left to plan, and the tail then splits
+   * them into many small requests at once. Body rates, from each request's
+   * first byte: a request still waiting for its head is not slow, only far.
+   */
+  #splitLaggard(running: ReadonlySet<CacheSink>, connections: number, maxBlocks: number): PlannedRequest | undefined {
+    const now = performance.now();
+    const rates = new Map<CacheSink, number>();
+    for (const sink of running) {
+      const rate = sink.bodyRateSoFar(now);
+      if (rate !== undefined) rates.set(sink, rate);
+    }
+    if (rates.size < 2) return undefined;
+    const typical = median([...rates.values()]);
+    if (typical === undefined || typical <= 0) return undefined;
+    const outstandingBytes = this.#contentLength - this.#cache.cachedBytesAndBlocks().bytes;
+    let best: Victim | undefined;
+    for (const [sink, rate] of rates) {
+      if (rate >= LAGGARD_RATE_SHARE * typical) continue;
+      const { first, last } = sink.spareBlocks;
+      if (last < first) continue;
+      const spareBytes = this.#blockEnd(last) - first * this.#blockSize + 1;
+      const ms = spareBytes / Math.max(rate, Number.MIN_VALUE);
+      const othersMs = (outstandingBytes - spareBytes) / (typical * Math.max(1, connections - 1));
+      if (ms > SPLIT_MIN_MS && ms > othersMs && (best === undefined || ms > best.ms)) best = { sink, first, last, ms, rate };
+    }
+    return best === undefined ? undefined : this.#cut(best, rates, maxBlocks);
+  }
+
+  /**
+   * Takes the upper part of `best`'s blocks ahead, at most `maxBlocks`, for
+   * a new request: the victim keeps what its rate gets through while the
+   * median rate of the other requests does the rest.
+   */
+  #cut(best: Victim, rates: ReadonlyMap<CacheSink, number>, maxBlocks = Number.POSITIVE_INFINITY): PlannedRequest {
     const spare = best.last - best.first + 1;
     // Shares by speed, so both sides end together: the victim keeps what its
     // rate gets through while the median rate of the other requests (those
@@ -671,7 +744,7 @@ export class CachingDownloader {
     for (const [sink, rate] of rates) if (sink !== best.sink) otherRates.push(rate);
     const others = median(otherRates) ?? best.rate;
     const share = best.rate + others === 0 ? 0.5 : best.rate / (best.rate + others);
-    const taken = Math.max(1, spare - Math.round(spare * share));
+    const taken = Math.max(1, Math.min(maxBlocks, spare - Math.round(spare * share)));
     const firstBlock = best.last - taken + 1;
     best.sink.shrinkTo(firstBlock - 1);
     return { firstBlock, lastBlock: best.last, from: firstBlock * this.#blockSize, to: this.#blockEnd(best.last) };
@@ -910,6 +983,17 @@ class CacheSink implements BodySink {
     const age = now - this.#startedAt;
     if (age < minAgeMs) return undefined;
     return (this.#nextByte - this.#request.from) / age;
+  }
+
+  /**
+   * Bytes per ms since the first body byte; undefined until the body has
+   * run for `minBodyMs` (a request waiting for its head has no body rate).
+   */
+  bodyRateSoFar(now: number, minBodyMs = SPLIT_MIN_MS): number | undefined {
+    if (this.#idleHeadWaitMs === undefined) return undefined;
+    const bodyMs = now - this.#firstByteAt;
+    if (bodyMs < minBodyMs) return undefined;
+    return (this.#nextByte - this.#request.from) / bodyMs;
   }
 
   /**
