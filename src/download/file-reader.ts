@@ -19,7 +19,7 @@ export interface FileReaderOptions {
   /**
    * The block size the reader suggests to a new cache, in bytes: the same as
    * every other entry point's, so a copy resumes like a download.
-   * @default 2097152 (2 MiB, `DEFAULT_BLOCK_SIZE`)
+   * @default 1048576 (1 MiB, `DEFAULT_BLOCK_SIZE`)
    */
   readonly blockSize?: number;
   /**
