@@ -428,16 +428,18 @@ describe('RangeConnections', () => {
     expect(bodyErr).toMatchObject({ code: 'BLOCKFETCH_TIMEOUT' });
 
     // 4 MiB the consumer reads only after 3 times the idle timeout: the
-    // socket is paused meanwhile, and a paused body does not time out.
+    // socket is paused meanwhile, and a paused body does not time out. The
+    // wait is for the body's pause, not for the server's writes to block:
+    // the kernel's socket buffers (here up to 32 MiB to receive) may hold
+    // all 4 MiB, and then the server never blocks (that made this test hang
+    // once in five).
     const big = payload(0, 4 * 2 ** 20 - 1);
-    let blocked!: () => void;
-    const serverBlocked = new Promise<void>((resolve) => (blocked = resolve));
     const slowReader = await rawServer(({ socket }) => {
       socket.write(`HTTP/1.1 206 OK\r\ncontent-length: ${big.length}\r\n\r\n`);
-      if (!socket.write(big)) blocked();
+      socket.write(big);
     });
     const slow = await pool().request(new URL(slowReader.url), {}, { headersTimeoutMs: 10_000, bodyTimeoutMs: 150 });
-    await serverBlocked;
+    await until(() => slow?.body.paused === true);
     await new Promise((resolve) => setTimeout(resolve, 450));
     expect(slow?.body.paused).toBe(true);
     expect((await bodyOf(slow)).equals(big)).toBe(true);
