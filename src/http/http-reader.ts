@@ -291,7 +291,7 @@ export class HttpReader implements Reader {
       // whole file without Range, whose Content-Length does tell.
       discard(exchange.response.body);
       exchange = await this.#send(this.#origin, {}, signal);
-      idleWhileAsking = idleMs() - idleBefore;
+      idleWhileAsking = idleMs() - idleBefore; // both exchanges: the look waited for each
       if (exchange.response.statusCode !== 200) {
         const { statusCode: status, headers } = exchange.response;
         discard(exchange.response.body);
