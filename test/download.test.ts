@@ -626,12 +626,16 @@ describe('request sizes follow the idle head waits', () => {
 
   it('a server that keeps the process idle before each head gets requests far larger than 4 MiB after the first round', async () => {
     const size = 96 * MiB;
-    // 30 ms before every head, with nothing else to do meanwhile; bodies come at once.
-    const reader = new FakeReader({ size, chunkSize: MiB, delayMs: 30 });
+    // 30 ms before every head, with nothing else to do meanwhile; bodies
+    // come at once, cut from bytes made beforehand (making them while the
+    // other request waits would keep the process busy through its wait,
+    // and on a loaded machine through all of it).
+    const data = payload(0, size - 1);
+    const reader = new FakeReader({ size, chunkSize: MiB, delayMs: 30, content: (from, to) => data.subarray(from, to + 1) });
     const cache = MemoryCache.create(size, MiB);
     const status = await new CachingDownloader(reader, cache, { concurrency: 2 }).run();
     expect(status.complete, status.error?.message).toBe(true);
-    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+    expect(Buffer.from(cache.store.data).equals(data)).toBe(true);
     const lengths = reader.requests.map((r) => (r.to - r.from + 1) / MiB);
     // Nothing was measured for the first requests: the 4 MiB floor.
     expect(lengths.slice(0, 2)).toEqual([4, 4]);
@@ -642,12 +646,13 @@ describe('request sizes follow the idle head waits', () => {
 
   it('a first look that idled 10 ms or more for its answer sizes the first round beyond the floor', async () => {
     const size = 96 * MiB;
+    const data = payload(0, size - 1);
     const lengthsWith = async (firstAnswerIdleMs: number): Promise<number[]> => {
-      const reader = new FakeReader({ size, chunkSize: MiB, delayMs: 30, firstAnswerIdleMs });
+      const reader = new FakeReader({ size, chunkSize: MiB, delayMs: 30, firstAnswerIdleMs, content: (from, to) => data.subarray(from, to + 1) });
       const cache = MemoryCache.create(size, MiB);
       const status = await new CachingDownloader(reader, cache, { concurrency: 2 }).run();
       expect(status.complete, status.error?.message).toBe(true);
-      expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+      expect(Buffer.from(cache.store.data).equals(data)).toBe(true);
       return reader.requests.map((r) => (r.to - r.from + 1) / MiB);
     };
     // A remote across a network: the first two requests take their shares
