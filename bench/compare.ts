@@ -155,8 +155,9 @@ function timed(argv: string[]): Measured {
   const timeFile = join(tmpdir(), `bench-time-${process.pid}`);
   const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, ...argv], { stdio: ['ignore', 'ignore', 'inherit'] });
   const [wall, user, sys, rssKiB] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
-  // curl and aria2c never fsync; blockfetch fsyncs before its index may
-  // claim a block. A sync after each run puts them on the same footing.
+  // curl and the floor never fsync; aria2c fsyncs its file once at the end
+  // (strace, 2026-12-07), blockfetch as it goes and at the end. A sync after
+  // each run puts them all on the same footing.
   const syncStart = performance.now();
   spawnSync('sync');
   const syncS = (performance.now() - syncStart) / 1000;
