@@ -610,6 +610,34 @@ describe('the tail: a free connection takes over half of a slow request', () => 
     expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
   });
 
+  it('a process kept busy splits no request in the tail: the bytes ahead already wait in its own socket queues', async () => {
+    // As the first test above (request 0 crawls, the others are instant),
+    // but something else keeps the event loop busy all the while, as 8
+    // connections from a server on loopback do: a split could not be faster.
+    const KiB = 1024;
+    const size = 16 * 16 * KiB; // 16 blocks of 16 KiB, 4 requests of 64 KiB
+    const reader = new FakeReader({ size, chunkSize: 4 * KiB, script: ({ n }) => (n === 0 ? { chunkDelayMs: 10 } : undefined) });
+    const cache = MemoryCache.create(size, 16 * KiB);
+    let spinning = true;
+    const spin = (): void => {
+      const end = performance.now() + 2;
+      while (performance.now() < end) {
+        // busy: the loop never waits in its poll while this runs
+      }
+      if (spinning) setImmediate(spin);
+    };
+    spin();
+    try {
+      const status = await new CachingDownloader(reader, cache, { concurrency: 4, maxRequestBytes: 64 * KiB }).run();
+      expect(status.complete, status.error?.message).toBe(true);
+    } finally {
+      spinning = false;
+    }
+    expect(Buffer.from(cache.store.data).equals(payload(0, size - 1))).toBe(true);
+    expect(reader.requests.map((r) => [r.from, r.to])).toEqual([0, 1, 2, 3].map((i) => [i * 64 * KiB, (i + 1) * 64 * KiB - 1]));
+    expect(reader.requests[0]?.delivered).toBe(64 * KiB);
+  });
+
   it('requests are never split below two blocks ahead, and one block per request is never split', async () => {
     const size = 8 * 4096;
     const reader = new FakeReader({ size, chunkSize: 1024, script: ({ n }) => (n === 0 ? { chunkDelayMs: 5 } : undefined) });

@@ -53,7 +53,7 @@ import { PrefixWatcher } from './prefix-watcher.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ContentInfo, Reader } from './reader.js';
 import { shrinkingBlocksPerRequest, planRequests, type PlannedRequest } from './request-planner.js';
-import { idleMs } from './idle-time.js';
+import { IdleShare, idleMs } from './idle-time.js';
 import { RequestSizer, type RequestTimings } from './request-sizer.js';
 import { keepLast, median } from './samples.js';
 import { StatsRecorder, type DownloadStats } from './stats.js';
@@ -153,6 +153,23 @@ const SPLIT_MIN_MS = 50;
  */
 const LAGGARD_RATE_SHARE = 0.5;
 
+/**
+ * The tail splits a request only when the event loop was idle for at least
+ * this share of the last {@link TAIL_IDLE_WINDOW_MS}: a new connection adds
+ * speed only while the process waits for bytes. On loopback the loop was
+ * never idle (0.00 at every tail split of 1 GiB from nginx at c8, 3 runs):
+ * the bytes a request has ahead already sat in the socket queues, each
+ * split made the server send them again, and 1 GiB sent 11-23 MiB beyond
+ * the file. From the capped and slow-route bench servers the loop was idle
+ * 0.33-0.80 of the time at each split (c4, c8, c16). A process the network
+ * limits idles; one that limits itself does not, and once only a slow
+ * request runs, it idles too.
+ */
+const TAIL_MIN_IDLE_SHARE = 0.1;
+
+/** The window {@link TAIL_MIN_IDLE_SHARE} is measured over, in ms. */
+const TAIL_IDLE_WINDOW_MS = 100;
+
 /** A running request the tail may split: its blocks ahead, how long they would take at its rate, and that rate. */
 interface Victim {
   readonly sink: CacheSink;
@@ -239,6 +256,8 @@ export class CachingDownloader {
   readonly #gatherBuffers = new GatherBuffers();
   /** Bytes per ms of the last {@link ENDED_RATES_KEPT} requests that ended, oldest first (for the tail's shares). */
   readonly #endedRates: number[] = [];
+  /** How idle the event loop was of late (see {@link TAIL_MIN_IDLE_SHARE}); read as requests are planned, end and split. */
+  readonly #recentIdle = new IdleShare(TAIL_IDLE_WINDOW_MS);
   /** Sizes requests from the head waits and rates of those that ended; undefined when the caller fixed `maxRequestBytes`. */
   readonly #sizer: RequestSizer | undefined;
   #running = false;
@@ -589,6 +608,7 @@ export class CachingDownloader {
           ? []
           : [{ firstBlock: 0, lastBlock: this.#numBlocks - 1, from: 0, to: this.#contentLength - 1 }];
       const running = new Set<CacheSink>();
+      this.#recentIdle.sample(performance.now());
       const canSplit = info.rangesSupported && connections > 1;
       for (const request of requests) {
         if (run.signal.aborted) break;
@@ -657,6 +677,7 @@ export class CachingDownloader {
     } finally {
       running?.delete(sink);
       const now = performance.now();
+      this.#recentIdle.sample(now);
       const rate = sink.rateSoFar(now, 1);
       if (rate !== undefined && rate > 0) keepLast(this.#endedRates, rate, ENDED_RATES_KEPT);
       if (this.#sizer !== undefined) {
@@ -673,10 +694,11 @@ export class CachingDownloader {
    * replica) gives the upper part of them to a new request, as aria2 splits
    * a segment: a share by speed, half when the requests run alike. Only a
    * request whose blocks ahead would take more than {@link SPLIT_MIN_MS} is
-   * split.
+   * split, and only while the event loop idles ({@link TAIL_MIN_IDLE_SHARE}).
    */
   #splitTail(running: ReadonlySet<CacheSink>): PlannedRequest | undefined {
     const now = performance.now();
+    if ((this.#recentIdle.share(now) ?? 1) < TAIL_MIN_IDLE_SHARE) return undefined;
     let best: Victim | undefined;
     const rates = new Map<CacheSink, number>();
     for (const sink of running) {
@@ -706,6 +728,7 @@ export class CachingDownloader {
    */
   #splitLaggard(running: ReadonlySet<CacheSink>, connections: number, maxBlocks: number): PlannedRequest | undefined {
     const now = performance.now();
+    this.#recentIdle.sample(now);
     const rates = new Map<CacheSink, number>();
     for (const sink of running) {
       const rate = sink.bodyRateSoFar(now);
