@@ -57,14 +57,17 @@ process.on('beforeExit', () => {
   process.exit(1);
 });
 
-const code = await runCli({
+// Not a top-level await: the bin is this module bundled as CommonJS
+// (scripts/bundle-cli.mjs), which has none.
+void runCli({
   argv,
   stdout: process.stdout,
   stderr: process.stderr,
   signal: controller.signal,
+}).then((code) => {
+  settled = true;
+  process.exitCode = code;
+  // Everything the command opened is closed by now; this only guards against
+  // a stray handle (a keep-alive socket, a timer) keeping the process alive.
+  setTimeout(() => process.exit(code), 2000).unref();
 });
-settled = true;
-process.exitCode = code;
-// Everything the command opened is closed by now; this only guards against
-// a stray handle (a keep-alive socket, a timer) keeping the process alive.
-setTimeout(() => process.exit(code), 2000).unref();
