@@ -11,16 +11,16 @@
  * `module.enableCompileCache` writes one in a directory at run time; a
  * download must write nothing but its target's files), so the cache ships
  * beside the bundle and is only ever read. A 1 MiB download from nginx on
- * loopback (2026-12-08, 10 runs each, alternating): 0.16 CPU s with the
- * cache, 0.20 with the same bundle without it, 0.20-0.22 for the ES module
- * chunks before.
+ * loopback (2026-12-08, 10 runs each, alternating): 0.17 CPU s with the
+ * cache (median), 0.20 for the ES module chunks before; an experimental
+ * loader of the same bundle without a cache took 0.20.
  *
  * V8 checks the cache against its own version and flags, and the source
  * only by its length: under another Node, or with flags that change code
  * generation, it rejects the cache, but it would take the cache of another
  * source of the same length and run the wrong code. So the cache file
- * starts with the SHA-256 of the source it was made from (0.6 ms for the
- * bundle's 840 KiB), and a cache of any other source is not used. Either
+ * starts with the SHA-256 of the source it was made from (1.7-2.4 ms for
+ * the bundle's 840 KiB, the first hash of a process), and a cache of any other source is not used. Either
  * way the bundle then compiles as usual.
  *
  * @example
