@@ -24,9 +24,9 @@
  *
  *   node scripts/bundle-cli.mjs
  */
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { trainCodeCache } from './train-code-cache.mjs';
 
 const BUNDLE = 'dist/cli/blockfetch.cjs';
 
@@ -67,12 +67,4 @@ writeFileSync(
 
 // The code cache, from a run of the bundle itself.
 rmSync(`${BUNDLE}.v8cache`, { force: true });
-const code = await new Promise((resolve, reject) => {
-  const child = spawn(process.execPath, ['scripts/train-code-cache.mjs', BUNDLE], { stdio: 'inherit' });
-  child.on('error', reject);
-  child.on('exit', (exitCode, signal) => resolve(exitCode ?? signal));
-});
-if (code !== 0) {
-  console.error(`bundle-cli: the training run for the code cache failed (${code})`);
-  process.exit(1);
-}
+await trainCodeCache(BUNDLE);

@@ -33,7 +33,10 @@ function writeBundle(name: string, key: string): string {
   return file;
 }
 
-const ran = (key: string): unknown => (globalThis as Record<string, unknown>)[key];
+/** Checks that the bundle `name` ran as a CommonJS module and recorded so under `key`. */
+function expectRan(key: string, name: string): void {
+  expect((globalThis as Record<string, unknown>)[key]).toEqual({ file: name, dir, answer: 42, self: true });
+}
 
 /** Makes `file`'s code cache in another process (test/helpers/make-code-cache.ts). */
 async function makeCodeCache(file: string): Promise<void> {
@@ -48,7 +51,7 @@ describe('loadBundle', () => {
     expect(bundle.cacheFound).toBe(false);
     expect(bundle.cacheRejected).toBe(false);
     bundle.run();
-    expect(ran('bundlePlain')).toEqual({ file: 'plain.cjs', dir, answer: 42, self: true });
+    expectRan('bundlePlain', 'plain.cjs');
   });
 
   it('takes the cache a run of the same bundle made', async () => {
@@ -58,7 +61,7 @@ describe('loadBundle', () => {
     expect(bundle.cacheFound).toBe(true);
     expect(bundle.cacheRejected).toBe(false);
     bundle.run();
-    expect(ran('bundleCached')).toEqual({ file: 'cached.cjs', dir, answer: 42, self: true });
+    expectRan('bundleCached', 'cached.cjs');
     expect(loadBundle(file, false).cacheFound).toBe(false); // asked not to read it
   });
 
@@ -73,7 +76,7 @@ describe('loadBundle', () => {
     expect(bundle.cacheFound).toBe(true);
     expect(bundle.cacheRejected).toBe(true);
     bundle.run();
-    expect(ran('bundleStale')).toEqual({ file: 'stale.cjs', dir, answer: 42, self: true });
+    expectRan('bundleStale', 'stale.cjs');
   });
 
   it('does not take a cache V8 rejects (another Node, other flags), and runs', async () => {
@@ -85,7 +88,7 @@ describe('loadBundle', () => {
     const bundle = loadBundle(file);
     expect(bundle.cacheRejected).toBe(true);
     bundle.run();
-    expect(ran('bundleForeign')).toEqual({ file: 'foreign.cjs', dir, answer: 42, self: true });
+    expectRan('bundleForeign', 'foreign.cjs');
   });
 
   it('keeps its cache beside the bundle', () => {

@@ -20,8 +20,8 @@
  * generation, it rejects the cache, but it would take the cache of another
  * source of the same length and run the wrong code. So the cache file
  * starts with the SHA-256 of the source it was made from (1.7-2.4 ms for
- * the bundle's 840 KiB, the first hash of a process), and a cache of any other source is not used. Either
- * way the bundle then compiles as usual.
+ * the bundle's 840 KiB, the first hash of a process), and a cache of any
+ * other source is not used. Either way the bundle then compiles as usual.
  *
  * @example
  * ```ts
@@ -40,8 +40,6 @@ import { Script } from 'node:vm';
 
 /** The bundle, compiled and ready to run. */
 export interface LoadedBundle {
-  /** The compiled script. */
-  readonly script: Script;
   /** True when a cache was found and V8 did not take it (another Node, other flags, another build). */
   readonly cacheRejected: boolean;
   /** Whether a cache file was found at all. */
@@ -93,7 +91,6 @@ export function loadBundle(bundle: string | URL, useCache = true): LoadedBundle 
     ...(cachedData === undefined ? {} : { cachedData }),
   });
   return {
-    script,
     cacheFound: cacheFile !== undefined,
     cacheRejected: cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected === true),
     createCodeCache: () => Buffer.concat([digest, script.createCachedData()]),
